@@ -1,0 +1,76 @@
+"""Typed errors. Each message names what was wrong and, where it helps, what is legal instead."""
+
+from __future__ import annotations
+
+
+class DistillError(Exception):
+    """Base of every error distill_es raises on purpose."""
+
+
+class IllegalTransition(DistillError):
+    """A command that the lifecycle does not allow from the session's current state."""
+
+    def __init__(self, command: str, state: str, legal: list[str], session_id: str = "") -> None:
+        self.command, self.state, self.legal, self.session_id = command, state, legal, session_id
+        where = f"session {session_id} is " if session_id else "the session is "
+        legal_text = ", ".join(legal) if legal else "none (terminal state)"
+        super().__init__(
+            f"cannot {command!r}: {where}{state!r}; legal commands from {state!r}: {legal_text}"
+        )
+
+
+class GuardRejected(IllegalTransition):
+    """The move exists from this state but its precondition does not hold."""
+
+    def __init__(
+        self, command: str, state: str, legal: list[str], reason: str, session_id: str = ""
+    ) -> None:
+        super().__init__(command, state, legal, session_id)
+        self.reason = reason
+        self.args = (f"{self.args[0]} ({reason})",)
+
+
+class UnknownCommand(IllegalTransition):
+    def __init__(self, command: str, state: str, legal: list[str], session_id: str = "") -> None:
+        super().__init__(command, state, legal, session_id)
+        self.args = (f"unknown command {command!r}; legal commands from {state!r}: {legal}",)
+
+
+class ConcurrentSessionWrite(DistillError):
+    """Another writer appended to the same session first; nothing of ours was written."""
+
+
+class SessionNotFound(DistillError):
+    pass
+
+
+class InvalidEdit(DistillError):
+    """An edit (or its payload) that cannot be validated or applied."""
+
+
+class InvalidTeacherOutput(DistillError):
+    """The teacher answered with something that does not fit the protocol."""
+
+
+class WorkspaceConflict(DistillError):
+    """The workspace is not in the state the engine needs (dirty tracked files, another session)."""
+
+
+class WorkspaceError(DistillError):
+    """The workspace is missing or malformed (no config.toml, corrupt TOML, bad benchmark)."""
+
+
+class BudgetExceeded(DistillError):
+    pass
+
+
+class CassetteMiss(DistillError):
+    """A recorded teacher was asked for a request it never saw (the session diverged)."""
+
+
+class TamperedLog(DistillError):
+    """The stored events of a session no longer chain: something was edited, deleted or reordered."""
+
+
+class SettingsError(DistillError):
+    pass

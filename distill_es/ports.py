@@ -1,0 +1,152 @@
+"""The engine's view of the outside world: one Protocol per port, and the values that cross them.
+
+Adapters in `distill_es.adapters` and `distill_es.workspace` implement these; tests and embedders
+may pass any object that fits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import Field
+
+from distill_es.domain.vocabulary import Edit, EditRiskTier, Value
+
+
+class BenchmarkTask(Value):
+    task_id: str = Field(min_length=1)
+    query: str
+    reference_answer: str
+    category: str | None = None
+    query_class: str | None = None
+
+
+class TraceRecord(Value):
+    trace_id: str
+    query: str = ""
+    result: str = ""
+    agent: str | None = None
+    model: str | None = None
+    outcome: str | None = None  # "success" | "failure" | None
+    feedback: float | None = None
+    started_at: float | None = None  # epoch seconds
+    query_class: str | None = None
+    steps: list[Any] = Field(default_factory=list)
+    total_tokens: int | None = None
+    latency_seconds: float | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class StudentResult(Value):
+    task_id: str
+    output: str = ""
+    model: str = ""
+    latency_seconds: float = 0.0
+    tokens_used: int = 0
+    error: str | None = None  # set when the student could not answer (after retries)
+
+
+class JudgeVerdict(Value):
+    score: float = Field(ge=0.0, le=1.0)
+    reasoning: str = ""
+
+
+class TaskScore(Value):
+    """One benchmark task scored on one workspace tree: the unit the gate is built from."""
+
+    task_id: str
+    score: float = Field(ge=0.0, le=1.0)
+    output: str = ""
+    model: str = ""
+    error: str | None = None
+    latency_seconds: float = 0.0
+
+
+class EditCheck(Value):
+    ok: bool
+    reason: str = ""
+
+
+class AppliedEdit(Value):
+    commit_sha: str  # full 40-hex sha of the edit's own commit
+    tree_sha: str  # tracked tree after the edit
+    changed_files: list[str] = Field(default_factory=list)
+
+
+# --- ports -------------------------------------------------------------------------------------
+
+
+class MessagesAPI(Protocol):
+    def create(self, **kwargs: Any) -> Any: ...
+
+
+@runtime_checkable
+class Teacher(Protocol):
+    """Anything shaped like `anthropic.Anthropic()`: `teacher.messages.create(...)` returns a Message."""
+
+    messages: MessagesAPI
+
+
+@runtime_checkable
+class TraceSource(Protocol):
+    def count(self) -> int: ...
+
+    def list(
+        self, limit: int = 20, agent: str | None = None, outcome: str | None = None
+    ) -> list[TraceRecord]: ...
+
+    def get(self, trace_id: str) -> TraceRecord | None: ...
+
+    def search(self, query: str, limit: int = 20) -> list[TraceRecord]: ...
+
+
+@runtime_checkable
+class StudentRunner(Protocol):
+    """Runs the student agent, as the workspace currently configures it, on benchmark tasks."""
+
+    def run(self, task: BenchmarkTask) -> StudentResult: ...
+
+    def run_many(self, tasks: Sequence[BenchmarkTask]) -> list[StudentResult]:
+        """Results in the order of `tasks`, whatever order they completed in."""
+        ...
+
+
+@runtime_checkable
+class Judge(Protocol):
+    def score(self, task: BenchmarkTask, output: str) -> JudgeVerdict: ...
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Scores benchmark tasks against the current workspace; results in the order of `tasks`."""
+
+    def score(self, tasks: Sequence[BenchmarkTask]) -> list[TaskScore]: ...
+
+
+@runtime_checkable
+class Workspace(Protocol):
+    """The student's files under git. Every write is one commit that carries the edit's trailers."""
+
+    root: Path
+
+    def validate(self, edit: Edit) -> EditCheck: ...
+
+    def preview(self, edit: Edit) -> str: ...
+
+    def apply(self, edit: Edit, *, session_id: str, risk_tier: EditRiskTier) -> AppliedEdit: ...
+
+    def revert(self, commit_sha: str, *, session_id: str, edit_id: str) -> str: ...
+
+    def head_sha(self) -> str: ...
+
+    def tree_sha(self) -> str: ...
+
+    def find_edit_commit(self, session_id: str, edit_id: str) -> str | None: ...
+
+    def find_revert_commit(self, session_id: str, edit_id: str) -> str | None: ...
+
+    def restore(self, sha: str) -> None: ...
+
+    def dirty_paths(self) -> list[str]: ...
