@@ -14,17 +14,13 @@ class IllegalTransition(DistillError):
         self.command, self.state, self.legal, self.session_id = command, state, legal, session_id
         where = f"session {session_id} is " if session_id else "the session is "
         legal_text = ", ".join(legal) if legal else "none (terminal state)"
-        super().__init__(
-            f"cannot {command!r}: {where}{state!r}; legal commands from {state!r}: {legal_text}"
-        )
+        super().__init__(f"cannot {command!r}: {where}{state!r}; legal commands from {state!r}: {legal_text}")
 
 
 class GuardRejected(IllegalTransition):
     """The move exists from this state but its precondition does not hold."""
 
-    def __init__(
-        self, command: str, state: str, legal: list[str], reason: str, session_id: str = ""
-    ) -> None:
+    def __init__(self, command: str, state: str, legal: list[str], reason: str, session_id: str = "") -> None:
         super().__init__(command, state, legal, session_id)
         self.reason = reason
         self.args = (f"{self.args[0]} ({reason})",)

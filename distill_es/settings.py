@@ -1,0 +1,121 @@
+"""Engine settings: `<home>/distill_es.toml`, every key optional, overridable in code.
+
+Sessions never edit this file. Unknown keys are refused so a typo is an error, not a silent default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from distill_es.domain.errors import SettingsError
+from distill_es.domain.payloads import describe_validation
+from distill_es.domain.vocabulary import AutonomyMode
+
+SETTINGS_FILE = "distill_es.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TeacherSettings(_Section):
+    model: str = "claude-opus-4-6"
+    max_tokens: int = Field(default=8192, ge=1)
+    prompt_caching: bool = True
+
+
+class StudentSettings(_Section):
+    base_url: str = "http://127.0.0.1:11434/v1"
+    model: str = ""  # empty: config.toml's routing / default_model
+    api_key_env: str = ""
+    concurrency: int = Field(default=8, ge=1, le=256)
+    timeout_seconds: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=20)
+
+
+class SessionSettings(_Section):
+    autonomy_mode: AutonomyMode = AutonomyMode.TIERED
+    min_traces: int = Field(default=20, ge=0)
+    max_cost_usd: float = Field(default=5.0, gt=0)
+    max_turns: int = Field(default=30, ge=1)
+
+
+class GateSettings(_Section):
+    max_regression: float = Field(default=0.01, ge=0.0, le=1.0)  # ε, as the paper
+    min_improvement: float = Field(default=0.0, ge=0.0, le=1.0)
+    subsample_size: int = Field(default=50, ge=1)
+    benchmark_version: str = "personal_v1"
+
+
+class Settings(_Section):
+    teacher: TeacherSettings = TeacherSettings()
+    student: StudentSettings = StudentSettings()
+    session: SessionSettings = SessionSettings()
+    gate: GateSettings = GateSettings()
+
+    @classmethod
+    def load(cls, home: Path, **overrides: Any) -> Settings:
+        """Read `<home>/distill_es.toml` (if present), apply env and then code overrides.
+
+        `overrides` use section names: `Settings.load(home, session={"autonomy_mode": "auto"})`.
+        """
+        path = Path(home) / SETTINGS_FILE
+        data: dict[str, Any] = {}
+        if path.exists():
+            try:
+                data = tomllib.loads(path.read_text(encoding="utf-8"))
+            except tomllib.TOMLDecodeError as exc:
+                raise SettingsError(f"{path}: not valid TOML ({exc})") from None
+        if url := os.environ.get("DISTILL_ES_STUDENT_URL"):
+            data.setdefault("student", {})["base_url"] = url
+        for section, values in overrides.items():
+            data.setdefault(section, {}).update(values)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise SettingsError(f"{path}: {describe_validation(exc)}") from None
+
+    def with_overrides(self, **overrides: dict[str, Any]) -> Settings:
+        data = self.model_dump(mode="json")
+        for section, values in overrides.items():
+            data.setdefault(section, {}).update(values)
+        try:
+            return Settings.model_validate(data)
+        except ValidationError as exc:
+            raise SettingsError(describe_validation(exc)) from None
+
+
+DEFAULT_SETTINGS_TOML = """\
+# distill_es engine settings. Every key is optional; the values shown are the defaults.
+# Sessions never edit this file.
+
+[teacher]
+# model = "claude-opus-4-6"      # any Anthropic model id
+# max_tokens = 8192
+# prompt_caching = true
+
+[student]                        # the default student: an OpenAI-compatible chat endpoint
+# base_url = "http://127.0.0.1:11434/v1"   # env DISTILL_ES_STUDENT_URL overrides
+# model = ""                     # empty: use config.toml's routing / default_model
+# api_key_env = ""               # name of the env var holding a key, if the endpoint needs one
+# concurrency = 8
+# timeout_seconds = 120
+# max_retries = 3
+
+[session]
+# autonomy_mode = "tiered"       # auto | tiered | manual
+# min_traces = 20
+# max_cost_usd = 5.0
+# max_turns = 30
+
+[gate]
+# max_regression = 0.01          # ε: how far any other cluster may drop
+# min_improvement = 0.0          # the target cluster must improve by more than this
+# subsample_size = 50
+# benchmark_version = "personal_v1"
+"""
