@@ -70,3 +70,7 @@ class TamperedLog(DistillError):
 
 class SettingsError(DistillError):
     pass
+
+
+class OpNotAvailable(InvalidEdit):
+    """A valid edit whose op this installation cannot apply (e.g. `lora_finetune` without a trainer)."""
