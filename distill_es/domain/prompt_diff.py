@@ -55,6 +55,8 @@ def _short(line: str, limit: int = 120) -> str:
 
 def _parse(diff: str) -> list[_Hunk]:
     lines = diff.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the terminator of the last line, not a blank line
     index = 0
     # File headers (`---`, `+++`, `diff`, `index`) and any preamble come before the first hunk.
     while index < len(lines) and not lines[index].startswith("@@"):
