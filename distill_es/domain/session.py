@@ -1,0 +1,683 @@
+"""The session aggregate: commands ask the lifecycle, then record; `evolve` only assigns.
+
+A command never performs a side effect. It is handed the *result* of one (a teacher response, a
+commit sha, a score), checks with `lifecycle.decide` that recording it is legal now, and records
+it as an event. `evolve` folds one event into state and is all that replay runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import singledispatchmethod
+from typing import Any
+from uuid import UUID, uuid4
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.utils import register_topic
+
+from distill_es.domain import events as ev
+from distill_es.domain import lifecycle
+from distill_es.domain.errors import DistillError
+from distill_es.domain.vocabulary import (
+    AutonomyMode,
+    BenchmarkSnapshot,
+    Edit,
+    EditOp,
+    EditOutcome,
+    EditRiskTier,
+    FailureCluster,
+    LearningPlan,
+    LearningSession,
+    SessionStatus,
+    Trigger,
+)
+
+
+@dataclass
+class TeacherCall:
+    call_key: str
+    purpose: str
+    model: str
+    request_digest: str
+    response: dict[str, Any]
+    usage: dict[str, int]
+    cost_usd: float
+    at: datetime
+
+
+@dataclass
+class DiagnoseTurn:
+    """One diagnose turn: the teacher's response and the tool results that answer it."""
+
+    call_key: str
+    response: dict[str, Any]
+    results: dict[str, ev.ToolCallCompleted] = field(default_factory=dict)
+
+    def tool_uses(self) -> list[dict[str, Any]]:
+        return [b for b in self.response.get("content", []) if b.get("type") == "tool_use"]
+
+
+@dataclass
+class EditProgress:
+    """Everything recorded about one planned edit, in the order it can happen."""
+
+    edit: Edit
+    risk_tier: EditRiskTier
+    route: str | None = None
+    preview: str = ""
+    check_ok: bool | None = None
+    check_reason: str = ""
+    pre_sha: str | None = None
+    commit_sha: str | None = None
+    tree_sha: str | None = None
+    changed_files: list[str] = field(default_factory=list)
+    applied_at: datetime | None = None
+    gate: ev.GateEvaluated | None = None
+    revert_sha: str | None = None
+    skipped_reason: str | None = None
+    approved_by: str | None = None
+    approval_note: str = ""
+    rejected_by: str | None = None
+    rejection_reason: str = ""
+    rolled_back_sha: str | None = None
+
+    @property
+    def outcome(self) -> str | None:
+        """The contract's outcome status, or None while the edit is still on its way."""
+        if self.rolled_back_sha:
+            return "rolled_back"
+        if self.rejected_by:
+            return "rejected_by_user"
+        if self.skipped_reason is not None:
+            return "skipped"
+        if self.check_ok is False:
+            return "rejected_by_gate"
+        if self.gate is not None:
+            return "applied" if self.gate.accepted else "rejected_by_gate"
+        if self.route == "review" and not self.approved_by:
+            return "pending_review"
+        return None
+
+    def to_outcome(self) -> EditOutcome | None:
+        status = self.outcome
+        if status is None:
+            return None
+        error = None
+        if status == "rejected_by_gate":
+            error = self.check_reason if self.check_ok is False else (self.gate.reason if self.gate else None)
+        elif status == "skipped":
+            error = self.skipped_reason
+        elif status == "rejected_by_user":
+            error = f"rejected by {self.rejected_by}: {self.rejection_reason}"
+        return EditOutcome(
+            edit_id=self.edit.id,
+            status=status,  # type: ignore[arg-type]
+            benchmark_delta=self.gate.delta if self.gate else None,
+            cluster_deltas=dict(self.gate.cluster_deltas) if self.gate else {},
+            error=error,
+            applied_at=self.applied_at if self.gate and self.gate.accepted else None,
+            risk_tier=self.risk_tier,
+            commit_sha=self.commit_sha,
+        )
+
+
+class Session(Aggregate):
+    """One learning session. Build with `Session.start(...)`; load from the store."""
+
+    # ----------------------------------------------------------------------------------------
+    # creation
+    @classmethod
+    def start(
+        cls,
+        *,
+        trigger: Trigger,
+        autonomy_mode: AutonomyMode,
+        settings: dict[str, Any],
+        workspace: str,
+        parent_session_id: str | None = None,
+        session_id: UUID | None = None,
+    ) -> Session:
+        sid = session_id or uuid4()
+        at = datetime.now(UTC)
+        payload = {
+            "trigger": trigger.model_dump(mode="json"),
+            "autonomy_mode": AutonomyMode(autonomy_mode).value,
+            "settings": settings,
+            "workspace": workspace,
+            "parent_session_id": parent_session_id,
+        }
+        digest = ev.chain_digest(
+            ev.genesis_digest(str(sid)), ev.SessionStarted.TOPIC, cls.INITIAL_VERSION, at, payload
+        )
+        return cls._create(ev.SessionStarted, id=sid, timestamp=at, digest=digest, **payload)
+
+    def __init__(self) -> None:
+        # Real initial state is assigned by evolve(SessionStarted), like every other event.
+        pass
+
+    # ----------------------------------------------------------------------------------------
+    # facts the lifecycle guards read
+    @property
+    def session_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def has_clusters(self) -> bool:
+        return bool(self.clusters)
+
+    def pending_edit_ids(self) -> list[str]:
+        return [eid for eid, p in self.edits.items() if p.outcome == "pending_review"]
+
+    def approved_unapplied_ids(self) -> list[str]:
+        return [eid for eid, p in self.edits.items() if p.approved_by and p.outcome is None]
+
+    def applied_unreverted_ids(self) -> list[str]:
+        return [eid for eid, p in self.edits.items() if p.outcome == "applied"]
+
+    def legal_commands(self) -> list[str]:
+        return lifecycle.legal_commands(self.status)
+
+    # ----------------------------------------------------------------------------------------
+    # commands
+    def check_readiness(
+        self, *, trace_count: int, min_traces: int, git_head: str | None, git_tree: str | None
+    ) -> None:
+        self._decide("check_readiness")
+        self._record(
+            ev.ReadinessChecked,
+            trace_count=trace_count,
+            min_traces=min_traces,
+            ready=trace_count >= min_traces,
+            git_head=git_head,
+            git_tree=git_tree,
+        )
+
+    def begin_diagnosis(self) -> None:
+        self._move("begin_diagnosis", SessionStatus.DIAGNOSING)
+
+    def record_teacher_call(
+        self,
+        *,
+        call_key: str,
+        purpose: str,
+        model: str,
+        request_digest: str,
+        response: dict[str, Any],
+        usage: dict[str, int],
+        cost_usd: float,
+    ) -> None:
+        self._decide("record_teacher_call")
+        if call_key in self.teacher_calls:
+            raise DistillError(f"teacher call {call_key!r} is already recorded for session {self.id}")
+        self._record(
+            ev.TeacherCallCompleted,
+            call_key=call_key,
+            purpose=purpose,
+            model=model,
+            request_digest=request_digest,
+            response=response,
+            usage=usage,
+            cost_usd=cost_usd,
+        )
+
+    def record_tool_result(
+        self,
+        *,
+        call_key: str,
+        tool_use_id: str,
+        tool: str,
+        content: str,
+        is_error: bool,
+        student_result: dict[str, Any] | None = None,
+    ) -> None:
+        self._decide("record_tool_result")
+        turn = self._turn(call_key)
+        if tool_use_id in turn.results:
+            raise DistillError(f"tool call {tool_use_id!r} of {call_key!r} is already recorded")
+        self._record(
+            ev.ToolCallCompleted,
+            call_key=call_key,
+            tool_use_id=tool_use_id,
+            tool=tool,
+            content=content,
+            is_error=is_error,
+            student_result=student_result,
+        )
+
+    def submit_diagnosis(self, *, markdown: str, clusters: list[FailureCluster]) -> None:
+        cluster_data = [c.model_dump(mode="json") for c in clusters]
+        self._decide("submit_diagnosis", {"clusters": cluster_data})
+        self._record(ev.DiagnosisRecorded, markdown=markdown, clusters=cluster_data)
+        self._record_phase(SessionStatus.PLANNING)
+
+    def freeze_plan(
+        self,
+        *,
+        plan: LearningPlan,
+        rejected: list[dict[str, Any]],
+        tier_changes: list[dict[str, Any]],
+        downgrades: list[str],
+    ) -> None:
+        self._decide("freeze_plan")
+        self._record(
+            ev.PlanFrozen,
+            plan=plan.model_dump(mode="json"),
+            rejected=rejected,
+            tier_changes=tier_changes,
+            downgrades=downgrades,
+        )
+        self._record_phase(SessionStatus.EXECUTING)
+
+    def route_edit(self, *, edit_id: str, route: str, preview: str = "") -> None:
+        self._decide("route_edit")
+        progress = self._edit(edit_id)
+        if progress.route is not None:
+            raise DistillError(f"edit {edit_id!r} is already routed ({progress.route})")
+        self._record(ev.EditRouted, edit_id=edit_id, risk_tier=progress.risk_tier.value, route=route)
+        if route == "review":
+            self._record(ev.EditQueuedForReview, edit_id=edit_id, preview=preview)
+
+    def validate_edit(self, *, edit_id: str, ok: bool, reason: str) -> None:
+        self._decide("validate_edit")
+        self._edit(edit_id)
+        self._record(ev.EditValidated, edit_id=edit_id, ok=ok, reason=reason)
+
+    def start_apply(self, *, edit_id: str, pre_sha: str, pre_tree: str) -> None:
+        self._decide("start_apply")
+        self._edit(edit_id)
+        self._record(ev.EditApplyStarted, edit_id=edit_id, pre_sha=pre_sha, pre_tree=pre_tree)
+
+    def record_apply(
+        self,
+        *,
+        edit_id: str,
+        commit_sha: str,
+        tree_sha: str,
+        changed_files: list[str],
+        reconciled: bool = False,
+    ) -> None:
+        self._decide("record_apply")
+        if self._edit(edit_id).pre_sha is None:
+            raise DistillError(f"edit {edit_id!r} was applied without a recorded intent")
+        self._record(
+            ev.EditApplied,
+            edit_id=edit_id,
+            commit_sha=commit_sha,
+            tree_sha=tree_sha,
+            changed_files=changed_files,
+            reconciled=reconciled,
+        )
+
+    def skip_edit(self, *, edit_id: str, reason: str) -> None:
+        self._decide("skip_edit")
+        self._edit(edit_id)
+        self._record(ev.EditSkipped, edit_id=edit_id, reason=reason)
+
+    def choose_gate_tasks(self, *, seed: int, task_ids: list[str]) -> None:
+        self._decide("choose_gate_tasks")
+        self._record(ev.GateTasksChosen, seed=seed, task_ids=task_ids)
+
+    def record_scores(
+        self, *, tree_sha: str, seed: int, student_model: str, scores: list[dict[str, Any]]
+    ) -> None:
+        self._decide("record_scores")
+        self._record(ev.TasksScored, tree_sha=tree_sha, seed=seed, student_model=student_model, scores=scores)
+
+    def capture_benchmark(
+        self, *, label: str, snapshot: BenchmarkSnapshot, calls_made: int, calls_reused: int
+    ) -> None:
+        self._decide("capture_benchmark")
+        self._record(
+            ev.BenchmarkCaptured,
+            label=label,
+            snapshot=snapshot.model_dump(mode="json"),
+            calls_made=calls_made,
+            calls_reused=calls_reused,
+        )
+
+    def record_gate(
+        self,
+        *,
+        edit_id: str,
+        before: BenchmarkSnapshot,
+        after: BenchmarkSnapshot,
+        delta: float,
+        cluster_deltas: dict[str, float],
+        accepted: bool,
+        reason: str,
+    ) -> None:
+        self._decide("record_gate")
+        if self._edit(edit_id).commit_sha is None:
+            raise DistillError(f"edit {edit_id!r} cannot be gated before it is applied")
+        self._record(
+            ev.GateEvaluated,
+            edit_id=edit_id,
+            before=before.model_dump(mode="json"),
+            after=after.model_dump(mode="json"),
+            delta=delta,
+            cluster_deltas=cluster_deltas,
+            accepted=accepted,
+            reason=reason,
+        )
+
+    def revert_edit(self, *, edit_id: str, revert_sha: str, tree_sha: str) -> None:
+        self._decide("revert_edit")
+        self._edit(edit_id)
+        self._record(ev.EditReverted, edit_id=edit_id, revert_sha=revert_sha, tree_sha=tree_sha)
+
+    def approve_edit(self, *, edit_id: str, reviewer: str, note: str = "") -> None:
+        self._require_reviewer(reviewer)
+        self._decide("approve_edit", {"edit_id": edit_id})
+        self._record(ev.EditApprovedByReviewer, edit_id=edit_id, reviewer=reviewer, note=note)
+        self._record_phase(SessionStatus.EXECUTING)
+
+    def reject_edit(self, *, edit_id: str, reviewer: str, reason: str) -> None:
+        self._require_reviewer(reviewer)
+        if not reason.strip():
+            raise DistillError("a rejection needs a reason")
+        _, dest = self._decide("reject_edit", {"edit_id": edit_id})
+        self._record(ev.EditRejectedByReviewer, edit_id=edit_id, reviewer=reviewer, reason=reason)
+        if dest == SessionStatus.COMPLETED:
+            self._record(ev.SessionCompleted, git_post=self.git_post)
+        else:
+            self._record_phase(SessionStatus.EXECUTING)
+
+    def await_review(self, *, git_post: str | None) -> None:
+        self._decide("await_review")
+        self._record(ev.SessionAwaitingReview, pending_edit_ids=self.pending_edit_ids(), git_post=git_post)
+
+    def complete(self, *, git_post: str | None) -> None:
+        self._decide("complete")
+        self._record(ev.SessionCompleted, git_post=git_post)
+
+    def fail(self, *, error: str, reason_code: str) -> None:
+        self._decide("fail")
+        self._record(ev.SessionFailed, error=error, reason_code=reason_code)
+
+    def request_rollback(self, *, requested_by: str) -> None:
+        self._decide("request_rollback")
+        self._record(ev.RollbackRequested, requested_by=requested_by)
+
+    def roll_back_edit(self, *, edit_id: str, revert_sha: str) -> None:
+        self._decide("roll_back_edit")
+        if self._edit(edit_id).outcome != "applied":
+            raise DistillError(f"edit {edit_id!r} is not an applied edit")
+        self._record(ev.EditRolledBack, edit_id=edit_id, revert_sha=revert_sha)
+
+    def roll_back(self, *, git_post: str | None) -> None:
+        self._decide("roll_back")
+        reverted = [eid for eid, p in self.edits.items() if p.rolled_back_sha]
+        self._record(ev.SessionRolledBack, reverted_edit_ids=reverted, git_post=git_post)
+
+    # ----------------------------------------------------------------------------------------
+    # recording
+    def _decide(self, command: str, data: dict[str, Any] | None = None) -> tuple[str, str]:
+        return lifecycle.decide(self, command, data, session_id=str(self.id))
+
+    def _move(self, command: str, phase: SessionStatus) -> None:
+        self._decide(command)
+        self._record_phase(phase)
+
+    def _record_phase(self, phase: SessionStatus) -> None:
+        self._record(ev.PhaseEntered, phase=phase.value, from_phase=self.status)
+
+    def _record(self, event_class: type[ev.SessionEvent], **payload: Any) -> None:
+        at = datetime.now(UTC)
+        digest = ev.chain_digest(self.last_digest, event_class.TOPIC, self.version + 1, at, payload)
+        self.trigger_event(event_class, timestamp=at, digest=digest, **payload)
+
+    def _edit(self, edit_id: str) -> EditProgress:
+        try:
+            return self.edits[edit_id]
+        except KeyError:
+            known = ", ".join(self.edits) or "none"
+            raise DistillError(f"session {self.id} has no edit {edit_id!r} (edits: {known})") from None
+
+    def _turn(self, call_key: str) -> DiagnoseTurn:
+        for turn in self.diagnose_turns:
+            if turn.call_key == call_key:
+                return turn
+        raise DistillError(f"session {self.id} has no diagnose turn {call_key!r}")
+
+    @staticmethod
+    def _require_reviewer(reviewer: str) -> None:
+        if not reviewer or not reviewer.strip():
+            raise DistillError("a review decision needs the reviewer's name")
+
+    # ----------------------------------------------------------------------------------------
+    # evolve: assignments only
+    @singledispatchmethod
+    def evolve(self, event: Any) -> None:
+        raise DistillError(f"no evolve rule for {type(event).__name__}")
+
+    @evolve.register
+    def _(self, e: ev.SessionStarted) -> None:
+        self.status = SessionStatus.INITIATED.value
+        self.trigger = Trigger.model_validate(e.trigger)
+        self.autonomy_mode = AutonomyMode(e.autonomy_mode)
+        self.settings = e.settings
+        self.workspace = e.workspace
+        self.parent_session_id = e.parent_session_id
+        self.started_at = e.timestamp
+        self.ended_at: datetime | None = None
+        self.last_digest = e.digest
+        self.error: str | None = None
+        self.reason_code: str | None = None
+        self.ready: bool | None = None
+        self.trace_count: int | None = None
+        self.git_pre: str | None = None
+        self.git_post: str | None = None
+        self.current_head: str | None = None
+        self.current_tree: str | None = None
+        self.teacher_calls: dict[str, TeacherCall] = {}
+        self.teacher_cost_usd = 0.0
+        self.diagnose_turns: list[DiagnoseTurn] = []
+        self.diagnosis_markdown: str | None = None
+        self.clusters: list[FailureCluster] = []
+        self.plan: LearningPlan | None = None
+        self.plan_rejections: list[dict[str, Any]] = []
+        self.edits: dict[str, EditProgress] = {}
+        self.gate_seed: int | None = None
+        self.gate_task_ids: list[str] | None = None
+        self.scores: dict[tuple[str, int, str, str], dict[str, Any]] = {}
+        self.benchmark_before: BenchmarkSnapshot | None = None
+        self.benchmark_after: BenchmarkSnapshot | None = None
+        self.student_calls_made = 0
+        self.student_calls_reused = 0
+        self.rollback_requested = False
+
+    def _after(self, e: ev.SessionEvent) -> None:
+        self.last_digest = e.digest
+
+    @evolve.register
+    def _(self, e: ev.ReadinessChecked) -> None:
+        self.ready, self.trace_count = e.ready, e.trace_count
+        self.git_pre = self.current_head = e.git_head
+        self.current_tree = e.git_tree
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.PhaseEntered) -> None:
+        self.status = e.phase
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.TeacherCallCompleted) -> None:
+        self.teacher_calls[e.call_key] = TeacherCall(
+            e.call_key, e.purpose, e.model, e.request_digest, e.response, e.usage, e.cost_usd, e.timestamp
+        )
+        self.teacher_cost_usd += e.cost_usd
+        if e.purpose == "diagnose":
+            self.diagnose_turns.append(DiagnoseTurn(e.call_key, e.response))
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.ToolCallCompleted) -> None:
+        self._turn(e.call_key).results[e.tool_use_id] = e
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.DiagnosisRecorded) -> None:
+        self.diagnosis_markdown = e.markdown
+        self.clusters = [FailureCluster.model_validate(c) for c in e.clusters]
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.PlanFrozen) -> None:
+        self.plan = LearningPlan.model_validate(e.plan)
+        self.plan_rejections = e.rejected
+        self.edits = {edit.id: EditProgress(edit=edit, risk_tier=edit.risk_tier) for edit in self.plan.edits}
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.EditRouted) -> None:
+        self.edits[e.edit_id].route = e.route
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.EditQueuedForReview) -> None:
+        self.edits[e.edit_id].preview = e.preview
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.EditValidated) -> None:
+        progress = self.edits[e.edit_id]
+        progress.check_ok, progress.check_reason = e.ok, e.reason
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.EditApplyStarted) -> None:
+        self.edits[e.edit_id].pre_sha = e.pre_sha
+        self.current_head, self.current_tree = e.pre_sha, e.pre_tree
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.EditApplied) -> None:
+        progress = self.edits[e.edit_id]
+        progress.commit_sha, progress.tree_sha = e.commit_sha, e.tree_sha
+        progress.changed_files, progress.applied_at = list(e.changed_files), e.timestamp
+        self.current_head, self.current_tree = e.commit_sha, e.tree_sha
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.EditSkipped) -> None:
+        self.edits[e.edit_id].skipped_reason = e.reason
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.GateTasksChosen) -> None:
+        self.gate_seed, self.gate_task_ids = e.seed, list(e.task_ids)
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.TasksScored) -> None:
+        for score in e.scores:
+            self.scores[(e.tree_sha, e.seed, e.student_model, score["task_id"])] = score
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.BenchmarkCaptured) -> None:
+        snapshot = BenchmarkSnapshot.model_validate(e.snapshot)
+        if e.label == "before":
+            self.benchmark_before = snapshot
+        elif e.label == "after":
+            self.benchmark_after = snapshot
+        self.student_calls_made += e.calls_made
+        self.student_calls_reused += e.calls_reused
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.GateEvaluated) -> None:
+        self.edits[e.edit_id].gate = e
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.EditReverted) -> None:
+        self.edits[e.edit_id].revert_sha = e.revert_sha
+        self.current_head, self.current_tree = e.revert_sha, e.tree_sha
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.EditApprovedByReviewer) -> None:
+        progress = self.edits[e.edit_id]
+        progress.approved_by, progress.approval_note = e.reviewer, e.note
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.EditRejectedByReviewer) -> None:
+        progress = self.edits[e.edit_id]
+        progress.rejected_by, progress.rejection_reason = e.reviewer, e.reason
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.SessionAwaitingReview) -> None:
+        self.status = SessionStatus.AWAITING_REVIEW.value
+        self.git_post = e.git_post
+        self.ended_at = e.timestamp
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.SessionCompleted) -> None:
+        self.status = SessionStatus.COMPLETED.value
+        self.git_post = e.git_post
+        self.ended_at = e.timestamp
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.SessionFailed) -> None:
+        self.status = SessionStatus.FAILED.value
+        self.error, self.reason_code = e.error, e.reason_code
+        self.ended_at = e.timestamp
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.RollbackRequested) -> None:
+        self.rollback_requested = True
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.EditRolledBack) -> None:
+        self.edits[e.edit_id].rolled_back_sha = e.revert_sha
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.SessionRolledBack) -> None:
+        self.status = SessionStatus.ROLLED_BACK.value
+        self.git_post = e.git_post
+        self.ended_at = e.timestamp
+        self._after(e)
+
+    # ----------------------------------------------------------------------------------------
+    # views
+    def is_lora(self, edit_id: str) -> bool:
+        return self.edits[edit_id].edit.op == EditOp.LORA_FINETUNE
+
+    def view(self) -> LearningSession:
+        outcomes = [o for p in self.edits.values() if (o := p.to_outcome()) is not None]
+        return LearningSession(
+            id=str(self.id),
+            parent_session_id=self.parent_session_id,
+            trigger=self.trigger.kind,
+            trigger_metadata=self.trigger.metadata,
+            status=SessionStatus(self.status),
+            autonomy_mode=self.autonomy_mode,
+            started_at=self.started_at,
+            ended_at=self.ended_at if self.status in lifecycle.RESTING else None,
+            version=self.version,
+            diagnosis_markdown=self.diagnosis_markdown,
+            plan=self.plan,
+            benchmark_before=self.benchmark_before,
+            benchmark_after=self.benchmark_after,
+            edit_outcomes=outcomes,
+            git_checkpoint_pre=self.git_pre,
+            git_checkpoint_post=self.git_post,
+            teacher_cost_usd=round(self.teacher_cost_usd, 10),
+            student_calls_made=self.student_calls_made,
+            student_calls_reused=self.student_calls_reused,
+            error=self.error,
+        )
+
+
+Session.TOPIC = "distill_es.Session"  # set after class creation: see store/app.py's note on topics
+register_topic(Session.TOPIC, Session)
