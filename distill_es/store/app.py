@@ -1,0 +1,164 @@
+"""The event store: an `eventsourcing` Application, SQLite by default, PostgreSQL by URL.
+
+`sqlite:///<path>` (default `<home>/.distill_es/events.sqlite`) or `postgresql://user@host:port/db`.
+Stored events are zlib-compressed; every event class has an explicit topic, so renaming a class
+never orphans stored events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, StoredEvent
+
+from distill_es.domain.errors import ConcurrentSessionWrite, SessionNotFound, SettingsError
+from distill_es.domain.session import Session
+
+STATE_DIR = ".distill_es"
+APP_NAME = "distill_es"
+
+
+def default_store_url(home: Path) -> str:
+    return f"sqlite:///{(Path(home) / STATE_DIR / 'events.sqlite').resolve()}"
+
+
+def store_env(url: str, *, create_tables: bool = True) -> dict[str, str]:
+    """eventsourcing environment for a store URL."""
+    env = {
+        "COMPRESSOR_TOPIC": "eventsourcing.compressor:ZlibCompressor",
+        "CREATE_TABLE": "y" if create_tables else "n",
+    }
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = unquote(parsed.path)
+        if not path or path == "/":
+            raise SettingsError(f"store URL {url!r} names no SQLite file (use sqlite:///path/to/file)")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        env.update(PERSISTENCE_MODULE="eventsourcing.sqlite", SQLITE_DBNAME=path, SQLITE_LOCK_TIMEOUT="10")
+    elif parsed.scheme in {"postgresql", "postgres"}:
+        dbname = parsed.path.lstrip("/")
+        if not dbname:
+            raise SettingsError(f"store URL {url!r} names no database (postgresql://user@host:port/db)")
+        env.update(
+            PERSISTENCE_MODULE="eventsourcing.postgres",
+            POSTGRES_DBNAME=dbname,
+            POSTGRES_HOST=parsed.hostname or "127.0.0.1",
+            POSTGRES_PORT=str(parsed.port or 5432),
+            POSTGRES_USER=unquote(parsed.username or "postgres"),
+            POSTGRES_PASSWORD=unquote(parsed.password or ""),
+            POSTGRES_CONNECT_TIMEOUT="5",
+            POSTGRES_POOL_SIZE="2",
+            POSTGRES_MAX_OVERFLOW="4",
+        )
+    else:
+        raise SettingsError(f"unsupported store URL {url!r}: use sqlite:///… or postgresql://…")
+    return env
+
+
+def is_postgres(url: str) -> bool:
+    return urlparse(url).scheme in {"postgresql", "postgres"}
+
+
+class SessionApplication(Application):
+    name = APP_NAME
+
+
+class EventStore:
+    """Sessions in, sessions out; everything else about storage stays in here."""
+
+    def __init__(self, url: str, *, create_tables: bool = True) -> None:
+        self.url = url
+        # The Application must live as long as the store: dropping it closes its connection pool.
+        self.app = SessionApplication(env=store_env(url, create_tables=create_tables))
+
+    # --- writing ---------------------------------------------------------------------------
+    def save(self, session: Session) -> int:
+        """Append the session's pending events atomically; return the last notification id."""
+        try:
+            recordings = self.app.save(session)
+        except IntegrityError:
+            raise ConcurrentSessionWrite(
+                f"session {session.id} was written by someone else since it was loaded "
+                f"(tried to append from version {session.version - len(session.pending_events) + 1}); "
+                "nothing of this write was stored — reload and decide again"
+            ) from None
+        return recordings[-1].notification.id if recordings else 0
+
+    # --- reading ---------------------------------------------------------------------------
+    def load(self, session_id: str | UUID, version: int | None = None) -> Session:
+        sid = parse_session_id(session_id)
+        try:
+            return self.app.repository.get(sid, version=version)
+        except AggregateNotFoundError:
+            raise SessionNotFound(f"no session {session_id} in store {self.url}") from None
+
+    def load_at(self, session_id: str | UUID, at: datetime) -> Session:
+        """The session as it was at time `at` (its last event not after `at`)."""
+        sid = parse_session_id(session_id)
+        version = 0
+        for event in self.app.events.get(sid):
+            if event.timestamp > at:
+                break
+            version = event.originator_version
+        if version == 0:
+            raise SessionNotFound(f"session {session_id} did not exist yet at {at.isoformat()}")
+        return self.load(sid, version=version)
+
+    def domain_events(self, session_id: str | UUID) -> list[Any]:
+        events = list(self.app.events.get(parse_session_id(session_id)))
+        if not events:
+            raise SessionNotFound(f"no session {session_id} in store {self.url}")
+        return events
+
+    def stored_events(self, session_id: str | UUID) -> list[StoredEvent]:
+        return list(self.app.recorder.select_events(parse_session_id(session_id)))
+
+    def decode_state(self, stored: StoredEvent) -> dict[str, Any]:
+        """The raw stored state of an event (no upcasting): what its digest was computed over."""
+        mapper = self.app.mapper
+        data = stored.state
+        if mapper.cipher:
+            data = mapper.cipher.decrypt(data)
+        if mapper.compressor:
+            data = mapper.compressor.decompress(data)
+        return mapper.transcoder.decode(data)
+
+    def notifications(self, start: int, limit: int = 1000) -> list[Any]:
+        """Up to `limit` notifications after position `start` (exclusive), in log order."""
+        return list(self.app.recorder.select_notifications(start, limit, inclusive_of_start=False))
+
+    def to_domain_event(self, stored: StoredEvent) -> Any:
+        return self.app.mapper.to_domain_event(stored)
+
+    def max_position(self) -> int:
+        return self.app.recorder.max_notification_id() or 0
+
+    def iter_session_ids(self, batch: int = 1000) -> Iterator[UUID]:
+        """Every session id in first-event order, streamed from the log (never all events at once)."""
+        position = 0
+        while True:
+            page = self.notifications(position, batch)
+            if not page:
+                return
+            for notification in page:
+                if notification.originator_version == Session.INITIAL_VERSION:
+                    yield notification.originator_id
+            position = page[-1].id
+
+    def close(self) -> None:
+        self.app.close()
+
+
+def parse_session_id(session_id: str | UUID) -> UUID:
+    if isinstance(session_id, UUID):
+        return session_id
+    try:
+        return UUID(str(session_id))
+    except ValueError:
+        raise SessionNotFound(f"{session_id!r} is not a session id") from None

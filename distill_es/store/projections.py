@@ -1,0 +1,339 @@
+"""Read models rebuilt from the log.
+
+- Per session, folded from that session's events on demand: the audit `timeline` and the
+  `cost_ledger` (the current-state view is the aggregate's own `view()`).
+- Across sessions, persisted: the `SessionIndex` (filter by status, trigger, date; newest first)
+  and the pending review queue it carries. It catches up from the notification log in batches
+  and commits its rows together with its tracked log position, so a crash can never apply a batch
+  twice or skip one. It is a cache: deleting its file only costs a rebuild.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from contextlib import closing
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from distill_es.domain import events as ev
+from distill_es.store.app import EventStore
+
+# --- per-session folds --------------------------------------------------------------------------
+
+
+def _short(sha: str | None) -> str:
+    return (sha or "")[:10]
+
+
+def describe(event: Any) -> tuple[str, str]:
+    """(who, one-line what) for an event: the audit timeline's words."""
+    match event:
+        case ev.SessionStarted():
+            kind = event.trigger.get("kind")
+            return "engine", f"session started by {kind} trigger, autonomy {event.autonomy_mode}"
+        case ev.ReadinessChecked():
+            verdict = "ready" if event.ready else "not ready"
+            return "engine", f"{event.trace_count} traces (need {event.min_traces}): {verdict}"
+        case ev.PhaseEntered():
+            return "engine", f"{event.from_phase} → {event.phase}"
+        case ev.TeacherCallCompleted():
+            usage = event.usage
+            return "teacher", (
+                f"{event.purpose} call {event.call_key} ({event.model}): "
+                f"{usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} out tokens, "
+                f"${event.cost_usd:.4f}"
+            )
+        case ev.ToolCallCompleted():
+            status = "error" if event.is_error else "ok"
+            return "engine", f"tool {event.tool} for {event.call_key}: {status}, {len(event.content)} chars"
+        case ev.DiagnosisRecorded():
+            ids = ", ".join(c.get("id", "?") for c in event.clusters)
+            return "teacher", f"diagnosis recorded: {len(event.clusters)} clusters ({ids})"
+        case ev.PlanFrozen():
+            n = len(event.plan.get("edits", []))
+            return "engine", f"plan frozen: {n} edits accepted, {len(event.rejected)} refused"
+        case ev.EditRouted():
+            return "engine", f"edit {event.edit_id} ({event.risk_tier} tier) routed to {event.route}"
+        case ev.EditQueuedForReview():
+            return "engine", f"edit {event.edit_id} queued for review"
+        case ev.EditValidated():
+            verdict = "valid" if event.ok else f"invalid: {event.reason}"
+            return "engine", f"edit {event.edit_id} {verdict}"
+        case ev.EditApplyStarted():
+            return "engine", f"applying edit {event.edit_id} on {_short(event.pre_sha)}"
+        case ev.EditApplied():
+            how = " (reconciled after a crash)" if event.reconciled else ""
+            return "engine", f"edit {event.edit_id} committed as {_short(event.commit_sha)}{how}"
+        case ev.EditSkipped():
+            return "engine", f"edit {event.edit_id} skipped: {event.reason}"
+        case ev.GateTasksChosen():
+            return "engine", f"gate subsample: {len(event.task_ids)} tasks, seed {event.seed}"
+        case ev.TasksScored():
+            return "student", f"{len(event.scores)} tasks scored on tree {_short(event.tree_sha)}"
+        case ev.BenchmarkCaptured():
+            overall = event.snapshot.get("overall_score", 0.0)
+            return "engine", (
+                f"benchmark {event.label}: overall {overall:.3f} "
+                f"({event.calls_made} student calls, {event.calls_reused} reused)"
+            )
+        case ev.GateEvaluated():
+            verdict = "accepted" if event.accepted else f"rejected: {event.reason}"
+            return "engine", f"gate for {event.edit_id}: delta {event.delta:+.3f}, {verdict}"
+        case ev.EditReverted():
+            return "engine", f"edit {event.edit_id} reverted by {_short(event.revert_sha)}"
+        case ev.EditApprovedByReviewer():
+            note = f": {event.note}" if event.note else ""
+            return event.reviewer, f"approved edit {event.edit_id}{note}"
+        case ev.EditRejectedByReviewer():
+            return event.reviewer, f"rejected edit {event.edit_id}: {event.reason}"
+        case ev.SessionAwaitingReview():
+            return "engine", f"awaiting review of {', '.join(event.pending_edit_ids)}"
+        case ev.SessionCompleted():
+            return "engine", f"completed at {_short(event.git_post)}"
+        case ev.SessionFailed():
+            return "engine", f"failed ({event.reason_code}): {event.error}"
+        case ev.RollbackRequested():
+            return event.requested_by, "rollback requested"
+        case ev.EditRolledBack():
+            return "engine", f"edit {event.edit_id} rolled back by {_short(event.revert_sha)}"
+        case ev.SessionRolledBack():
+            return "engine", f"rolled back {len(event.reverted_edit_ids)} edits"
+    return "engine", type(event).__name__
+
+
+def timeline(events: Iterable[Any]) -> list[dict[str, Any]]:
+    """The audit history: one entry per event — when, what, who, details."""
+    entries = []
+    for event in events:
+        who, what = describe(event)
+        entries.append(
+            {
+                "version": event.originator_version,
+                "at": event.timestamp.isoformat(),
+                "type": type(event).__name__,
+                "who": who,
+                "what": what,
+                "digest": event.digest,
+            }
+        )
+    return entries
+
+
+def cost_ledger(events: Iterable[Any]) -> list[dict[str, Any]]:
+    """Every priced teacher call, in order. Built from the log, so resume never counts twice."""
+    return [
+        {
+            "version": event.originator_version,
+            "at": event.timestamp.isoformat(),
+            "call_key": event.call_key,
+            "purpose": event.purpose,
+            "model": event.model,
+            "usage": dict(event.usage),
+            "cost_usd": event.cost_usd,
+        }
+        for event in events
+        if isinstance(event, ev.TeacherCallCompleted)
+    ]
+
+
+# --- the cross-session index --------------------------------------------------------------------
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS session_index (
+    session_id TEXT PRIMARY KEY,
+    started_epoch REAL NOT NULL,
+    status TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    row TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS session_index_started ON session_index (started_epoch);
+CREATE TABLE IF NOT EXISTS tracking (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
+"""
+_TRACKING_NAME = "session_index"
+
+
+def fold_index_row(row: dict[str, Any] | None, event: Any) -> dict[str, Any]:
+    """One event into one session's index row (a plain dict, JSON-safe)."""
+    if isinstance(event, ev.SessionStarted):
+        row = {
+            "session_id": str(event.originator_id),
+            "status": "initiated",
+            "trigger": event.trigger.get("kind"),
+            "trigger_metadata": event.trigger.get("metadata", {}),
+            "autonomy_mode": event.autonomy_mode,
+            "workspace": event.workspace,
+            "parent_session_id": event.parent_session_id,
+            "started_at": event.timestamp.isoformat(),
+            "ended_at": None,
+            "error": None,
+            "teacher_cost_usd": 0.0,
+            "edits": {},
+            "pending": {},
+        }
+    if row is None:
+        raise ValueError(f"event {type(event).__name__} for unknown session {event.originator_id}")
+    row["version"] = event.originator_version
+    row["last_digest"] = event.digest
+    row["updated_at"] = event.timestamp.isoformat()
+    match event:
+        case ev.PhaseEntered():
+            row["status"] = event.phase
+        case ev.TeacherCallCompleted():
+            row["teacher_cost_usd"] = round(row["teacher_cost_usd"] + event.cost_usd, 10)
+        case ev.PlanFrozen():
+            row["edits"] = {
+                e["id"]: {
+                    k: e.get(k) for k in ("op", "target", "rationale", "expected_improvement", "risk_tier")
+                }
+                for e in event.plan.get("edits", [])
+            }
+        case ev.EditQueuedForReview():
+            row["pending"][event.edit_id] = {
+                "preview": event.preview,
+                "queued_at": event.timestamp.isoformat(),
+            }
+        case ev.EditApprovedByReviewer() | ev.EditRejectedByReviewer():
+            row["pending"].pop(event.edit_id, None)
+        case ev.SessionAwaitingReview():
+            row["status"], row["ended_at"] = "awaiting_review", event.timestamp.isoformat()
+        case ev.SessionCompleted():
+            row["status"], row["ended_at"] = "completed", event.timestamp.isoformat()
+        case ev.SessionFailed():
+            row["status"], row["ended_at"], row["error"] = "failed", event.timestamp.isoformat(), event.error
+        case ev.SessionRolledBack():
+            row["status"], row["ended_at"] = "rolled_back", event.timestamp.isoformat()
+            row["pending"] = {}
+    return row
+
+
+class SessionIndex:
+    """The persisted session index and review queue, caught up from an EventStore."""
+
+    def __init__(self, path: Path, store: EventStore) -> None:
+        self.path = Path(path)
+        self.store = store
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as db, db:
+            db.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    def position(self) -> int:
+        with closing(self._connect()) as db:
+            found = db.execute("SELECT position FROM tracking WHERE name = ?", (_TRACKING_NAME,)).fetchone()
+        return found[0] if found else 0
+
+    def catch_up(self, batch_size: int = 1000) -> int:
+        """Apply every new event; return how many were applied. Safe to run from several processes."""
+        applied = 0
+        with closing(self._connect()) as db:
+            while True:
+                db.execute("BEGIN IMMEDIATE")  # one writer: the position read below stays true
+                try:
+                    found = db.execute(
+                        "SELECT position FROM tracking WHERE name = ?", (_TRACKING_NAME,)
+                    ).fetchone()
+                    start = found[0] if found else 0
+                    page = self.store.notifications(start, batch_size)
+                    if not page:
+                        db.execute("ROLLBACK")
+                        return applied
+                    self._apply_page(db, page)
+                    db.execute(
+                        "INSERT INTO tracking (name, position) VALUES (?, ?) "
+                        "ON CONFLICT(name) DO UPDATE SET position = excluded.position",
+                        (_TRACKING_NAME, page[-1].id),
+                    )
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                applied += len(page)
+
+    def _apply_page(self, db: sqlite3.Connection, page: list[Any]) -> None:
+        rows: dict[str, dict[str, Any] | None] = {}
+        for notification in page:
+            sid = str(notification.originator_id)
+            if sid not in rows:
+                found = db.execute("SELECT row FROM session_index WHERE session_id = ?", (sid,)).fetchone()
+                rows[sid] = json.loads(found[0]) if found else None
+            rows[sid] = fold_index_row(rows[sid], self.store.to_domain_event(notification))
+        db.executemany(
+            "INSERT INTO session_index (session_id, started_epoch, status, trigger, workspace, row) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(session_id) DO UPDATE SET "
+            "status = excluded.status, row = excluded.row",
+            [
+                (
+                    sid,
+                    datetime.fromisoformat(row["started_at"]).timestamp(),
+                    row["status"],
+                    row["trigger"],
+                    row["workspace"],
+                    json.dumps(row, sort_keys=True),
+                )
+                for sid, row in rows.items()
+                if row is not None
+            ],
+        )
+
+    def rows(
+        self,
+        *,
+        status: str | None = None,
+        trigger: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        workspace: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Index rows, newest first (by start time as a number, never by text)."""
+        self.catch_up()
+        clauses, params = [], []
+        for column, value in (("status", status), ("trigger", trigger), ("workspace", workspace)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(str(value))
+        if since is not None:
+            clauses.append("started_epoch >= ?")
+            params.append(since.timestamp())
+        if until is not None:
+            clauses.append("started_epoch <= ?")
+            params.append(until.timestamp())
+        sql = "SELECT row FROM session_index"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY started_epoch DESC, session_id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with closing(self._connect()) as db:
+            return [json.loads(r[0]) for r in db.execute(sql, params)]
+
+    def review_queue(self, workspace: str | None = None) -> list[dict[str, Any]]:
+        """Pending edits across sessions, oldest queued first."""
+        items = []
+        for row in self.rows(workspace=workspace):
+            if row["status"] != "awaiting_review":
+                continue
+            for edit_id, pending in row["pending"].items():
+                meta = row["edits"].get(edit_id, {})
+                items.append(
+                    {
+                        "session_id": row["session_id"],
+                        "edit_id": edit_id,
+                        "op": meta.get("op"),
+                        "target": meta.get("target"),
+                        "risk_tier": meta.get("risk_tier"),
+                        "target_cluster": meta.get("expected_improvement"),
+                        "rationale": meta.get("rationale"),
+                        "preview": pending["preview"],
+                        "queued_at": pending["queued_at"],
+                    }
+                )
+        return sorted(items, key=lambda item: (item["queued_at"], item["session_id"], item["edit_id"]))
