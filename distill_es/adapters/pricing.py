@@ -1,0 +1,101 @@
+"""What a teacher call costs, in US dollars.
+
+Prices are USD per million tokens, from Anthropic's published price list (platform.claude.com/docs,
+"Pricing"). Prompt caching: a 5-minute cache write costs 1.25× the input rate, a cache read 0.1×.
+Model ids match exactly or by the longest known prefix that ends on a `-`/`@` boundary, so dated ids
+(`claude-sonnet-4-5-20250929`), Vertex ids (`claude-opus-4-1@20250805`) and Bedrock ids
+(`us.anthropic.claude-haiku-4-5-20251001-v1:0`) find their family. An unknown model is priced at the
+most expensive known rate and flagged (`ModelPrice.known is False`) so a caller can warn instead of
+under-counting the budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+_MILLION = 1_000_000
+CACHE_WRITE_FACTOR = 1.25  # 5-minute cache write
+CACHE_READ_FACTOR = 0.1
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    """USD per million tokens for one model family."""
+
+    model: str  # the table key that matched (or the unknown id itself)
+    input: float
+    output: float
+    cache_write: float
+    cache_read: float
+    known: bool = True
+
+
+def _price(model: str, input_usd: float, output_usd: float) -> ModelPrice:
+    return ModelPrice(
+        model=model,
+        input=input_usd,
+        output=output_usd,
+        cache_write=round(input_usd * CACHE_WRITE_FACTOR, 6),
+        cache_read=round(input_usd * CACHE_READ_FACTOR, 6),
+    )
+
+
+# Key: the model id without its date suffix. Input and output USD per million tokens.
+PRICES: dict[str, ModelPrice] = {
+    p.model: p
+    for p in (
+        _price("claude-opus-4-6", 5.0, 25.0),
+        _price("claude-opus-4-5", 5.0, 25.0),
+        _price("claude-opus-4-1", 15.0, 75.0),
+        _price("claude-opus-4-0", 15.0, 75.0),
+        _price("claude-opus-4", 15.0, 75.0),  # claude-opus-4-20250514
+        _price("claude-sonnet-4-6", 3.0, 15.0),
+        _price("claude-sonnet-4-5", 3.0, 15.0),
+        _price("claude-sonnet-4-0", 3.0, 15.0),
+        _price("claude-sonnet-4", 3.0, 15.0),  # claude-sonnet-4-20250514 and later 4.x
+        _price("claude-3-7-sonnet", 3.0, 15.0),
+        _price("claude-haiku-4-5", 1.0, 5.0),
+        _price("claude-3-5-haiku", 0.8, 4.0),
+    )
+}
+
+_MOST_EXPENSIVE = max(PRICES.values(), key=lambda p: (p.output, p.input))
+
+
+def _normalise(model: str) -> str:
+    # Bedrock ids carry a region and vendor prefix: "us.anthropic.claude-…".
+    model = model.strip()
+    if "anthropic." in model:
+        model = model.split("anthropic.", 1)[1]
+    return model
+
+
+def price_for(model: str) -> ModelPrice:
+    """The price row for `model`: exact id, else the longest known prefix, else the dearest rate."""
+    name = _normalise(model)
+    if name in PRICES:
+        return PRICES[name]
+    matches = [key for key in PRICES if name.startswith((key + "-", key + "@"))]
+    if matches:
+        return PRICES[max(matches, key=len)]
+    p = _MOST_EXPENSIVE
+    return ModelPrice(model, p.input, p.output, p.cache_write, p.cache_read, known=False)
+
+
+def _tokens(usage: Mapping[str, Any], key: str) -> int:
+    value = usage.get(key)
+    return int(value) if value is not None else 0
+
+
+def cost_of(model: str, usage: Mapping[str, Any]) -> float:
+    """USD for one call. `usage` as the Messages API reports it; missing or None counts as 0."""
+    p = price_for(model)
+    total = (
+        _tokens(usage, "input_tokens") * p.input
+        + _tokens(usage, "output_tokens") * p.output
+        + _tokens(usage, "cache_creation_input_tokens") * p.cache_write
+        + _tokens(usage, "cache_read_input_tokens") * p.cache_read
+    )
+    return total / _MILLION

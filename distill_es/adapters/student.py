@@ -1,0 +1,186 @@
+"""The default student: the workspace's agent, run against an OpenAI-compatible chat endpoint.
+
+The chat request is rebuilt from the workspace files on every call, so an edit applied a moment ago
+is what the gate measures (the reference cached tool descriptions for the life of the process, §11.10).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import tomllib
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from distill_es.domain.errors import WorkspaceError
+from distill_es.ports import BenchmarkTask, StudentResult
+from distill_es.settings import StudentSettings
+
+# Standard chat-completions parameters go at the top level; the extra sampling knobs vLLM, Ollama and
+# llama.cpp accept go in `extra_body`. Other agent keys (max_turns, class, tools) are not sent.
+CHAT_PARAMS = frozenset(
+    {"temperature", "top_p", "max_tokens", "max_completion_tokens", "presence_penalty", "frequency_penalty"}
+    | {"stop", "seed"}
+)
+EXTRA_BODY_PARAMS = frozenset({"top_k", "min_p", "repetition_penalty", "repeat_penalty", "num_ctx"})
+_THINK = re.compile(r"^\s*<think>.*?</think>\s*", re.DOTALL)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise WorkspaceError(f"{path}: not valid TOML ({exc})") from None
+
+
+def _table(data: dict[str, Any], *keys: str) -> dict[str, Any]:
+    for key in keys:
+        value = data.get(key)
+        if not isinstance(value, dict):
+            return {}
+        data = value
+    return data
+
+
+def _few_shot(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    try:
+        pairs = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise WorkspaceError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(pairs, list):
+        raise WorkspaceError(f"{path}: expected a list of {{user, assistant}} objects")
+    messages: list[dict[str, str]] = []
+    for i, pair in enumerate(pairs):
+        if not (
+            isinstance(pair, dict)
+            and isinstance(pair.get("user"), str)
+            and isinstance(pair.get("assistant"), str)
+        ):
+            raise WorkspaceError(f"{path}: item {i} is not an object with string 'user' and 'assistant'")
+        messages += [
+            {"role": "user", "content": pair["user"]},
+            {"role": "assistant", "content": pair["assistant"]},
+        ]
+    return messages
+
+
+def _tools_section(home: Path, tools: list[str]) -> str:
+    if not tools:
+        return ""
+    descriptions = _read_toml(home / "tools" / "descriptions.toml")
+    lines = []
+    for name in tools:
+        description = _table(descriptions, name).get("description")
+        lines.append(f"- {name}: {description.strip()}" if isinstance(description, str) else f"- {name}")
+    return "Tools available:\n" + "\n".join(lines)
+
+
+def pick_model(config: dict[str, Any], task: BenchmarkTask, settings: StudentSettings) -> str:
+    """settings.model, else the routed model for the task's query class, else the default model."""
+    if settings.model:
+        return settings.model
+    routed = _table(config, "routing", "policy_map").get(task.query_class or "")
+    if isinstance(routed, str) and routed:
+        return routed
+    default = _table(config, "intelligence").get("default_model")
+    if isinstance(default, str) and default:
+        return default
+    raise WorkspaceError(
+        "no student model: set [intelligence] default_model in config.toml "
+        "or [student] model in distill_es.toml"
+    )
+
+
+def build_chat_request(home: str | Path, task: BenchmarkTask, settings: StudentSettings) -> dict[str, Any]:
+    """The chat-completions request the student would send for `task`, from the workspace as it is now.
+
+    Parameters: `[models."<model>"]` first, then `[agent.<agent>]` on top (the agent is the more specific
+    configuration of how this model is used).
+    """
+    home = Path(home)
+    config = _read_toml(home / "config.toml")
+    agent_name = _table(config, "agent").get("default")
+    agent_name = agent_name if isinstance(agent_name, str) and agent_name else "default"
+    agent = _table(config, "agent", agent_name)
+    model = pick_model(config, task, settings)
+
+    agent_dir = home / "agents" / agent_name
+    prompt_path = agent_dir / "system_prompt.md"
+    system = prompt_path.read_text(encoding="utf-8").strip() if prompt_path.is_file() else ""
+    tools = [t for t in agent.get("tools", []) if isinstance(t, str)]
+    system = "\n\n".join(part for part in (system, _tools_section(home, tools)) if part)
+
+    messages: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
+    messages += _few_shot(agent_dir / "few_shot.json")
+    messages.append({"role": "user", "content": task.query})
+
+    request: dict[str, Any] = {"model": model, "messages": messages}
+    extra: dict[str, Any] = {}
+    for source in (_table(config, "models", model), agent):
+        for key, value in source.items():
+            if key in CHAT_PARAMS:
+                request[key] = value
+            elif key in EXTRA_BODY_PARAMS:
+                extra[key] = value
+    if extra:
+        request["extra_body"] = extra
+    return request
+
+
+class OpenAIStudent:
+    """`StudentRunner` over the official openai SDK. The SDK retries connection errors, 408/409/429 and
+    5xx with backoff (`settings.max_retries`); what still fails becomes `StudentResult.error`."""
+
+    def __init__(self, home: str | Path, settings: StudentSettings | None = None) -> None:
+        self.home = Path(home)
+        self.settings = settings or StudentSettings()
+        key = os.environ.get(self.settings.api_key_env, "") if self.settings.api_key_env else ""
+        self.client = openai.OpenAI(
+            base_url=self.settings.base_url,
+            api_key=key or "not-needed",  # local servers ignore it; the SDK insists on one
+            timeout=self.settings.timeout_seconds,
+            max_retries=self.settings.max_retries,
+        )
+
+    def run(self, task: BenchmarkTask) -> StudentResult:
+        request = build_chat_request(self.home, task, self.settings)
+        started = time.monotonic()
+        try:
+            response = self.client.chat.completions.create(**request)
+        except openai.APIError as exc:
+            return StudentResult(
+                task_id=task.task_id,
+                model=request["model"],
+                latency_seconds=time.monotonic() - started,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        latency = time.monotonic() - started
+        if not response.choices:
+            return StudentResult(
+                task_id=task.task_id, model=request["model"], latency_seconds=latency, error="empty response"
+            )
+        content = response.choices[0].message.content or ""
+        return StudentResult(
+            task_id=task.task_id,
+            output=_THINK.sub("", content, count=1),  # reasoning models: keep the answer only
+            model=request["model"],
+            latency_seconds=latency,
+            tokens_used=response.usage.total_tokens if response.usage else 0,
+        )
+
+    def run_many(self, tasks: Sequence[BenchmarkTask]) -> list[StudentResult]:
+        if not tasks:
+            return []
+        workers = min(self.settings.concurrency, len(tasks))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="student") as pool:
+            return list(pool.map(self.run, tasks))  # map keeps the order of `tasks`

@@ -1,0 +1,317 @@
+"""Where the student's past interactions come from: `traces.jsonl`, or OpenJarvis's `traces.db`.
+
+Both sources list newest first, apply filters before the limit (the reference limited first, §4.3),
+and search by case-insensitive substring over query and result (no FTS syntax to trip over).
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import math
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.request import pathname2url
+
+from pydantic import ValidationError
+
+from distill_es.domain.errors import WorkspaceError
+from distill_es.domain.payloads import describe_validation
+from distill_es.ports import TraceRecord, TraceSource
+
+JSONL_FILE = "traces.jsonl"
+SQLITE_FILE = "traces.db"
+_FIELDS = set(TraceRecord.model_fields)
+
+
+def to_epoch(value: Any) -> float | None:
+    """Epoch seconds from epoch numbers (or numeric strings) and ISO 8601 text; naive times are UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"not a timestamp: {value!r}")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"not a timestamp: {value!r}")
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+        moment = datetime.fromisoformat(value.strip())
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp()
+    raise ValueError(f"not a timestamp: {value!r}")
+
+
+def _newest_first(records: list[tuple[int, TraceRecord]]) -> list[TraceRecord]:
+    # Undated traces sort last; ties go to the later line / row.
+    ordered = sorted(
+        records, key=lambda pr: (pr[1].started_at is not None, pr[1].started_at or 0.0, pr[0]), reverse=True
+    )
+    return [record for _, record in ordered]
+
+
+def _matches(record: TraceRecord, needle: str) -> bool:
+    return needle in record.query.casefold() or needle in record.result.casefold()
+
+
+class EmptyTraceSource:
+    """No traces yet: every query answers empty."""
+
+    def count(self) -> int:
+        return 0
+
+    def list(
+        self, limit: int = 20, agent: str | None = None, outcome: str | None = None
+    ) -> list[TraceRecord]:
+        return []
+
+    def get(self, trace_id: str) -> TraceRecord | None:
+        return None
+
+    def search(self, query: str, limit: int = 20) -> list[TraceRecord]:
+        return []
+
+
+# --- traces.jsonl -------------------------------------------------------------------------------
+
+
+def parse_trace_line(data: Any) -> TraceRecord:
+    """One traces.jsonl object as a TraceRecord. Keys outside the contract are kept in `metadata`."""
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    data = dict(data)
+    if "latency_seconds" not in data and "total_latency_seconds" in data:
+        data["latency_seconds"] = data.pop("total_latency_seconds")  # OpenJarvis's name
+    extra = {k: data.pop(k) for k in list(data) if k not in _FIELDS}
+    if extra:
+        metadata = data.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise ValueError("metadata: must be an object")
+        data["metadata"] = {**extra, **metadata}
+    for key in ("query", "result"):
+        if data.get(key) is None:
+            data.pop(key, None)
+    for key in ("steps", "metadata"):
+        if data.get(key) is None:
+            data.pop(key, None)
+    if "trace_id" in data and not isinstance(data["trace_id"], str):
+        data["trace_id"] = str(data["trace_id"])
+    data["started_at"] = to_epoch(data.get("started_at"))
+    return TraceRecord.model_validate(data)
+
+
+class JsonlTraceSource:
+    """`traces.jsonl`. Re-read whenever the file changes. A repeated trace_id: the later line wins."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._records: builtins.list[TraceRecord] = []
+        self._by_id: dict[str, TraceRecord] = {}
+
+    def _load(self) -> builtins.list[TraceRecord]:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return []
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            if stamp != self._stamp:
+                self._records, self._by_id = self._parse()
+                self._stamp = stamp
+            return self._records
+
+    def _parse(self) -> tuple[builtins.list[TraceRecord], dict[str, TraceRecord]]:
+        by_id: dict[str, tuple[int, TraceRecord]] = {}
+        with self.path.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = parse_trace_line(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise WorkspaceError(f"{self.path}:{lineno}: not valid JSON ({exc.msg})") from None
+                except ValidationError as exc:
+                    raise WorkspaceError(f"{self.path}:{lineno}: {describe_validation(exc)}") from None
+                except ValueError as exc:
+                    raise WorkspaceError(f"{self.path}:{lineno}: {exc}") from None
+                by_id[record.trace_id] = (lineno, record)
+        records = _newest_first(builtins.list(by_id.values()))
+        return records, {r.trace_id: r for r in records}
+
+    def count(self) -> int:
+        return len(self._load())
+
+    def list(
+        self, limit: int = 20, agent: str | None = None, outcome: str | None = None
+    ) -> builtins.list[TraceRecord]:
+        picked = [
+            r
+            for r in self._load()
+            if (agent is None or r.agent == agent) and (outcome is None or r.outcome == outcome)
+        ]
+        return picked[: max(limit, 0)]
+
+    def get(self, trace_id: str) -> TraceRecord | None:
+        self._load()
+        return self._by_id.get(trace_id)
+
+    def search(self, query: str, limit: int = 20) -> builtins.list[TraceRecord]:
+        needle = query.casefold()
+        return [r for r in self._load() if _matches(r, needle)][: max(limit, 0)]
+
+
+# --- OpenJarvis traces.db -------------------------------------------------------------------------
+# Schema: open-jarvis/OpenJarvis src/openjarvis/traces/store.py — table `traces` (id, trace_id, query,
+# agent, model, engine, result, outcome, feedback, started_at, ended_at, total_tokens,
+# total_latency_seconds, metadata JSON, messages JSON [later versions]) and `trace_steps` (trace_id,
+# step_index, step_type, timestamp, duration_seconds, input/output/metadata JSON). Empty strings and
+# 0.0 are OpenJarvis's "unset" defaults. Columns are read by name, so older files (no `messages`) work.
+
+
+def _json_or_raw(text: Any, default: Any) -> Any:
+    if text is None or text == "":
+        return default
+    try:
+        return json.loads(text)
+    except (TypeError, json.JSONDecodeError):
+        return text
+
+
+class OpenJarvisTraceSource:
+    """An OpenJarvis `traces.db`, opened read-only (`mode=ro`) for every call: we can never write it,
+    and each call sees what OpenJarvis has committed since. (On a WAL database SQLite may create the
+    `-wal`/`-shm` side files it needs to read; the database file itself is never touched.)"""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise WorkspaceError(f"{self.path}: OpenJarvis traces database not found")
+
+    def _connect(self) -> sqlite3.Connection:
+        uri = f"file:{pathname2url(str(self.path.resolve()))}?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True)
+        except sqlite3.Error as exc:
+            raise WorkspaceError(f"{self.path}: cannot open read-only ({exc})") from None
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> builtins.list[sqlite3.Row]:
+        with closing(self._connect()) as conn:
+            try:
+                return conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise WorkspaceError(f"{self.path}: not an OpenJarvis traces database ({exc})") from None
+
+    def _records(self, sql: str, params: tuple[Any, ...] = ()) -> Iterator[TraceRecord]:
+        with closing(self._connect()) as conn:
+            try:
+                has_steps = conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trace_steps'"
+                ).fetchone()
+                cursor = conn.execute(sql, params)
+                for row in cursor:
+                    steps = self._steps(conn, row["trace_id"]) if has_steps else []
+                    yield self._to_record(row, steps)
+            except sqlite3.Error as exc:
+                raise WorkspaceError(f"{self.path}: not an OpenJarvis traces database ({exc})") from None
+
+    @staticmethod
+    def _steps(conn: sqlite3.Connection, trace_id: str) -> builtins.list[dict[str, Any]]:
+        rows = conn.execute(
+            "SELECT * FROM trace_steps WHERE trace_id = ? ORDER BY step_index", (trace_id,)
+        ).fetchall()
+        return [
+            {
+                "step_type": r["step_type"],
+                "timestamp": r["timestamp"],
+                "duration_seconds": r["duration_seconds"],
+                "input": _json_or_raw(r["input"], {}),
+                "output": _json_or_raw(r["output"], {}),
+                "metadata": _json_or_raw(r["metadata"], {}),
+            }
+            for r in rows
+        ]
+
+    @staticmethod
+    def _to_record(row: sqlite3.Row, steps: builtins.list[dict[str, Any]]) -> TraceRecord:
+        cols = row.keys()
+        metadata = _json_or_raw(row["metadata"] if "metadata" in cols else None, {})
+        if not isinstance(metadata, dict):
+            metadata = {"raw_metadata": metadata}
+        messages = _json_or_raw(row["messages"], []) if "messages" in cols else []
+        if messages and "messages" not in metadata:
+            metadata = {**metadata, "messages": messages}
+        for key in ("engine", "ended_at"):
+            if key in cols and row[key] and key not in metadata:
+                metadata = {**metadata, key: row[key]}
+        query_class = metadata.get("query_class")
+        return TraceRecord(
+            trace_id=str(row["trace_id"]),
+            query=row["query"] or "",
+            result=row["result"] or "",
+            agent=row["agent"] or None,
+            model=row["model"] or None,
+            outcome=row["outcome"] or None,
+            feedback=row["feedback"],
+            started_at=float(row["started_at"]) if row["started_at"] else None,
+            query_class=query_class if isinstance(query_class, str) else None,
+            steps=steps,
+            total_tokens=row["total_tokens"] if "total_tokens" in cols else None,
+            latency_seconds=row["total_latency_seconds"] if "total_latency_seconds" in cols else None,
+            metadata=metadata,
+        )
+
+    def count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM traces")[0][0])
+
+    def list(
+        self, limit: int = 20, agent: str | None = None, outcome: str | None = None
+    ) -> builtins.list[TraceRecord]:
+        clauses, params = [], []
+        if agent is not None:
+            clauses.append("agent = ?")
+            params.append(agent)
+        if outcome is not None:
+            clauses.append("outcome = ?")
+            params.append(outcome)
+        where = " AND ".join(clauses) or "1 = 1"
+        sql = f"SELECT * FROM traces WHERE {where} ORDER BY started_at DESC, rowid DESC LIMIT ?"
+        return builtins.list(self._records(sql, (*params, max(limit, 0))))
+
+    def get(self, trace_id: str) -> TraceRecord | None:
+        found = builtins.list(self._records("SELECT * FROM traces WHERE trace_id = ?", (trace_id,)))
+        return found[0] if found else None
+
+    def search(self, query: str, limit: int = 20) -> builtins.list[TraceRecord]:
+        # Python casefold, not SQL LIKE/lower(): those fold ASCII only.
+        needle = query.casefold()
+        rows = self._query("SELECT trace_id, query, result FROM traces ORDER BY started_at DESC, rowid DESC")
+        hits = [
+            r["trace_id"]
+            for r in rows
+            if needle in (r["query"] or "").casefold() or needle in (r["result"] or "").casefold()
+        ][: max(limit, 0)]
+        records = {t: self.get(t) for t in hits}
+        return [rec for t in hits if (rec := records[t]) is not None]
+
+
+def open_trace_source(home: str | Path) -> TraceSource:
+    """traces.jsonl if present, else traces.db, else an empty source."""
+    home = Path(home)
+    if (home / JSONL_FILE).is_file():
+        return JsonlTraceSource(home / JSONL_FILE)
+    if (home / SQLITE_FILE).is_file():
+        return OpenJarvisTraceSource(home / SQLITE_FILE)
+    return EmptyTraceSource()
