@@ -74,3 +74,14 @@ class SettingsError(DistillError):
 
 class OpNotAvailable(InvalidEdit):
     """A valid edit whose op this installation cannot apply (e.g. `lora_finetune` without a trainer)."""
+
+
+class SessionInterrupted(DistillError):
+    """A step could not finish for a reason outside the session (network, rate limit, dirty files).
+
+    Nothing about the step was recorded; the session stays where it was and `run` resumes it.
+    """
+
+
+class SessionBusy(ConcurrentSessionWrite):
+    """Another process is running this session (or another session is executing on this workspace)."""

@@ -197,10 +197,8 @@ class TasksScored(SessionEvent):
 
 class BenchmarkCaptured(SessionEvent):
     TOPIC = "distill_es.BenchmarkCaptured.v1"
-    label: str  # before | gate:<edit_id> | after
+    label: str  # before | after
     snapshot: dict[str, Any]
-    calls_made: int
-    calls_reused: int
 
 
 class GateEvaluated(SessionEvent):

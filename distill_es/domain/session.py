@@ -69,6 +69,7 @@ class EditProgress:
     check_ok: bool | None = None
     check_reason: str = ""
     pre_sha: str | None = None
+    pre_tree: str | None = None
     commit_sha: str | None = None
     tree_sha: str | None = None
     changed_files: list[str] = field(default_factory=list)
@@ -324,17 +325,9 @@ class Session(Aggregate):
         self._decide("record_scores")
         self._record(ev.TasksScored, tree_sha=tree_sha, seed=seed, student_model=student_model, scores=scores)
 
-    def capture_benchmark(
-        self, *, label: str, snapshot: BenchmarkSnapshot, calls_made: int, calls_reused: int
-    ) -> None:
+    def capture_benchmark(self, *, label: str, snapshot: BenchmarkSnapshot) -> None:
         self._decide("capture_benchmark")
-        self._record(
-            ev.BenchmarkCaptured,
-            label=label,
-            snapshot=snapshot.model_dump(mode="json"),
-            calls_made=calls_made,
-            calls_reused=calls_reused,
-        )
+        self._record(ev.BenchmarkCaptured, label=label, snapshot=snapshot.model_dump(mode="json"))
 
     def record_gate(
         self,
@@ -484,7 +477,7 @@ class Session(Aggregate):
         self.benchmark_before: BenchmarkSnapshot | None = None
         self.benchmark_after: BenchmarkSnapshot | None = None
         self.student_calls_made = 0
-        self.student_calls_reused = 0
+        self.snapshots_needed = 0
         self.rollback_requested = False
 
     def _after(self, e: ev.SessionEvent) -> None:
@@ -549,6 +542,7 @@ class Session(Aggregate):
     @evolve.register
     def _(self, e: ev.EditApplyStarted) -> None:
         self.edits[e.edit_id].pre_sha = e.pre_sha
+        self.edits[e.edit_id].pre_tree = e.pre_tree
         self.current_head, self.current_tree = e.pre_sha, e.pre_tree
         self._after(e)
 
@@ -574,6 +568,7 @@ class Session(Aggregate):
     def _(self, e: ev.TasksScored) -> None:
         for score in e.scores:
             self.scores[(e.tree_sha, e.seed, e.student_model, score["task_id"])] = score
+        self.student_calls_made += len(e.scores)
         self._after(e)
 
     @evolve.register
@@ -583,13 +578,13 @@ class Session(Aggregate):
             self.benchmark_before = snapshot
         elif e.label == "after":
             self.benchmark_after = snapshot
-        self.student_calls_made += e.calls_made
-        self.student_calls_reused += e.calls_reused
+        self.snapshots_needed += 1
         self._after(e)
 
     @evolve.register
     def _(self, e: ev.GateEvaluated) -> None:
         self.edits[e.edit_id].gate = e
+        self.snapshots_needed += 1  # the naive engine re-scores the whole subsample for every gate
         self._after(e)
 
     @evolve.register
@@ -650,6 +645,24 @@ class Session(Aggregate):
 
     # ----------------------------------------------------------------------------------------
     # views
+    @property
+    def student_calls_reused(self) -> int:
+        """Student runs a score-everything-every-time engine would have made, and we did not."""
+        naive = self.snapshots_needed * len(self.gate_task_ids or [])
+        return max(0, naive - self.student_calls_made)
+
+    def scored(self, tree_sha: str | None) -> bool:
+        if tree_sha is None or self.gate_task_ids is None:
+            return False
+        return all(self.score_key(tree_sha, t) in self.scores for t in self.gate_task_ids)
+
+    def score_key(self, tree_sha: str, task_id: str) -> tuple[str, int, str, str]:
+        return (tree_sha, self.gate_seed or 0, self.student_model, task_id)
+
+    @property
+    def student_model(self) -> str:
+        return str(self.settings.get("student", {}).get("model", ""))
+
     def is_lora(self, edit_id: str) -> bool:
         return self.edits[edit_id].edit.op == EditOp.LORA_FINETUNE
 

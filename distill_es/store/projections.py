@@ -75,10 +75,8 @@ def describe(event: Any) -> tuple[str, str]:
             return "student", f"{len(event.scores)} tasks scored on tree {_short(event.tree_sha)}"
         case ev.BenchmarkCaptured():
             overall = event.snapshot.get("overall_score", 0.0)
-            return "engine", (
-                f"benchmark {event.label}: overall {overall:.3f} "
-                f"({event.calls_made} student calls, {event.calls_reused} reused)"
-            )
+            tasks = event.snapshot.get("task_count", 0)
+            return "engine", f"benchmark {event.label}: overall {overall:.3f} over {tasks} tasks"
         case ev.GateEvaluated():
             verdict = "accepted" if event.accepted else f"rejected: {event.reason}"
             return "engine", f"gate for {event.edit_id}: delta {event.delta:+.3f}, {verdict}"

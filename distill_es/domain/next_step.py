@@ -1,0 +1,264 @@
+"""State → the one thing to do next. Pure: reads the folded session, performs nothing.
+
+The engine loops: load the session, ask `next_step`, perform exactly that step, record its result,
+repeat until `Rest`. A process that crashed anywhere resumes by doing the same thing, so what the
+log says is done is never done again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from distill_es.domain.policy import route
+from distill_es.domain.session import Session
+from distill_es.domain.vocabulary import EditOp, SessionStatus
+
+SUBMIT_DIAGNOSIS = "submit_diagnosis"
+
+
+@dataclass(frozen=True)
+class Step:
+    """Base of every step; `kind` names it in logs and progress displays."""
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+
+@dataclass(frozen=True)
+class Rest(Step):
+    pass
+
+
+@dataclass(frozen=True)
+class CheckReadiness(Step):
+    pass
+
+
+@dataclass(frozen=True)
+class BeginDiagnosis(Step):
+    pass
+
+
+@dataclass(frozen=True)
+class Fail(Step):
+    error: str
+    reason_code: str
+
+
+@dataclass(frozen=True)
+class CallTeacher(Step):
+    call_key: str
+    purpose: str  # diagnose | plan
+
+
+@dataclass(frozen=True)
+class RunTool(Step):
+    call_key: str
+    tool_use_id: str
+    name: str
+    tool_input: Any
+
+
+@dataclass(frozen=True)
+class SubmitDiagnosis(Step):
+    call_key: str
+    tool_use_id: str
+    tool_input: Any
+
+
+@dataclass(frozen=True)
+class FreezePlan(Step):
+    pass
+
+
+@dataclass(frozen=True)
+class RouteEdit(Step):
+    edit_id: str
+    route: str
+
+
+@dataclass(frozen=True)
+class ValidateEdit(Step):
+    edit_id: str
+
+
+@dataclass(frozen=True)
+class SkipEdit(Step):
+    edit_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ChooseGateTasks(Step):
+    pass
+
+
+@dataclass(frozen=True)
+class StartApply(Step):
+    edit_id: str
+
+
+@dataclass(frozen=True)
+class ScoreTree(Step):
+    tree_sha: str
+    edit_id: str | None  # the edit whose gate needs it, if any
+
+
+@dataclass(frozen=True)
+class CaptureBenchmark(Step):
+    label: str  # before | after
+    tree_sha: str
+
+
+@dataclass(frozen=True)
+class ApplyEdit(Step):
+    edit_id: str
+
+
+@dataclass(frozen=True)
+class EvaluateGate(Step):
+    edit_id: str
+
+
+@dataclass(frozen=True)
+class RevertEdit(Step):
+    edit_id: str
+
+
+@dataclass(frozen=True)
+class AwaitReview(Step):
+    pass
+
+
+@dataclass(frozen=True)
+class Complete(Step):
+    pass
+
+
+@dataclass(frozen=True)
+class RollBackEdit(Step):
+    edit_id: str
+
+
+@dataclass(frozen=True)
+class FinishRollback(Step):
+    pass
+
+
+LORA_UNAVAILABLE = (
+    "lora_finetune: training runs are not available in this version; the approved request stays recorded"
+)
+
+
+def next_step(session: Session) -> Step:
+    status = session.status
+    if session.rollback_requested and status != SessionStatus.ROLLED_BACK:
+        return _rollback_step(session)
+    if status == SessionStatus.INITIATED:
+        return _initiated_step(session)
+    if status == SessionStatus.DIAGNOSING:
+        return _diagnose_step(session)
+    if status == SessionStatus.PLANNING:
+        return _plan_step(session)
+    if status == SessionStatus.EXECUTING:
+        return _execute_step(session)
+    return Rest()
+
+
+def _initiated_step(s: Session) -> Step:
+    if s.ready is None:
+        return CheckReadiness()
+    if not s.ready:
+        return Fail(
+            f"not enough traces to learn from: have {s.trace_count}, need at least "
+            f"{s.settings['session']['min_traces']}",
+            "cold_start",
+        )
+    return BeginDiagnosis()
+
+
+def _budget_left(s: Session) -> float:
+    return float(s.settings["session"]["max_cost_usd"]) - s.teacher_cost_usd
+
+
+def _diagnose_step(s: Session) -> Step:
+    turns = s.diagnose_turns
+    if turns:
+        last = turns[-1]
+        for use in last.tool_uses():
+            if use.get("id") in last.results:
+                continue
+            if use.get("name") == SUBMIT_DIAGNOSIS:
+                return SubmitDiagnosis(last.call_key, use["id"], use.get("input"))
+            return RunTool(last.call_key, use["id"], str(use.get("name")), use.get("input"))
+    max_turns = int(s.settings["session"]["max_turns"])
+    if len(turns) >= max_turns:
+        return Fail(f"the teacher used all {max_turns} turns without submitting a diagnosis", "turns_exhausted")
+    if _budget_left(s) <= 0:
+        return Fail(
+            f"the teacher budget of ${s.settings['session']['max_cost_usd']:.2f} is spent "
+            f"(${s.teacher_cost_usd:.4f}) and no diagnosis was submitted",
+            "budget_exhausted",
+        )
+    return CallTeacher(f"diagnose/{len(turns) + 1}", "diagnose")
+
+
+def _plan_step(s: Session) -> Step:
+    if not any(c.has_evidence for c in s.clusters):
+        return Fail("diagnosis produced no actionable clusters (none has any measured evidence)", "no_clusters")
+    if "plan" not in s.teacher_calls:
+        if _budget_left(s) <= 0:
+            return Fail(
+                f"the teacher budget of ${s.settings['session']['max_cost_usd']:.2f} is spent "
+                f"(${s.teacher_cost_usd:.4f}) before planning",
+                "budget_exhausted",
+            )
+        return CallTeacher("plan", "plan")
+    return FreezePlan()
+
+
+def _execute_step(s: Session) -> Step:
+    for edit_id, p in s.edits.items():
+        if p.route is None:
+            return RouteEdit(edit_id, route(s.autonomy_mode, p.risk_tier).value)
+        outcome = p.outcome
+        if outcome == "rejected_by_gate":
+            if p.gate is not None and p.revert_sha is None:
+                return RevertEdit(edit_id)
+            continue
+        if outcome is not None:
+            continue
+        # On its way: routed to apply now, or approved by a reviewer.
+        if p.check_ok is None:
+            return ValidateEdit(edit_id)
+        if p.edit.op == EditOp.LORA_FINETUNE:
+            return SkipEdit(edit_id, LORA_UNAVAILABLE)
+        if p.pre_sha is None:
+            if s.gate_task_ids is None:
+                return ChooseGateTasks()
+            return StartApply(edit_id)
+        if not s.scored(p.pre_tree):
+            return ScoreTree(str(p.pre_tree), edit_id)
+        if s.benchmark_before is None:
+            return CaptureBenchmark("before", str(p.pre_tree))
+        if p.commit_sha is None:
+            return ApplyEdit(edit_id)
+        if not s.scored(p.tree_sha):
+            return ScoreTree(str(p.tree_sha), edit_id)
+        if p.gate is None:
+            return EvaluateGate(edit_id)
+    after = s.benchmark_after
+    if s.benchmark_before is not None and s.current_tree and (after is None or after.tree_sha != s.current_tree):
+        return CaptureBenchmark("after", s.current_tree)
+    if s.pending_edit_ids():
+        return AwaitReview()
+    return Complete()
+
+
+def _rollback_step(s: Session) -> Step:
+    applied = [(p.applied_at, eid) for eid, p in s.edits.items() if p.outcome == "applied"]
+    if applied:
+        return RollBackEdit(max(applied)[1])  # newest first
+    return FinishRollback()
