@@ -1,0 +1,473 @@
+"""The plan phase: the `submit_plan` request, and freezing the teacher's answer into a `LearningPlan`.
+
+Fixes to the reference planner (spec search §5, §3.4, §11.12-13):
+- the system prompt is generated from `PAYLOAD_MODELS`, so it lists exactly the payload fields the
+  appliers validate, and it contains no unformatted `{{ }}`;
+- any top-level shape is handled (an array or a string is a clear `InvalidTeacherOutput`, never an
+  `AttributeError`), and each bad edit is rejected on its own, with its index, id and reason recorded;
+- the teacher's risk tier is advisory: an invalid one ("yolo") is recorded and overwritten, not a reason
+  to drop the edit; pillar must match op, unknown keys are refused, duplicate ids are rejected;
+- an edit must target a surviving cluster;
+- a patch must apply exactly to the current prompt, and a patch that rewrites more than half of the
+  prompt becomes `replace_system_prompt` with the *patched text* (keeping `agent`), never the diff text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field, ValidationError
+
+from distill_es.domain.errors import InvalidEdit, InvalidTeacherOutput
+from distill_es.domain.payloads import PAYLOAD_MODELS, PatchSystemPrompt, describe_validation, parse_payload
+from distill_es.domain.policy import assign_tier
+from distill_es.domain.prompt_diff import apply_unified_diff, changed_line_ratio
+from distill_es.domain.vocabulary import (
+    OP_PILLAR,
+    Edit,
+    EditOp,
+    EditPillar,
+    EditRiskTier,
+    FailureCluster,
+    LearningPlan,
+    Value,
+)
+
+SUBMIT_PLAN = "submit_plan"
+MAX_EDITS = 50  # edits beyond this are rejected unread ("too many edits")
+DOWNGRADE_THRESHOLD = 0.5  # a patch changing more than this share of lines becomes a replace
+RAW_EXCERPT_CHARS = 2_000
+DROPPED_PREFIX = "dropped: insufficient evidence"
+
+
+class RejectedEdit(Value):
+    index: int  # position in the teacher's `edits` list
+    edit_id: str | None
+    reason: str
+    raw: Any  # the raw item, JSON-safe; a truncated JSON string when it was large
+
+
+class TierChange(Value):
+    edit_id: str
+    proposed: str  # whatever the teacher said, valid tier or not
+    assigned: EditRiskTier
+
+
+class FrozenPlan(Value):
+    plan: LearningPlan  # accepted edits only, engine-assigned tiers, clusters linked to their edits
+    rejected: list[RejectedEdit] = Field(default_factory=list)
+    tier_changes: list[TierChange] = Field(default_factory=list)
+    downgrades: list[str] = Field(default_factory=list)  # ids of patches frozen as replace_system_prompt
+
+
+# --- clusters ------------------------------------------------------------------------------------
+
+
+def surviving_clusters(
+    clusters: Iterable[FailureCluster],
+) -> tuple[list[FailureCluster], list[FailureCluster]]:
+    """(kept, dropped): a cluster with both rates 0 measured nothing and is dropped.
+
+    Dropped clusters stay in the plan, their skill gap prefixed so a reader sees why.
+    """
+    kept: list[FailureCluster] = []
+    dropped: list[FailureCluster] = []
+    for cluster in clusters:
+        if cluster.has_evidence:
+            kept.append(cluster)
+            continue
+        gap = cluster.skill_gap
+        if not gap.startswith(DROPPED_PREFIX):
+            gap = f"{DROPPED_PREFIX} (original: {gap})"[:20_000]
+        dropped.append(cluster.model_copy(update={"skill_gap": gap, "addressed_by_edit_ids": []}))
+    return kept, dropped
+
+
+# --- the request ---------------------------------------------------------------------------------
+
+_EDIT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "description": "Unique id, e.g. 'edit_001'."},
+        "pillar": {"type": "string", "enum": [p.value for p in EditPillar]},
+        "op": {"type": "string", "enum": [op.value for op in EditOp]},
+        "target": {"type": "string", "description": "What the edit touches, e.g. 'agent.simple'."},
+        "payload": {"type": "object", "description": "The op's fields, as listed in the instructions."},
+        "rationale": {"type": "string", "description": "Why this edit should close the cluster's gap."},
+        "expected_improvement": {"type": "string", "description": "The id of the cluster it should improve."},
+        "risk_tier": {
+            "type": "string",
+            "enum": [t.value for t in EditRiskTier],
+            "description": "Advisory; the engine assigns the real tier.",
+        },
+        "references": {"type": "array", "items": {"type": "string"}, "description": "Trace or task ids."},
+    },
+    "required": ["id", "pillar", "op", "payload", "rationale", "expected_improvement"],
+    "additionalProperties": False,
+}
+
+PLAN_TOOL: dict[str, Any] = {
+    "name": SUBMIT_PLAN,
+    "description": "Submit the learning plan: the edits to the student's configuration.",
+    "input_schema": {
+        "type": "object",
+        "properties": {"edits": {"type": "array", "items": _EDIT_SCHEMA}},
+        "required": ["edits"],
+        "additionalProperties": False,
+    },
+}
+
+
+def _schema_type(schema: dict[str, Any], defs: dict[str, Any]) -> str:
+    """A JSON-schema type as short prose: `string`, `list of {user: string, ...}`, `a | b`."""
+    if "$ref" in schema:
+        target = defs[schema["$ref"].rsplit("/", 1)[-1]]
+        fields = ", ".join(f"{n}: {_schema_type(s, defs)}" for n, s in target.get("properties", {}).items())
+        return "{" + fields + "}"
+    if "anyOf" in schema:
+        return " | ".join(_schema_type(s, defs) for s in schema["anyOf"])
+    if "enum" in schema:
+        return "one of " + ", ".join(json.dumps(v) for v in schema["enum"])
+    if "const" in schema:
+        return json.dumps(schema["const"])
+    kind = schema.get("type", "any")
+    if kind == "array":
+        return f"list of {_grouped(schema.get('items', {}), defs)}"
+    if kind == "object" and "additionalProperties" in schema:
+        return f"object of {_grouped(schema['additionalProperties'], defs)}"
+    return str(kind)
+
+
+def _grouped(schema: dict[str, Any], defs: dict[str, Any]) -> str:
+    text = _schema_type(schema, defs)
+    return f"({text})" if "anyOf" in schema else text
+
+
+def _op_line(op: EditOp) -> str:
+    schema = PAYLOAD_MODELS[op].model_json_schema()
+    defs = schema.get("$defs", {})
+    required = set(schema.get("required", []))
+    fields = []
+    for name, field in schema.get("properties", {}).items():
+        text = f"{name}: {_schema_type(field, defs)}"
+        if name not in required:
+            text += (
+                f" (optional, default {json.dumps(field['default'])})"
+                if "default" in field
+                else " (optional)"
+            )
+        fields.append(text)
+    return (
+        f"- `{op.value}` (pillar `{OP_PILLAR[op].value}`, tier `{assign_tier(op).value}`): "
+        f"payload {{{'; '.join(fields)}}}"
+    )
+
+
+_PLAN_INTRO = """\
+You are a meta-engineer. A diagnosis of a local AI agent (the "student") found failure clusters. \
+Propose edits to the student's configuration that close the skill gap of each cluster: 1 to 3 edits \
+per cluster, the smallest change that can work first.
+
+Every edit is applied on its own and kept only if the benchmark score of its target cluster (the \
+cluster's task_ids) rises and no other cluster drops by more than a small margin. So each edit names \
+exactly one cluster in expected_improvement, and edits should not depend on each other.
+
+Edit fields: id (unique, e.g. "edit_001"), pillar, op, target (e.g. "agent.simple", \
+"models.qwen3", "tools.calc"), payload, rationale, expected_improvement (a cluster id from the list \
+you are given), risk_tier (advisory: the engine assigns the real tier from the op), references (trace \
+or task ids). Unknown fields are refused, and pillar must be the op's pillar.
+
+Ops and their payloads (names that become paths may use letters, digits, '_', '-', '.'):"""
+
+_PLAN_RULES = """\
+Rules for prompt edits:
+- patch_system_prompt's diff is a unified diff against the agent's current system prompt: hunk \
+headers "@@ -start,count +start,count @@" with 1-based line numbers and exact counts, context lines \
+starting with a space, removed lines with "-", added lines with "+". Every context and removed line \
+must match the current prompt exactly, or the edit is rejected.
+- A patch that changes more than half of the prompt's lines is turned into replace_system_prompt \
+with the patched text; for a rewrite, use replace_system_prompt with the complete new prompt.
+- Give the agent name in the payload ("agent").
+
+Call submit_plan once with all the edits."""
+
+
+def plan_system_prompt() -> str:
+    """The planner's instructions; the op list is generated from the payload models."""
+    ops = "\n".join(_op_line(op) for op in PAYLOAD_MODELS)
+    return f"{_PLAN_INTRO}\n{ops}\n\n{_PLAN_RULES}"
+
+
+def _fence(text: str) -> str:
+    """A code fence longer than any backtick run inside `text`."""
+    longest = run = 0
+    for ch in text:
+        run = run + 1 if ch == "`" else 0
+        longest = max(longest, run)
+    return "`" * max(3, longest + 1)
+
+
+def plan_user_prompt(
+    diagnosis_markdown: str,
+    clusters: Iterable[FailureCluster],
+    current_prompts: Mapping[str, str] | None = None,
+) -> str:
+    """Diagnosis, the surviving clusters as JSON, and (optionally) the agents' current prompts."""
+    kept, dropped = surviving_clusters(clusters)
+    fields = {
+        "id",
+        "description",
+        "sample_trace_ids",
+        "task_ids",
+        "student_failure_rate",
+        "teacher_success_rate",
+        "skill_gap",
+    }
+    cluster_json = json.dumps(
+        [c.model_dump(mode="json", include=fields) for c in kept], indent=2, ensure_ascii=False
+    )
+    parts = [
+        "## Diagnosis",
+        diagnosis_markdown.strip() or "(empty)",
+        "## Failure clusters",
+        f"```json\n{cluster_json}\n```",
+    ]
+    if dropped:
+        names = ", ".join(c.id for c in dropped)
+        parts.append(f"Dropped for insufficient evidence (do not target them): {names}")
+    for agent in sorted(current_prompts or {}):
+        text = (current_prompts or {})[agent]
+        fence = _fence(text)
+        parts += [f"## Current system prompt of agent `{agent}`", f"{fence}\n{text.rstrip(chr(10))}\n{fence}"]
+    parts.append(
+        "Call submit_plan with your edits; every expected_improvement must be one of the cluster ids above."
+    )
+    return "\n\n".join(parts)
+
+
+def build_plan_request(
+    model: str,
+    max_tokens: int,
+    diagnosis_markdown: str,
+    clusters: Iterable[FailureCluster],
+    current_prompts: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Parameters for `messages.create`: one forced `submit_plan` call."""
+    return {
+        "model": model,
+        "max_tokens": max_tokens,
+        "system": plan_system_prompt(),
+        "messages": [
+            {"role": "user", "content": plan_user_prompt(diagnosis_markdown, clusters, current_prompts)}
+        ],
+        "tools": [json.loads(json.dumps(PLAN_TOOL))],  # a copy: callers may add cache markers
+        "tool_choice": {"type": "tool", "name": SUBMIT_PLAN},
+    }
+
+
+# --- freezing ------------------------------------------------------------------------------------
+
+
+def _json_safe(value: Any, depth: int = 0) -> Any:
+    if depth > 30:
+        return "…"
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return value if value.bit_length() <= 256 else f"<int of {value.bit_length()} bits>"
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v, depth + 1) for v in value]
+    return repr(value)[:RAW_EXCERPT_CHARS]
+
+
+def raw_excerpt(raw: Any, limit: int = RAW_EXCERPT_CHARS) -> Any:
+    """`raw` as JSON data if it is small, else a truncated JSON string with its full length."""
+    safe = _json_safe(raw)
+    text = json.dumps(safe, ensure_ascii=False, sort_keys=True)
+    if len(text) <= limit:
+        return safe
+    return f"{text[:limit]}...[truncated from {len(text)} chars]"
+
+
+def _edit_id(raw: Any) -> str | None:
+    if isinstance(raw, dict) and isinstance(raw.get("id"), str) and raw["id"]:
+        return raw["id"][:200]
+    return None
+
+
+def _tier_text(proposed: Any) -> str:
+    text = proposed if isinstance(proposed, str) else json.dumps(_json_safe(proposed))
+    return text[:100]
+
+
+def _edits_list(tool_input: Any) -> list[Any]:
+    """The top-level `edits` list; anything else is an `InvalidTeacherOutput` for the session."""
+    expected = 'expected {"edits": [{"id", "pillar", "op", "target", "payload", ...}, ...]}'
+    if isinstance(tool_input, str):
+        try:
+            tool_input = json.loads(tool_input)
+        except (ValueError, RecursionError):
+            raise InvalidTeacherOutput(
+                f"submit_plan input is a string that is not JSON; {expected}"
+            ) from None
+    if not isinstance(tool_input, dict):
+        raise InvalidTeacherOutput(
+            f"submit_plan input must be an object, got {type(tool_input).__name__}; {expected}"
+        )
+    if "edits" not in tool_input:
+        raise InvalidTeacherOutput(f'submit_plan input has no "edits"; {expected}')
+    edits = tool_input["edits"]
+    if not isinstance(edits, list):
+        raise InvalidTeacherOutput(
+            f'submit_plan "edits" must be a list, got {type(edits).__name__}; {expected}'
+        )
+    return edits
+
+
+class _Context:
+    """What every edit is checked against while freezing one plan."""
+
+    def __init__(
+        self,
+        kept: list[FailureCluster],
+        dropped: list[FailureCluster],
+        read_prompt: Callable[[str], str | None],
+    ) -> None:
+        self.kept_ids = [c.id for c in kept]
+        self.dropped_ids = {c.id for c in dropped}
+        self.read_prompt = read_prompt
+        self.seen_ids: set[str] = set()
+
+
+def _freeze_one(raw: Any, ctx: _Context) -> tuple[Edit, bool]:
+    """The accepted edit and whether it was downgraded; `InvalidEdit` says why it is rejected."""
+    if not isinstance(raw, dict):
+        raise InvalidEdit(f"an edit must be a JSON object, got {type(raw).__name__}")
+    edit_id = _edit_id(raw)
+    if edit_id is not None:
+        if edit_id in ctx.seen_ids:
+            raise InvalidEdit(f"duplicate edit id {edit_id!r}: an earlier edit already uses it")
+        ctx.seen_ids.add(edit_id)
+
+    data = {k: v for k, v in raw.items() if k != "risk_tier"}  # advisory: validated never, recorded only
+    try:
+        edit = Edit.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidEdit(f"invalid edit: {describe_validation(exc)}") from None
+    payload = parse_payload(edit)  # InvalidEdit names the edit and the field
+
+    if edit.expected_improvement not in ctx.kept_ids:
+        if edit.expected_improvement in ctx.dropped_ids:
+            why = f"cluster {edit.expected_improvement!r} was dropped for insufficient evidence"
+        elif not edit.expected_improvement:
+            why = "expected_improvement is empty"
+        else:
+            why = f"expected_improvement names unknown cluster {edit.expected_improvement!r}"
+        raise InvalidEdit(
+            f"{why}; it must name one of the surviving clusters: {', '.join(ctx.kept_ids) or 'none'}"
+        )
+
+    downgraded = False
+    if isinstance(payload, PatchSystemPrompt):
+        payload, downgraded = _check_patch(payload, ctx)
+    op = EditOp.REPLACE_SYSTEM_PROMPT if downgraded else edit.op
+    frozen = edit.model_copy(
+        update={"op": op, "payload": payload.model_dump(mode="json"), "risk_tier": assign_tier(op)}
+    )
+    return frozen, downgraded
+
+
+def _check_patch(payload: PatchSystemPrompt, ctx: _Context) -> tuple[Value, bool]:
+    where = f"agents/{payload.agent}/system_prompt.md"
+    try:
+        original = ctx.read_prompt(payload.agent)
+    except (OSError, ValueError) as exc:
+        raise InvalidEdit(f"cannot read {where}: {exc}") from None
+    if original is None:
+        raise InvalidEdit(f"{where} does not exist; use replace_system_prompt to create it")
+    try:
+        patched = apply_unified_diff(original, payload.diff)
+    except InvalidEdit as exc:
+        raise InvalidEdit(f"the diff does not apply to {where}: {exc}") from None
+    if patched == original:
+        raise InvalidEdit(f"the diff does not change {where}")
+    if changed_line_ratio(original, patched) > DOWNGRADE_THRESHOLD:
+        replacement = PAYLOAD_MODELS[EditOp.REPLACE_SYSTEM_PROMPT].model_validate(
+            {"agent": payload.agent, "new_content": patched}
+        )
+        return replacement, True
+    return payload, False
+
+
+def freeze_plan(
+    *,
+    session_id: str,
+    tool_input: Any,
+    clusters: list[FailureCluster],
+    diagnosis_markdown: str,
+    teacher_model: str,
+    cost_usd: float,
+    read_prompt: Callable[[str], str | None],
+    created_at: datetime | None,
+) -> FrozenPlan:
+    """The teacher's `submit_plan` input, validated edit by edit, as an immutable plan.
+
+    Raises only `InvalidTeacherOutput`, and only when there is no `edits` list at all; every bad
+    item is rejected on its own and recorded.
+    """
+    items = _edits_list(tool_input)
+    kept, dropped = surviving_clusters(clusters)
+    ctx = _Context(kept, dropped, read_prompt)
+    accepted: list[Edit] = []
+    rejected: list[RejectedEdit] = []
+    tier_changes: list[TierChange] = []
+    downgrades: list[str] = []
+
+    for index, raw in enumerate(items):
+        edit_id = _edit_id(raw)
+        if index >= MAX_EDITS:
+            reason = f"too many edits: only the first {MAX_EDITS} are considered"
+            rejected.append(RejectedEdit(index=index, edit_id=edit_id, reason=reason, raw=raw_excerpt(raw)))
+            continue
+        try:
+            edit, downgraded = _freeze_one(raw, ctx)
+        except InvalidEdit as exc:
+            rejected.append(RejectedEdit(index=index, edit_id=edit_id, reason=str(exc), raw=raw_excerpt(raw)))
+            continue
+        accepted.append(edit)
+        if downgraded:
+            downgrades.append(edit.id)
+        proposed = raw.get("risk_tier")
+        if proposed is not None and proposed != edit.risk_tier.value:
+            tier_changes.append(
+                TierChange(edit_id=edit.id, proposed=_tier_text(proposed), assigned=edit.risk_tier)
+            )
+
+    kept_ids = {c.id for c in kept}
+    dropped_by_id = {c.id: c for c in dropped}
+    linked = [
+        cluster.model_copy(
+            update={"addressed_by_edit_ids": [e.id for e in accepted if e.expected_improvement == cluster.id]}
+        )
+        if cluster.id in kept_ids
+        else dropped_by_id[cluster.id]
+        for cluster in clusters
+    ]
+    plan = LearningPlan(
+        session_id=session_id,
+        diagnosis_summary=diagnosis_markdown,
+        failure_clusters=linked,
+        edits=accepted,
+        teacher_model=teacher_model,
+        estimated_cost_usd=cost_usd,
+        created_at=created_at,
+    )
+    return FrozenPlan(plan=plan, rejected=rejected, tier_changes=tier_changes, downgrades=downgrades)
