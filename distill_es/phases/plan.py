@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from distill_es.domain.errors import InvalidEdit, InvalidTeacherOutput
-from distill_es.domain.payloads import PAYLOAD_MODELS, PatchSystemPrompt, describe_validation, parse_payload
+from distill_es.domain.payloads import PAYLOAD_MODELS, PatchSystemPrompt, parse_payload
 from distill_es.domain.policy import assign_tier
 from distill_es.domain.prompt_diff import apply_unified_diff, changed_line_ratio
 from distill_es.domain.vocabulary import (
@@ -36,6 +36,7 @@ from distill_es.domain.vocabulary import (
     LearningPlan,
     Value,
 )
+from distill_es.phases.diagnose_tools import describe_errors
 
 SUBMIT_PLAN = "submit_plan"
 MAX_EDITS = 50  # edits beyond this are rejected unread ("too many edits")
@@ -163,7 +164,7 @@ def _op_line(op: EditOp) -> str:
         fields.append(text)
     return (
         f"- `{op.value}` (pillar `{OP_PILLAR[op].value}`, tier `{assign_tier(op).value}`): "
-        f"payload {{{'; '.join(fields)}}}"
+        f"payload fields {'; '.join(fields)}"
     )
 
 
@@ -361,7 +362,7 @@ def _freeze_one(raw: Any, ctx: _Context) -> tuple[Edit, bool]:
     try:
         edit = Edit.model_validate(data)
     except ValidationError as exc:
-        raise InvalidEdit(f"invalid edit: {describe_validation(exc)}") from None
+        raise InvalidEdit(f"invalid edit: {describe_errors(exc)}") from None
     payload = parse_payload(edit)  # InvalidEdit names the edit and the field
 
     if edit.expected_improvement not in ctx.kept_ids:
