@@ -92,15 +92,16 @@ def _get(value: Any, path: str) -> Any:
     return value
 
 
-def _closeness(recorded: dict[str, Any], request: dict[str, Any]) -> tuple[int, int]:
-    # Same model first, then the longest shared conversation prefix.
+def _closeness(recorded: dict[str, Any], request: dict[str, Any]) -> tuple[int, int, int]:
+    # Same model first, then the longest shared conversation prefix, then the most equal top-level keys.
     same_model = int(recorded.get("model") == request.get("model"))
     shared = 0
     for x, y in zip(recorded.get("messages", []), request.get("messages", []), strict=False):
         if x != y:
             break
         shared += 1
-    return same_model, shared
+    equal_keys = sum(1 for k in set(recorded) | set(request) if recorded.get(k) == request.get(k))
+    return same_model, shared, equal_keys
 
 
 class _CassetteMessages:

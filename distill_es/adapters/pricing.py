@@ -2,15 +2,17 @@
 
 Prices are USD per million tokens, from Anthropic's published price list (platform.claude.com/docs,
 "Pricing"). Prompt caching: a 5-minute cache write costs 1.25× the input rate, a cache read 0.1×.
-Model ids match exactly or by the longest known prefix that ends on a `-`/`@` boundary, so dated ids
-(`claude-sonnet-4-5-20250929`), Vertex ids (`claude-opus-4-1@20250805`) and Bedrock ids
-(`us.anthropic.claude-haiku-4-5-20251001-v1:0`) find their family. An unknown model is priced at the
+Model ids match exactly or by the longest known prefix followed only by a date / version suffix, so
+dated ids (`claude-sonnet-4-5-20250929`), Vertex ids (`claude-opus-4-1@20250805`), Bedrock ids
+(`us.anthropic.claude-haiku-4-5-20251001-v1:0`) and `-latest` aliases find their family, while a
+newer model (`claude-opus-4-7`) is not mistaken for `claude-opus-4`. An unknown model is priced at the
 most expensive known rate and flagged (`ModelPrice.known is False`) so a caller can warn instead of
 under-counting the budget.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +63,9 @@ PRICES: dict[str, ModelPrice] = {
     )
 }
 
+# What may follow a known id: a date (`-20250929`, `@20250805`), a Bedrock version, `-latest`.
+_SUFFIX = re.compile(r"(?:[-@]\d{8})?(?:-v\d+(?::\d+)?)?(?:-latest)?")
+
 _MOST_EXPENSIVE = max(PRICES.values(), key=lambda p: (p.output, p.input))
 
 
@@ -77,7 +82,7 @@ def price_for(model: str) -> ModelPrice:
     name = _normalise(model)
     if name in PRICES:
         return PRICES[name]
-    matches = [key for key in PRICES if name.startswith((key + "-", key + "@"))]
+    matches = [key for key in PRICES if name.startswith(key) and _SUFFIX.fullmatch(name[len(key) :])]
     if matches:
         return PRICES[max(matches, key=len)]
     p = _MOST_EXPENSIVE

@@ -9,10 +9,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anthropic
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    import anthropic
 
 CACHE_CONTROL = {"type": "ephemeral"}
 MAX_CACHE_BREAKPOINTS = 4  # the Messages API refuses more
@@ -22,6 +24,8 @@ USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "c
 def default_teacher(max_retries: int = 2) -> anthropic.Anthropic:
     """The real client. The SDK reads ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL itself and retries
     connection errors, 408/409/429 and 5xx (529 overloaded included) with backoff."""
+    import anthropic  # here, not at module level: the digest helpers stay cheap to import
+
     return anthropic.Anthropic(max_retries=max_retries)
 
 

@@ -45,11 +45,13 @@ class JsonHTTPServer:
     """A ThreadingHTTPServer on 127.0.0.1, port 0, served from a daemon thread.
 
     Subclasses implement `handle(method, path, body) -> (status, json, headers)`. Every JSON body
-    received is appended to `.requests` (including the ones answered with an injected failure).
+    received is appended to `.requests` (including the ones answered with an injected failure), its
+    headers (lower-cased names) to `.headers` at the same index.
     """
 
     def __init__(self) -> None:
         self.requests: list[Json] = []
+        self.headers: list[dict[str, str]] = []
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._httpd = _QuietServer(("127.0.0.1", 0), self._handler_class())
@@ -104,6 +106,7 @@ class JsonHTTPServer:
                         return
                     with server._lock:
                         server.requests.append(body)
+                        server.headers.append({k.lower(): v for k, v in self.headers.items()})
                 path = self.path.split("?", 1)[0]
                 status, payload, headers = server.handle(method, path, body)
                 self._send(status, payload, headers)
@@ -383,8 +386,8 @@ class ScriptedStudentServer(JsonHTTPServer):
     `answer` is `(request) -> str` or a dict from the last user message to the answer (`default`
     otherwise). Every request waits `latency` seconds (requests overlap: one thread each) and, with
     `hang_seconds`, hangs that much longer (cut short by `close()`), to exercise client timeouts.
-    `fail_first` requests are answered with `fail_status`. `peak_concurrency` is the most requests
-    ever in flight at once.
+    `fail_first` requests are answered with `fail_status`; an `answer` that raises gives a 400.
+    `peak_concurrency` is the most requests ever in flight at once.
     """
 
     def __init__(
@@ -439,10 +442,17 @@ class ScriptedStudentServer(JsonHTTPServer):
             return status, error, {"retry-after-ms": str(self.retry_after_ms)}
         self._sleep(self.latency)
         self._sleep(self.hang_seconds)
-        if callable(self.answer):
-            text = self.answer(body)
-        else:
-            text = self.answer.get(last_user_text(body), self.default)
+        try:
+            text = (
+                self.answer(body)
+                if callable(self.answer)
+                else self.answer.get(last_user_text(body), self.default)
+            )
+        except Exception as exc:  # a failing answer function: a clear 400, not retried
+            error = {
+                "error": {"message": f"ScriptedStudentServer: {type(exc).__name__}: {exc}", "type": "invalid"}
+            }
+            return 400, error, {"x-should-retry": "false"}
         prompt, completion = _tokens(body.get("messages") or []), _tokens(text)
         with self._lock:
             self.completed += 1

@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+
+from distill_es.adapters.student import OpenAIStudent, build_chat_request
+from distill_es.domain.errors import WorkspaceError
+from distill_es.ports import BenchmarkTask, StudentRunner
+from distill_es.settings import StudentSettings
+from distill_es.testing.servers import ScriptedStudentServer, last_user_text
+
+TASK = BenchmarkTask(task_id="t1", query="What is 6*7?", reference_answer="42")
+MATH = BenchmarkTask(task_id="t2", query="Integrate x dx", reference_answer="x^2/2", query_class="math")
+
+
+def _settings(server: ScriptedStudentServer | None = None, **kw) -> StudentSettings:
+    base = {
+        "base_url": server.base_url if server else "http://127.0.0.1:9/v1",
+        "max_retries": 0,
+        "timeout_seconds": 5,
+    }
+    return StudentSettings(**{**base, **kw})
+
+
+def test_request_is_built_from_the_workspace(student_home):
+    request = build_chat_request(student_home, TASK, StudentSettings())
+    system, *shots, user = request["messages"]
+    assert system["role"] == "system"
+    assert system["content"] == (
+        "You are a careful helper.\n\nTools available:\n"
+        "- calculator: Evaluates arithmetic expressions.\n- web_search: Searches the web."
+    )
+    assert "shell" not in system["content"]  # described, but not enabled for this agent
+    assert shots == [
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "content": "4"},
+        {"role": "user", "content": "Capital of France?"},
+        {"role": "assistant", "content": "Paris"},
+    ]
+    assert user == {"role": "user", "content": "What is 6*7?"}
+    assert request["model"] == "qwen3:8b"
+    assert request["temperature"] == 0.2  # the agent's value over the model's 0.7
+    assert request["max_tokens"] == 512
+    assert request["extra_body"] == {"top_k": 20}
+    assert "max_turns" not in request and "class" not in request
+
+
+def test_model_routing_and_override(student_home):
+    routed = build_chat_request(student_home, MATH, StudentSettings())
+    assert routed["model"] == "qwen3:32b" and routed["max_tokens"] == 1024
+    assert build_chat_request(student_home, MATH, StudentSettings(model="llama3")).get("model") == "llama3"
+
+
+def test_missing_pieces_are_optional_but_a_model_is_not(tmp_path):
+    request = build_chat_request(tmp_path, TASK, StudentSettings(model="m"))
+    assert request == {"model": "m", "messages": [{"role": "user", "content": "What is 6*7?"}]}
+    with pytest.raises(WorkspaceError, match="no student model"):
+        build_chat_request(tmp_path, TASK, StudentSettings())
+
+
+def test_corrupt_workspace_files_name_the_file(student_home):
+    (student_home / "agents" / "helper" / "few_shot.json").write_text('[{"user": "x"}]', encoding="utf-8")
+    with pytest.raises(WorkspaceError, match=r"few_shot\.json: item 0"):
+        build_chat_request(student_home, TASK, StudentSettings())
+    (student_home / "config.toml").write_text("[agent\n", encoding="utf-8")
+    with pytest.raises(WorkspaceError, match=r"config\.toml: not valid TOML"):
+        build_chat_request(student_home, TASK, StudentSettings())
+
+
+def test_run_sends_the_workspace_request_through_the_real_client(student_home, monkeypatch):
+    monkeypatch.setenv("STUDENT_KEY", "secret-123")
+    with ScriptedStudentServer({"What is 6*7?": "<think>6 times 7</think>\n42"}) as server:
+        student = OpenAIStudent(student_home, _settings(server, api_key_env="STUDENT_KEY"))
+        assert isinstance(student, StudentRunner)
+        result = student.run(TASK)
+        body, headers = server.requests[0], server.headers[0]
+    assert result.error is None
+    assert result.output == "42"  # reasoning block stripped
+    assert result.model == "qwen3:8b" and result.tokens_used > 0 and result.latency_seconds > 0
+    expected = build_chat_request(student_home, TASK, StudentSettings())
+    extra = expected.pop("extra_body")
+    assert body == {**expected, **extra}
+    assert headers["authorization"] == "Bearer secret-123"
+
+
+def test_each_call_reads_the_workspace_again(student_home):
+    with ScriptedStudentServer(lambda r: r["messages"][0]["content"][:10]) as server:
+        student = OpenAIStudent(student_home, _settings(server))
+        assert student.run(TASK).output == "You are a "
+        (student_home / "agents" / "helper" / "system_prompt.md").write_text(
+            "Answer tersely.", encoding="utf-8"
+        )
+        config = student_home / "config.toml"
+        config.write_text(
+            config.read_text(encoding="utf-8").replace("temperature = 0.2", "temperature = 0.0")
+        )
+        assert student.run(TASK).output == "Answer ter"
+        assert [r["temperature"] for r in server.requests] == [0.2, 0.0]
+
+
+def test_retries_500_and_429_then_succeeds(student_home):
+    with ScriptedStudentServer(lambda r: "42", fail_first=2, fail_status=500) as server:
+        server.fail_next(429)
+        result = OpenAIStudent(student_home, _settings(server, max_retries=3)).run(TASK)
+        assert result.error is None and result.output == "42"
+        assert server.failures_injected == 3 and len(server.requests) == 4
+
+
+def test_failures_after_retries_become_an_error_result(student_home):
+    with ScriptedStudentServer(lambda r: "42", fail_first=5, fail_status=503) as server:
+        result = OpenAIStudent(student_home, _settings(server, max_retries=1)).run(TASK)
+        assert len(server.requests) == 2
+    assert result.output == "" and result.task_id == "t1"
+    assert "503" in result.error and "InternalServerError" in result.error
+
+
+def test_timeout_becomes_an_error_result(student_home):
+    with ScriptedStudentServer(lambda r: "42", hang_seconds=30) as server:
+        started = time.monotonic()
+        result = OpenAIStudent(student_home, _settings(server, timeout_seconds=0.3)).run(TASK)
+        assert time.monotonic() - started < 3
+    assert "Timeout" in result.error
+
+
+def test_unreachable_endpoint_becomes_an_error_result(student_home):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here
+    settings = StudentSettings(base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
+    result = OpenAIStudent(student_home, settings).run(TASK)
+    assert "Connection" in result.error
+
+
+def test_run_many_overlaps_and_keeps_task_order(student_home):
+    tasks = [BenchmarkTask(task_id=f"t{i}", query=f"q{i}", reference_answer="") for i in range(8)]
+
+    def answer(request):
+        # Later tasks answer sooner, so completion order is the reverse of task order.
+        n = int(last_user_text(request)[1:])
+        time.sleep(0.03 * (8 - n))
+        return f"a{n}"
+
+    with ScriptedStudentServer(answer, latency=0.2) as server:
+        student = OpenAIStudent(student_home, _settings(server, concurrency=8))
+        started = time.monotonic()
+        results = student.run_many(tasks)
+        elapsed = time.monotonic() - started
+        peak = server.peak_concurrency
+    assert [r.task_id for r in results] == [t.task_id for t in tasks]
+    assert [r.output for r in results] == [f"a{i}" for i in range(8)]
+    assert peak > 1
+    assert elapsed < 0.2 * 8 / 2  # serial would take over 1.6 s + the stagger
+    assert student.run_many([]) == []
+
+
+def test_run_many_respects_the_concurrency_limit(student_home):
+    tasks = [BenchmarkTask(task_id=f"t{i}", query=f"q{i}", reference_answer="") for i in range(6)]
+    with ScriptedStudentServer(lambda r: "x", latency=0.1) as server:
+        OpenAIStudent(student_home, _settings(server, concurrency=2)).run_many(tasks)
+        assert server.peak_concurrency == 2
+
+
+def test_few_shot_file_must_be_json(student_home):
+    (student_home / "agents" / "helper" / "few_shot.json").write_text(
+        json.dumps({"user": "x"}), encoding="utf-8"
+    )
+    with pytest.raises(WorkspaceError, match="expected a list"):
+        build_chat_request(student_home, TASK, StudentSettings())
