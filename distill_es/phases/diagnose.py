@@ -27,7 +27,12 @@ def assistant_blocks(response: dict[str, Any]) -> list[dict[str, Any]]:
             blocks.append({"type": "text", "text": block["text"]})
         elif block.get("type") == "tool_use":
             blocks.append(
-                {"type": "tool_use", "id": block["id"], "name": block["name"], "input": block.get("input", {})}
+                {
+                    "type": "tool_use",
+                    "id": block["id"],
+                    "name": block["name"],
+                    "input": block.get("input", {}),
+                }
             )
     return blocks or [{"type": "text", "text": "(no content)"}]
 

@@ -1,0 +1,585 @@
+"""The resumable engine: load the session, ask `next_step`, perform that one step, record, repeat.
+
+There is no separate resume path: a fresh process after a crash runs exactly this loop, and the log
+tells it what is already done. Each step performs at most one outside effect and records its result
+before the next step is chosen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anthropic
+
+from distill_es.adapters.benchmark import load_benchmark
+from distill_es.adapters.judge import MatchJudge
+from distill_es.adapters.pricing import cost_of
+from distill_es.adapters.scorer import StudentScorer
+from distill_es.adapters.student import OpenAIStudent
+from distill_es.adapters.teacher import default_teacher, request_digest, response_to_dict, usage_of
+from distill_es.adapters.traces import open_trace_source
+from distill_es.domain import next_step as steps
+from distill_es.domain.errors import (
+    CassetteMiss,
+    DistillError,
+    InvalidEdit,
+    InvalidTeacherOutput,
+    OpNotAvailable,
+    SessionInterrupted,
+    WorkspaceConflict,
+)
+from distill_es.domain.next_step import next_step
+from distill_es.domain.session import Session
+from distill_es.domain.vocabulary import AutonomyMode, LearningSession, SessionStatus, Trigger
+from distill_es.phases.diagnose import diagnose_request
+from distill_es.phases.diagnose_tools import SelfRun, Toolbox, parse_diagnosis
+from distill_es.phases.gate import choose_gate_tasks, evaluate_gate, snapshot, stable_seed
+from distill_es.phases.plan import build_plan_request, freeze_plan
+from distill_es.ports import BenchmarkTask, Judge, Scorer, StudentRunner, TaskScore, TraceSource, Workspace
+from distill_es.settings import Settings
+from distill_es.store.app import STATE_DIR, EventStore, default_store_url
+from distill_es.store.locks import exclusive
+from distill_es.store.projections import SessionIndex, cost_ledger, timeline
+from distill_es.store.verify import SessionReport, verify_session, verify_store
+
+SELF_RUN_MAX_TOKENS = 2048
+StepObserver = Callable[[LearningSession, steps.Step], None]
+
+
+@dataclass
+class _Ports:
+    """Adapters, built on first use so that a read-only command never needs a teacher or student."""
+
+    teacher: Any = None
+    student: StudentRunner | None = None
+    judge: Judge | None = None
+    scorer: Scorer | None = None
+    traces: TraceSource | None = None
+    workspace: Workspace | None = None
+
+
+class Engine:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        settings: Settings,
+        store: EventStore,
+        index: SessionIndex,
+        ports: _Ports,
+        on_step: StepObserver | None = None,
+    ) -> None:
+        self.home = home
+        self.settings = settings
+        self.store = store
+        self.index = index
+        self._ports = ports
+        self.on_step = on_step
+
+    # ------------------------------------------------------------------------------------------
+    # construction
+    @classmethod
+    def open(
+        cls,
+        home: str | Path,
+        *,
+        teacher: Any = None,
+        student: StudentRunner | None = None,
+        judge: Judge | None = None,
+        settings: Settings | Mapping[str, Any] | None = None,
+        store_url: str | None = None,
+        scorer: Scorer | None = None,
+        traces: TraceSource | None = None,
+        workspace: Workspace | None = None,
+        on_step: StepObserver | None = None,
+    ) -> Engine:
+        """Open the engine on a workspace. `settings` is a `Settings` or section overrides
+        (`{"session": {"autonomy_mode": "auto"}}`) applied over `<home>/distill_es.toml`."""
+        home = Path(home).resolve()
+        if isinstance(settings, Settings):
+            resolved = settings
+        else:
+            resolved = Settings.load(home, **dict(settings or {}))
+        url = store_url or os.environ.get("DISTILL_ES_STORE") or default_store_url(home)
+        store = EventStore(url)
+        state = home / STATE_DIR
+        suffix = "" if url == default_store_url(home) else "-" + hashlib.sha256(url.encode()).hexdigest()[:12]
+        index = SessionIndex(state / f"views{suffix}.sqlite", store)
+        ports = _Ports(teacher, student, judge, scorer, traces, workspace)
+        return cls(home, settings=resolved, store=store, index=index, ports=ports, on_step=on_step)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home / STATE_DIR
+
+    @property
+    def teacher(self) -> Any:
+        if self._ports.teacher is None:
+            self._ports.teacher = default_teacher()
+        return self._ports.teacher
+
+    @property
+    def student(self) -> StudentRunner:
+        if self._ports.student is None:
+            self._ports.student = OpenAIStudent(self.home, self.settings.student)
+        return self._ports.student
+
+    @property
+    def judge(self) -> Judge:
+        if self._ports.judge is None:
+            self._ports.judge = MatchJudge()
+        return self._ports.judge
+
+    @property
+    def scorer(self) -> Scorer:
+        if self._ports.scorer is None:
+            self._ports.scorer = StudentScorer(self.student, self.judge)
+        return self._ports.scorer
+
+    @property
+    def traces(self) -> TraceSource:
+        if self._ports.traces is None:
+            self._ports.traces = open_trace_source(self.home)
+        return self._ports.traces
+
+    @property
+    def workspace(self) -> Workspace:
+        if self._ports.workspace is None:
+            from distill_es.workspace.git_workspace import GitWorkspace
+
+            workspace = GitWorkspace(self.home)
+            workspace.init()
+            self._ports.workspace = workspace
+        return self._ports.workspace
+
+    def close(self) -> None:
+        self.store.close()
+
+    # ------------------------------------------------------------------------------------------
+    # commands
+    def start(
+        self,
+        trigger: Trigger,
+        *,
+        autonomy: AutonomyMode | str | None = None,
+        parent_session_id: str | None = None,
+    ) -> str:
+        """Record a new session (nothing else happens until `run`)."""
+        settings = self.settings
+        if autonomy is not None:
+            settings = settings.with_overrides(session={"autonomy_mode": AutonomyMode(autonomy).value})
+        dirty = self.workspace.dirty_paths()
+        if dirty:
+            raise WorkspaceConflict(
+                f"the workspace {self.home} has uncommitted changes in tracked files: {', '.join(dirty)}; "
+                "commit or discard them before starting a session"
+            )
+        session = Session.start(
+            trigger=trigger,
+            autonomy_mode=settings.session.autonomy_mode,
+            settings=settings.model_dump(mode="json"),
+            workspace=str(self.home),
+            parent_session_id=parent_session_id,
+        )
+        self.store.save(session)
+        return str(session.id)
+
+    def run(self, session_id: str) -> LearningSession:
+        """Drive the session until it rests (completed, awaiting_review, failed, rolled_back)."""
+        with self._running(session_id):
+            session = self.store.load(session_id)
+            while True:
+                step = next_step(session)
+                if isinstance(step, steps.Rest):
+                    self.index.catch_up()
+                    return session.view()
+                if self.on_step is not None:
+                    self.on_step(session.view(), step)
+                self._perform(session, step)
+                self.store.save(session)
+
+    def run_session(self, trigger: Trigger, **start_options: Any) -> LearningSession:
+        return self.run(self.start(trigger, **start_options))
+
+    def approve(self, session_id: str, edit_id: str, *, reviewer: str, note: str = "") -> LearningSession:
+        """Approve a pending edit: it is applied and gated now, and the session moves on."""
+        with self._running(session_id):
+            session = self.store.load(session_id)
+            session.approve_edit(edit_id=edit_id, reviewer=reviewer, note=note)
+            self.store.save(session)
+        return self.run(session_id)
+
+    def reject(self, session_id: str, edit_id: str, *, reviewer: str, reason: str) -> LearningSession:
+        with self._running(session_id):
+            session = self.store.load(session_id)
+            session.reject_edit(edit_id=edit_id, reviewer=reviewer, reason=reason)
+            self.store.save(session)
+        return self.run(session_id)
+
+    def rollback(self, session_id: str, *, requested_by: str = "user") -> LearningSession:
+        """Revert every applied edit of the session, newest first; the session ends ROLLED_BACK."""
+        with self._running(session_id):
+            session = self.store.load(session_id)
+            session.request_rollback(requested_by=requested_by)
+            self.store.save(session)
+        return self.run(session_id)
+
+    # ------------------------------------------------------------------------------------------
+    # queries
+    def get(self, session_id: str, version: int | None = None) -> LearningSession:
+        return self.store.load(session_id, version=version).view()
+
+    def get_at(self, session_id: str, at: Any) -> LearningSession:
+        return self.store.load_at(session_id, at).view()
+
+    def history(self, session_id: str) -> list[dict[str, Any]]:
+        return timeline(self.store.domain_events(session_id))
+
+    def cost_ledger(self, session_id: str) -> list[dict[str, Any]]:
+        return cost_ledger(self.store.domain_events(session_id))
+
+    def sessions(self, status: SessionStatus | str | None = None, **filters: Any) -> list[LearningSession]:
+        """Sessions of this workspace, newest first (filters: trigger, since, until, limit)."""
+        rows = self.index.rows(
+            status=SessionStatus(status).value if status else None, workspace=str(self.home), **filters
+        )
+        return [self.store.load(row["session_id"]).view() for row in rows]
+
+    def pending_reviews(self) -> list[dict[str, Any]]:
+        return self.index.review_queue(workspace=str(self.home))
+
+    def verify(self, session_id: str | None = None) -> list[SessionReport]:
+        self.index.catch_up()
+        if session_id is not None:
+            return [verify_session(self.store, self.index, session_id)]
+        return verify_store(self.store, self.index)
+
+    # ------------------------------------------------------------------------------------------
+    # the steps
+    @contextmanager
+    def _running(self, session_id: str) -> Iterator[None]:
+        with exclusive(self.store.url, self.state_dir, f"session:{session_id}", f"session {session_id}"):
+            yield
+
+    def _perform(self, session: Session, step: steps.Step) -> None:
+        handler = getattr(self, f"_do_{step.kind}")
+        handler(session, step)
+
+    def _do_CheckReadiness(self, session: Session, _: steps.CheckReadiness) -> None:
+        count = self.traces.count()
+        session.check_readiness(
+            trace_count=count,
+            min_traces=int(session.settings["session"]["min_traces"]),
+            git_head=self.workspace.head_sha(),
+            git_tree=self.workspace.tree_sha(),
+        )
+
+    def _do_BeginDiagnosis(self, session: Session, _: steps.BeginDiagnosis) -> None:
+        session.begin_diagnosis()
+
+    def _do_Fail(self, session: Session, step: steps.Fail) -> None:
+        session.fail(error=step.error, reason_code=step.reason_code)
+
+    def _do_CallTeacher(self, session: Session, step: steps.CallTeacher) -> None:
+        if step.purpose == "diagnose":
+            params = diagnose_request(session.settings, session.diagnose_turns)
+        else:
+            teacher = session.settings["teacher"]
+            params = build_plan_request(
+                teacher["model"], int(teacher["max_tokens"]), session.diagnosis_markdown or "",
+                [c for c in session.clusters if c.has_evidence],
+            )  # fmt: skip
+        self._teacher_call(session, step.call_key, step.purpose, params)
+
+    def _teacher_call(self, session: Session, call_key: str, purpose: str, params: dict[str, Any]) -> bool:
+        """Perform one teacher request and record it; False if the session failed instead."""
+        try:
+            message = self.teacher.messages.create(**params)
+        except CassetteMiss as exc:
+            session.fail(error=str(exc), reason_code="cassette_divergence")
+            return False
+        except anthropic.BadRequestError as exc:
+            session.fail(
+                error=f"the teacher refused the {purpose} request: {exc}", reason_code="teacher_error"
+            )
+            return False
+        except anthropic.APIError as exc:
+            raise SessionInterrupted(
+                f"teacher call {call_key} of session {session.id} did not complete ({type(exc).__name__}: "
+                f"{exc}); nothing was recorded — run the session again to resume"
+            ) from exc
+        usage = usage_of(message)
+        model = str(getattr(message, "model", None) or params["model"])
+        session.record_teacher_call(
+            call_key=call_key,
+            purpose=purpose,
+            model=model,
+            request_digest=request_digest(params),
+            response=response_to_dict(message),
+            usage=usage,
+            cost_usd=cost_of(model, usage),
+        )
+        return True
+
+    def _do_RunTool(self, session: Session, step: steps.RunTool) -> None:
+        def self_run(query: str) -> SelfRun:
+            if session.teacher_cost_usd >= float(session.settings["session"]["max_cost_usd"]):
+                raise DistillError("the teacher budget is spent; run_self_on_task is no longer available")
+            params = {
+                "model": session.settings["teacher"]["model"],
+                "max_tokens": SELF_RUN_MAX_TOKENS,
+                "messages": [{"role": "user", "content": query}],
+            }
+            key = f"self_run/{step.tool_use_id}"
+            if not self._teacher_call(session, key, "self_run", params):
+                raise DistillError("the teacher could not answer")
+            call = session.teacher_calls[key]
+            text = "".join(
+                b.get("text", "") for b in call.response.get("content", []) if b.get("type") == "text"
+            )
+            return SelfRun(output=text, cost_usd=call.cost_usd)
+
+        toolbox = Toolbox(
+            home=self.home,
+            traces=self.traces,
+            benchmark=load_benchmark(self.home),
+            student=self.student,
+            judge=self.judge,
+            self_run=self_run,
+        )
+        outcome = toolbox.execute(step.name, step.tool_input)
+        if session.status != SessionStatus.DIAGNOSING:  # the self run ended the session (e.g. divergence)
+            return
+        session.record_tool_result(
+            call_key=step.call_key,
+            tool_use_id=step.tool_use_id,
+            tool=step.name,
+            content=outcome.content,
+            is_error=outcome.is_error,
+            student_result=outcome.student_result.model_dump(mode="json") if outcome.student_result else None,
+        )
+
+    def _do_SubmitDiagnosis(self, session: Session, step: steps.SubmitDiagnosis) -> None:
+        benchmark_ids = [t.task_id for t in load_benchmark(self.home)]
+        try:
+            diagnosis = parse_diagnosis(step.tool_input, benchmark_ids)
+        except InvalidTeacherOutput as exc:
+            # Back to the teacher as a tool error: it gets another turn to fix the shape.
+            session.record_tool_result(
+                call_key=step.call_key, tool_use_id=step.tool_use_id, tool="submit_diagnosis",
+                content=str(exc), is_error=True,
+            )  # fmt: skip
+            return
+        if not diagnosis.clusters:
+            session.fail(error="diagnosis produced no actionable clusters", reason_code="no_clusters")
+            return
+        session.submit_diagnosis(markdown=diagnosis.markdown, clusters=diagnosis.clusters)
+
+    def _do_FreezePlan(self, session: Session, _: steps.FreezePlan) -> None:
+        call = session.teacher_calls["plan"]
+        tool_input = next(
+            (
+                b.get("input")
+                for b in call.response.get("content", [])
+                if b.get("type") == "tool_use" and b.get("name") == "submit_plan"
+            ),
+            None,
+        )
+        try:
+            if tool_input is None:
+                raise InvalidTeacherOutput("the teacher's plan response did not call submit_plan")
+            frozen = freeze_plan(
+                session_id=str(session.id),
+                tool_input=tool_input,
+                clusters=session.clusters,
+                diagnosis_markdown=session.diagnosis_markdown or "",
+                teacher_model=call.model,
+                cost_usd=call.cost_usd,
+                read_prompt=self._read_prompt,
+                created_at=call.at,
+            )
+        except InvalidTeacherOutput as exc:
+            session.fail(error=f"the plan could not be used: {exc}", reason_code="plan_invalid")
+            return
+        session.freeze_plan(
+            plan=frozen.plan,
+            rejected=[r.model_dump(mode="json") for r in frozen.rejected],
+            tier_changes=[t.model_dump(mode="json") for t in frozen.tier_changes],
+            downgrades=list(frozen.downgrades),
+        )
+
+    def _read_prompt(self, agent: str) -> str | None:
+        path = self.home / "agents" / agent / "system_prompt.md"
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+
+    def _do_RouteEdit(self, session: Session, step: steps.RouteEdit) -> None:
+        preview = ""
+        if step.route == "review":
+            try:
+                preview = self.workspace.preview(session.edits[step.edit_id].edit)
+            except Exception as exc:  # a preview is a courtesy to the reviewer, never a reason to stop
+                preview = f"(no preview: {exc})"
+        session.route_edit(edit_id=step.edit_id, route=step.route, preview=preview)
+
+    def _do_ValidateEdit(self, session: Session, step: steps.ValidateEdit) -> None:
+        check = self.workspace.validate(session.edits[step.edit_id].edit)
+        session.validate_edit(edit_id=step.edit_id, ok=check.ok, reason=check.reason)
+
+    def _do_SkipEdit(self, session: Session, step: steps.SkipEdit) -> None:
+        session.skip_edit(edit_id=step.edit_id, reason=step.reason)
+
+    def _do_ChooseGateTasks(self, session: Session, _: steps.ChooseGateTasks) -> None:
+        benchmark = load_benchmark(self.home)
+        if not benchmark:
+            session.fail(error=f"{self.home / 'benchmark.jsonl'} has no tasks: the gate cannot measure "
+                         "any edit", reason_code="no_benchmark")  # fmt: skip
+            return
+        seed = stable_seed(str(session.id))
+        task_ids = choose_gate_tasks(
+            seed=seed,
+            benchmark=benchmark,
+            clusters=session.clusters,
+            subsample_size=int(session.settings["gate"]["subsample_size"]),
+        )
+        session.choose_gate_tasks(seed=seed, task_ids=task_ids)
+
+    def _do_StartApply(self, session: Session, step: steps.StartApply) -> None:
+        dirty = self.workspace.dirty_paths()
+        if dirty:
+            raise WorkspaceConflict(
+                f"tracked files of {self.home} changed outside this session: {', '.join(dirty)}; "
+                f"commit or discard them, then run session {session.id} again"
+            )
+        session.start_apply(
+            edit_id=step.edit_id, pre_sha=self.workspace.head_sha(), pre_tree=self.workspace.tree_sha()
+        )
+
+    def _do_ScoreTree(self, session: Session, step: steps.ScoreTree) -> None:
+        actual = self.workspace.tree_sha()
+        if actual != step.tree_sha:
+            raise WorkspaceConflict(
+                f"session {session.id} needs the workspace at tree {step.tree_sha[:10]} to score it, "
+                f"but it is at {actual[:10]}: someone changed it outside this session"
+            )
+        benchmark = {t.task_id: t for t in load_benchmark(self.home)}
+        missing_ids = [
+            t
+            for t in session.gate_task_ids or []
+            if session.score_key(step.tree_sha, t) not in session.scores
+        ]
+        unknown = [t for t in missing_ids if t not in benchmark]
+        if unknown:
+            session.fail(error=f"benchmark tasks disappeared during the session: {', '.join(unknown)}",
+                         reason_code="benchmark_changed")  # fmt: skip
+            return
+        tasks: list[BenchmarkTask] = [benchmark[t] for t in missing_ids]
+        scores = self.scorer.score(tasks)
+        session.record_scores(
+            tree_sha=step.tree_sha,
+            seed=session.gate_seed or 0,
+            student_model=session.student_model,
+            scores=[s.model_dump(mode="json") for s in scores],
+        )
+
+    def _tree_scores(self, session: Session, tree_sha: str) -> dict[str, TaskScore]:
+        return {
+            t: TaskScore.model_validate(session.scores[session.score_key(tree_sha, t)])
+            for t in session.gate_task_ids or []
+        }
+
+    def _snapshot(self, session: Session, tree_sha: str) -> Any:
+        return snapshot(
+            scores=self._tree_scores(session, tree_sha),
+            task_ids=list(session.gate_task_ids or []),
+            clusters=session.clusters,
+            benchmark_version=str(session.settings["gate"]["benchmark_version"]),
+            tree_sha=tree_sha,
+        )
+
+    def _do_CaptureBenchmark(self, session: Session, step: steps.CaptureBenchmark) -> None:
+        session.capture_benchmark(label=step.label, snapshot=self._snapshot(session, step.tree_sha))
+
+    def _do_ApplyEdit(self, session: Session, step: steps.ApplyEdit) -> None:
+        progress = session.edits[step.edit_id]
+        workspace = self.workspace
+        found = workspace.find_edit_commit(str(session.id), step.edit_id)
+        if found is not None:  # committed before a crash: record what git already holds
+            session.record_apply(edit_id=step.edit_id, commit_sha=found, tree_sha=workspace.tree_sha(),
+                                 changed_files=[], reconciled=True)  # fmt: skip
+            return
+        if workspace.head_sha() != progress.pre_sha:
+            raise WorkspaceConflict(
+                f"the workspace moved from {str(progress.pre_sha)[:10]} to {workspace.head_sha()[:10]} while "
+                f"edit {step.edit_id} was being applied; it cannot be applied safely"
+            )
+        if workspace.dirty_paths():  # our own half-written files from a crash (the intent is recorded)
+            workspace.restore(str(progress.pre_sha))
+        try:
+            applied = workspace.apply(progress.edit, session_id=str(session.id), risk_tier=progress.risk_tier)
+        except OpNotAvailable as exc:
+            session.skip_edit(edit_id=step.edit_id, reason=str(exc))
+            return
+        except InvalidEdit as exc:
+            workspace.restore(str(progress.pre_sha))
+            session.validate_edit(edit_id=step.edit_id, ok=False, reason=f"apply failed: {exc}")
+            return
+        session.record_apply(
+            edit_id=step.edit_id,
+            commit_sha=applied.commit_sha,
+            tree_sha=applied.tree_sha,
+            changed_files=list(applied.changed_files),
+        )
+
+    def _do_EvaluateGate(self, session: Session, step: steps.EvaluateGate) -> None:
+        progress = session.edits[step.edit_id]
+        before = self._snapshot(session, str(progress.pre_tree))
+        after = self._snapshot(session, str(progress.tree_sha))
+        gate = session.settings["gate"]
+        decision = evaluate_gate(
+            before=before,
+            after=after,
+            target_cluster=progress.edit.expected_improvement,
+            max_regression=float(gate["max_regression"]),
+            min_improvement=float(gate["min_improvement"]),
+        )
+        session.record_gate(
+            edit_id=step.edit_id,
+            before=before,
+            after=after,
+            delta=decision.delta,
+            cluster_deltas=dict(decision.cluster_deltas),
+            accepted=decision.accepted,
+            reason=decision.reason,
+        )
+
+    def _revert(self, session: Session, edit_id: str) -> str:
+        workspace = self.workspace
+        found = workspace.find_revert_commit(str(session.id), edit_id)
+        if found is not None:
+            return found
+        if workspace.dirty_paths():  # a revert interrupted by a crash: start it again from HEAD
+            workspace.restore(workspace.head_sha())
+        commit = str(session.edits[edit_id].commit_sha)
+        return workspace.revert(commit, session_id=str(session.id), edit_id=edit_id)
+
+    def _do_RevertEdit(self, session: Session, step: steps.RevertEdit) -> None:
+        revert_sha = self._revert(session, step.edit_id)
+        session.revert_edit(edit_id=step.edit_id, revert_sha=revert_sha, tree_sha=self.workspace.tree_sha())
+
+    def _do_AwaitReview(self, session: Session, _: steps.AwaitReview) -> None:
+        session.await_review(git_post=self.workspace.head_sha())
+
+    def _do_Complete(self, session: Session, _: steps.Complete) -> None:
+        session.complete(git_post=self.workspace.head_sha())
+
+    def _do_RollBackEdit(self, session: Session, step: steps.RollBackEdit) -> None:
+        session.roll_back_edit(edit_id=step.edit_id, revert_sha=self._revert(session, step.edit_id))
+
+    def _do_FinishRollback(self, session: Session, _: steps.FinishRollback) -> None:
+        session.roll_back(git_post=self.workspace.head_sha())

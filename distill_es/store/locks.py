@@ -1,0 +1,82 @@
+"""Who may run a session right now: the database's or the OS's own locks, never a home-made file protocol.
+
+- PostgreSQL stores: session-level advisory locks (`pg_try_advisory_lock`) held on a dedicated
+  connection; the server releases them when that connection dies, so a killed worker frees its
+  session at once.
+- SQLite stores: `flock` on a file under the state folder; the kernel releases it when the process dies.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from distill_es.domain.errors import SessionBusy
+from distill_es.store.app import is_postgres, store_env
+
+
+def lock_key(name: str) -> int:
+    """A signed 64-bit key for `name` (advisory locks take a bigint)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+@contextmanager
+def exclusive(store_url: str, state_dir: Path, name: str, what: str) -> Iterator[None]:
+    """Hold the lock called `name` for the duration, or raise SessionBusy naming `what`."""
+    if is_postgres(store_url):
+        with _pg_lock(store_url, name, what):
+            yield
+    else:
+        with _file_lock(Path(state_dir) / "locks", name, what):
+            yield
+
+
+@contextmanager
+def _file_lock(folder: Path, name: str, what: str) -> Iterator[None]:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(name.encode()).hexdigest()[:32]}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SessionBusy(f"{what} is in use by another process; try again when it is done") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _pg_connect(store_url: str) -> Any:
+    import psycopg
+
+    env = store_env(store_url, create_tables=False)
+    return psycopg.connect(
+        dbname=env["POSTGRES_DBNAME"],
+        host=env["POSTGRES_HOST"],
+        port=int(env["POSTGRES_PORT"]),
+        user=env["POSTGRES_USER"],
+        password=env["POSTGRES_PASSWORD"] or None,
+        connect_timeout=5,
+        autocommit=True,
+    )
+
+
+@contextmanager
+def _pg_lock(store_url: str, name: str, what: str) -> Iterator[None]:
+    key = lock_key(name)
+    with _pg_connect(store_url) as conn:
+        acquired = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
+        if not acquired:
+            raise SessionBusy(f"{what} is in use by another worker; try again when it is done")
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
