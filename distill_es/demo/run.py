@@ -1,0 +1,38 @@
+"""The offline demo: a demo workspace, a recorded teacher shipped in the package, a stand-in student.
+
+No network and no API key: every teacher response comes from `cassette.jsonl`, matched by request
+digest, and the student is `DemoStudent` (deterministic, labelled as such).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from distill_es.adapters.cassette import CassetteTeacher
+from distill_es.demo import world
+from distill_es.domain.vocabulary import LearningSession
+from distill_es.engine import Engine, StepObserver
+from distill_es.triggers import OnDemandTrigger
+
+CASSETTE = Path(__file__).with_name("cassette.jsonl")
+
+
+def open_demo_engine(home: Path, *, teacher: Any = None, on_step: StepObserver | None = None) -> Engine:
+    """An engine on a demo workspace: the shipped cassette as teacher (unless given), the demo student."""
+    return Engine.open(
+        home,
+        teacher=teacher if teacher is not None else CassetteTeacher(CASSETTE),
+        student=world.DemoStudent(home),
+        on_step=on_step,
+    )
+
+
+def run_demo(home: Path, *, teacher: Any = None, on_step: StepObserver | None = None) -> LearningSession:
+    """Create the demo workspace in `home` and run one session on it."""
+    world.create_demo_workspace(home)
+    engine = open_demo_engine(home, teacher=teacher, on_step=on_step)
+    try:
+        return engine.run_session(OnDemandTrigger({"source": "distill-es demo"}))
+    finally:
+        engine.close()
