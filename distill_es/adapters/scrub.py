@@ -68,9 +68,22 @@ SECRET_PATTERNS: list[SecretPattern] = [
         keep_prefix=True,
     ),
     _p(
+        "basic_auth",
+        r"(\bAuthorization\s*[:=]\s*[\"']?\s*Basic\s+)" + _NOT_MARKER + r"[A-Za-z0-9+/=]+",
+        "the credential in an `Authorization: Basic …` header",
+        keep_prefix=True,
+        flags=re.IGNORECASE,
+    ),
+    _p(
+        "url_password",
+        r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]+:)" + _NOT_MARKER + r"[^\s/@]+(?=@)",
+        "the password in a URL's user info: scheme://user:password@host",
+        keep_prefix=True,
+    ),
+    _p(
         "credential",
         r"(\b(?:api[_\-]?key|secret[_\-]?key|client[_\-]?secret|access[_\-]?token|auth[_\-]?token"
-        r"|refresh[_\-]?token|private[_\-]?key|password|passwd|pwd)[\"']?\s*[:=]\s*[\"']?)"
+        r"|refresh[_\-]?token|private[_\-]?key|password|passwd)[\"']?\s*[:=]\s*[\"']?)"
         + _NOT_MARKER
         + r"[^\s\"',;]{3,}",
         'generic assignments: api_key=…, password: …, client_secret = "…", access_token: …',

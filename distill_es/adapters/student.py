@@ -139,7 +139,12 @@ def build_chat_request(home: str | Path, task: BenchmarkTask, settings: StudentS
 
 class OpenAIStudent:
     """`StudentRunner` over the official openai SDK. The SDK retries connection errors, 408/409/429 and
-    5xx with backoff (`settings.max_retries`); what still fails becomes `StudentResult.error`."""
+    5xx with backoff (`settings.max_retries`); what still fails becomes `StudentResult.error`.
+
+    A workspace that cannot be read (corrupt TOML, no model configured) raises `WorkspaceError`: that is
+    not the student failing a task, and scoring it as 0.0 would blame the wrong party. The key comes from
+    the env var named by `settings.api_key_env`; unset or unnamed, a placeholder (local servers ignore it).
+    """
 
     def __init__(self, home: str | Path, settings: StudentSettings | None = None) -> None:
         self.home = Path(home)
@@ -147,7 +152,7 @@ class OpenAIStudent:
         key = os.environ.get(self.settings.api_key_env, "") if self.settings.api_key_env else ""
         self.client = openai.OpenAI(
             base_url=self.settings.base_url,
-            api_key=key or "not-needed",  # local servers ignore it; the SDK insists on one
+            api_key=key or "not-needed",  # the SDK insists on a key
             timeout=self.settings.timeout_seconds,
             max_retries=self.settings.max_retries,
         )

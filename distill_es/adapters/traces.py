@@ -6,7 +6,6 @@ and search by case-insensitive substring over query and result (no FTS syntax to
 
 from __future__ import annotations
 
-import builtins
 import json
 import math
 import sqlite3
@@ -97,12 +96,9 @@ def parse_trace_line(data: Any) -> TraceRecord:
         if not isinstance(metadata, dict):
             raise ValueError("metadata: must be an object")
         data["metadata"] = {**extra, **metadata}
-    for key in ("query", "result"):
-        if data.get(key) is None:
-            data.pop(key, None)
-    for key in ("steps", "metadata"):
-        if data.get(key) is None:
-            data.pop(key, None)
+    for key in ("query", "result", "steps", "metadata"):
+        if key in data and data[key] is None:
+            del data[key]  # null means "use the default"
     if "trace_id" in data and not isinstance(data["trace_id"], str):
         data["trace_id"] = str(data["trace_id"])
     data["started_at"] = to_epoch(data.get("started_at"))
@@ -116,22 +112,22 @@ class JsonlTraceSource:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
-        self._records: builtins.list[TraceRecord] = []
+        self._records: list[TraceRecord] = []
         self._by_id: dict[str, TraceRecord] = {}
 
-    def _load(self) -> builtins.list[TraceRecord]:
+    def _load(self) -> list[TraceRecord]:
         try:
             stat = self.path.stat()
+            stamp: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
         except FileNotFoundError:
-            return []
-        stamp = (stat.st_mtime_ns, stat.st_size)
+            stamp = None
         with self._lock:
             if stamp != self._stamp:
-                self._records, self._by_id = self._parse()
+                self._records, self._by_id = self._parse() if stamp else ([], {})
                 self._stamp = stamp
             return self._records
 
-    def _parse(self) -> tuple[builtins.list[TraceRecord], dict[str, TraceRecord]]:
+    def _parse(self) -> tuple[list[TraceRecord], dict[str, TraceRecord]]:
         by_id: dict[str, tuple[int, TraceRecord]] = {}
         with self.path.open(encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, start=1):
@@ -146,7 +142,7 @@ class JsonlTraceSource:
                 except ValueError as exc:
                     raise WorkspaceError(f"{self.path}:{lineno}: {exc}") from None
                 by_id[record.trace_id] = (lineno, record)
-        records = _newest_first(builtins.list(by_id.values()))
+        records = _newest_first(list(by_id.values()))
         return records, {r.trace_id: r for r in records}
 
     def count(self) -> int:
@@ -154,7 +150,7 @@ class JsonlTraceSource:
 
     def list(
         self, limit: int = 20, agent: str | None = None, outcome: str | None = None
-    ) -> builtins.list[TraceRecord]:
+    ) -> list[TraceRecord]:
         picked = [
             r
             for r in self._load()
@@ -166,7 +162,7 @@ class JsonlTraceSource:
         self._load()
         return self._by_id.get(trace_id)
 
-    def search(self, query: str, limit: int = 20) -> builtins.list[TraceRecord]:
+    def search(self, query: str, limit: int = 20) -> list[TraceRecord]:
         needle = query.casefold()
         return [r for r in self._load() if _matches(r, needle)][: max(limit, 0)]
 
@@ -207,7 +203,7 @@ class OpenJarvisTraceSource:
         conn.row_factory = sqlite3.Row
         return conn
 
-    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> builtins.list[sqlite3.Row]:
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with closing(self._connect()) as conn:
             try:
                 return conn.execute(sql, params).fetchall()
@@ -228,7 +224,7 @@ class OpenJarvisTraceSource:
                 raise WorkspaceError(f"{self.path}: not an OpenJarvis traces database ({exc})") from None
 
     @staticmethod
-    def _steps(conn: sqlite3.Connection, trace_id: str) -> builtins.list[dict[str, Any]]:
+    def _steps(conn: sqlite3.Connection, trace_id: str) -> list[dict[str, Any]]:
         rows = conn.execute(
             "SELECT * FROM trace_steps WHERE trace_id = ? ORDER BY step_index", (trace_id,)
         ).fetchall()
@@ -245,7 +241,7 @@ class OpenJarvisTraceSource:
         ]
 
     @staticmethod
-    def _to_record(row: sqlite3.Row, steps: builtins.list[dict[str, Any]]) -> TraceRecord:
+    def _to_record(row: sqlite3.Row, steps: list[dict[str, Any]]) -> TraceRecord:
         cols = row.keys()
         metadata = _json_or_raw(row["metadata"] if "metadata" in cols else None, {})
         if not isinstance(metadata, dict):
@@ -278,7 +274,7 @@ class OpenJarvisTraceSource:
 
     def list(
         self, limit: int = 20, agent: str | None = None, outcome: str | None = None
-    ) -> builtins.list[TraceRecord]:
+    ) -> list[TraceRecord]:
         clauses, params = [], []
         if agent is not None:
             clauses.append("agent = ?")
@@ -288,13 +284,13 @@ class OpenJarvisTraceSource:
             params.append(outcome)
         where = " AND ".join(clauses) or "1 = 1"
         sql = f"SELECT * FROM traces WHERE {where} ORDER BY started_at DESC, rowid DESC LIMIT ?"
-        return builtins.list(self._records(sql, (*params, max(limit, 0))))
+        return list(self._records(sql, (*params, max(limit, 0))))
 
     def get(self, trace_id: str) -> TraceRecord | None:
-        found = builtins.list(self._records("SELECT * FROM traces WHERE trace_id = ?", (trace_id,)))
+        found = list(self._records("SELECT * FROM traces WHERE trace_id = ?", (trace_id,)))
         return found[0] if found else None
 
-    def search(self, query: str, limit: int = 20) -> builtins.list[TraceRecord]:
+    def search(self, query: str, limit: int = 20) -> list[TraceRecord]:
         # Python casefold, not SQL LIKE/lower(): those fold ASCII only.
         needle = query.casefold()
         rows = self._query("SELECT trace_id, query, result FROM traces ORDER BY started_at DESC, rowid DESC")

@@ -33,6 +33,8 @@ CASES = [
     ("private_key", f"key:\n{PEM}\nend", "MIIEpAIBAAKCAQEA7"),
     ("bearer_token", "Authorization: Bearer abc.DEF-123", "abc.DEF-123"),
     ("bearer_token", "sent with bearer header: Bearer " + "q" * 30, "q" * 30),
+    ("basic_auth", "Authorization: Basic dXNlcjpwYXNz", "dXNlcjpwYXNz"),
+    ("url_password", "postgresql://app:s3cret!@db.internal:5432/prod", "s3cret!"),
     ("credential", "api_key=hunter2hunter2", "hunter2hunter2"),
     ("credential", 'password: "correct horse"', "correct"),
     ("credential", "CLIENT_SECRET = s3cr3tvalue", "s3cr3tvalue"),
@@ -73,6 +75,8 @@ def test_keys_and_surrounding_text_stay():
         "Call me at 10:30 @ the office",
         "def f(a, b):\n    return a == b  # compare",
         "Bearer bonds were popular in 1920.",
+        "PWD=/home/user/project OLDPWD=/tmp",
+        "See https://docs.example.com:8443/path and ftp://mirror.example.org/pub",
     ],
 )
 def test_ordinary_text_is_left_alone(text):
