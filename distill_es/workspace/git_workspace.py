@@ -1,0 +1,348 @@
+"""The student's workspace under git: one commit per edit, exact reverts, crash-safe restore.
+
+Fixes the reference's checkpoint store (spec search §7.3, §11.1, 2, 11): every applied edit is its
+own commit carrying `Edit-ID` / `Session-ID` trailers, commits are found by parsing trailers (never by
+`--grep`, where `sess-1` matched `sess-10`), shas are full, engine files are git-ignored so they never
+make the tree dirty, untracked files created by an edit are removed on restore, an edit that changes
+nothing makes no commit, and a revert that does not apply is aborted with the repo left clean.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from git import Git, GitCommandError
+from pydantic import TypeAdapter, ValidationError
+
+from distill_es.domain.errors import InvalidEdit, WorkspaceConflict, WorkspaceError
+from distill_es.domain.payloads import SafeName, describe_validation
+from distill_es.domain.vocabulary import Edit, EditRiskTier
+from distill_es.ports import AppliedEdit, EditCheck
+from distill_es.workspace.appliers import applier_for, prompt_path
+from distill_es.workspace.files import atomic_write_text, read_text, resolve_inside
+
+TRACKED_PATHS = ("config.toml", "agents", "tools")
+# Anchored to the root: `traces.jsonl` must not also hide `agents/x/traces.jsonl`.
+IGNORED_PATTERNS = ("/.distill_es/", "/traces.jsonl", "/traces.db*", "/benchmark.jsonl", "/distill_es.toml")
+GITIGNORE_HEADER = "# distill_es: engine files, never part of the student's tracked configuration"
+
+GIT_NAME, GIT_EMAIL = "distill_es", "distill_es@localhost"
+# Commits are always made as distill_es, whatever identity the user's repo or environment has.
+_GIT_ENV = {
+    "GIT_AUTHOR_NAME": GIT_NAME,
+    "GIT_AUTHOR_EMAIL": GIT_EMAIL,
+    "GIT_COMMITTER_NAME": GIT_NAME,
+    "GIT_COMMITTER_EMAIL": GIT_EMAIL,
+}
+# Signing prompts and editors must never block an unattended engine.
+_GIT_OPTS = ("-c", "commit.gpgsign=false", "-c", "core.editor=true")
+
+BASELINE_TRAILER = ("Distill-ES", "baseline")
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_TRAILER_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*): (.*)$")
+_SAFE_NAME: TypeAdapter[str] = TypeAdapter(SafeName)
+
+
+def parse_trailers(message: str) -> dict[str, list[str]]:
+    """The `Key: value` lines of the message's last paragraph (never the subject line).
+
+    {} when that paragraph is not entirely trailers, as git itself reads them.
+    """
+    paragraphs = [p for p in re.split(r"\n[ \t]*\n", message.strip()) if p.strip()]
+    if len(paragraphs) < 2:
+        return {}
+    trailers: dict[str, list[str]] = {}
+    for line in paragraphs[-1].split("\n"):
+        match = _TRAILER_LINE.match(line.rstrip())
+        if match is None:
+            return {}
+        trailers.setdefault(match.group(1), []).append(match.group(2))
+    return trailers
+
+
+def _trailer_value(what: str, value: str) -> str:
+    """Trailer values must survive a round trip exactly: one line, no surrounding blanks."""
+    if not value or value != value.strip() or any(ch in value for ch in "\r\n\x00"):
+        raise InvalidEdit(
+            f"{what} {value!r} cannot be recorded in a commit trailer (empty, multi-line or padded)"
+        )
+    return value
+
+
+def summary_line(edit: Edit) -> str:
+    """A one-line commit subject naming the op and what it touches."""
+    keys = ("agent", "query_class", "model", "param", "tool_name", "target_model")
+    parts = [f"{k}={edit.payload[k]}" for k in keys if isinstance(edit.payload.get(k), str)]
+    subject = " ".join([f"{edit.op.value}:", *(parts or [edit.target or edit.id])])
+    subject = " ".join(subject.split())  # no newlines or runs of blanks from a teacher's payload
+    return subject if len(subject) <= 100 else subject[:99] + "…"
+
+
+class GitWorkspace:
+    """`ports.Workspace` over a git repository at `root` (created by `init`)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+        self._cmd = Git(self.root)
+
+    # --- setup --------------------------------------------------------------------------------
+
+    def init(self) -> str:
+        """Create the repo if needed and the baseline commit once; returns the baseline's full sha."""
+        if not self.root.is_dir():
+            raise WorkspaceError(f"workspace {self.root} does not exist or is not a directory")
+        if not (self.root / ".git").exists():
+            self._git("init", "-q")
+            self._git("config", "user.name", GIT_NAME)
+            self._git("config", "user.email", GIT_EMAIL)
+            self._git("config", "core.autocrlf", "false")  # files must stay byte-identical
+        self._write_gitignore()
+        baseline = self._find_commit(lambda t: BASELINE_TRAILER[1] in t.get(BASELINE_TRAILER[0], []))
+        if baseline is not None:
+            return baseline
+        self._stage(extra=(".gitignore",))
+        message = (
+            "distill_es: baseline of config.toml, agents/, tools/\n\n"
+            f"{BASELINE_TRAILER[0]}: {BASELINE_TRAILER[1]}"
+        )
+        self._commit(message, allow_empty=True)
+        return self.head_sha()
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def head_sha(self) -> str:
+        return self._rev_parse("HEAD")
+
+    def tree_sha(self) -> str:
+        return self._rev_parse("HEAD^{tree}")
+
+    def dirty_paths(self) -> list[str]:
+        """Uncommitted changes (staged, unstaged, untracked) under the tracked paths, sorted."""
+        out = self._git(
+            "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--", *TRACKED_PATHS
+        )
+        paths = {entry[3:] for entry in out.split("\0") if len(entry) > 3}
+        return sorted(paths)
+
+    def read_prompt(self, agent: str) -> str:
+        """The agent's current system prompt; "" when it has none."""
+        try:
+            _SAFE_NAME.validate_python(agent)
+        except ValidationError as exc:
+            raise InvalidEdit(f"agent name: {describe_validation(exc)}") from None
+        return read_text(resolve_inside(self.root, prompt_path(agent))) or ""
+
+    def find_edit_commit(self, session_id: str, edit_id: str) -> str | None:
+        """The newest commit whose trailers say exactly this `Edit-ID` and `Session-ID`."""
+        return self._find_commit(
+            lambda t: edit_id in t.get("Edit-ID", []) and session_id in t.get("Session-ID", [])
+        )
+
+    def find_revert_commit(self, session_id: str, edit_id: str) -> str | None:
+        """The newest commit whose trailers say exactly this `Reverts-Edit-ID` and `Session-ID`."""
+        return self._find_commit(
+            lambda t: edit_id in t.get("Reverts-Edit-ID", []) and session_id in t.get("Session-ID", [])
+        )
+
+    # --- edits --------------------------------------------------------------------------------
+
+    def validate(self, edit: Edit) -> EditCheck:
+        return applier_for(edit).validate(edit, self.root)
+
+    def preview(self, edit: Edit) -> str:
+        return applier_for(edit).preview(edit, self.root)
+
+    def apply(self, edit: Edit, *, session_id: str, risk_tier: EditRiskTier) -> AppliedEdit:
+        """Apply `edit` and commit it with its trailers; on any failure the tracked files are as before."""
+        _trailer_value("edit id", edit.id)
+        _trailer_value("session id", session_id)
+        pre_sha = self.head_sha()
+        self._require_clean(f"apply edit {edit.id!r}")
+        applier = applier_for(edit)
+        try:
+            for path in applier.apply(edit, self.root):
+                if path.split("/", 1)[0] not in TRACKED_PATHS:
+                    raise InvalidEdit(
+                        f"edit {edit.id!r} wrote {path}, outside the tracked paths {TRACKED_PATHS}"
+                    )
+            self._stage()
+            if not self._git("diff", "--cached", "--name-only", "HEAD", "--", *TRACKED_PATHS):
+                raise InvalidEdit(f"edit {edit.id!r} changes nothing")
+            tier = EditRiskTier(risk_tier).value
+            message = (
+                f"{summary_line(edit)}\n\n"
+                f"Edit-ID: {edit.id}\nSession-ID: {session_id}\nRisk-Tier: {tier}\nOp: {edit.op.value}"
+            )
+            self._commit(message)
+        except BaseException as exc:
+            self._undo_uncommitted(pre_sha, exc)
+            raise
+        sha = self.head_sha()
+        return AppliedEdit(commit_sha=sha, tree_sha=self.tree_sha(), changed_files=self._changed_files(sha))
+
+    def revert(self, commit_sha: str, *, session_id: str, edit_id: str) -> str:
+        """Undo exactly `commit_sha` as a new commit; `WorkspaceConflict` (repo left clean) if it cannot."""
+        _trailer_value("edit id", edit_id)
+        _trailer_value("session id", session_id)
+        sha = self._own_commit(commit_sha)
+        trailers = parse_trailers(self._git("log", "-1", "--format=%B", sha))
+        if edit_id not in trailers.get("Edit-ID", []):
+            found = ", ".join(trailers.get("Edit-ID", [])) or "none"
+            raise WorkspaceConflict(
+                f"commit {sha} is not the commit of edit {edit_id!r} (its Edit-ID: {found})"
+            )
+        previous = self.find_revert_commit(session_id, edit_id)
+        if previous is not None and sha in self._trailers_of(previous).get("Reverted-Commit", []):
+            return previous  # already reverted (e.g. a retry after a crash): no second revert
+        self._require_clean(f"revert edit {edit_id!r}")
+        head = self.head_sha()
+        self._clear_sequencer()
+        try:
+            self._git("revert", "--no-commit", sha)
+        except GitCommandError:
+            conflicted = self._git("diff", "--name-only", "--diff-filter=U").split()
+            self._abandon_revert(head)
+            files = ", ".join(conflicted) or "the files it touched"
+            raise WorkspaceConflict(
+                f"cannot revert edit {edit_id!r} (commit {sha}): later changes to {files} conflict with it; "
+                "the workspace was left unchanged"
+            ) from None
+        subject = self._git("log", "-1", "--format=%s", sha)
+        message = (
+            f"Revert edit {edit_id}: {subject}\n\nThis reverts commit {sha}.\n\n"
+            f"Reverts-Edit-ID: {edit_id}\nSession-ID: {session_id}\nReverted-Commit: {sha}"
+        )
+        try:
+            # Empty when the change was already undone by hand: the revert is still recorded.
+            self._commit(message, allow_empty=True)
+        except BaseException:
+            if self.head_sha() == head:
+                self._abandon_revert(head)
+            raise
+        return self.head_sha()
+
+    def restore(self, sha: str) -> None:
+        """Make the tracked paths exactly as at `sha` (index too); HEAD does not move.
+
+        Files under the tracked paths that `sha` lacks are deleted, untracked ones included.
+        """
+        sha = self._own_commit(sha, require_ancestor=False)
+        self._clear_sequencer()
+        in_source = set(self._git("ls-tree", "--name-only", sha, "--", *TRACKED_PATHS).split("\n"))
+        in_index = {
+            p.split("/", 1)[0] for p in self._git("ls-files", "-z", "--", *TRACKED_PATHS).split("\0") if p
+        }
+        known = [p for p in TRACKED_PATHS if p in in_source or p in in_index]
+        if known:
+            # `restore` runs in no-overlay mode: tracked files that `sha` lacks are removed.
+            self._git("restore", f"--source={sha}", "--staged", "--worktree", "--", *known)
+        present = [p for p in TRACKED_PATHS if (self.root / p).exists() or (self.root / p).is_symlink()]
+        if present:
+            self._git("clean", "-f", "-d", "-q", "--", *present)
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _git(self, *args: str) -> str:
+        if args[0] != "init" and not (self.root / ".git").exists():
+            raise WorkspaceError(f"{self.root} is not a git workspace yet; run init() first")
+        env = dict(_GIT_ENV)
+        if not (self.root / ".git").is_file():  # a plain repo (not a linked worktree or submodule)
+            # Pin the repo: a GIT_DIR / GIT_INDEX_FILE inherited from a git hook must not redirect us.
+            git_dir = self.root / ".git"
+            env.update(
+                GIT_DIR=str(git_dir), GIT_WORK_TREE=str(self.root), GIT_INDEX_FILE=str(git_dir / "index")
+            )
+        return self._cmd.execute(["git", *_GIT_OPTS, *args], env=env)
+
+    def _rev_parse(self, rev: str) -> str:
+        try:
+            return self._git("rev-parse", "--verify", "--quiet", rev)
+        except GitCommandError:
+            raise WorkspaceError(f"{self.root} has no commit {rev!r}; run init() first") from None
+
+    def _own_commit(self, sha: str, *, require_ancestor: bool = True) -> str:
+        if not isinstance(sha, str) or not _SHA.match(sha):
+            raise WorkspaceError(f"{sha!r} is not a full 40-hex commit sha")
+        try:
+            self._git("cat-file", "-e", f"{sha}^{{commit}}")
+        except GitCommandError:
+            raise WorkspaceError(f"commit {sha} does not exist in {self.root}") from None
+        if require_ancestor:
+            try:
+                self._git("merge-base", "--is-ancestor", sha, "HEAD")
+            except GitCommandError:
+                raise WorkspaceConflict(f"commit {sha} is not in the workspace's history (HEAD)") from None
+        return sha
+
+    def _require_clean(self, action: str) -> None:
+        dirty = self.dirty_paths()
+        if dirty:
+            raise WorkspaceConflict(
+                f"cannot {action}: tracked files have uncommitted changes: {', '.join(dirty)} "
+                "(commit or discard them first)"
+            )
+
+    def _stage(self, extra: tuple[str, ...] = ()) -> None:
+        in_index = {p.split("/", 1)[0] for p in self._git("ls-files", "-z").split("\0") if p}
+        paths = [p for p in (*TRACKED_PATHS, *extra) if (self.root / p).exists() or p in in_index]
+        if paths:
+            self._git("add", "-A", "--", *paths)
+
+    def _commit(self, message: str, *, allow_empty: bool = False) -> None:
+        args = ["commit", "-q", "--no-verify", "--cleanup=verbatim", "-m", message]
+        if allow_empty:
+            args.append("--allow-empty")
+        self._git(*args)
+
+    def _changed_files(self, sha: str) -> list[str]:
+        out = self._git("diff-tree", "--no-commit-id", "--name-only", "-r", "-z", "--root", sha)
+        return sorted(p for p in out.split("\0") if p)
+
+    def _trailers_of(self, sha: str) -> dict[str, list[str]]:
+        return parse_trailers(self._git("log", "-1", "--format=%B", sha))
+
+    def _find_commit(self, predicate: Callable[[dict[str, list[str]]], bool]) -> str | None:
+        try:
+            out = self._git("log", "--format=%H%x00%B%x1e", "HEAD")
+        except GitCommandError:
+            return None  # no commits yet
+        for record in out.split("\x1e"):
+            sha, _, message = record.strip("\n").partition("\0")
+            if sha and predicate(parse_trailers(message)):
+                return sha
+        return None
+
+    def _undo_uncommitted(self, pre_sha: str, exc: BaseException) -> None:
+        """After a failed apply: put the files back, unless the commit was made after all."""
+        try:
+            if self.head_sha() == pre_sha:
+                self.restore(pre_sha)
+        except Exception as restore_error:  # keep the original error; say the tree may be dirty
+            exc.add_note(f"restoring {pre_sha} also failed: {restore_error}")
+
+    def _clear_sequencer(self) -> None:
+        """Forget a revert left half-done (by a crash): the files are then restored or checked."""
+        git_dir = Path(self._git("rev-parse", "--absolute-git-dir"))
+        if (git_dir / "REVERT_HEAD").exists() or (git_dir / "sequencer").exists():
+            with contextlib.suppress(GitCommandError):
+                self._git("revert", "--quit")
+
+    def _abandon_revert(self, head: str) -> None:
+        # Nothing to abort, or the abort failed: the restore below makes the files right anyway.
+        with contextlib.suppress(GitCommandError):
+            self._git("revert", "--abort")
+        self.restore(head)
+
+    def _write_gitignore(self) -> None:
+        path = self.root / ".gitignore"
+        current = read_text(path) or ""
+        lines = current.splitlines()
+        missing = [pattern for pattern in IGNORED_PATTERNS if pattern not in lines]
+        if not missing:
+            return
+        block = ([GITIGNORE_HEADER] if GITIGNORE_HEADER not in lines else []) + missing
+        prefix = current if not current or current.endswith("\n") else current + "\n"
+        atomic_write_text(path, prefix + "\n".join(block) + "\n")
