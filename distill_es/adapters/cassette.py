@@ -33,12 +33,15 @@ def _load(path: Path) -> list[dict[str, Any]]:
     except OSError as exc:
         raise CassetteError(f"{path}: cannot read cassette ({exc})") from None
     records: list[dict[str, Any]] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    lines = text.splitlines()
+    for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
+            if lineno == len(lines) and not text.endswith("\n"):
+                break  # a write torn by a crash: that call was never answered to anyone
             raise CassetteError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
         missing = [
             k for k in ("digest", "request", "response") if not isinstance(record, dict) or k not in record
@@ -164,6 +167,18 @@ class _RecordingMessages:
         return self._owner.record(params)
 
 
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a last line left without its newline by a crash, so the next append starts a clean line."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as fh:
+            fh.truncate(data.rfind(b"\n") + 1)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
 class RecordingTeacher:
     """Forwards to a real teacher and appends every call to the cassette, durably, as it happens."""
 
@@ -171,6 +186,7 @@ class RecordingTeacher:
         self.inner = inner
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _drop_torn_tail(self.path)
         self._lock = threading.Lock()
         self.messages = _RecordingMessages(self)
 

@@ -121,3 +121,15 @@ def test_recording_appends_across_instances(recorded):
             **_params("More.")
         )
     assert len(CassetteTeacher(path)) == 3
+
+
+def test_a_torn_last_line_is_ignored_and_cut_before_appending(recorded):
+    path, _ = recorded
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write('{"digest": "abc", "requ')  # a crash mid-write
+    assert len(CassetteTeacher(path)) == 2
+    with ScriptedAnthropicServer(["third"]) as server:
+        RecordingTeacher(anthropic.Anthropic(base_url=server.base_url, api_key="test"), path).messages.create(
+            **_params("More.")
+        )
+    assert len(CassetteTeacher(path)) == 3
