@@ -103,12 +103,12 @@ class GitWorkspace:
         baseline = self._find_commit(lambda t: BASELINE_TRAILER[1] in t.get(BASELINE_TRAILER[0], []))
         if baseline is not None:
             return baseline
-        self._stage(extra=(".gitignore",))
+        paths = self._stage(extra=(".gitignore",))
         message = (
             "distill_es: baseline of config.toml, agents/, tools/\n\n"
             f"{BASELINE_TRAILER[0]}: {BASELINE_TRAILER[1]}"
         )
-        self._commit(message, allow_empty=True)
+        self._commit(message, only=paths, allow_empty=True)
         return self.head_sha()
 
     # --- reading ------------------------------------------------------------------------------
@@ -168,7 +168,7 @@ class GitWorkspace:
                     raise InvalidEdit(
                         f"edit {edit.id!r} wrote {path}, outside the tracked paths {TRACKED_PATHS}"
                     )
-            self._stage()
+            paths = self._stage()
             if not self._git("diff", "--cached", "--name-only", "HEAD", "--", *TRACKED_PATHS):
                 raise InvalidEdit(f"edit {edit.id!r} changes nothing")
             tier = EditRiskTier(risk_tier).value
@@ -176,7 +176,7 @@ class GitWorkspace:
                 f"{summary_line(edit)}\n\n"
                 f"Edit-ID: {edit.id}\nSession-ID: {session_id}\nRisk-Tier: {tier}\nOp: {edit.op.value}"
             )
-            self._commit(message)
+            self._commit(message, only=paths)
         except BaseException as exc:
             self._undo_uncommitted(pre_sha, exc)
             raise
@@ -198,6 +198,11 @@ class GitWorkspace:
         if previous is not None and sha in self._trailers_of(previous).get("Reverted-Commit", []):
             return previous  # already reverted (e.g. a retry after a crash): no second revert
         self._require_clean(f"revert edit {edit_id!r}")
+        staged = self._git("diff", "--cached", "--name-only", "HEAD").split("\n")
+        if any(staged):  # git cannot revert over a dirty index, even outside the tracked paths
+            raise WorkspaceConflict(
+                f"cannot revert edit {edit_id!r}: files are staged but not committed: {', '.join(staged)}"
+            )
         head = self.head_sha()
         self._clear_sequencer()
         try:
@@ -285,16 +290,28 @@ class GitWorkspace:
                 "(commit or discard them first)"
             )
 
-    def _stage(self, extra: tuple[str, ...] = ()) -> None:
-        in_index = {p.split("/", 1)[0] for p in self._git("ls-files", "-z").split("\0") if p}
-        paths = [p for p in (*TRACKED_PATHS, *extra) if (self.root / p).exists() or p in in_index]
+    def _known(self, paths: tuple[str, ...]) -> list[str]:
+        """Those of `paths` git knows: in HEAD, in the index, or untracked and not ignored."""
+        listed = self._git("ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *paths)
+        found = {p.split("/", 1)[0] for p in listed.split("\0") if p}
+        with contextlib.suppress(GitCommandError):  # no HEAD yet
+            found.update(self._git("ls-tree", "--name-only", "HEAD", "--", *paths).splitlines())
+        return [p for p in paths if p in found]
+
+    def _stage(self, extra: tuple[str, ...] = ()) -> list[str]:
+        """`git add -A` the tracked paths (and `extra`); returns the pathspecs that were used."""
+        paths = self._known((*TRACKED_PATHS, *extra))
         if paths:
             self._git("add", "-A", "--", *paths)
+        return paths
 
-    def _commit(self, message: str, *, allow_empty: bool = False) -> None:
+    def _commit(self, message: str, *, only: list[str] | None = None, allow_empty: bool = False) -> None:
+        """Commit; with `only`, just those paths, so a user's staged files elsewhere stay out of it."""
         args = ["commit", "-q", "--no-verify", "--cleanup=verbatim", "-m", message]
         if allow_empty:
             args.append("--allow-empty")
+        if only:
+            args += ["--only", "--", *only]
         self._git(*args)
 
     def _changed_files(self, sha: str) -> list[str]:

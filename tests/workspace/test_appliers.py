@@ -15,7 +15,7 @@ from distill_es.domain.errors import InvalidEdit, OpNotAvailable, WorkspaceError
 from distill_es.domain.vocabulary import EditOp
 from distill_es.workspace.appliers import APPLIERS, Applier, applier_for
 
-from .conftest import CONFIG, PROMPT, make_edit, snapshot
+from .conftest import CONFIG, PROMPT, make_edit, snapshot, write_workspace
 
 
 def config(root: Path) -> dict[str, Any]:
@@ -328,8 +328,6 @@ payload_keys = st.sampled_from(
 def test_random_payloads_give_a_check_never_an_exception(
     tmp_path_factory: Any, op: EditOp, payload: Any
 ) -> None:
-    from .conftest import write_workspace
-
     root = write_workspace(tmp_path_factory.mktemp("ws") / "home")
     check = APPLIERS[op].validate(make_edit(op, payload), root)
     assert isinstance(check.ok, bool)

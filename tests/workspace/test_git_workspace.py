@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,29 @@ def test_apply_refuses_when_tracked_files_are_dirty(ws: GitWorkspace) -> None:
     assert (ws.root / "config.toml").read_text() == CONFIG + "# hand edit\n"  # the user's work is kept
 
 
+def test_a_users_staged_files_stay_out_of_engine_commits(ws: GitWorkspace) -> None:
+    (ws.root / "README.md").write_text("mine")
+    git(ws.root, "add", "README.md")
+    applied = apply(ws, EditOp.SET_AGENT_PARAM, EDITS[EditOp.SET_AGENT_PARAM])
+    assert applied.changed_files == ["config.toml"]
+    assert git(ws.root, "diff", "--cached", "--name-only") == "README.md"  # still staged, not committed
+    with pytest.raises(WorkspaceConflict, match=r"staged but not committed: README\.md"):
+        ws.revert(applied.commit_sha, session_id="s1", edit_id="e1")
+    assert ws.head_sha() == applied.commit_sha
+
+
+def test_missing_and_empty_tracked_directories(root: Path) -> None:
+    shutil.rmtree(root / "tools")
+    (root / "agents" / "empty").mkdir()
+    ws = GitWorkspace(root)
+    ws.init()
+    applied = apply(ws, EditOp.EDIT_TOOL_DESCRIPTION, EDITS[EditOp.EDIT_TOOL_DESCRIPTION])
+    assert applied.changed_files == ["tools/descriptions.toml"]
+    ws.revert(applied.commit_sha, session_id="s1", edit_id="e1")
+    assert not (root / "tools" / "descriptions.toml").exists()
+    assert ws.dirty_paths() == []
+
+
 def test_staged_changes_are_dirty_too(ws: GitWorkspace) -> None:
     (ws.root / "tools" / "new.toml").write_text("")
     git(ws.root, "add", "tools/new.toml")
@@ -183,7 +207,7 @@ def test_invalid_edit_writes_nothing_and_commits_nothing(ws: GitWorkspace) -> No
 
 
 def test_a_failed_commit_puts_the_files_back(ws: GitWorkspace, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken_commit(message: str, *, allow_empty: bool = False) -> None:
+    def broken_commit(message: str, **options: Any) -> None:
         raise WorkspaceError("disk full")
 
     monkeypatch.setattr(ws, "_commit", broken_commit)
@@ -339,8 +363,6 @@ def test_restore_brings_back_deleted_directories_and_clears_a_half_revert(ws: Gi
     head = ws.head_sha()
     with pytest.raises(Exception):  # noqa: B017 - a crash mid-revert leaves git's state behind
         git(ws.root, "revert", "--no-commit", first.commit_sha)
-    import shutil
-
     shutil.rmtree(ws.root / "tools")
     ws.restore(head)
     assert ws.dirty_paths() == []
