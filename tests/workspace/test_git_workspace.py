@@ -370,6 +370,16 @@ def test_restore_brings_back_deleted_directories_and_clears_a_half_revert(ws: Gi
     assert not (Path(git(ws.root, "rev-parse", "--absolute-git-dir")) / "REVERT_HEAD").exists()
 
 
+def test_apply_after_a_crash_left_a_revert_state_behind(ws: GitWorkspace) -> None:
+    first = apply(ws, EditOp.SET_AGENT_PARAM, {"agent": "simple", "param": "max_turns", "value": 5}, "e1")
+    git_dir = Path(git(ws.root, "rev-parse", "--absolute-git-dir"))
+    (git_dir / "REVERT_HEAD").write_text(first.commit_sha + "\n")  # as a crash after restore would leave it
+    applied = apply(ws, EditOp.SET_AGENT_CLASS, EDITS[EditOp.SET_AGENT_CLASS], "e2")
+    assert applied.changed_files == ["config.toml"] and ws.dirty_paths() == []
+    assert not (git_dir / "REVERT_HEAD").exists()
+    assert git(ws.root, "rev-list", "--count", "HEAD") == "3"
+
+
 def test_inherited_git_dir_does_not_redirect_the_workspace(
     ws: GitWorkspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
