@@ -18,6 +18,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from distill_es.domain.errors import ConcurrentSessionWrite, SessionNotFound, SettingsError
+from distill_es.domain.events import SessionStarted
 from distill_es.domain.session import Session
 
 STATE_DIR = ".distill_es"
@@ -147,7 +148,7 @@ class EventStore:
             if not page:
                 return
             for notification in page:
-                if notification.originator_version == Session.INITIAL_VERSION:
+                if notification.topic == SessionStarted.TOPIC:
                     yield notification.originator_id
             position = page[-1].id
 

@@ -152,6 +152,7 @@ CREATE INDEX IF NOT EXISTS session_index_started ON session_index (started_epoch
 CREATE TABLE IF NOT EXISTS tracking (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
 """
 _TRACKING_NAME = "session_index"
+SESSION_TOPICS = frozenset(cls.TOPIC for cls in ev.EVENT_TYPES)
 
 
 def fold_index_row(row: dict[str, Any] | None, event: Any) -> dict[str, Any]:
@@ -258,6 +259,8 @@ class SessionIndex:
     def _apply_page(self, db: sqlite3.Connection, page: list[Any]) -> None:
         rows: dict[str, dict[str, Any] | None] = {}
         for notification in page:
+            if notification.topic not in SESSION_TOPICS:  # training runs, loops: other aggregates
+                continue
             sid = str(notification.originator_id)
             if sid not in rows:
                 found = db.execute("SELECT row FROM session_index WHERE session_id = ?", (sid,)).fetchone()
