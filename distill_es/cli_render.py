@@ -1,0 +1,347 @@
+"""Rich rendering for the `distill-es` command line: tables, diffs and the live progress line.
+
+Nothing here decides anything; it only turns engine values (session views, timeline dicts, review
+items, verify reports) into renderables. Keeping it apart keeps `cli.py` about commands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.markdown import Markdown
+from rich.panel import Panel
+from rich.status import Status
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+from distill_es.domain.next_step import Step
+from distill_es.domain.vocabulary import BenchmarkSnapshot, EditOutcome, LearningSession
+from distill_es.ports import BenchmarkTask
+from distill_es.store.verify import SessionReport
+
+OUTCOME_STYLE = {
+    "applied": "green",
+    "rejected_by_gate": "red",
+    "pending_review": "yellow",
+    "rejected_by_user": "magenta",
+    "rolled_back": "cyan",
+    "skipped": "dim",
+}
+STATUS_STYLE = {
+    "completed": "green",
+    "awaiting_review": "yellow",
+    "failed": "red",
+    "rolled_back": "cyan",
+}
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, "bold"))
+
+
+def short_sha(sha: str | None) -> str:
+    return (sha or "")[:10] or "—"
+
+
+def _delta(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.3f}"
+
+
+# --- edits -----------------------------------------------------------------------------------------
+
+
+def _reason(outcome: EditOutcome, target: str) -> str:
+    """Why the edit ended where it did, in a few words."""
+    if outcome.error:
+        return outcome.error
+    if outcome.status == "applied":
+        gain = outcome.cluster_deltas.get(target)
+        return f"gate passed: {target} {gain:+.3f}" if gain is not None else "gate passed"
+    if outcome.status == "pending_review":
+        return f"waiting for a reviewer ({outcome.risk_tier or 'review'} tier)"
+    if outcome.status == "rolled_back":
+        return "reverted by a rollback"
+    return ""
+
+
+def edits_table(view: LearningSession, title: str | None = "Edits") -> Table:
+    """One row per planned edit: id, op, tier, outcome, delta, reason."""
+    planned = {e.id: e for e in view.plan.edits} if view.plan else {}
+    table = Table(title=title, title_justify="left", expand=False)
+    for name in ("edit", "op", "tier", "outcome", "delta"):
+        table.add_column(name, overflow="fold")
+    table.add_column("reason", overflow="fold", min_width=20, ratio=1)
+    outcomes = {o.edit_id: o for o in view.edit_outcomes}
+    for edit_id in list(planned) + [i for i in outcomes if i not in planned]:
+        edit, outcome = planned.get(edit_id), outcomes.get(edit_id)
+        op = edit.op.value if edit else "?"
+        target = edit.expected_improvement if edit else ""
+        if outcome is None:  # planned but not yet decided (the session stopped mid-way)
+            tier = edit.risk_tier.value if edit else ""
+            table.add_row(edit_id, op, tier, Text("in progress", style="dim"), "—", "")
+            continue
+        tier = outcome.risk_tier.value if outcome.risk_tier else ""
+        style = OUTCOME_STYLE.get(outcome.status, "")
+        table.add_row(
+            edit_id,
+            op,
+            tier,
+            Text(outcome.status, style=style),
+            _delta(outcome.benchmark_delta),
+            _reason(outcome, target),
+        )
+    return table
+
+
+def benchmark_line(view: LearningSession) -> Text | None:
+    before, after = view.benchmark_before, view.benchmark_after
+    if before is None:
+        return None
+    text = Text("benchmark: ")
+    text.append(f"{before.overall_score:.3f}")
+    if after is not None:
+        text.append(" → ")
+        text.append(f"{after.overall_score:.3f}", style="bold")
+        text.append(f" ({after.overall_score - before.overall_score:+.3f})")
+    text.append(f" over {before.task_count} tasks")
+    return text
+
+
+def session_summary(view: LearningSession) -> Group:
+    """The end-of-run summary: status line, cost and benchmark, edits table."""
+    head = Text("session ")
+    head.append(view.id, style="bold")
+    head.append("  ")
+    head.append_text(status_text(view.status.value))
+    facts = Text(f"teacher cost ${view.teacher_cost_usd:.4f}")
+    if line := benchmark_line(view):
+        facts.append("  ·  ")
+        facts.append_text(line)
+    parts: list[RenderableType] = [head, facts]
+    if view.error:
+        parts.append(Text(f"error: {view.error}", style="red"))
+    if view.plan is not None or view.edit_outcomes:
+        parts.append(edits_table(view))
+    return Group(*parts)
+
+
+def session_detail(view: LearningSession) -> Group:
+    """`show`: everything a person wants about one session, diagnosis included."""
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    rows: list[tuple[str, RenderableType]] = [
+        ("id", view.id),
+        ("status", status_text(view.status.value)),
+        ("version", str(view.version)),
+        ("trigger", f"{view.trigger.value} {view.trigger_metadata or ''}".strip()),
+        ("autonomy", view.autonomy_mode.value),
+        ("started", view.started_at.isoformat(timespec="seconds")),
+        ("ended", view.ended_at.isoformat(timespec="seconds") if view.ended_at else "—"),
+        ("teacher cost", f"${view.teacher_cost_usd:.4f}"),
+        ("git", f"{short_sha(view.git_checkpoint_pre)} → {short_sha(view.git_checkpoint_post)}"),
+    ]
+    if view.parent_session_id:
+        rows.append(("parent", view.parent_session_id))
+    if view.error:
+        rows.append(("error", Text(view.error, style="red")))
+    for name, value in rows:
+        facts.add_row(name, value)
+    parts: list[RenderableType] = [facts]
+    if line := benchmark_line(view):
+        parts.append(line)
+    if view.diagnosis_markdown:
+        parts.append(Panel(Markdown(view.diagnosis_markdown), title="diagnosis", title_align="left"))
+    if view.plan is not None or view.edit_outcomes:
+        parts.append(edits_table(view))
+    return Group(*parts)
+
+
+# --- lists -----------------------------------------------------------------------------------------
+
+
+SHORT_OUTCOME = {
+    "applied": "applied",
+    "rejected_by_gate": "gate-rejected",
+    "pending_review": "pending",
+    "rejected_by_user": "user-rejected",
+    "rolled_back": "rolled back",
+    "skipped": "skipped",
+}
+
+
+def _edit_counts(view: LearningSession) -> str:
+    counts: dict[str, int] = {}
+    for outcome in view.edit_outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    return ", ".join(f"{n} {SHORT_OUTCOME.get(s, s)}" for s, n in counts.items()) or "—"
+
+
+def sessions_table(views: Sequence[LearningSession]) -> Table:
+    # Ids are shortened as git does: every command takes a unique prefix, and --json has them whole.
+    table = Table(title=f"{len(views)} session(s), newest first", title_justify="left")
+    for name in ("session", "status", "trigger", "started", "cost"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("edits", overflow="fold")
+    for view in views:
+        table.add_row(
+            view.id[:8],
+            status_text(view.status.value),
+            view.trigger.value,
+            view.started_at.strftime("%Y-%m-%d %H:%M"),
+            f"${view.teacher_cost_usd:.4f}",
+            _edit_counts(view),
+        )
+    return table
+
+
+def history_lines(entries: Iterable[dict[str, Any]]) -> Text:
+    """One line per event: version, time, who, what."""
+    text = Text()
+    for entry in entries:
+        text.append(f"{entry['version']:>4}  ", style="dim")
+        text.append(f"{entry['at'][:19].replace('T', ' ')}  ")
+        text.append(f"{entry['who']:<8} ", style="bold")
+        text.append(f"{entry['what']}\n")
+    return text
+
+
+def review_items(items: Sequence[dict[str, Any]]) -> Group:
+    """Each pending edit with its rationale and a coloured diff preview."""
+    parts: list[RenderableType] = []
+    for item in items:
+        head = Text()
+        head.append(f"{item['edit_id']}", style="bold yellow")
+        head.append(f"  session {item['session_id']}\n")
+        head.append(f"{item['op']} on {item['target']}  ({item['risk_tier']} tier, for cluster ")
+        head.append(f"{item['target_cluster']})\n")
+        head.append(item.get("rationale") or "", style="italic")
+        preview = item.get("preview") or "(no preview)"
+        parts.append(
+            Panel(Group(head, Syntax(preview, "diff", theme="ansi_dark", word_wrap=True)), expand=True)
+        )
+    return Group(*parts)
+
+
+def verify_table(reports: Sequence[SessionReport]) -> Table:
+    damaged = sum(1 for r in reports if not r.ok)
+    table = Table(title=f"{len(reports)} session(s) verified, {damaged} damaged", title_justify="left")
+    for name in ("session", "events", "ok", "position", "kind"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    for report in reports:
+        if report.ok:
+            table.add_row(report.session_id, str(report.events), Text("ok", style="green"), "", "", "")
+        for damage in report.damage:
+            table.add_row(
+                damage.session_id,
+                str(report.events),
+                Text("DAMAGED", style="bold red"),
+                str(damage.position),
+                damage.kind,
+                damage.detail,
+            )
+    return table
+
+
+def benchmark_view(
+    tasks: Sequence[BenchmarkTask],
+    task_clusters: dict[str, list[str]],
+    session_id: str | None,
+    before: BenchmarkSnapshot | None,
+    after: BenchmarkSnapshot | None,
+) -> Group:
+    table = Table(title=f"{len(tasks)} benchmark task(s)", title_justify="left")
+    for name in ("task", "category", "class", "clusters"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("query", overflow="fold")
+    for task in tasks:
+        table.add_row(
+            task.task_id,
+            task.category or "",
+            task.query_class or "",
+            ", ".join(task_clusters.get(task.task_id, [])),
+            task.query,
+        )
+    parts: list[RenderableType] = [table]
+    if session_id is None or before is None:
+        parts.append(Text("no session has scored the benchmark yet", style="dim"))
+        return Group(*parts)
+    scores = Table(
+        title="latest cluster scores", title_justify="left", caption=f"measured by session {session_id}"
+    )
+    for name in ("cluster", "before", "after", "change"):
+        scores.add_column(name, no_wrap=True)
+    clusters = list(before.cluster_scores) + [
+        c for c in (after.cluster_scores if after else {}) if c not in before.cluster_scores
+    ]
+    for cluster in [*clusters, "overall"]:
+        b = before.overall_score if cluster == "overall" else before.cluster_scores.get(cluster)
+        a = None
+        if after is not None:
+            a = after.overall_score if cluster == "overall" else after.cluster_scores.get(cluster)
+        change = _delta(a - b) if a is not None and b is not None else "—"
+        scores.add_row(cluster, _score(b), _score(a), change)
+    parts.append(scores)
+    return Group(*parts)
+
+
+def _score(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+# --- live progress -----------------------------------------------------------------------------------
+
+
+def describe_step(view: LearningSession, step: Step) -> str:
+    """`diagnosing · CallTeacher diagnose · turn 2 · $0.0142`: phase, step, turn, cost so far."""
+    parts = [view.status.value, step.kind]
+    for attr in ("purpose", "name", "edit_id", "label"):
+        value = getattr(step, attr, None)
+        if value:
+            parts[-1] += f" {value}"
+    call_key = str(getattr(step, "call_key", "") or "")
+    if call_key.startswith("diagnose/"):
+        parts.append(f"turn {call_key.split('/', 1)[1]}")
+    parts.append(f"${view.teacher_cost_usd:.4f}")
+    return " · ".join(parts)
+
+
+class StepProgress:
+    """The live progress display fed by `Engine(on_step=...)`.
+
+    On a terminal: a spinner line that changes with every step, and a kept line per phase. Elsewhere
+    (logs, CI, pipes): one plain line per phase change and per teacher call, so the record stays short.
+    """
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._status: Status | None = None
+        self._phase: str | None = None
+
+    def __enter__(self) -> StepProgress:
+        if self.console.is_terminal:
+            self._status = self.console.status("starting…")
+            self._status.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._status is not None:
+            self._status.stop()
+
+    def __call__(self, view: LearningSession, step: Step) -> None:
+        line = describe_step(view, step)
+        phase = view.status.value
+        if phase != self._phase:
+            self._phase = phase
+            self.console.print(Text(f"▸ {phase}", style="bold"))
+        if self._status is not None:
+            self._status.update(line)
+        elif step.kind == "CallTeacher":
+            self.console.print(Text(f"  {line}", style="dim"))
