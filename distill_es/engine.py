@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,6 +51,28 @@ from distill_es.store.verify import SessionReport, verify_session, verify_store
 
 SELF_RUN_MAX_TOKENS = 2048
 StepObserver = Callable[[LearningSession, steps.Step], None]
+
+
+class _LedgerJudge:
+    """Wraps an LLM judge (one with `request` and `score_with_message`, like `TeacherJudge`) so that
+    every teacher call it makes is handed to the engine for the cost ledger after the step."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self._calls: list[tuple[str, dict[str, Any], Any]] = []
+        self._lock = threading.Lock()
+
+    def score(self, task: BenchmarkTask, output: str) -> Any:
+        verdict, message = self.inner.score_with_message(task, output)
+        with self._lock:
+            self._calls.append((task.task_id, self.inner.request(task, output), message))
+        return verdict
+
+    def drain(self) -> list[tuple[str, dict[str, Any], Any]]:
+        """The calls made since the last drain, in a stable order (scoring runs concurrently)."""
+        with self._lock:
+            calls, self._calls = self._calls, []
+        return sorted(calls, key=lambda call: (call[0], request_digest(call[1])))
 
 
 @dataclass
@@ -134,7 +157,29 @@ class Engine:
     def judge(self) -> Judge:
         if self._ports.judge is None:
             self._ports.judge = MatchJudge()
+        elif hasattr(self._ports.judge, "score_with_message") and not isinstance(
+            self._ports.judge, _LedgerJudge
+        ):
+            self._ports.judge = _LedgerJudge(self._ports.judge)
         return self._ports.judge
+
+    def _record_judge_calls(self, session: Session) -> None:
+        judge = self._ports.judge
+        if not isinstance(judge, _LedgerJudge):
+            return
+        # Keyed by the session version the step started from: a redone step reuses the same keys.
+        for i, (_, params, message) in enumerate(judge.drain()):
+            usage = usage_of(message)
+            model = str(getattr(message, "model", None) or params["model"])
+            session.record_teacher_call(
+                call_key=f"judge/{session.version}/{i}",
+                purpose="judge",
+                model=model,
+                request_digest=request_digest(params),
+                response=response_to_dict(message),
+                usage=usage,
+                cost_usd=cost_of(model, usage),
+            )
 
     @property
     def scorer(self) -> Scorer:
@@ -264,7 +309,12 @@ class Engine:
     # the steps
     @contextmanager
     def _running(self, session_id: str) -> Iterator[None]:
-        with exclusive(self.store.url, self.state_dir, f"session:{session_id}", f"session {session_id}"):
+        """One process per session, and one running session per workspace (their edits and gate
+        readings would interleave otherwise)."""
+        with (
+            exclusive(self.store.url, self.state_dir, f"session:{session_id}", f"session {session_id}"),
+            exclusive(self.store.url, self.state_dir, f"workspace:{self.home}", f"the workspace {self.home}"),
+        ):
             yield
 
     def _perform(self, session: Session, step: steps.Step) -> None:
@@ -356,6 +406,7 @@ class Engine:
         outcome = toolbox.execute(step.name, step.tool_input)
         if session.status != SessionStatus.DIAGNOSING:  # the self run ended the session (e.g. divergence)
             return
+        self._record_judge_calls(session)
         session.record_tool_result(
             call_key=step.call_key,
             tool_use_id=step.tool_use_id,
@@ -480,6 +531,7 @@ class Engine:
             return
         tasks: list[BenchmarkTask] = [benchmark[t] for t in missing_ids]
         scores = self.scorer.score(tasks)
+        self._record_judge_calls(session)
         session.record_scores(
             tree_sha=step.tree_sha,
             seed=session.gate_seed or 0,
