@@ -57,6 +57,8 @@ class Settings(_Section):
     student: StudentSettings = StudentSettings()
     session: SessionSettings = SessionSettings()
     gate: GateSettings = GateSettings()
+    # The daemon's [triggers] table; validated by distill_es.trigger_settings.TriggerSettings.
+    triggers: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
     def load(cls, home: Path, **overrides: Any) -> Settings:
