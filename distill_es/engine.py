@@ -121,6 +121,7 @@ class Engine:
         traces: TraceSource | None = None,
         workspace: Workspace | None = None,
         on_step: StepObserver | None = None,
+        create_tables: bool = True,
     ) -> Engine:
         """Open the engine on a workspace. `settings` is a `Settings` or section overrides
         (`{"session": {"autonomy_mode": "auto"}}`) applied over `<home>/distill_es.toml`."""
@@ -130,7 +131,7 @@ class Engine:
         else:
             resolved = Settings.load(home, **dict(settings or {}))
         url = store_url or os.environ.get("DISTILL_ES_STORE") or default_store_url(home)
-        store = EventStore(url)
+        store = EventStore(url, create_tables=create_tables)
         state = home / STATE_DIR
         suffix = "" if url == default_store_url(home) else "-" + hashlib.sha256(url.encode()).hexdigest()[:12]
         index = SessionIndex(state / f"views{suffix}.sqlite", store)
@@ -295,6 +296,13 @@ class Engine:
             status=SessionStatus(status).value if status else None, workspace=str(self.home), **filters
         )
         return [self.store.load(row["session_id"]).view() for row in rows]
+
+    def work(self, **options: Any) -> Any:
+        """Run as a worker on this engine's store: claim runnable sessions (of any workspace) until
+        idle. Options as `distill_es.worker.work`."""
+        from distill_es.worker import work
+
+        return work(self.store.url, self.state_dir, **options)
 
     def pending_reviews(self) -> list[dict[str, Any]]:
         return self.index.review_queue(workspace=str(self.home))

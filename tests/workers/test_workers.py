@@ -1,0 +1,126 @@
+"""Several worker processes on one PostgreSQL store: every session runs to rest exactly once."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from distill_es.adapters.teacher import request_digest
+from distill_es.demo import world
+from distill_es.domain import events as ev
+from distill_es.engine import Engine
+from distill_es.store.app import EventStore
+from distill_es.store.projections import SessionIndex
+from distill_es.store.verify import verify_store
+from distill_es.testing.servers import ScriptedAnthropicServer, ScriptedStudentServer
+from distill_es.triggers import OnDemandTrigger
+from distill_es.worker import migrate
+from tests.pg import fresh_database
+
+RESTING_EVENTS = (ev.SessionAwaitingReview, ev.SessionCompleted, ev.SessionFailed, ev.SessionRolledBack)
+WORKSPACES, PER_WORKSPACE, WORKERS = 8, 5, 4
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    yield from fresh_database("distill_es_w")
+
+
+def resting_count(index: SessionIndex) -> int:
+    return sum(1 for row in index.rows() if row["status"] in ("awaiting_review", "completed", "failed"))
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_four_workers_forty_sessions_one_killed_halfway(pg_url: str, tmp_path: Path) -> None:
+    migrate(pg_url)
+    with (
+        ScriptedAnthropicServer(world.teacher_reply) as teacher_server,
+        ScriptedStudentServer(world.toy_answer, latency=0.01) as student_server,
+    ):
+        homes = [
+            world.create_demo_workspace(tmp_path / f"ws{i}", student_url=student_server.base_url)
+            for i in range(WORKSPACES)
+        ]
+        session_ids = []
+        for home in homes:
+            engine = Engine.open(home, store_url=pg_url, create_tables=False)
+            session_ids += [engine.start(OnDemandTrigger({"n": n})) for n in range(PER_WORKSPACE)]
+            engine.close()
+
+        env = {**os.environ, "ANTHROPIC_BASE_URL": teacher_server.base_url, "ANTHROPIC_API_KEY": "test"}
+        workers = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "distill_es.worker",
+                    "--store",
+                    pg_url,
+                    "--state-dir",
+                    str(tmp_path / f"worker{i}"),
+                    "--poll",
+                    "0.2",
+                    "--exit-when-idle",
+                    "15",
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )  # fmt: skip
+            for i in range(WORKERS)
+        ]
+        store = EventStore(pg_url, create_tables=False)
+        index = SessionIndex(tmp_path / "observer.sqlite", store)
+        deadline = time.monotonic() + 180
+        while resting_count(index) < len(session_ids) // 2:
+            assert time.monotonic() < deadline, "workers made no progress"
+            time.sleep(0.1)
+        workers[0].send_signal(signal.SIGKILL)  # mid-session, most likely: it is always busy
+        for worker in workers[1:]:
+            output, _ = worker.communicate(timeout=240)
+            assert worker.returncode == 0, output[-3000:]
+        workers[0].wait()
+        assert workers[0].returncode == -signal.SIGKILL
+
+        rows = {row["session_id"]: row for row in index.rows()}
+        assert sorted(rows) == sorted(session_ids)
+        assert {row["status"] for row in rows.values()} <= {"awaiting_review", "completed"}
+
+        recorded_digests = []
+        for sid in session_ids:
+            events = store.domain_events(sid)
+            assert [e.originator_version for e in events] == list(range(1, len(events) + 1))
+            assert sum(isinstance(e, RESTING_EVENTS) for e in events) == 1, f"{sid} came to rest twice"
+            recorded_digests += [e.request_digest for e in events if isinstance(e, ev.TeacherCallCompleted)]
+        assert all(report.ok for report in verify_store(store, index))
+
+        # No teacher result was asked for twice: the only repeat allowed is the call that was in flight
+        # in the killed worker (its response died with it).
+        # (Identical requests in different sessions share a digest, so compare multisets.)
+        served = Counter(request_digest(request) for request in teacher_server.requests)
+        assert not Counter(recorded_digests) - served, "a recorded result was never asked for"
+        extra = sum(served.values()) - len(recorded_digests)
+        assert 0 <= extra <= 1, f"{extra} teacher requests beyond the recorded ones"
+
+        # No commit was made twice: every (session, edit) pair has one edit commit at most.
+        for home in homes:
+            log = subprocess.run(["git", "-C", str(home), "log", "--format=%B%x00"], capture_output=True,
+                                 text=True, check=True).stdout  # fmt: skip
+            pairs = Counter(
+                (re.search(r"Session-ID: (\S+)", m).group(1), re.search(r"Edit-ID: (\S+)", m).group(1))
+                for m in log.split("\x00")
+                if "Edit-ID:" in m and "Reverts-Edit-ID" not in m
+            )
+            assert all(n == 1 for n in pairs.values()), pairs
+        store.close()
