@@ -77,7 +77,7 @@ def test_four_workers_forty_sessions_one_killed_halfway(pg_url: str, tmp_path: P
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
-            )  # fmt: skip
+            )
             for i in range(WORKERS)
         ]
         store = EventStore(pg_url, create_tables=False)
