@@ -350,9 +350,11 @@ class Engine:
         else:
             teacher = session.settings["teacher"]
             params = build_plan_request(
-                teacher["model"], int(teacher["max_tokens"]), session.diagnosis_markdown or "",
+                teacher["model"],
+                int(teacher["max_tokens"]),
+                session.diagnosis_markdown or "",
                 [c for c in session.clusters if c.has_evidence],
-            )  # fmt: skip
+            )
         self._teacher_call(session, step.call_key, step.purpose, params)
 
     def _teacher_call(self, session: Session, call_key: str, purpose: str, params: dict[str, Any]) -> bool:
@@ -431,9 +433,12 @@ class Engine:
         except InvalidTeacherOutput as exc:
             # Back to the teacher as a tool error: it gets another turn to fix the shape.
             session.record_tool_result(
-                call_key=step.call_key, tool_use_id=step.tool_use_id, tool="submit_diagnosis",
-                content=str(exc), is_error=True,
-            )  # fmt: skip
+                call_key=step.call_key,
+                tool_use_id=step.tool_use_id,
+                tool="submit_diagnosis",
+                content=str(exc),
+                is_error=True,
+            )
             return
         if not diagnosis.clusters:
             session.fail(error="diagnosis produced no actionable clusters", reason_code="no_clusters")
@@ -496,8 +501,10 @@ class Engine:
     def _do_ChooseGateTasks(self, session: Session, _: steps.ChooseGateTasks) -> None:
         benchmark = load_benchmark(self.home)
         if not benchmark:
-            session.fail(error=f"{self.home / 'benchmark.jsonl'} has no tasks: the gate cannot measure "
-                         "any edit", reason_code="no_benchmark")  # fmt: skip
+            session.fail(
+                error=f"{self.home / 'benchmark.jsonl'} has no tasks: the gate cannot measure any edit",
+                reason_code="no_benchmark",
+            )
             return
         seed = stable_seed(str(session.id))
         task_ids = choose_gate_tasks(
@@ -534,8 +541,10 @@ class Engine:
         ]
         unknown = [t for t in missing_ids if t not in benchmark]
         if unknown:
-            session.fail(error=f"benchmark tasks disappeared during the session: {', '.join(unknown)}",
-                         reason_code="benchmark_changed")  # fmt: skip
+            session.fail(
+                error=f"benchmark tasks disappeared during the session: {', '.join(unknown)}",
+                reason_code="benchmark_changed",
+            )
             return
         tasks: list[BenchmarkTask] = [benchmark[t] for t in missing_ids]
         scores = self.scorer.score(tasks)
@@ -570,8 +579,13 @@ class Engine:
         workspace = self.workspace
         found = workspace.find_edit_commit(str(session.id), step.edit_id)
         if found is not None:  # committed before a crash: record what git already holds
-            session.record_apply(edit_id=step.edit_id, commit_sha=found, tree_sha=workspace.tree_sha(),
-                                 changed_files=[], reconciled=True)  # fmt: skip
+            session.record_apply(
+                edit_id=step.edit_id,
+                commit_sha=found,
+                tree_sha=workspace.tree_sha(),
+                changed_files=[],
+                reconciled=True,
+            )
             return
         if workspace.head_sha() != progress.pre_sha:
             raise WorkspaceConflict(
