@@ -1,0 +1,417 @@
+"""`TrainingService`: request a training run for an approved `lora_finetune` edit, drive it, read it.
+
+`drive` is the engine's loop in small: load the run → `next_step` → perform that one step → record →
+save → repeat. Resume is not a separate path: after a crash, `drive` again continues from the log and
+never repeats a recorded step. The one effect that can be cut in half is the trainer itself; it is
+bracketed by `TrainingStarted` (saved before the subprocess starts). A run found `running` therefore
+had a trainer start with no recorded result: any trainer it left behind is stopped and the trainer is
+run again as the next attempt (at most `max_attempts` in all).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from distill_es import __version__
+from distill_es.adapters.benchmark import BENCHMARK_FILE
+from distill_es.domain.errors import ConcurrentSessionWrite, DistillError
+from distill_es.domain.events import ENVELOPE_KEYS
+from distill_es.domain.payloads import LoraFinetune, parse_payload
+from distill_es.domain.session import Session
+from distill_es.domain.vocabulary import Edit, EditOp
+from distill_es.ports import TraceSource
+from distill_es.store.app import STATE_DIR, EventStore
+from distill_es.store.locks import exclusive
+from distill_es.training import events as ev
+from distill_es.training import steps
+from distill_es.training.dataset import (
+    DEFAULT_MAX_TRACES,
+    export_dataset,
+    fingerprint_file,
+    run_dir,
+    write_atomic,
+)
+from distill_es.training.errors import TrainingNotApproved, TrainingRunNotFound, TrainingSpecInvalid
+from distill_es.training.evaluation import promotion, summarize_eval
+from distill_es.training.run import TrainingRun, experiment_id_for, run_id_for
+from distill_es.training.spec import (
+    DEFAULT_HARDWARE_TIER,
+    Budget,
+    ExpectedArtifact,
+    ExperimentSpec,
+    TrainerResult,
+    artifact_location,
+    build_spec,
+    code_hash,
+    parse_result,
+    resolve_hyperparameters,
+    validate_result,
+)
+from distill_es.training.trainer import (
+    GRACE_SECONDS,
+    RESULT_FILE,
+    SPEC_FILE,
+    TrainerFailure,
+    TrainerOutcome,
+    run_trainer,
+    stop_orphan,
+    trainer_argv,
+)
+from distill_es.training.views import Lineage, TrainingRunView, lineage, run_view
+
+DEFAULT_TIMEOUT_SECONDS = 240 * 60.0  # the seed's default wall-clock budget: 4 hours
+_RAW_RESULT_LIMIT = 20_000  # a rejected result is kept in the failure event only if it is this small
+
+
+class TrainingService:
+    def __init__(
+        self,
+        store: EventStore,
+        home: Path,
+        trainer_command: list[str] | None,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        *,
+        traces: TraceSource | None = None,
+        max_attempts: int = steps.DEFAULT_MAX_ATTEMPTS,
+        min_delta: float = 0.0,
+        hardware_tier: str | None = None,
+        max_train_tokens: int | None = None,
+        max_traces: int = DEFAULT_MAX_TRACES,
+        grace_seconds: float = GRACE_SECONDS,
+    ) -> None:
+        if timeout_seconds <= 0:
+            raise DistillError(f"timeout_seconds must be positive, got {timeout_seconds}")
+        self.store = store
+        self.home = Path(home).resolve()
+        self.trainer_command = list(trainer_command) if trainer_command is not None else None
+        self.timeout_seconds = float(timeout_seconds)
+        self.traces = traces
+        self.max_attempts = max_attempts
+        self.min_delta = min_delta
+        self.hardware_tier = hardware_tier
+        self.max_train_tokens = max_train_tokens
+        self.max_traces = max_traces
+        self.grace_seconds = grace_seconds
+
+    # ------------------------------------------------------------------------------------------
+    # commands
+    def request(self, session: Session, edit: Edit, *, baseline_score: float | None = None) -> str:
+        """The run id for this approved `lora_finetune` edit; recorded now unless it already exists.
+
+        Raises `TrainingNotApproved` (not a lora edit of this session, or not approved) and
+        `TrainingSpecInvalid` (the payload cannot become a spec); nothing is recorded then.
+        """
+        self._check_approved(session, edit)
+        rid = run_id_for(str(session.id), edit.id)
+        if self._find(rid) is not None:
+            return str(rid)  # idempotent: the first request's spec stands
+        payload = parse_payload(edit)
+        assert isinstance(payload, LoraFinetune)
+        spec = self._spec(rid, session, edit, payload)
+        run = TrainingRun.request(
+            session_id=str(session.id),
+            edit_id=edit.id,
+            workspace=str(self.home),
+            spec=spec,
+            trainer_command=self.trainer_command,
+            baseline_score=baseline_score,
+            min_delta=self.min_delta,
+        )
+        # IntegrityError: another process recorded the same request first — same id, same run.
+        with contextlib.suppress(IntegrityError):
+            self.store.app.save(run)
+        return str(rid)
+
+    def drive(self, run_id: str) -> TrainingRunView:
+        """Drive the run until nothing is left to do; resumable at any point."""
+        rid = self._uuid(run_id)
+        what = f"training run {rid}"
+        with exclusive(self.store.url, self.home / STATE_DIR, f"training:{rid}", what):
+            run = self._load(rid)
+            while True:
+                step = steps.next_step(run, self.max_attempts)
+                if isinstance(step, steps.Rest):
+                    return run_view(run)
+                getattr(self, f"_do_{step.kind}")(run, step)
+                self._save(run)
+
+    # ------------------------------------------------------------------------------------------
+    # queries
+    def get(self, run_id: str) -> TrainingRunView:
+        return run_view(self._load(self._uuid(run_id)))
+
+    def runs(self, session_id: str | None = None) -> list[TrainingRunView]:
+        """This workspace's runs (of one session, if given), newest first."""
+        views = []
+        for rid in self._run_ids():
+            run = self._load(rid)
+            if run.workspace == str(self.home) and (session_id is None or run.session_id == str(session_id)):
+                views.append(run_view(run))
+        return sorted(views, key=lambda v: (v.requested_at, v.run_id), reverse=True)
+
+    def lineage(self, run_id: str) -> Lineage:
+        rid = self._uuid(run_id)
+        return lineage(self._load(rid), list(self.store.app.events.get(rid)))
+
+    def resolve(self, ref: str) -> str:
+        """A full run id as given; a unique prefix resolved against this workspace's runs."""
+        ref = ref.strip().lower()
+        try:
+            return str(UUID(ref))
+        except ValueError:
+            pass
+        matches = [v.run_id for v in self.runs() if ref and v.run_id.startswith(ref)]
+        if len(matches) != 1:
+            found = "no training run" if not matches else f"{len(matches)} training runs"
+            raise TrainingRunNotFound(f"{found} of {self.home} has an id starting with {ref!r}")
+        return matches[0]
+
+    def verify(self, run_id: str) -> list[str]:
+        """Problems with the run's digest chain (empty: every stored event chains to the genesis)."""
+        rid = self._uuid(run_id)
+        previous, problems = ev.genesis_digest(str(rid)), []
+        for record in self.store.stored_events(rid):
+            state = self.store.decode_state(record)
+            payload = {k: v for k, v in state.items() if k not in ENVELOPE_KEYS}
+            computed = ev.chain_digest(
+                previous, record.topic, record.originator_version, state.get("timestamp"), payload
+            )
+            if computed != state.get("digest"):
+                problems.append(f"v{record.originator_version} {record.topic}: digest does not chain")
+            previous = state.get("digest", computed)
+        return problems
+
+    # ------------------------------------------------------------------------------------------
+    # the steps
+    def _do_ExportDataset(self, run: TrainingRun, _: steps.ExportDataset) -> None:
+        try:
+            session = self.store.load(run.session_id)
+            export = export_dataset(
+                session, self.home, run.run_id, traces=self.traces, max_traces=self.max_traces
+            )
+        except (DistillError, OSError) as exc:
+            run.fail(reason_code="dataset_error", message=f"the dataset could not be exported: {exc}")
+            return
+        run.export_dataset(
+            path=str(export.path),
+            fingerprint=export.fingerprint,
+            rows=export.rows,
+            counts=export.counts,
+            benchmark_task_ids=export.benchmark_task_ids,
+        )
+
+    def _do_Fail(self, run: TrainingRun, step: steps.Fail) -> None:
+        run.fail(reason_code=step.reason_code, message=step.message)
+
+    def _do_CompleteDryRun(self, run: TrainingRun, step: steps.CompleteDryRun) -> None:
+        run.complete_dry_run(message=step.message)
+
+    def _do_RunTrainer(self, run: TrainingRun, step: steps.RunTrainer) -> None:
+        folder = run_dir(self.home, run.run_id)
+        stop_orphan(folder)  # a trainer left running by a driver that died must not race the new one
+        spec = run.full_spec
+        problem = self._dataset_problem(spec)
+        if problem is not None:
+            run.fail(reason_code="dataset_changed", message=problem)
+            return
+        command = list(run.trainer_command or [])
+        spec_path = folder / SPEC_FILE
+        write_atomic(spec_path, spec.to_json().encode())
+        attempt = run.start_attempt(command=trainer_argv(command, spec_path), spec_path=str(spec_path))
+        self._save(run)  # the intent is durable before the trainer starts
+        outcome = run_trainer(
+            command,
+            spec_path,
+            folder,
+            timeout_seconds=spec.budget.max_wall_clock_minutes * 60,
+            cwd=self.home,
+            header=f"attempt {attempt}",
+            grace_seconds=self.grace_seconds,
+        )
+        self._record_outcome(run, attempt, spec, outcome)
+
+    def _do_AttachEval(self, run: TrainingRun, _: steps.AttachEval) -> None:
+        assert run.finished is not None
+        result = TrainerResult.model_validate(run.finished.result)
+        run.attach_eval(summarize_eval(result.eval, run.baseline_score, run.min_delta))
+
+    def _do_DecidePromotion(self, run: TrainingRun, _: steps.DecidePromotion) -> None:
+        assert run.eval is not None
+        deployable, reason = promotion(run.eval.verdict)
+        run.decide_promotion(deployable=deployable, reason=reason)
+
+    def _record_outcome(
+        self, run: TrainingRun, attempt: int, spec: ExperimentSpec, outcome: TrainerOutcome
+    ) -> None:
+        if isinstance(outcome, TrainerFailure):
+            run.fail(
+                reason_code=outcome.reason_code,
+                message=outcome.message,
+                attempt=attempt,
+                details=outcome.details,
+            )
+            return
+        details: dict[str, Any] = {
+            "exit_code": outcome.exit_code,
+            "duration_seconds": outcome.duration_seconds,
+        }
+        if len(repr(outcome.result)) <= _RAW_RESULT_LIMIT:
+            details["result"] = outcome.result
+        parsed = parse_result(outcome.result)
+        if isinstance(parsed, str):
+            run.fail(reason_code="invalid_result", message=parsed, attempt=attempt, details=details)
+            return
+        problems = validate_result(spec, parsed)
+        if problems:
+            message = "the trainer's result does not match the experiment spec: " + "; ".join(problems)
+            run.fail(
+                reason_code="spec_mismatch",
+                message=message,
+                attempt=attempt,
+                details={**details, "problems": problems},
+            )
+            return
+        if parsed.status == "failed":
+            reason = parsed.failure_reason or "no reason given"
+            message = f"the trainer reported failure: {reason}"
+            run.fail(reason_code="trainer_failed", message=message, attempt=attempt, details=details)
+            return
+        if parsed.status == "dry_run":
+            run.complete_dry_run(
+                message="the trainer validated the spec and reported a dry run (nothing was trained)",
+                attempt=attempt,
+                result=parsed.model_dump(mode="json"),
+            )
+            return
+        assert parsed.artifact is not None and spec.dataset is not None
+        run.register_checkpoint(
+            checkpoint_id=parsed.checkpoint_id or f"ckpt-{spec.experiment_id}",
+            artifact_path=str(artifact_location(spec, parsed.artifact)),
+            adapter_format=parsed.artifact.adapter_format,
+            experiment_id=spec.experiment_id,
+            target_model_family=spec.target_model_family,
+            dataset_fingerprint=spec.dataset.fingerprint,
+            config_fingerprint=spec.config_fingerprint,
+            code_hash=spec.code_hash,
+        )
+        run.finish(
+            attempt=attempt,
+            result=parsed.model_dump(mode="json"),
+            source=outcome.source,
+            exit_code=outcome.exit_code,
+            duration_seconds=outcome.duration_seconds,
+        )
+
+    # ------------------------------------------------------------------------------------------
+    # helpers
+    def _check_approved(self, session: Session, edit: Edit) -> None:
+        where = f"session {session.id}"
+        if edit.op != EditOp.LORA_FINETUNE:
+            raise TrainingNotApproved(f"edit {edit.id!r} of {where} is {edit.op.value}, not lora_finetune")
+        progress = session.edits.get(edit.id)
+        if progress is None:
+            raise TrainingNotApproved(f"{where} has no edit {edit.id!r} in its plan")
+        if progress.edit != edit:
+            raise TrainingNotApproved(f"edit {edit.id!r} differs from the one recorded in {where}'s plan")
+        if not progress.approved_by:
+            raise TrainingNotApproved(
+                f"edit {edit.id!r} of {where} is not approved by a reviewer (lora_finetune is manual tier)"
+            )
+
+    def _spec(self, rid: UUID, session: Session, edit: Edit, payload: LoraFinetune) -> ExperimentSpec:
+        if payload.training_mode != "orpo":
+            raise TrainingSpecInvalid(
+                f"edit {edit.id!r}: training mode {payload.training_mode!r} is not supported (only 'orpo')"
+            )
+        folder = run_dir(self.home, str(rid))
+        experiment_id = experiment_id_for(rid)
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", payload.target_model).strip("-")
+        budget = Budget(max_wall_clock_minutes=self.timeout_seconds / 60)
+        if self.max_train_tokens is not None:
+            budget = budget.model_copy(update={"max_train_tokens": self.max_train_tokens})
+        benchmark = self.home / BENCHMARK_FILE
+        return build_spec(
+            experiment_id=experiment_id,
+            run_id=str(rid),
+            session_id=str(session.id),
+            edit_id=edit.id,
+            backend=payload.backend,
+            training_mode="orpo",
+            target_model_family=payload.target_model,
+            hardware_tier=self.hardware_tier or DEFAULT_HARDWARE_TIER[payload.backend],
+            benchmark_path=str(benchmark) if benchmark.is_file() else None,
+            hyperparameters=resolve_hyperparameters(dict(payload.hyperparameters)),
+            budget=budget,
+            output_dir=str(folder / "output"),
+            result_path=str(folder / RESULT_FILE),
+            expected_artifact=ExpectedArtifact(checkpoint_name=f"{experiment_id}-{slug}"),
+            code_hash=code_hash(self.trainer_command, self.home, __version__),
+        )
+
+    @staticmethod
+    def _dataset_problem(spec: ExperimentSpec) -> str | None:
+        """The recorded dataset must still be the file on disk: the trainer reads the file."""
+        assert spec.dataset is not None
+        path = Path(spec.dataset.path)
+        if not path.is_file():
+            return f"the exported dataset {path} is gone; the run cannot train on what it recorded"
+        actual = fingerprint_file(path)
+        if actual != spec.dataset.fingerprint:
+            return (
+                f"the exported dataset {path} changed since it was recorded "
+                f"(sha256 {actual[:12]}…, recorded {spec.dataset.fingerprint[:12]}…)"
+            )
+        return None
+
+    @staticmethod
+    def _uuid(run_id: str | UUID) -> UUID:
+        try:
+            return run_id if isinstance(run_id, UUID) else UUID(str(run_id))
+        except ValueError:
+            raise TrainingRunNotFound(f"{run_id!r} is not a training run id") from None
+
+    def _find(self, rid: UUID) -> TrainingRun | None:
+        try:
+            found = self.store.app.repository.get(rid)
+        except AggregateNotFoundError:
+            return None
+        if not isinstance(found, TrainingRun):
+            raise TrainingRunNotFound(f"{rid} is not a training run (it is a {type(found).__name__})")
+        return found
+
+    def _load(self, rid: UUID) -> TrainingRun:
+        run = self._find(rid)
+        if run is None:
+            raise TrainingRunNotFound(f"no training run {rid} in store {self.store.url}")
+        return run
+
+    def _save(self, run: TrainingRun) -> None:
+        if not run.pending_events:
+            return
+        try:
+            self.store.app.save(run)
+        except IntegrityError:
+            raise ConcurrentSessionWrite(
+                f"training run {run.id} was written by someone else since it was loaded; "
+                "nothing of this write was stored — drive it again"
+            ) from None
+
+    def _run_ids(self, batch: int = 1000) -> list[UUID]:
+        """Every training run id in the store, from the log (creation events only)."""
+        ids, position = [], 0
+        recorder = self.store.app.recorder
+        while True:
+            page = recorder.select_notifications(
+                position, batch, topics=[ev.TrainingRequested.TOPIC], inclusive_of_start=False
+            )
+            if not page:
+                return ids
+            ids.extend(n.originator_id for n in page)
+            position = page[-1].id
