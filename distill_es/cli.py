@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import typer
@@ -39,9 +39,11 @@ from distill_es.domain.errors import (
     WorkspaceConflict,
 )
 from distill_es.domain.vocabulary import AutonomyMode, LearningSession, SessionStatus, Trigger, TriggerKind
-from distill_es.engine import Engine, StepObserver
 from distill_es.settings import SETTINGS_FILE
 from distill_es.workspace.scaffold import is_workspace
+
+if TYPE_CHECKING:  # the engine pulls in the anthropic and openai SDKs: imported only when a command needs it
+    from distill_es.engine import Engine, StepObserver
 
 TEACHER_METAVAR = "anthropic|cassette:PATH"
 DEMO_MARKER = "# distill_es demo settings"
@@ -243,6 +245,7 @@ def _open_demo(home: Path, store: str | None, teacher: Any, on_step: StepObserve
     """The demo's engine (shipped cassette + DemoStudent), so demo follow-ups stay offline."""
     from distill_es.demo import world
     from distill_es.demo.run import CASSETTE, open_demo_engine
+    from distill_es.engine import Engine
 
     if store is None:
         return open_demo_engine(home, teacher=teacher, on_step=on_step)
@@ -266,6 +269,8 @@ def open_engine(
 ) -> Iterator[Engine]:
     """The engine on `home`. Commands that drive a session (`drives`) on a demo workspace get the demo's
     teacher and student; read commands never build a teacher or student at all."""
+    from distill_es.engine import Engine
+
     store = _globals(ctx).store
     if drives and is_demo(home):
         engine = _open_demo(home, store, teacher, on_step)

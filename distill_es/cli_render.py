@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group, RenderableType
 from rich.markdown import Markdown
@@ -18,10 +18,11 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from distill_es.domain.next_step import Step
-from distill_es.domain.vocabulary import BenchmarkSnapshot, EditOutcome, LearningSession
-from distill_es.ports import BenchmarkTask
-from distill_es.store.verify import SessionReport
+if TYPE_CHECKING:  # types only: importing the engine's modules here would slow every command's start
+    from distill_es.domain.next_step import Step
+    from distill_es.domain.vocabulary import BenchmarkSnapshot, EditOutcome, LearningSession
+    from distill_es.ports import BenchmarkTask
+    from distill_es.store.verify import SessionReport
 
 OUTCOME_STYLE = {
     "applied": "green",
