@@ -1,0 +1,95 @@
+"""A source workspace with real sessions (one approved then rolled back, one awaiting review), and
+fresh target stores: SQLite files and per-test PostgreSQL databases."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from distill_es.demo import world
+from distill_es.domain.vocabulary import SessionStatus
+from distill_es.engine import Engine
+from distill_es.store.app import EventStore
+from distill_es.testing import ScriptedTeacher
+from distill_es.triggers import OnDemandTrigger
+
+PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres", "connect_timeout": 3}
+
+
+def open_engine(home: Path, store_url: str | None = None) -> Engine:
+    """The demo world's ports in process: scripted teacher, demo student."""
+    return Engine.open(
+        home,
+        teacher=ScriptedTeacher(world.teacher_reply),
+        student=world.DemoStudent(home),
+        store_url=store_url,
+    )
+
+
+@dataclass
+class Source:
+    home: Path
+    rolled_back: str  # approved edit_003, completed, then rolled back
+    pending: str  # awaiting review (edit_003 pending)
+
+    def engine(self) -> Engine:
+        return open_engine(self.home)
+
+
+@pytest.fixture(scope="session")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Source:
+    """Built once and only read afterwards: tests that change a workspace copy it first."""
+    home = world.create_demo_workspace(tmp_path_factory.mktemp("source") / "ws")
+    engine = open_engine(home)
+    try:
+        first = engine.run_session(OnDemandTrigger({"source": "transfer tests"}))
+        assert (
+            engine.approve(first.id, "edit_003", reviewer="ann", note="ok").status == SessionStatus.COMPLETED
+        )
+        assert engine.rollback(first.id, requested_by="ann").status == SessionStatus.ROLLED_BACK
+        second = engine.run_session(OnDemandTrigger())
+        assert second.status == SessionStatus.AWAITING_REVIEW
+    finally:
+        engine.close()
+    return Source(home=home, rolled_back=first.id, pending=second.id)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Callable[[], EventStore]:
+    """Fresh, empty SQLite stores (closed at the end of the test)."""
+    opened: list[EventStore] = []
+
+    def make() -> EventStore:
+        store = EventStore(f"sqlite:///{tmp_path / f'target-{len(opened)}.sqlite'}")
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL database of this test's own, dropped afterwards."""
+    try:
+        import psycopg
+
+        admin = psycopg.connect(**PG_ADMIN, autocommit=True)
+    except Exception as exc:
+        if os.environ.get("DISTILL_ES_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required but 127.0.0.1:5432 does not answer: {exc}")
+        pytest.skip(f"no PostgreSQL server answers on 127.0.0.1:5432 ({exc}); the round trips need one")
+    name = f"distill_es_t_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(**PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
