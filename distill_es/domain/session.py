@@ -13,7 +13,7 @@ from functools import singledispatchmethod
 from typing import Any
 from uuid import UUID, uuid4
 
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.utils import register_topic
 
 from distill_es.domain import events as ev
@@ -47,15 +47,30 @@ class TeacherCall:
 
 
 @dataclass
+class ToolResult:
+    tool: str
+    content: str
+    is_error: bool
+
+
+@dataclass
 class DiagnoseTurn:
     """One diagnose turn: the teacher's response and the tool results that answer it."""
 
     call_key: str
     response: dict[str, Any]
-    results: dict[str, ev.ToolCallCompleted] = field(default_factory=dict)
+    results: dict[str, ToolResult] = field(default_factory=dict)
 
     def tool_uses(self) -> list[dict[str, Any]]:
         return [b for b in self.response.get("content", []) if b.get("type") == "tool_use"]
+
+
+@dataclass
+class GateRecord:
+    delta: float
+    cluster_deltas: dict[str, float]
+    accepted: bool
+    reason: str
 
 
 @dataclass
@@ -74,7 +89,7 @@ class EditProgress:
     tree_sha: str | None = None
     changed_files: list[str] = field(default_factory=list)
     applied_at: datetime | None = None
-    gate: ev.GateEvaluated | None = None
+    gate: GateRecord | None = None
     revert_sha: str | None = None
     skipped_reason: str | None = None
     approved_by: str | None = None
@@ -507,7 +522,7 @@ class Session(Aggregate):
 
     @evolve.register
     def _(self, e: ev.ToolCallCompleted) -> None:
-        self._turn(e.call_key).results[e.tool_use_id] = e
+        self._turn(e.call_key).results[e.tool_use_id] = ToolResult(e.tool, e.content, e.is_error)
         self._after(e)
 
     @evolve.register
@@ -583,7 +598,7 @@ class Session(Aggregate):
 
     @evolve.register
     def _(self, e: ev.GateEvaluated) -> None:
-        self.edits[e.edit_id].gate = e
+        self.edits[e.edit_id].gate = GateRecord(e.delta, dict(e.cluster_deltas), e.accepted, e.reason)
         self.snapshots_needed += 1  # the naive engine re-scores the whole subsample for every gate
         self._after(e)
 
@@ -691,6 +706,129 @@ class Session(Aggregate):
             error=self.error,
         )
 
+    # ----------------------------------------------------------------------------------------
+    # snapshots: the folded state as plain JSON values (datetimes are transcoded by the store)
+    def snapshot_state(self) -> dict[str, Any]:
+        def dump(model: Any) -> Any:
+            return model.model_dump(mode="json") if model is not None else None
 
+        return {
+            **{name: getattr(self, name) for name in _PLAIN_STATE},
+            "trigger": dump(self.trigger),
+            "autonomy_mode": self.autonomy_mode.value,
+            "teacher_calls": [vars(call) for call in self.teacher_calls.values()],
+            "diagnose_turns": [
+                {
+                    "call_key": t.call_key,
+                    "response": t.response,
+                    "results": {k: vars(r) for k, r in t.results.items()},
+                }
+                for t in self.diagnose_turns
+            ],
+            "clusters": [dump(c) for c in self.clusters],
+            "plan": dump(self.plan),
+            "edits": [
+                {
+                    **vars(p),
+                    "edit": dump(p.edit),
+                    "risk_tier": p.risk_tier.value,
+                    "gate": vars(p.gate) if p.gate else None,
+                }
+                for p in self.edits.values()
+            ],
+            "scores": [[*key, value] for key, value in self.scores.items()],
+            "benchmark_before": dump(self.benchmark_before),
+            "benchmark_after": dump(self.benchmark_after),
+        }
+
+    @classmethod
+    def from_snapshot_state(cls, state: dict[str, Any]) -> Session:
+        session = cls.__new__(cls)
+        for name in _PLAIN_STATE:
+            setattr(session, name, state[name])
+        session.trigger = Trigger.model_validate(state["trigger"])
+        session.autonomy_mode = AutonomyMode(state["autonomy_mode"])
+        session.teacher_calls = {c["call_key"]: TeacherCall(**c) for c in state["teacher_calls"]}
+        session.diagnose_turns = [
+            DiagnoseTurn(t["call_key"], t["response"], {k: ToolResult(**r) for k, r in t["results"].items()})
+            for t in state["diagnose_turns"]
+        ]
+        session.clusters = [FailureCluster.model_validate(c) for c in state["clusters"]]
+        session.plan = LearningPlan.model_validate(state["plan"]) if state["plan"] else None
+        session.edits = {}
+        for data in state["edits"]:
+            gate = GateRecord(**data["gate"]) if data["gate"] else None
+            edit = Edit.model_validate(data["edit"])
+            tier = EditRiskTier(data["risk_tier"])
+            session.edits[edit.id] = EditProgress(**{**data, "edit": edit, "risk_tier": tier, "gate": gate})
+        session.scores = {
+            (tree, seed, model, task): score for tree, seed, model, task, score in state["scores"]
+        }
+        for name in ("benchmark_before", "benchmark_after"):
+            value = state[name]
+            setattr(session, name, BenchmarkSnapshot.model_validate(value) if value else None)
+        return session
+
+
+# Attributes that are JSON values already and go into a snapshot as they are.
+_PLAIN_STATE = (
+    "status",
+    "settings",
+    "workspace",
+    "parent_session_id",
+    "started_at",
+    "ended_at",
+    "last_digest",
+    "error",
+    "reason_code",
+    "ready",
+    "trace_count",
+    "git_pre",
+    "git_post",
+    "current_head",
+    "current_tree",
+    "teacher_cost_usd",
+    "diagnosis_markdown",
+    "plan_rejections",
+    "gate_seed",
+    "gate_task_ids",
+    "student_calls_made",
+    "snapshots_needed",
+    "rollback_requested",
+)
+
+
+class SessionSnapshot(Snapshot):
+    """A snapshot of the folded session state, as JSON values (never pickled objects)."""
+
+    TOPIC = "distill_es.SessionSnapshot.v1"
+
+    @classmethod
+    def take(cls, aggregate: Any) -> SessionSnapshot:
+        state = {
+            "_created_on": aggregate.created_on,
+            "_modified_on": aggregate.modified_on,
+            "session": aggregate.snapshot_state(),
+        }
+        return cls(
+            originator_id=aggregate.id,
+            originator_version=aggregate.version,
+            timestamp=cls.create_timestamp(),
+            topic=Session.TOPIC,
+            state=state,
+        )
+
+    def mutate(self, _: None) -> Session:
+        session = Session.from_snapshot_state(self.state["session"])
+        session._id = self.originator_id
+        session._version = self.originator_version
+        session._created_on = self.state["_created_on"]
+        session._modified_on = self.state["_modified_on"]
+        session._pending_events = []
+        return session
+
+
+register_topic(SessionSnapshot.TOPIC, SessionSnapshot)
+Session.Snapshot = SessionSnapshot  # type: ignore[attr-defined]
 Session.TOPIC = "distill_es.Session"  # set after class creation: see store/app.py's note on topics
 register_topic(Session.TOPIC, Session)

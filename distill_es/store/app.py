@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import unquote, urlparse
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from distill_es.domain.errors import ConcurrentSessionWrite, SessionNotFound, SettingsError
@@ -66,8 +67,12 @@ def is_postgres(url: str) -> bool:
     return urlparse(url).scheme in {"postgresql", "postgres"}
 
 
+SNAPSHOT_INTERVAL = 100  # sessions are tens of events; long ones load from a snapshot + a few events
+
+
 class SessionApplication(Application):
     name = APP_NAME
+    snapshotting_intervals: ClassVar[dict[type[Aggregate], int]] = {Session: SNAPSHOT_INTERVAL}
 
 
 class EventStore:
@@ -91,6 +96,10 @@ class EventStore:
             ) from None
         return recordings[-1].notification.id if recordings else 0
 
+    def take_snapshot(self, session_id: str | UUID) -> None:
+        """Snapshot the session at its current version (saves also snapshot every 100 events)."""
+        self.app.take_snapshot(parse_session_id(session_id))
+
     # --- reading ---------------------------------------------------------------------------
     def load(self, session_id: str | UUID, version: int | None = None) -> Session:
         sid = parse_session_id(session_id)
@@ -110,6 +119,13 @@ class EventStore:
         if version == 0:
             raise SessionNotFound(f"session {session_id} did not exist yet at {at.isoformat()}")
         return self.load(sid, version=version)
+
+    def replay(self, session_id: str | UUID) -> Session:
+        """The session folded from its events alone, ignoring snapshots (what audits trust)."""
+        session: Any = None
+        for event in self.domain_events(session_id):
+            session = event.mutate(session)
+        return session
 
     def domain_events(self, session_id: str | UUID) -> list[Any]:
         events = list(self.app.events.get(parse_session_id(session_id)))

@@ -82,8 +82,14 @@ def verify_session(
     view = None
     if not damage:
         try:
-            session = store.load(sid)
+            session = store.replay(sid)  # from events alone: a snapshot must not vouch for itself
             view = session.view()
+            loaded = store.load(sid)
+            if loaded.snapshot_state() != session.snapshot_state():
+                detail = "the state loaded through the latest snapshot differs from the events' replay"
+                damage.append(
+                    Damage(session_id=str(sid), position=loaded.version, kind="snapshot", detail=detail)
+                )
             if session.last_digest != last_digest:
                 detail = "replayed state does not end on the stored digest"
                 damage.append(
