@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.markdown import Markdown
 from rich.panel import Panel
 from rich.status import Status
@@ -69,33 +69,54 @@ def _reason(outcome: EditOutcome, target: str) -> str:
     return ""
 
 
-def edits_table(view: LearningSession, title: str | None = "Edits") -> Table:
-    """One row per planned edit: id, op, tier, outcome, delta, reason."""
+EditRow = tuple[str, str, str, Text, str, str]  # edit, op, tier, outcome, delta, reason
+WIDE_TABLE = 110  # below this many columns the reasons go under the table instead of beside it
+
+
+def edit_rows(view: LearningSession) -> list[EditRow]:
+    """One row per planned edit (and any outcome without a planned edit)."""
     planned = {e.id: e for e in view.plan.edits} if view.plan else {}
-    table = Table(title=title, title_justify="left", expand=False)
-    for name in ("edit", "op", "tier", "outcome", "delta"):
-        table.add_column(name, overflow="fold")
-    table.add_column("reason", overflow="fold", min_width=20, ratio=1)
     outcomes = {o.edit_id: o for o in view.edit_outcomes}
+    rows: list[EditRow] = []
     for edit_id in list(planned) + [i for i in outcomes if i not in planned]:
         edit, outcome = planned.get(edit_id), outcomes.get(edit_id)
         op = edit.op.value if edit else "?"
-        target = edit.expected_improvement if edit else ""
-        if outcome is None:  # planned but not yet decided (the session stopped mid-way)
+        if outcome is None:  # planned but not decided yet (the session stopped part-way)
             tier = edit.risk_tier.value if edit else ""
-            table.add_row(edit_id, op, tier, Text("in progress", style="dim"), "—", "")
+            rows.append((edit_id, op, tier, Text("in progress", style="dim"), "—", ""))
             continue
         tier = outcome.risk_tier.value if outcome.risk_tier else ""
-        style = OUTCOME_STYLE.get(outcome.status, "")
-        table.add_row(
-            edit_id,
-            op,
-            tier,
-            Text(outcome.status, style=style),
-            _delta(outcome.benchmark_delta),
-            _reason(outcome, target),
-        )
-    return table
+        status = Text(outcome.status, style=OUTCOME_STYLE.get(outcome.status, ""))
+        reason = _reason(outcome, edit.expected_improvement if edit else "")
+        rows.append((edit_id, op, tier, status, _delta(outcome.benchmark_delta), reason))
+    return rows
+
+
+class EditsTable:
+    """The edits table: id, op, tier, outcome, delta, reason. Decides its layout when drawn, since
+    only then is the width known: narrow consoles get the reasons as notes under the table."""
+
+    def __init__(self, view: LearningSession, title: str | None = "Edits") -> None:
+        self.rows, self.title = edit_rows(view), title
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        wide = options.max_width >= WIDE_TABLE
+        table = Table(title=self.title, title_justify="left")
+        for name in ("edit", "op", "tier", "outcome", "delta"):
+            table.add_column(name, no_wrap=True)  # short values: they never wrap
+        if wide:
+            table.add_column("reason", overflow="fold", min_width=16, ratio=1)
+        for row in self.rows:
+            table.add_row(*(row if wide else row[:5]))
+        yield table
+        if not wide:
+            for edit_id, *_, reason in self.rows:
+                if reason:
+                    yield Text(f"{edit_id}: {reason}")
+
+
+def edits_table(view: LearningSession, title: str | None = "Edits") -> EditsTable:
+    return EditsTable(view, title)
 
 
 def benchmark_line(view: LearningSession) -> Text | None:
