@@ -1,5 +1,36 @@
-"""The testing kit: hypothesis strategies, a session state machine, scripted fakes and fixtures."""
+"""The testing kit: hypothesis strategies, a session state machine, scripted fakes and fixtures.
 
-from distill_es.testing.fakes import ScriptedJudge, ScriptedStudent, ScriptedTeacher
+Names are imported on first use: the pytest plugin lives in this package, so everything imported here
+would load in every pytest run of every project that has distill_es installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# public name -> the module that defines it
+_LAZY = {
+    "ScriptedJudge": "distill_es.testing.fakes",
+    "ScriptedStudent": "distill_es.testing.fakes",
+    "ScriptedTeacher": "distill_es.testing.fakes",
+}
+
+if TYPE_CHECKING:
+    from distill_es.testing.fakes import ScriptedJudge, ScriptedStudent, ScriptedTeacher
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = ["ScriptedJudge", "ScriptedStudent", "ScriptedTeacher"]
