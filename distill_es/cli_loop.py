@@ -1,0 +1,228 @@
+"""Commands for the loop, the daemon and flags, mountable on any typer app with `register`.
+
+    register(app, open_engine)   # open_engine(home: Path | None) -> Engine; None: the default workspace
+
+Exit codes follow the main command line: 0 success, 1 the loop stopped because a session failed (or
+`daemon --once` ran a session that failed), 2 usage error, 3 not found; other errors propagate to the
+app's own error handling (conflicts 4).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from distill_es.daemon import DaemonTick, TraceNotFound, flag_trace, run_daemon
+from distill_es.domain.vocabulary import AutonomyMode, SessionStatus
+from distill_es.engine import Engine
+from distill_es.loop import LoopNotFound, LoopView, StopReason, get_loop, loops, run_loop
+from distill_es.triggers import OnDemandTrigger
+
+EngineOpener = Callable[[Path | None], Engine]
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", metavar="DIR", show_default=False, help="The workspace (else the default one)."),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print machine-readable JSON to stdout, nothing else.")
+]
+
+
+def _out() -> Console:
+    return Console(file=sys.stdout, highlight=False, width=None if sys.stdout.isatty() else 120)
+
+
+def _err() -> Console:
+    return Console(file=sys.stderr, highlight=False, width=None if sys.stderr.isatty() else 120)
+
+
+def _fail(code: int, message: str, hint: str = "") -> typer.Exit:
+    _err().print(Text(f"error: {message}", style="bold red"), soft_wrap=True)
+    if hint:
+        _err().print(Text(f"hint: {hint}"), soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _score(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def loop_table(view: LoopView) -> Table:
+    table = Table(title=f"loop {view.id}", title_justify="left")
+    for column in ("#", "session", "status", "before", "after", "best", "improved", "cost $", "note"):
+        table.add_column(column, overflow="fold")
+    for s in view.sessions:
+        improved = "—" if s.improved is None else ("yes" if s.improved else "no")
+        cost = "—" if s.cost_usd is None else f"{s.cost_usd:.4f}"
+        table.add_row(
+            str(s.iteration), s.session_id[:8], s.status or "in flight", _score(s.before_score),
+            _score(s.after_score), _score(s.best_score), improved, cost, s.note,
+        )  # fmt: skip
+    return table
+
+
+def loop_summary(view: LoopView) -> Text:
+    reason = view.stop_reason.value if view.stop_reason else "still running"
+    text = f"{reason}: {view.detail}" if view.detail else reason
+    return Text(
+        f"{text}\n{len(view.sessions)} session(s), best gated score {_score(view.best_score)}, "
+        f"total cost ${view.total_cost_usd:.4f} of ${view.params.max_total_cost_usd:.2f}"
+    )
+
+
+def loops_table(views: list[LoopView]) -> Table:
+    table = Table(title="loops", title_justify="left")
+    for column in ("loop", "status", "sessions", "best", "cost $", "stopped by", "started"):
+        table.add_column(column)
+    for v in views:
+        table.add_row(
+            v.id[:8], v.status, str(len(v.sessions)), _score(v.best_score), f"{v.total_cost_usd:.4f}",
+            v.stop_reason.value if v.stop_reason else "—", f"{v.started_at:%Y-%m-%d %H:%M}",
+        )  # fmt: skip
+    return table
+
+
+def _resolve_loop(engine: Engine, ref: str) -> str:
+    """A loop id, or a unique prefix of one of this workspace's loops."""
+    ref = ref.strip().lower()
+    matches = [v.id for v in loops(engine) if v.id.startswith(ref)] if ref else []
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        get_loop(engine, ref)  # a full id of another workspace's loop still resolves; else LoopNotFound
+        return ref
+    raise _fail(
+        2, f"loop prefix {ref!r} is ambiguous: it matches {len(matches)} loops", "give more characters"
+    )
+
+
+def register(app: typer.Typer, open_engine: EngineOpener) -> None:
+    """Add `loop`, `loops`, `daemon` and `flag` to `app`."""
+
+    @app.command("loop")
+    def loop_command(
+        home: HomeOption = None,
+        stagnation_k: Annotated[
+            int, typer.Option("--stagnation-k", min=1, help="Stop after k sessions without improvement.")
+        ] = 5,
+        eps: Annotated[
+            float, typer.Option("--eps", min=0.0, help="An improvement must beat the best score by more.")
+        ] = 0.001,
+        max_total_cost: Annotated[
+            float, typer.Option("--max-total-cost", metavar="USD", help="Stop once the sessions spent this.")
+        ] = 50.0,
+        resume: Annotated[
+            str | None,
+            typer.Option("--resume", metavar="LOOP_ID", show_default=False,
+                         help="Continue this loop (after a crash or Ctrl-C) with its recorded settings."),
+        ] = None,
+        autonomy: Annotated[
+            AutonomyMode | None,
+            typer.Option("--autonomy", show_default=False, help="Override session.autonomy_mode."),
+        ] = None,
+        as_json: JsonOption = False,
+    ) -> None:  # fmt: skip
+        """Run learning sessions back to back, each chained to the previous one (paper Algorithm 1).
+
+        Stops on stagnation, budget, a failed session, or a session awaiting review. Exit 1 only when
+        a session failed.
+        """
+        if max_total_cost <= 0:
+            raise _fail(2, f"--max-total-cost must be above 0, got {max_total_cost}")
+        engine = open_engine(home)
+        try:
+            loop_id = _resolve_loop(engine, resume) if resume else None
+
+            def progress(message: str, _view: LoopView) -> None:
+                _err().print(Text(f"▸ {message}"), soft_wrap=True)
+
+            view = run_loop(
+                engine, OnDemandTrigger({"source": "distill-es loop"}), stagnation_k=stagnation_k,
+                stagnation_eps=eps, max_total_cost_usd=max_total_cost, loop_id=loop_id, autonomy=autonomy,
+                on_progress=None if as_json else progress,
+            )  # fmt: skip
+        except LoopNotFound as exc:
+            raise _fail(3, str(exc), "list loops with `distill-es loops`") from None
+        finally:
+            engine.close()
+        if as_json:
+            typer.echo(json.dumps(view.model_dump(mode="json"), indent=2))
+        else:
+            _out().print(loop_table(view))
+            _out().print(loop_summary(view))
+        if view.stop_reason == StopReason.FAILED:
+            raise typer.Exit(1)
+
+    @app.command("loops")
+    def loops_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
+        """List this workspace's loops, newest first."""
+        engine = open_engine(home)
+        try:
+            views = loops(engine)
+        finally:
+            engine.close()
+        if as_json:
+            typer.echo(json.dumps([v.model_dump(mode="json") for v in views], indent=2))
+        elif not views:
+            _out().print("no loops yet: start one with `distill-es loop`")
+        else:
+            _out().print(loops_table(views))
+
+    @app.command("daemon")
+    def daemon_command(
+        home: HomeOption = None,
+        once: Annotated[bool, typer.Option("--once", help="Evaluate the triggers once, then exit.")] = False,
+        interval: Annotated[
+            float, typer.Option("--interval", metavar="SECONDS", min=1.0, help="Time between evaluations.")
+        ] = 60.0,
+    ) -> None:
+        """Evaluate the [triggers] of distill_es.toml and start sessions when they fire (foreground).
+
+        Prints, every evaluation, what fired and why, and what did not and why. At most one session
+        runs per workspace at a time.
+        """
+        engine = open_engine(home)
+
+        def show(result: DaemonTick) -> None:
+            for line in result.lines():
+                _out().print(Text(line), soft_wrap=True)
+
+        try:
+            last = run_daemon(engine, once=once, interval_seconds=interval, on_tick=show)
+        except KeyboardInterrupt:
+            _err().print("daemon stopped")
+            raise typer.Exit(130) from None
+        finally:
+            engine.close()
+        if once and last.session is not None and last.session.status == SessionStatus.FAILED:
+            raise typer.Exit(1)
+
+    @app.command("flag")
+    def flag_command(
+        trace_id: Annotated[str, typer.Argument(metavar="TRACE_ID", help="The trace to learn from.")],
+        home: HomeOption = None,
+        note: Annotated[str, typer.Option("--note", help="What was wrong with it.")] = "",
+        by: Annotated[str, typer.Option("--by", help="Who flags it.")] = "user",
+        as_json: JsonOption = False,
+    ) -> None:
+        """Flag a trace: the daemon's user_flag trigger starts a session about it (once)."""
+        engine = open_engine(home)
+        try:
+            flag = flag_trace(engine, trace_id, note=note, flagged_by=by)
+        except TraceNotFound as exc:
+            raise _fail(3, str(exc), "flag a trace_id from traces.jsonl / traces.db") from None
+        finally:
+            engine.close()
+        if as_json:
+            typer.echo(json.dumps(flag.model_dump(mode="json"), indent=2))
+        else:
+            _out().print(f"flagged trace {flag.trace_id} (flag {flag.flag_id}, {flag.status})")
