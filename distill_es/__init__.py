@@ -1,3 +1,67 @@
-"""distill_es: event-sourced learning sessions for local AI agents."""
+"""distill_es: event-sourced learning sessions for local AI agents.
+
+    from distill_es import Engine, OnDemandTrigger
+    session = Engine.open("~/agent").run_session(OnDemandTrigger())
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from distill_es.domain.vocabulary import (
+    AutonomyMode,
+    BenchmarkSnapshot,
+    Edit,
+    EditOp,
+    EditOutcome,
+    EditPillar,
+    EditRiskTier,
+    FailureCluster,
+    LearningPlan,
+    LearningSession,
+    SessionStatus,
+    Trigger,
+    TriggerKind,
+)
+from distill_es.triggers import ClusterTrigger, OnDemandTrigger, ScheduledTrigger, UserFlagTrigger
+
+if TYPE_CHECKING:
+    from distill_es.engine import Engine
+    from distill_es.settings import Settings
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "AutonomyMode",
+    "BenchmarkSnapshot",
+    "ClusterTrigger",
+    "Edit",
+    "EditOp",
+    "EditOutcome",
+    "EditPillar",
+    "EditRiskTier",
+    "Engine",
+    "FailureCluster",
+    "LearningPlan",
+    "LearningSession",
+    "OnDemandTrigger",
+    "ScheduledTrigger",
+    "SessionStatus",
+    "Settings",
+    "Trigger",
+    "TriggerKind",
+    "UserFlagTrigger",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The engine pulls in the anthropic and openai SDKs; load it only when someone asks for it.
+    if name == "Engine":
+        from distill_es.engine import Engine
+
+        return Engine
+    if name == "Settings":
+        from distill_es.settings import Settings
+
+        return Settings
+    raise AttributeError(f"module 'distill_es' has no attribute {name!r}")
