@@ -15,7 +15,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from distill_es import __version__
+from distill_es import __version__, cli_transfer
 from distill_es import cli_render as render
 from distill_es.domain.errors import (
     ConcurrentSessionWrite,
@@ -266,12 +266,14 @@ def open_engine(
     drives: bool = False,
     teacher: Any = None,
     on_step: StepObserver | None = None,
+    store: str | None = None,
 ) -> Iterator[Engine]:
-    """The engine on `home`. Commands that drive a session (`drives`) on a demo workspace get the demo's
-    teacher and student; read commands never build a teacher or student at all."""
+    """The engine on `home` (and `store`, else the global --store). Commands that drive a session
+    (`drives`) on a demo workspace get the demo's teacher and student; read commands never build a
+    teacher or student at all."""
     from distill_es.engine import Engine
 
-    store = _globals(ctx).store
+    store = store or _globals(ctx).store
     if drives and is_demo(home):
         engine = _open_demo(home, store, teacher, on_step)
     else:
@@ -870,6 +872,18 @@ def benchmark_show(ctx: typer.Context, home: HomeOption = None, as_json: JsonOpt
         )
         return
     out().print(render.benchmark_view(tasks, task_clusters, latest.id if latest else None, before, after))
+
+
+# --- commands defined elsewhere, mounted here -----------------------------------------------------------
+
+
+def _transfer_engine(
+    ctx: typer.Context, home: Path | None, store: str | None
+) -> AbstractContextManager[Engine]:
+    return open_engine(ctx, resolve_home(ctx, home), store=store)
+
+
+cli_transfer.register(app, _transfer_engine)
 
 
 def main() -> None:

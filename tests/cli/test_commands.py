@@ -289,3 +289,12 @@ def test_run_without_an_api_key_records_nothing(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "ANTHROPIC_API_KEY" in result.stderr
     assert cli_json("--home", tmp_path, "sessions") == []
+
+
+def test_export_and_import_are_mounted(shared_demo: Demo, tmp_path: Path) -> None:
+    target = tmp_path / "session.jsonl"
+    result = cli("--home", shared_demo.home, "export", shared_demo.session_id[:8], "--out", target)
+    assert result.exit_code == 0, result.output
+    assert shared_demo.session_id in target.read_text()
+    again = cli("--home", shared_demo.home, "import", target)
+    assert again.exit_code == 4  # the store holds that session already
