@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import singledispatchmethod
@@ -440,10 +441,15 @@ def tick(engine: Engine, *, now: datetime, settings: TriggerSettings | None = No
     """Evaluate every trigger once; start and run at most one session."""
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
     settings = settings or TriggerSettings.load(engine.home)
-    with exclusive(
-        engine.store.url, engine.state_dir, f"daemon:{engine.home}", f"the daemon of {engine.home}"
-    ):
-        result = _tick(engine, now, settings)
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(
+                exclusive(engine.store.url, engine.state_dir, f"daemon:{engine.home}", "daemon")
+            )
+        except SessionBusy:
+            result = DaemonTick(now, action="blocked", note="another daemon is evaluating this workspace now")
+        else:
+            result = _tick(engine, now, settings)
     for line in result.lines():
         log.info(line)
     return result
