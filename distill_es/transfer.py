@@ -88,9 +88,17 @@ class ImportReport(BaseModel):
 # --- export --------------------------------------------------------------------------------------
 
 
+# Characters some line splitters (str.splitlines, JavaScript) treat as line breaks; json leaves them raw.
+_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
 def _dump(value: Any) -> str:
-    # Nested values keep their order (see the module docstring); never NaN, never ASCII escapes.
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    # Nested values keep their order (see the module docstring); never NaN; UTF-8 except line breaks,
+    # escaped so that a line is one line however it is split (they can only occur inside strings).
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    for char, escape in _LINE_BREAKS.items():
+        text = text.replace(char, escape)
+    return text
 
 
 def _line(obj: dict[str, Any]) -> str:
