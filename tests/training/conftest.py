@@ -32,6 +32,7 @@ SECRET = "sk-ant-api03-" + "A" * 40
 TEACHER_ANSWER = "51"
 STUDENT_ANSWER = "41"
 LORA_EDIT_ID = "edit_lora"
+GOOD_RESULT = 'out(completed(eval={"candidate_score": 0.8}))'
 
 
 def lora_edit(backend: str = "peft-trl-orpo", **payload: Any) -> Edit:
