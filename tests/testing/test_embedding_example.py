@@ -28,3 +28,4 @@ def test_whatever_the_student_knows_a_session_rests_consistent(workspace_factory
     assert all(o.benchmark_delta >= -0.01 for o in applied)  # the gate's ε
     assert mode != "manual" or not applied  # manual: nothing lands without a reviewer
     assert [report.ok for report in engine.verify(session.id)] == [True]
+    engine.close()
