@@ -22,7 +22,7 @@ def rows(store: EventStore, session_id: object) -> list[tuple[int, str, bytes]]:
     return [(r.originator_version, r.topic, r.state) for r in store.stored_events(session_id)]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(session=strategies.event_histories(max_steps=25))
 def test_any_valid_history_exports_imports_and_exports_again_unchanged(session: Session):
     with tempfile.TemporaryDirectory() as tmp:
@@ -43,7 +43,7 @@ def test_any_valid_history_exports_imports_and_exports_again_unchanged(session: 
             target.close()
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(session=strategies.event_histories(min_steps=3, max_steps=12))
 def test_dropping_any_one_line_is_refused_at_that_line(session: Session):
     with tempfile.TemporaryDirectory() as tmp:
