@@ -16,6 +16,7 @@ import tempfile
 import traceback
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from distill_es import __version__, cli_transfer
+from distill_es import __version__, cli_loop, cli_transfer
 from distill_es import cli_render as render
 from distill_es.domain.errors import (
     ConcurrentSessionWrite,
@@ -120,10 +121,15 @@ def report_error(exc: BaseException, *, debug: bool) -> int:
     return exit_code_for(exc)
 
 
+# The running invocation's root context, for mounted commands whose engine opener gets no context.
+_ROOT_CONTEXT: ContextVar[typer.Context | None] = ContextVar("distill_es_cli_root", default=None)
+
+
 class _Group(TyperGroup):
     """Turns any error escaping a command into its exit code and a short message."""
 
     def invoke(self, ctx: typer.Context) -> Any:
+        token = _ROOT_CONTEXT.set(ctx)
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
@@ -131,6 +137,8 @@ class _Group(TyperGroup):
         except Exception as exc:
             globals_ = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
             raise typer.Exit(report_error(exc, debug=globals_.debug)) from None
+        finally:
+            _ROOT_CONTEXT.reset(token)
 
 
 # --- the app and its global options ------------------------------------------------------------------
@@ -258,8 +266,7 @@ def _open_demo(home: Path, store: str | None, teacher: Any, on_step: StepObserve
     )
 
 
-@contextmanager
-def open_engine(
+def build_engine(
     ctx: typer.Context,
     home: Path,
     *,
@@ -267,7 +274,7 @@ def open_engine(
     teacher: Any = None,
     on_step: StepObserver | None = None,
     store: str | None = None,
-) -> Iterator[Engine]:
+) -> Engine:
     """The engine on `home` (and `store`, else the global --store). Commands that drive a session
     (`drives`) on a demo workspace get the demo's teacher and student; read commands never build a
     teacher or student at all."""
@@ -275,9 +282,14 @@ def open_engine(
 
     store = store or _globals(ctx).store
     if drives and is_demo(home):
-        engine = _open_demo(home, store, teacher, on_step)
-    else:
-        engine = Engine.open(home, teacher=teacher, store_url=store, on_step=on_step)
+        return _open_demo(home, store, teacher, on_step)
+    return Engine.open(home, teacher=teacher, store_url=store, on_step=on_step)
+
+
+@contextmanager
+def open_engine(ctx: typer.Context, home: Path, **options: Any) -> Iterator[Engine]:
+    """`build_engine`, closed when the command is done."""
+    engine = build_engine(ctx, home, **options)
     try:
         yield engine
     finally:
@@ -883,7 +895,16 @@ def _transfer_engine(
     return open_engine(ctx, resolve_home(ctx, home), store=store)
 
 
+def _loop_engine(home: Path | None) -> Engine:
+    """For `loop`, `loops`, `daemon`, `flag` (they close it): same home, store and demo rules as ours."""
+    ctx = _ROOT_CONTEXT.get()
+    if ctx is None:  # called outside a distill-es invocation
+        raise CliFailure(2, "no distill-es command is running")
+    return build_engine(ctx, resolve_home(ctx, home), drives=True)
+
+
 cli_transfer.register(app, _transfer_engine)
+cli_loop.register(app, _loop_engine)
 
 
 def main() -> None:
