@@ -41,7 +41,9 @@ def summarize_eval(eval_block: EvalBlock | None, baseline: float | None, min_del
         return EvalSummary(None, candidate, None, "compare_only", reason, **extra)
     delta = round(candidate - baseline, 6)
     if delta > min_delta:
-        reason = f"candidate {candidate:.3f} beats {baseline:.3f} by {delta:+.3f} (> {min_delta:+.3f})"
+        reason = (
+            f"candidate {candidate:.3f} beats baseline {baseline:.3f} by {delta:+.3f} (> {min_delta:+.3f})"
+        )
         return EvalSummary(baseline, candidate, delta, "pass", reason, **extra)
     reason = f"candidate {candidate:.3f} vs baseline {baseline:.3f}: {delta:+.3f}, not above {min_delta:+.3f}"
     return EvalSummary(baseline, candidate, delta, "fail", reason, **extra)

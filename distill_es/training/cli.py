@@ -1,0 +1,189 @@
+"""`distill-es training list|show`: training runs and their lineage, read from the log.
+
+Mount with `app.add_typer(build_training_app(opener), name="training")`. `opener(ctx, home)` is a
+context manager yielding anything with `.store` (an `EventStore`) and `.home` — the main CLI's
+`open_engine(ctx, resolve_home(ctx, home))` fits. Without one, `training_app` opens `Engine.open(home)`
+itself, honouring the root command's `--home` / `--store` when it has them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from distill_es.training.service import TrainingService
+from distill_es.training.views import Lineage, TrainingRunView
+
+Opener = Callable[[typer.Context, Path | None], AbstractContextManager[Any]]
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        metavar="DIR",
+        show_default=False,
+        help="The workspace (else --home, $DISTILL_ES_HOME, cwd).",
+    ),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print machine-readable JSON to stdout, nothing else.")
+]
+
+
+@contextmanager
+def default_opener(ctx: typer.Context, home: Path | None) -> Iterator[Any]:
+    from distill_es.engine import Engine  # late: reading runs must not import the engine's adapters early
+
+    root = getattr(ctx.find_root(), "obj", None)
+    chosen = home or getattr(root, "home", None) or os.environ.get("DISTILL_ES_HOME") or Path.cwd()
+    engine = Engine.open(Path(chosen), store_url=getattr(root, "store", None))
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+def _console() -> Console:
+    # The stream of the moment (test runners swap it); pipes get 120 columns, as the main CLI's.
+    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(file=sys.stdout, highlight=False, width=120 if wide else None)
+
+
+def _short(value: str | None, n: int = 8) -> str:
+    return (value or "")[:n]
+
+
+def runs_table(views: list[TrainingRunView]) -> Table:
+    table = Table(box=None, pad_edge=False)
+    for column in ("RUN", "SESSION", "EDIT", "BACKEND", "STATE", "TRIES", "VERDICT", "DEPLOYABLE", "DETAIL"):
+        table.add_column(column, overflow="fold")
+    for v in views:
+        deployable = "-" if v.deployable is None else ("yes" if v.deployable else "no")
+        detail = v.reason_code or (f"delta {v.delta:+.3f}" if v.delta is not None else "")
+        table.add_row(
+            _short(v.run_id), _short(v.session_id), v.edit_id, v.backend, v.state, str(v.attempts),
+            v.verdict or "-", deployable, detail,
+        )  # fmt: skip
+    return table
+
+
+def lineage_text(lineage: Lineage) -> Group:
+    run, spec, budget = lineage.run, lineage.spec, lineage.spec["budget"]
+    trainer = json.dumps(lineage.trainer_command) if lineage.trainer_command else "(none: dry run)"
+    parts: list[Any] = [
+        Text(f"training run {run.run_id}", style="bold"),
+        Text(f"  session {run.session_id}, edit {run.edit_id}; state {run.state}"),
+        Text(f"  {run.summary}"),
+        Text("spec", style="bold"),
+        Text(
+            f"  experiment {spec['experiment_id']}: {spec['backend']} / {spec['training_mode']} on "
+            f"{spec['target_model_family']} ({spec['hardware_tier']})"
+        ),
+        Text("  hyperparameters " + ", ".join(f"{k}={v}" for k, v in spec["hyperparameters"].items())),
+        Text(
+            f"  budget {budget['max_wall_clock_minutes']:g} min, {budget['max_train_tokens']} tokens; "
+            f"config {_short(spec['config_fingerprint'], 12)}, code {_short(spec['code_hash'], 12)}"
+        ),
+        Text(f"  trainer {trainer}"),
+    ]
+    if lineage.dataset:
+        d = lineage.dataset
+        counts = ", ".join(f"{k} {n}" for k, n in sorted(d["counts"].items())) or "empty"
+        parts.append(Text("dataset", style="bold"))
+        parts.append(
+            Text(f"  {d['rows']} rows ({counts}), sha256 {_short(d['fingerprint'], 12)}: {d['path']}")
+        )
+        if d["benchmark_task_ids"]:
+            parts.append(
+                Text(f"  benchmark tasks in the data: {', '.join(d['benchmark_task_ids'])}", style="yellow")
+            )
+    if lineage.attempts:
+        parts.append(Text("attempts", style="bold"))
+        for a in lineage.attempts:
+            parts.append(Text(f"  #{a['attempt']} {a['started_at']}: {a['outcome']}"))
+    if lineage.failure:
+        f = lineage.failure
+        parts.append(Text(f"failed ({f['reason_code']}): {f['message']}", style="red"))
+    if lineage.dry_run:
+        parts.append(Text(f"dry run: {lineage.dry_run['message']}"))
+    if lineage.checkpoint:
+        c = lineage.checkpoint
+        parts.append(Text("checkpoint", style="bold"))
+        parts.append(Text(f"  {c['checkpoint_id']} ({c['adapter_format']}): {c['artifact_path']}"))
+    if lineage.eval:
+        parts.append(Text(f"eval {lineage.eval['verdict']}: {lineage.eval['reason']}", style="bold"))
+    if lineage.promotion:
+        p = lineage.promotion
+        parts.append(
+            Text(f"promotion: {'deployable' if p['deployable'] else 'not deployable'} — {p['reason']}")
+        )
+    parts.append(Text("events", style="bold"))
+    for e in lineage.events:
+        parts.append(Text(f"  v{e['version']} {e['at']} {e['type']} {_short(e['digest'], 12)}", style="dim"))
+    return Group(*parts)
+
+
+def build_training_app(opener: Opener | None = None) -> typer.Typer:
+    open_workspace = opener or default_opener
+    app = typer.Typer(
+        no_args_is_help=True, help="Training runs of approved lora_finetune edits, with lineage."
+    )
+
+    @contextmanager
+    def service(ctx: typer.Context, home: Path | None) -> Iterator[TrainingService]:
+        with open_workspace(ctx, home) as engine:
+            yield TrainingService(engine.store, engine.home, None)
+
+    @app.command("list")
+    def list_runs(
+        ctx: typer.Context,
+        session: Annotated[
+            str | None,
+            typer.Option("--session", metavar="SESSION", help="Only runs of this session (id or prefix)."),
+        ] = None,
+        home: HomeOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Training runs of this workspace, newest first."""
+        with service(ctx, home) as svc:
+            views = svc.runs()
+        if session:
+            views = [v for v in views if v.session_id.startswith(session.strip().lower())]
+        if as_json:
+            typer.echo(json.dumps([v.model_dump(mode="json") for v in views], indent=2))
+        elif not views:
+            _console().print("no training runs")
+        else:
+            _console().print(runs_table(views))
+
+    @app.command("show")
+    def show_run(
+        ctx: typer.Context,
+        run: Annotated[
+            str, typer.Argument(metavar="RUN", help="A training run id, or a unique prefix of one.")
+        ],
+        home: HomeOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """A run's lineage: spec, dataset, attempts, checkpoint, eval, promotion, events."""
+        with service(ctx, home) as svc:
+            lineage = svc.lineage(svc.resolve(run))
+        if as_json:
+            typer.echo(json.dumps(lineage.model_dump(mode="json"), indent=2))
+        else:
+            _console().print(lineage_text(lineage), soft_wrap=True)
+
+    return app
+
+
+training_app = build_training_app()
