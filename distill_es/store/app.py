@@ -86,12 +86,13 @@ class EventStore:
     # --- writing ---------------------------------------------------------------------------
     def save(self, session: Session) -> int:
         """Append the session's pending events atomically; return the last notification id."""
+        first = session.version - len(session.pending_events) + 1  # save() drains pending events
         try:
             recordings = self.app.save(session)
         except IntegrityError:
             raise ConcurrentSessionWrite(
                 f"session {session.id} was written by someone else since it was loaded "
-                f"(tried to append from version {session.version - len(session.pending_events) + 1}); "
+                f"(tried to append from version {first}); "
                 "nothing of this write was stored — reload and decide again"
             ) from None
         return recordings[-1].notification.id if recordings else 0

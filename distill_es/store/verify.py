@@ -34,11 +34,23 @@ class SessionReport(BaseModel):
 
 def verify_chain(store: EventStore, session_id: UUID) -> tuple[int, list[Damage], str | None]:
     """(event count, damage found, last digest) for one session's stored events."""
+    count, damage, last_digest, _ = _verify_chain(store, session_id)
+    return count, damage, last_digest
+
+
+def _verify_chain(store: EventStore, session_id: UUID) -> tuple[int, list[Damage], str | None, int]:
+    """`verify_chain`, plus the last stored version.
+
+    Each row is checked against the digest recorded by the row stored before it. When some row does
+    not chain, the original order is rebuilt by following the digests from the session's genesis, so
+    a row that merely sits in another row's place is reported as `reordered` (at both places), an
+    intact row after a moved one is not reported at all, and only content no digest vouches for is
+    `edited`. The row after a gap is not checked: its predecessor is the `deleted` one.
+    """
     sid = str(session_id)
     stored = store.stored_events(session_id)
     damage: list[Damage] = []
-    previous = ev.genesis_digest(sid)
-    previous_time = None
+    rows: dict[int, tuple[str, dict[str, Any]]] = {}  # stored version -> (topic, raw state)
     expected_version = 1
     for record in stored:
         version = record.originator_version
@@ -53,22 +65,70 @@ def verify_chain(store: EventStore, session_id: UUID) -> tuple[int, list[Damage]
             )
         expected_version = version + 1
         try:
-            state = store.decode_state(record)
+            rows[version] = (record.topic, store.decode_state(record))
         except Exception as exc:  # a row whose bytes no longer decode is damage, not a crash
             damage.append(Damage(session_id=sid, position=version, kind="undecodable", detail=str(exc)))
-            previous_time = None
-            continue
-        payload = {k: v for k, v in state.items() if k not in ev.ENVELOPE_KEYS}
-        timestamp = state.get("timestamp")
-        recorded = state.get("digest", "")
-        computed = ev.chain_digest(previous, record.topic, version, timestamp, payload)
-        if computed != recorded:
-            kind = "reordered" if previous_time and timestamp and timestamp < previous_time else "edited"
-            detail = f"{record.topic}: stored digest {recorded[:12]} != recomputed {computed[:12]}"
-            damage.append(Damage(session_id=sid, position=version, kind=kind, detail=detail))
-        previous = recorded or computed  # keep checking the rest against what is stored
-        previous_time = timestamp
-    return len(stored), damage, (previous if stored else None)
+
+    genesis = ev.genesis_digest(sid)
+    unchained: list[int] = []
+    for version, (topic, state) in rows.items():
+        previous = genesis if version == 1 else _recorded(rows.get(version - 1))
+        if previous is not None and _digest(previous, version, topic, state) != state.get("digest"):
+            unchained.append(version)
+    if unchained:
+        written_as = _original_versions(rows, genesis, max(rows))
+        for version in unchained:
+            topic, state = rows[version]
+            original = written_as.get(version)
+            if original == version:
+                continue  # intact: it only follows a row that was moved (reported at that row)
+            if original is not None:
+                detail = f"{topic}: this row was written as version {original}"
+                damage.append(Damage(session_id=sid, position=version, kind="reordered", detail=detail))
+            else:
+                recorded = str(state.get("digest", ""))
+                detail = f"{topic}: no digest in the chain vouches for this content (stored {recorded[:12]})"
+                damage.append(Damage(session_id=sid, position=version, kind="edited", detail=detail))
+    damage.sort(key=lambda d: d.position)
+    last_version = stored[-1].originator_version if stored else 0
+    return len(stored), damage, _recorded(rows.get(last_version)), last_version
+
+
+def _recorded(row: tuple[str, dict[str, Any]] | None) -> str | None:
+    return str(row[1].get("digest", "")) if row is not None else None
+
+
+def _digest(previous: str, version: int, topic: str, state: dict[str, Any]) -> str:
+    payload = {k: v for k, v in state.items() if k not in ev.ENVELOPE_KEYS}
+    return ev.chain_digest(previous, topic, version, state.get("timestamp"), payload)  # type: ignore[arg-type]
+
+
+def _original_versions(
+    rows: dict[int, tuple[str, dict[str, Any]]], genesis: str, last: int
+) -> dict[int, int]:
+    """Stored version -> the version its content was written as, following digests from genesis.
+
+    Where no row continues the chain (edited or deleted content), the walk carries on from whatever
+    is stored at that version. Quadratic in the worst case, and only run on a damaged session.
+    """
+    written_as: dict[int, int] = {}
+    previous: str | None = genesis
+    for version in range(1, last + 1):
+        found = None
+        if previous is not None:
+            candidates = [version, *(v for v in rows if v != version and v not in written_as)]
+            for stored_at in candidates:
+                if stored_at in rows and stored_at not in written_as:
+                    topic, state = rows[stored_at]
+                    if _digest(previous, version, topic, state) == state.get("digest"):
+                        found = stored_at
+                        break
+        if found is not None:
+            written_as[found] = version
+            previous = _recorded(rows[found])
+        else:
+            previous = _recorded(rows.get(version))
+    return written_as
 
 
 def verify_session(
@@ -78,7 +138,7 @@ def verify_session(
     index_rows: dict[str, dict[str, Any]] | None = None,
 ) -> SessionReport:
     sid = parse_session_id(session_id)
-    count, damage, last_digest = verify_chain(store, sid)
+    count, damage, last_digest, last_version = _verify_chain(store, sid)
     view = None
     if not damage:
         try:
@@ -99,7 +159,7 @@ def verify_session(
             damage.append(Damage(session_id=str(sid), position=0, kind="replay", detail=str(exc)))
     if index is not None:
         row = (index_rows or {}).get(str(sid)) if index_rows is not None else _index_row(index, str(sid))
-        damage.extend(_compare_projection(str(sid), row, view, count, last_digest))
+        damage.extend(_compare_projection(str(sid), row, view, last_version, last_digest))
     return SessionReport(session_id=str(sid), events=count, ok=not damage, damage=damage)
 
 
@@ -111,7 +171,7 @@ def _index_row(index: SessionIndex, sid: str) -> dict[str, Any] | None:
 
 
 def _compare_projection(
-    sid: str, row: dict[str, Any] | None, view: Any, count: int, last_digest: str | None
+    sid: str, row: dict[str, Any] | None, view: Any, last_version: int, last_digest: str | None
 ) -> list[Damage]:
     def damage(kind: str, detail: str, position: int = 0) -> Damage:
         return Damage(session_id=sid, position=position, kind=kind, detail=detail)
@@ -119,19 +179,22 @@ def _compare_projection(
     if row is None:
         return [damage("projection", "session missing from the index")]
     found = []
-    if row["version"] > count:
-        found.append(
-            damage("truncated", f"index saw {row['version']} events, the log holds {count}", count + 1)
-        )
-    if row["version"] == count and row.get("last_digest") != last_digest:
+    if row["version"] > last_version:
+        detail = f"index saw {row['version']} events, the log ends at version {last_version}"
+        found.append(damage("truncated", detail, last_version + 1))
+    if row["version"] == last_version and row.get("last_digest") != last_digest:
         # The whole chain may have been rewritten consistently; the index remembers the real end.
-        found.append(damage("edited", "the log's last digest differs from the one the index recorded", count))
+        detail = "the log's last digest differs from the one the index recorded"
+        found.append(damage("edited", detail, last_version))
     if view is not None and row["version"] == view.version:
         if row["status"] != view.status.value:
             found.append(
                 damage("projection", f"index status {row['status']} != replayed {view.status.value}")
             )
-        if sorted(row["pending"]) != sorted(view.pending_edit_ids):
+        # A rolled-back session has nothing left to review: its index row clears the queue, while
+        # the session still lists the edits no reviewer decided.
+        queue_matters = view.status.value != "rolled_back"
+        if queue_matters and sorted(row["pending"]) != sorted(view.pending_edit_ids):
             found.append(damage("projection", "index review queue differs from the replayed session"))
         if abs(row["teacher_cost_usd"] - view.teacher_cost_usd) > 1e-9:
             found.append(damage("projection", "index cost differs from the replayed cost ledger"))
@@ -141,7 +204,17 @@ def _compare_projection(
 def verify_store(
     store: EventStore, index: SessionIndex | None, session_ids: Iterable[UUID] | None = None
 ) -> list[SessionReport]:
-    """Verify every session (streamed), or the given ones."""
+    """Verify every session (streamed), or the given ones.
+
+    With an index, sessions the index knows but the log no longer starts (their first event was
+    deleted, or all of them) are verified too: the log alone cannot name them.
+    """
     rows = {r["session_id"]: r for r in index.rows()} if index is not None else None
-    ids = session_ids if session_ids is not None else store.iter_session_ids()
-    return [verify_session(store, index, sid, rows) for sid in ids]
+    if session_ids is not None:
+        return [verify_session(store, index, sid, rows) for sid in session_ids]
+    reports = [verify_session(store, index, sid, rows) for sid in store.iter_session_ids()]
+    seen = {report.session_id for report in reports}
+    for sid in rows or {}:
+        if sid not in seen:
+            reports.append(verify_session(store, index, sid, rows))
+    return reports

@@ -10,7 +10,24 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 # public name -> the module that defines it
+_STRATEGIES = (
+    "BOGUS_COMMAND",
+    "Command",
+    "autonomy_modes",
+    "benchmark_snapshots",
+    "clusters",
+    "commands",
+    "edits",
+    "event_histories",
+    "fire",
+    "plans",
+    "started_sessions",
+    "triggers",
+)
+_MACHINE = ("CONTRACT", "MACHINE_SETTINGS", "SessionMachineTest")
 _LAZY = {
+    **dict.fromkeys(_STRATEGIES, "distill_es.testing.strategies"),
+    **dict.fromkeys(_MACHINE, "distill_es.testing.machine"),
     "ScriptedJudge": "distill_es.testing.fakes",
     "ScriptedStudent": "distill_es.testing.fakes",
     "ScriptedTeacher": "distill_es.testing.fakes",
@@ -18,6 +35,21 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from distill_es.testing.fakes import ScriptedJudge, ScriptedStudent, ScriptedTeacher
+    from distill_es.testing.machine import CONTRACT, MACHINE_SETTINGS, SessionMachineTest
+    from distill_es.testing.strategies import (
+        BOGUS_COMMAND,
+        Command,
+        autonomy_modes,
+        benchmark_snapshots,
+        clusters,
+        commands,
+        edits,
+        event_histories,
+        fire,
+        plans,
+        started_sessions,
+        triggers,
+    )
 
 
 def __getattr__(name: str) -> Any:
@@ -33,4 +65,23 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
 
-__all__ = ["ScriptedJudge", "ScriptedStudent", "ScriptedTeacher"]
+__all__ = [
+    "BOGUS_COMMAND",
+    "CONTRACT",
+    "MACHINE_SETTINGS",
+    "Command",
+    "ScriptedJudge",
+    "ScriptedStudent",
+    "ScriptedTeacher",
+    "SessionMachineTest",
+    "autonomy_modes",
+    "benchmark_snapshots",
+    "clusters",
+    "commands",
+    "edits",
+    "event_histories",
+    "fire",
+    "plans",
+    "started_sessions",
+    "triggers",
+]

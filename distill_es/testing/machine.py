@@ -1,0 +1,462 @@
+"""A hypothesis state machine over one long-lived session and a real event store.
+
+`SessionMachineTest` holds the *live* `Session` object a worker would hold, an `EventStore` on a SQLite
+file in a temporary folder, and the `SessionIndex` projection caught up after every save. Its rules fire
+random commands — legal ones, illegal ones, an unknown one — with payloads shaped by the session's
+state, and a stale second writer; its invariants check after every step that
+
+- replaying the stored events gives exactly the live object's state (compared with the long-lived
+  object, never with a second replay: a change made outside an event is only visible that way);
+- stored versions run 1..n without a gap and equal the live version;
+- every refusal is a typed `IllegalTransition` (or subclass) that agrees with `CONTRACT`, and appends
+  and changes nothing; every accepted command lands where `CONTRACT` says;
+- the terminal state accepts nothing at all;
+- the index rebuilt from scratch equals the live index, and the live index agrees with the session;
+- the digest chain of the stored events verifies.
+
+Run it as a test, or subclass it and add rules (`self.live`, `self.store`, `self.index`,
+`self.apply_command(...)` and `self.save()` are yours to use):
+
+    from hypothesis import settings
+    from hypothesis.stateful import rule
+    from distill_es.testing import SessionMachineTest
+
+    class MyMachine(SessionMachineTest):
+        @rule()
+        def reviewer_approves_everything(self):
+            for edit_id in self.live.pending_edit_ids():
+                self.apply_command(Command("approve_edit", {"edit_id": edit_id, "reviewer": "me"}))
+
+    TestMyMachine = MyMachine.TestCase
+    TestMyMachine.settings = MACHINE_SETTINGS          # or your own settings(...)
+
+Override `store_url(root)` to run the same machine on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from distill_es.domain import lifecycle
+from distill_es.domain.errors import (
+    ConcurrentSessionWrite,
+    DistillError,
+    GuardRejected,
+    IllegalTransition,
+    UnknownCommand,
+)
+from distill_es.domain.session import Session
+from distill_es.domain.vocabulary import BenchmarkSnapshot, LearningPlan
+from distill_es.store.app import EventStore
+from distill_es.store.projections import SessionIndex, fold_index_row
+from distill_es.store.verify import verify_chain
+from distill_es.testing.strategies import BOGUS_COMMAND, Command, commands, fire, started_sessions
+
+__all__ = ["CONTRACT", "MACHINE_SETTINGS", "TERMINAL_PROBES", "SessionMachineTest", "session_state"]
+
+_F = frozenset
+_ROLLBACK_FROM = {"request_rollback", "roll_back_edit"}
+_ALL_NAMES = [*sorted(lifecycle.COMMANDS), BOGUS_COMMAND]
+
+# The lifecycle as CONTRACT.md states it, written out by hand — deliberately NOT derived from
+# `lifecycle.MOVES`, so a change to the machine that the contract does not allow shows up here.
+# state -> {command -> states the session may be in after the command}. Commands that record a fact
+# without moving stay in their state.
+CONTRACT: dict[str, dict[str, frozenset[str]]] = {
+    "initiated": {
+        "check_readiness": _F({"initiated"}),
+        "begin_diagnosis": _F({"diagnosing"}),
+        "fail": _F({"failed"}),
+    },
+    "diagnosing": {
+        "record_teacher_call": _F({"diagnosing"}),
+        "record_tool_result": _F({"diagnosing"}),
+        "submit_diagnosis": _F({"planning"}),
+        "fail": _F({"failed"}),
+    },
+    "planning": {
+        "record_teacher_call": _F({"planning"}),
+        "freeze_plan": _F({"executing"}),
+        "fail": _F({"failed"}),
+    },
+    "executing": {
+        **{
+            fact: _F({"executing"})
+            for fact in (
+                "record_teacher_call", "route_edit", "validate_edit", "start_apply", "record_apply",
+                "skip_edit", "choose_gate_tasks", "record_scores", "capture_benchmark", "record_gate",
+                "revert_edit",
+            )
+        },
+        "await_review": _F({"awaiting_review"}),
+        "complete": _F({"completed"}),
+        "fail": _F({"failed"}),
+    },
+    "awaiting_review": {
+        "approve_edit": _F({"executing"}),
+        "reject_edit": _F({"executing", "completed"}),  # completed when the last pending edit is decided
+        **{fact: _F({"awaiting_review"}) for fact in _ROLLBACK_FROM},
+        "roll_back": _F({"rolled_back"}),
+    },
+    "completed": {
+        **{fact: _F({"completed"}) for fact in _ROLLBACK_FROM},
+        "roll_back": _F({"rolled_back"}),
+    },
+    "failed": {
+        **{fact: _F({"failed"}) for fact in _ROLLBACK_FROM},
+        "roll_back": _F({"rolled_back"}),
+    },
+    "rolled_back": {},
+}  # fmt: skip
+
+_PROBE_SNAPSHOT = BenchmarkSnapshot(benchmark_version="personal_v1", overall_score=0.5, task_count=1)
+
+# Plausible payloads for probing a terminal session with every command (invariants cannot draw).
+TERMINAL_PROBES: dict[str, dict[str, Any]] = {
+    "check_readiness": {"trace_count": 50, "min_traces": 20, "git_head": None, "git_tree": None},
+    "begin_diagnosis": {},
+    "record_teacher_call": {
+        "call_key": "probe/1", "purpose": "judge", "model": "m", "request_digest": "0" * 64,
+        "response": {"content": []}, "usage": {}, "cost_usd": 0.0,
+    },
+    "record_tool_result": {"call_key": "diagnose/1", "tool_use_id": "toolu_1", "tool": "list_traces",
+                           "content": "", "is_error": False},
+    "submit_diagnosis": {"markdown": "# d", "clusters": []},
+    "freeze_plan": {"plan": LearningPlan(session_id="probe"), "rejected": [], "tier_changes": [],
+                    "downgrades": []},
+    "route_edit": {"edit_id": "e1", "route": "apply"},
+    "validate_edit": {"edit_id": "e1", "ok": True, "reason": ""},
+    "start_apply": {"edit_id": "e1", "pre_sha": "a" * 40, "pre_tree": "b" * 40},
+    "record_apply": {"edit_id": "e1", "commit_sha": "c" * 40, "tree_sha": "d" * 40, "changed_files": []},
+    "skip_edit": {"edit_id": "e1", "reason": "probe"},
+    "choose_gate_tasks": {"seed": 1, "task_ids": []},
+    "record_scores": {"tree_sha": "d" * 40, "seed": 1, "student_model": "m", "scores": []},
+    "capture_benchmark": {"label": "after", "snapshot": _PROBE_SNAPSHOT},
+    "record_gate": {"edit_id": "e1", "before": _PROBE_SNAPSHOT, "after": _PROBE_SNAPSHOT, "delta": 0.0,
+                    "cluster_deltas": {}, "accepted": True, "reason": "probe"},
+    "revert_edit": {"edit_id": "e1", "revert_sha": "e" * 40, "tree_sha": "f" * 40},
+    "approve_edit": {"edit_id": "e1", "reviewer": "probe", "note": ""},
+    "reject_edit": {"edit_id": "e1", "reviewer": "probe", "reason": "probe"},
+    "await_review": {"git_post": None},
+    "complete": {"git_post": None},
+    "fail": {"error": "probe", "reason_code": "error"},
+    "request_rollback": {"requested_by": "probe"},
+    "roll_back_edit": {"edit_id": "e1", "revert_sha": "e" * 40},
+    "roll_back": {"git_post": None},
+    BOGUS_COMMAND: {},
+}  # fmt: skip
+
+
+def session_state(session: Session) -> dict[str, Any]:
+    """Everything a session holds except its unsaved events: what replay must reproduce exactly."""
+    return {k: v for k, v in vars(session).items() if k != "_pending_events"}
+
+
+def _snapshot(session: Session) -> bytes:
+    return pickle.dumps(session_state(session), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _unchanged(before: bytes, session: Session) -> bool:
+    # Equal bytes settle it; different bytes are compared as objects (pickling is not canonical).
+    return _snapshot(session) == before or pickle.loads(before) == session_state(session)
+
+
+def _probe_kwargs(name: str) -> dict[str, Any]:
+    if name in TERMINAL_PROBES:
+        return copy.deepcopy(TERMINAL_PROBES[name])
+    return {}  # a command added to the lifecycle after this table: probe it without arguments
+
+
+class SessionMachineTest(RuleBasedStateMachine):
+    """One live session, its store and its index; random commands; the invariants above."""
+
+    #: The legal moves the machine is checked against (override for a different lifecycle).
+    contract: dict[str, dict[str, frozenset[str]]] = CONTRACT
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._tmp = tempfile.mkdtemp(prefix="distill_es_machine_", dir=_fast_tmp())
+        self.root = Path(self._tmp)
+        self.store = EventStore(self.store_url(self.root))
+        self.index = SessionIndex(self.root / "index.sqlite", self.store)
+        self.live: Session | None = None
+        self.refusals: dict[str, int] = {}
+        self._rebuilds = 0
+        self._indexed = self._probed_terminal = self._verified = 0
+        self._replayed: tuple[int, Session] | None = None
+
+    # --- hooks -----------------------------------------------------------------------------------
+    def store_url(self, root: Path) -> str:
+        """Where the store lives. Override to run on PostgreSQL (use a fresh database)."""
+        return f"sqlite:///{root / 'events.sqlite'}"
+
+    def teardown(self) -> None:
+        try:
+            self.store.close()
+        finally:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    # --- helpers for rules -----------------------------------------------------------------------
+    @property
+    def session(self) -> Session:
+        assert self.live is not None, "no session yet: start() has not run"
+        return self.live
+
+    def save(self) -> None:
+        """Append the live session's pending events, then catch the live index up."""
+        self.store.save(self.session)
+        self.index.catch_up()
+
+    def apply_command(self, command: Command) -> bool:
+        """Fire `command` on the live session, check the outcome against the contract, save it.
+
+        Returns True when the command was accepted (and saved), False when it was refused.
+        """
+        live = self.session
+        source, version, before = live.status, live.version, _snapshot(live)
+        allowed = self.contract.get(source, {})
+        try:
+            fire(live, command)
+        except DistillError as exc:
+            self._check_refusal(command, source, allowed, exc)
+            assert live.version == version and not live.pending_events, (
+                f"{command!r} was refused in {source} ({exc}) but appended events"
+            )
+            assert _unchanged(before, live), f"{command!r} was refused in {source} but changed the session"
+            self.refusals[type(exc).__name__] = self.refusals.get(type(exc).__name__, 0) + 1
+            return False
+        assert command.name in allowed, (
+            f"{command!r} was accepted in state {source}, which the contract does not allow "
+            f"(allowed: {sorted(allowed)})"
+        )
+        assert live.status in allowed[command.name], (
+            f"{command!r} moved {source} -> {live.status}; "
+            f"the contract allows {sorted(allowed[command.name])}"
+        )
+        assert live.version > version, f"{command!r} was accepted but recorded nothing"
+        self.save()
+        return True
+
+    def _check_refusal(
+        self, command: Command, source: str, allowed: dict[str, frozenset[str]], exc: DistillError
+    ) -> None:
+        if command.name not in allowed:
+            assert isinstance(exc, IllegalTransition), (
+                f"illegal {command!r} from {source} raised {type(exc).__name__}, not IllegalTransition: {exc}"
+            )
+            known = any(command.name in moves for moves in self.contract.values())
+            if not known:
+                assert isinstance(exc, UnknownCommand), f"unknown {command.name!r} raised {exc!r}"
+            else:
+                assert not isinstance(exc, GuardRejected), (
+                    f"{command!r} is not a move from {source} at all, yet the refusal is a guard's: {exc}"
+                )
+            message = str(exc)
+            assert command.name in message and source in message, (
+                f"refusal does not say what/where: {message}"
+            )
+            for legal in allowed:
+                assert legal in message, (
+                    f"refusal of {command.name!r} in {source} omits legal {legal!r}: {message}"
+                )
+        elif isinstance(exc, IllegalTransition):
+            assert isinstance(exc, GuardRejected), (
+                f"{command!r} is a contract move from {source} but was refused as illegal: {exc}"
+            )
+
+    # --- rules -------------------------------------------------------------------------------------
+    @initialize(session=started_sessions())
+    def start(self, session: Session) -> None:
+        self.live = session
+        self.save()
+
+    def is_active(self) -> bool:
+        """Not in a terminal state: there is still something legal to do."""
+        return self.live is not None and bool(self.contract.get(self.live.status))
+
+    @rule(data=st.data())
+    def fire_legal(self, data: st.DataObject) -> None:
+        """A command the lifecycle allows from here (its guard or payload may still be refused)."""
+        if not self.is_active():
+            return  # terminal: only fire_any has anything left to try
+        self.apply_command(data.draw(commands(self.session, legal_only=True), label="command"))
+
+    @rule(data=st.data())
+    def fire_any(self, data: st.DataObject) -> None:
+        """Any command at all, the unknown one included; mostly illegal from where we are."""
+        name = data.draw(st.sampled_from(_ALL_NAMES), label="name")
+        if name in self.contract.get(self.session.status, {}):
+            command = data.draw(commands(self.session, names=[name]), label="command")
+        else:  # refused before its payload is looked at: plain probe arguments will do
+            command = Command(name, _probe_kwargs(name))
+        self.apply_command(command)
+
+    @rule(data=st.data())
+    def fire_offered(self, data: st.DataObject) -> None:
+        """Any command the lifecycle offers from here, each as likely as the next."""
+        if not self.is_active():
+            return  # terminal: only fire_any has anything left to try
+        offered = lifecycle.legal_commands(self.session.status)
+        name = data.draw(st.sampled_from(offered), label="name")
+        self.apply_command(data.draw(commands(self.session, names=[name]), label="command"))
+
+    @rule(data=st.data(), steps=st.integers(min_value=2, max_value=6))
+    def advance(self, data: st.DataObject, steps: int) -> None:
+        """A run of commands an engine would plausibly issue next: reaches the deep states sooner."""
+        for _ in range(steps):
+            if not self.is_active():
+                return
+            self.apply_command(data.draw(commands(self.session, legal_only=True), label="command"))
+
+    @rule(data=st.data())
+    def stale_writer_is_refused(self, data: st.DataObject) -> None:
+        """A second writer loads the session, the live worker appends first, the second save conflicts."""
+        if not self.is_active():
+            return  # terminal: only fire_any has anything left to try
+        stale = self.store.load(self.session.id)
+        command = data.draw(commands(self.session, legal_only=True), label="command")
+        try:
+            fire(stale, command)
+        except DistillError:
+            return  # refused on the copy: the live object would refuse it too (checked by fire_legal)
+        assert self.apply_command(command), f"{command!r} was accepted on a loaded copy but not live"
+        try:
+            self.store.save(stale)
+        except ConcurrentSessionWrite as exc:
+            assert str(self.session.id) in str(exc)
+        else:
+            raise AssertionError("a writer holding a stale copy appended without a conflict")
+
+    # --- invariants --------------------------------------------------------------------------------
+    @invariant()
+    def replay_equals_live(self) -> None:
+        live = self.session
+        assert not live.pending_events, "the live session holds unsaved events between steps"
+        if self._replayed is None or self._replayed[0] != live.version:
+            replayed = None
+            for event in self.store.domain_events(live.id):  # an independent fold over the raw log
+                replayed = event.mutate(replayed)
+            assert replayed is not None
+            loaded = self.store.load(live.id)  # and the repository's own path
+            assert session_state(loaded) == session_state(replayed)
+            self._replayed = (live.version, replayed)
+        # Always against the long-lived object: a change made to it outside an event shows only here.
+        state, expected = session_state(live), session_state(self._replayed[1])
+        assert state == expected, _diff(expected, state)
+
+    @invariant()
+    def lifecycle_offers_the_contract(self) -> None:
+        status = self.session.status
+        offered = set(lifecycle.legal_commands(status))
+        assert offered == set(self.contract.get(status, {})), (
+            f"in {status} the lifecycle offers {sorted(offered)}; "
+            f"the contract allows {sorted(self.contract.get(status, {}))}"
+        )
+
+    @invariant()
+    def resting_states_mean_what_they_say(self) -> None:
+        live = self.session
+        if live.status == "completed":
+            assert not live.pending_edit_ids() and not live.approved_unapplied_ids(), (
+                "completed with edits still pending review or approved but not applied"
+            )
+        elif live.status == "awaiting_review":
+            assert live.pending_edit_ids(), "awaiting review with nothing pending"
+        elif live.status == "failed":
+            assert live.error, "failed without an error"
+        elif live.status == "rolled_back":
+            assert not live.applied_unreverted_ids(), "rolled back with applied edits still in place"
+
+    @invariant()
+    def versions_are_contiguous(self) -> None:
+        versions = [record.originator_version for record in self.store.stored_events(self.session.id)]
+        assert versions == list(range(1, self.session.version + 1)), versions
+
+    @invariant()
+    def terminal_accepts_nothing(self) -> None:
+        live = self.session
+        if self.contract.get(live.status) or self._probed_terminal == live.version:
+            return
+        self._probed_terminal = live.version
+        for name in [*sorted(lifecycle.COMMANDS | set(TERMINAL_PROBES)), BOGUS_COMMAND]:
+            try:
+                accepted = self.apply_command(Command(name, _probe_kwargs(name)))
+            except TypeError:  # no probe arguments fit this command: ask the lifecycle directly
+                try:
+                    lifecycle.decide(live, name, session_id=str(live.id))
+                except IllegalTransition:
+                    continue
+                raise AssertionError(f"terminal state {live.status} allows {name!r}") from None
+            assert not accepted, f"terminal state {live.status} accepted {name!r}"
+
+    @invariant()
+    def index_rebuilds_to_the_live_index(self) -> None:
+        live = self.session
+        if self._indexed == live.version:
+            return  # nothing was appended since the last check
+        self._indexed = live.version
+        rows = self.index.rows()
+        self._rebuilds += 1
+        path = self.root / f"rebuild-{self._rebuilds}.sqlite"
+        try:
+            rebuilt = SessionIndex(path, self.store).rows()
+        finally:
+            for leftover in self.root.glob(f"{path.name}*"):
+                leftover.unlink()
+        assert rebuilt == rows
+        folded = None
+        for event in self.store.domain_events(live.id):
+            folded = fold_index_row(folded, event)
+        [row] = [r for r in rows if r["session_id"] == str(live.id)]
+        assert row == folded
+        assert (row["status"], row["version"], row["last_digest"]) == (
+            live.status,
+            live.version,
+            live.last_digest,
+        )
+        assert abs(row["teacher_cost_usd"] - live.teacher_cost_usd) < 1e-9
+
+    @invariant()
+    def digest_chain_verifies(self) -> None:
+        if self._verified == self.session.version:
+            return
+        self._verified = self.session.version
+        count, damage, last_digest = verify_chain(self.store, self.session.id)
+        assert not damage, damage
+        assert count == self.session.version and last_digest == self.session.last_digest
+
+
+#: Enough runs to reach every state many times, small enough for a test suite (~10 s here).
+MACHINE_SETTINGS = settings(
+    max_examples=60,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+SessionMachineTest.TestCase.settings = MACHINE_SETTINGS  # subclasses: set their own TestCase.settings
+
+
+def _diff(replayed: dict[str, Any], live: dict[str, Any]) -> str:
+    keys = sorted(set(replayed) | set(live))
+    lines = [
+        f"  {k}: replayed={replayed.get(k)!r:.200} live={live.get(k)!r:.200}"
+        for k in keys
+        if replayed.get(k) != live.get(k)
+    ]
+    return "replay differs from the live session:\n" + "\n".join(lines)
+
+
+def _fast_tmp() -> str | None:
+    """A memory-backed temp folder when the OS has one: fsyncs there cost nothing."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
