@@ -785,8 +785,11 @@ def reject(
     The session completes once no edit is pending any more.
     """
     path = resolve_home(ctx, home)
-    with open_engine(ctx, path, drives=True) as engine:
-        view = engine.reject(resolve_session(engine, session), edit, reviewer=by, reason=reason)
+    progress = render.StepProgress(err())
+    with open_engine(ctx, path, drives=True, on_step=progress) as engine:
+        session_id = resolve_session(engine, session)
+        with progress:
+            view = engine.reject(session_id, edit, reviewer=by, reason=reason)
     out().print(render.session_summary(view))
     session_exit(view, path)
 
@@ -805,8 +808,11 @@ def rollback(
     Edits are reverted newest first, one git revert commit each; the workspace's git log is shown.
     """
     path = resolve_home(ctx, home)
-    with open_engine(ctx, path, drives=True) as engine:
-        view = engine.rollback(resolve_session(engine, session), requested_by=by)
+    progress = render.StepProgress(err())
+    with open_engine(ctx, path, drives=True, on_step=progress) as engine:
+        session_id = resolve_session(engine, session)
+        with progress:
+            view = engine.rollback(session_id, requested_by=by)
     out().print(render.session_summary(view))
     out().print(Text("\nworkspace git log (newest first):", style="bold"))
     out().print(git_log(path), end="", soft_wrap=True)
