@@ -7,6 +7,7 @@ never orphans stored events.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -98,8 +99,12 @@ class EventStore:
         return recordings[-1].notification.id if recordings else 0
 
     def take_snapshot(self, session_id: str | UUID) -> None:
-        """Snapshot the session at its current version (saves also snapshot every 100 events)."""
-        self.app.take_snapshot(parse_session_id(session_id))
+        """Snapshot the session at its current version (saves also snapshot every 100 events).
+
+        Idempotent: a snapshot already taken at that version (by hand or by a save) is kept.
+        """
+        with contextlib.suppress(IntegrityError):
+            self.app.take_snapshot(parse_session_id(session_id))
 
     # --- reading ---------------------------------------------------------------------------
     def load(self, session_id: str | UUID, version: int | None = None) -> Session:

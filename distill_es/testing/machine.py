@@ -337,6 +337,14 @@ class SessionMachineTest(RuleBasedStateMachine):
         else:
             raise AssertionError("a writer holding a stale copy appended without a conflict")
 
+    @rule()
+    def snapshot_then_reload(self) -> None:
+        """A snapshot of the current version loads back as exactly the live state."""
+        self.store.take_snapshot(self.session.id)
+        loaded = self.store.load(self.session.id)
+        state, expected = session_state(loaded), session_state(self.session)
+        assert state == expected, _diff(state, expected).replace("replay", "snapshot")
+
     # --- invariants --------------------------------------------------------------------------------
     @invariant()
     def replay_equals_live(self) -> None:
