@@ -22,6 +22,7 @@ from distill_es.training import events as ev
 from distill_es.training import lifecycle
 from distill_es.training.evaluation import EvalSummary
 from distill_es.training.lifecycle import RunState
+from distill_es.training.reasons import FAILURE_REASONS
 from distill_es.training.spec import DatasetRef, ExperimentSpec
 
 RUN_NAMESPACE = uuid5(NAMESPACE_URL, "https://distill-es/training-run")
@@ -194,6 +195,8 @@ class TrainingRun(Aggregate):
         details: dict[str, Any] | None = None,
     ) -> None:
         self._decide("fail")
+        if reason_code not in FAILURE_REASONS:  # one list of reasons, documented in docs/training.md
+            raise DistillError(f"unknown training failure reason {reason_code!r}")
         if attempt is not None:
             self._require_current(attempt)
         self._record(

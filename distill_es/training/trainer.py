@@ -9,9 +9,10 @@
 - wall-clock timeout: the whole process group gets SIGTERM, then SIGKILL after a grace period.
 
 `run_trainer` never raises for anything the trainer does: it returns `TrainerOk` or
-`TrainerFailure(reason_code, message)`. The trainer runs in its own session (process group), so a
-timeout kills its children too — and a trainer left behind by a crashed driver can be found from
-`trainer.pid` and stopped before the attempt is re-run (`stop_orphan`).
+`TrainerFailure(reason_code, message)` (codes: `distill_es.training.reasons`). The trainer runs in
+its own session (process group), so a timeout kills its children too — and a trainer left behind by a
+crashed driver can be found from `trainer.pid` and stopped before the attempt is re-run
+(`stop_orphan`).
 """
 
 from __future__ import annotations
@@ -34,16 +35,6 @@ RESULT_FILE = "result.json"
 SPEC_FILE = "spec.json"
 PID_FILE = "trainer.pid"
 _LOG_TAIL = 400
-
-REASON_CODES = {
-    "trainer_missing": "the trainer command's executable was not found",
-    "spawn_error": "the trainer could not be started (permissions, bad executable)",
-    "nonzero_exit": "the trainer exited with a non-zero status",
-    "timeout": "the trainer ran past its wall-clock budget and was killed",
-    "output_too_large": "stdout (or the result file) exceeded the cap",
-    "invalid_json": "stdout (or the result file) is not one JSON object",
-    "no_result": "exit 0, but stdout was empty and there is no result file",
-}
 
 
 @dataclass(frozen=True)
