@@ -129,6 +129,13 @@ class TrainingService:
             self.store.app.save(run)
         return str(rid)
 
+    def train(self, session: Session, edit: Edit, *, baseline_score: float | None = None) -> TrainingRunView:
+        """`request` then `drive`: what the engine calls when it reaches an approved `lora_finetune` edit.
+
+        Safe to call again after a crash (same run, resumed) or after the run ended (returns its view).
+        """
+        return self.drive(self.request(session, edit, baseline_score=baseline_score))
+
     def drive(self, run_id: str) -> TrainingRunView:
         """Drive the run until nothing is left to do; resumable at any point."""
         rid = self._uuid(run_id)

@@ -193,6 +193,16 @@ def test_eval_verdict_drives_the_promotion_gate(
     assert service.lineage(run_id).checkpoint is not None  # kept for lineage even when not deployable
 
 
+def test_train_is_request_then_drive_and_safe_to_repeat(world: World) -> None:
+    count = world.tmp / "invocations"
+    session = world.session()
+    service = world.service(world.trainer(f"open({str(count)!r}, 'a').write('x')\n{GOOD}"))
+    edit = session.edits[LORA_EDIT_ID].edit
+    first = service.train(session, edit, baseline_score=0.5)
+    again = service.train(session, edit, baseline_score=0.5)
+    assert first == again and first.deployable is True and count.read_text() == "x"
+
+
 def test_request_is_idempotent(world: World) -> None:
     session = world.session()
     service = world.service(None)
