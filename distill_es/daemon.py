@@ -399,15 +399,19 @@ def evaluate_user_flag(settings: TriggerSettings, pending: list[TraceFlagged]) -
 
 def new_traces_since(traces: TraceSource, epoch: float | None) -> int:
     """Traces started after `epoch` (all of them when there was no session yet); undated ones never count."""
-    total = traces.count()
     if epoch is None:
-        return total
-    count = 0
-    for record in traces.list(limit=total):  # newest first: stop at the first old (or undated) one
-        if record.started_at is None or record.started_at <= epoch:
-            break
-        count += 1
-    return count
+        return traces.count()
+    limit = 64
+    while True:  # newest first: read a growing prefix until it reaches an old (or undated) trace
+        records = traces.list(limit=limit)
+        fresh = 0
+        for record in records:
+            if record.started_at is None or record.started_at <= epoch:
+                return fresh
+            fresh += 1
+        if len(records) < limit:
+            return fresh
+        limit *= 4
 
 
 # --- the tick ------------------------------------------------------------------------------------------
@@ -494,9 +498,12 @@ def _tick(engine: Engine, now: datetime, settings: TriggerSettings) -> DaemonTic
     if chosen is None:
         return DaemonTick(now, decisions, "idle", note="nothing fired")
     firing_id = uuid4().hex
-    stamped = chosen.trigger.model_copy(  # type: ignore[union-attr]
-        update={"metadata": {**chosen.trigger.metadata, "firing_id": firing_id}}  # type: ignore[union-attr]
-    )
+    assert chosen.trigger is not None
+    # The session says why it started; the firing id is also the key that reconciles a crash.
+    stamp = {"firing_id": firing_id, "fired_because": chosen.reason}
+    if chosen.slot is not None:
+        stamp["slot"] = chosen.slot.isoformat()
+    stamped = chosen.trigger.model_copy(update={"metadata": {**chosen.trigger.metadata, **stamp}})
     chosen = replace(chosen, trigger=stamped, fired=True)
     _write(engine, lambda lg: lg.fire(firing_id=firing_id, decision=chosen, clock_at=now))
     sid = _launch(engine, _load_log(engine).firings[firing_id].event)  # type: ignore[union-attr]

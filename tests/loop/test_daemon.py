@@ -57,6 +57,8 @@ def test_scheduled_fires_once_per_slot_and_only_with_enough_new_traces(loop_worl
     view = engine.get(first.session_id)
     assert view.trigger == TriggerKind.SCHEDULED and view.status == SessionStatus.COMPLETED
     assert view.trigger_metadata["cron"] == "0 3 * * *" and view.trigger_metadata["new_trace_count"] == 30
+    assert view.trigger_metadata["slot"] == "2026-11-24T03:00:00+00:00"
+    assert view.trigger_metadata["fired_because"] == decision(first, "scheduled").reason
 
     later_that_day = tick(engine, now=NOVEMBER_24_0305 + timedelta(hours=7), settings=nightly)
     assert later_that_day.action == "idle"
@@ -88,6 +90,39 @@ def test_cron_slots_are_read_in_the_configured_time_zone() -> None:
     assert not done.eligible and "already fired" in done.reason
     [off] = evaluate_scheduled(settings(), now, never, new_traces=99)
     assert not off.eligible and "no cron expressions" in off.reason
+
+
+class ListedTraces:
+    """A TraceSource of `n` dated traces (plus undated ones), recording the limits it was asked for."""
+
+    def __init__(self, n: int, undated: int = 0) -> None:
+        dated = [TraceRecord(trace_id=f"d{i}", started_at=float(i)) for i in range(n, 0, -1)]
+        self.records = dated + [TraceRecord(trace_id=f"u{i}") for i in range(undated)]
+        self.limits: list[int] = []
+
+    def count(self) -> int:
+        return len(self.records)
+
+    def list(self, limit: int = 20, agent: Any = None, outcome: Any = None) -> list[TraceRecord]:
+        self.limits.append(limit)
+        return self.records[:limit]
+
+
+@pytest.mark.parametrize(
+    ("n", "undated", "epoch", "expected", "limits"),
+    [
+        (300, 0, 50.0, 250, [64, 256]),  # reads a growing prefix, never the whole store at once
+        (300, 0, 290.0, 10, [64]),
+        (300, 5, None, 305, []),  # no session yet: every trace is new
+        (40, 5, 0.0, 40, [64]),  # undated traces never count as new
+    ],
+)
+def test_new_traces_since(
+    n: int, undated: int, epoch: float | None, expected: int, limits: list[int]
+) -> None:
+    source = ListedTraces(n, undated)
+    assert daemon_module.new_traces_since(source, epoch) == expected
+    assert source.limits == limits
 
 
 # --- cluster ---------------------------------------------------------------------------------------------
