@@ -375,16 +375,16 @@ class Session(Aggregate):
         self._record(ev.EditReverted, edit_id=edit_id, revert_sha=revert_sha, tree_sha=tree_sha)
 
     def approve_edit(self, *, edit_id: str, reviewer: str, note: str = "") -> None:
+        self._decide("approve_edit", {"edit_id": edit_id})  # first: on a completed session it is illegal
         self._require_reviewer(reviewer)
-        self._decide("approve_edit", {"edit_id": edit_id})
         self._record(ev.EditApprovedByReviewer, edit_id=edit_id, reviewer=reviewer, note=note)
         self._record_phase(SessionStatus.EXECUTING)
 
     def reject_edit(self, *, edit_id: str, reviewer: str, reason: str) -> None:
+        _, dest = self._decide("reject_edit", {"edit_id": edit_id})
         self._require_reviewer(reviewer)
         if not reason.strip():
             raise DistillError("a rejection needs a reason")
-        _, dest = self._decide("reject_edit", {"edit_id": edit_id})
         self._record(ev.EditRejectedByReviewer, edit_id=edit_id, reviewer=reviewer, reason=reason)
         if dest == SessionStatus.COMPLETED:
             self._record(ev.SessionCompleted, git_post=self.git_post)
