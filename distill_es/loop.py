@@ -375,7 +375,8 @@ class Loop(Aggregate):
             improved=verdict.improved,
             best_score=verdict.best,
             streak=verdict.streak,
-            note=verdict.note,
+            # A failed session's missing score is not news: its failure is (and it stops the loop).
+            note="the session failed: see its error" if status == SessionStatus.FAILED else verdict.note,
         )
 
     def stop(self, *, reason: StopReason, detail: str, total_cost_usd: float) -> None:

@@ -105,6 +105,7 @@ def test_a_failed_session_stops_the_loop(loop_world: LoopWorld) -> None:
     assert failed.error in result.detail
     assert result.sessions[1].cost_usd == pytest.approx(session_cost(engine, failed.id)) and failed.id
     assert result.sessions[1].cost_usd > 0  # a failed session's spend still counts
+    assert result.sessions[1].note == "the session failed: see its error"
     engine.close()
 
 
