@@ -62,7 +62,14 @@ from distill_es.store.projections import SessionIndex, fold_index_row
 from distill_es.store.verify import verify_chain
 from distill_es.testing.strategies import BOGUS_COMMAND, Command, commands, fire, started_sessions
 
-__all__ = ["CONTRACT", "MACHINE_SETTINGS", "TERMINAL_PROBES", "SessionMachineTest", "session_state"]
+__all__ = [
+    "CONTRACT",
+    "MACHINE_SETTINGS",
+    "TERMINAL_PROBES",
+    "SessionMachineTest",
+    "fast_tmp",
+    "session_state",
+]
 
 _F = frozenset
 _ROLLBACK_FROM = {"request_rollback", "roll_back_edit"}
@@ -185,7 +192,7 @@ class SessionMachineTest(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self._tmp = tempfile.mkdtemp(prefix="distill_es_machine_", dir=_fast_tmp())
+        self._tmp = tempfile.mkdtemp(prefix="distill_es_machine_", dir=fast_tmp())
         self.root = Path(self._tmp)
         self.store = EventStore(self.store_url(self.root))
         self.index = SessionIndex(self.root / "index.sqlite", self.store)
@@ -464,7 +471,7 @@ def _diff(replayed: dict[str, Any], live: dict[str, Any]) -> str:
     return "replay differs from the live session:\n" + "\n".join(lines)
 
 
-def _fast_tmp() -> str | None:
+def fast_tmp() -> str | None:
     """A memory-backed temp folder when the OS has one: fsyncs there cost nothing."""
     shm = Path("/dev/shm")
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
