@@ -8,9 +8,11 @@ fails here.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -269,3 +271,9 @@ def test_mermaid_needs_no_graphviz() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == lifecycle.mermaid()
+
+
+def test_the_architecture_page_shows_the_machines_own_diagram() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```mermaid\n(.*?)```", doc, flags=re.DOTALL)
+    assert blocks == [lifecycle.mermaid()], "docs/architecture.md: paste the output of lifecycle.mermaid()"
