@@ -158,7 +158,7 @@ class TriggerLog(Aggregate):
         self._record(TraceFlagged, flag_id=flag_id, trace_id=trace_id, note=note, flagged_by=flagged_by)
         return flag_id
 
-    def fire(self, *, firing_id: str, decision: Decision, clock_at: datetime) -> None:
+    def fire(self, *, firing_id: str, decision: Decision, clock_at: datetime) -> TriggerFired:
         if firing_id in self.firings:
             raise DistillError(f"firing {firing_id} is already recorded")
         consumed = [f for f in decision.flag_ids if self.flags.get(f) is None or self.flags[f].firing_id]
@@ -176,6 +176,7 @@ class TriggerLog(Aggregate):
             cron=decision.cron,
             slot=decision.slot.isoformat() if decision.slot else None,
         )
+        return self.firings[firing_id].event
 
     def launched(self, *, firing_id: str, session_id: str, adopted: bool) -> None:
         firing = self.firings.get(firing_id)
@@ -461,13 +462,19 @@ def tick(engine: Engine, *, now: datetime, settings: TriggerSettings | None = No
 
 def _tick(engine: Engine, now: datetime, settings: TriggerSettings) -> DaemonTick:
     trigger_log = _load_log(engine)
+    rows = engine.index.rows(workspace=str(engine.home))
+    active = [r for r in rows if r["status"] in ACTIVE_STATUSES]
     # A firing recorded before a crash, its session never recorded: launch it before anything else.
     for firing in trigger_log.unlaunched() if trigger_log else []:
-        sid = _launch(engine, firing)
+        adopted = _session_of(rows, firing.firing_id)
+        if adopted is None and active:
+            note = f"{firing.kind} fired at {firing.clock_at}; its session waits: session "
+            note += f"{active[0]['session_id']} is active ({active[0]['status']})"
+            return DaemonTick(now, action="blocked", session_id=str(active[0]["session_id"]), note=note)
+        sid = _launch(engine, firing, adopted)
         note = f"{firing.kind} fired at {firing.clock_at} ({firing.reason}); its session is started now"
         return _drive(engine, DaemonTick(now, action="started", session_id=sid, note=note))
 
-    rows = engine.index.rows(workspace=str(engine.home))
     last_epoch = datetime.fromisoformat(rows[0]["started_at"]).timestamp() if rows else None
     recent = engine.traces.list(limit=settings.cluster.window) if settings.cluster.enabled else []
     decisions = [
@@ -480,7 +487,6 @@ def _tick(engine: Engine, now: datetime, settings: TriggerSettings) -> DaemonTic
             new_traces_since(engine.traces, last_epoch) if settings.scheduled.cron else 0,
         ),
     ]
-    active = [r for r in rows if r["status"] in ACTIVE_STATUSES]
     if active:
         row = active[0]
         sid = str(row["session_id"])
@@ -505,8 +511,8 @@ def _tick(engine: Engine, now: datetime, settings: TriggerSettings) -> DaemonTic
         stamp["slot"] = chosen.slot.isoformat()
     stamped = chosen.trigger.model_copy(update={"metadata": {**chosen.trigger.metadata, **stamp}})
     chosen = replace(chosen, trigger=stamped, fired=True)
-    _write(engine, lambda lg: lg.fire(firing_id=firing_id, decision=chosen, clock_at=now))
-    sid = _launch(engine, _load_log(engine).firings[firing_id].event)  # type: ignore[union-attr]
+    firing = _write(engine, lambda lg: lg.fire(firing_id=firing_id, decision=chosen, clock_at=now))
+    sid = _launch(engine, firing, adopted=None)
     note = f"deferred: {chosen.kind} started this tick's session"
     decisions = [
         chosen if d.kind == chosen.kind and d.cron == chosen.cron else _defer(d, note) for d in decisions
@@ -524,18 +530,17 @@ def _deferred(decisions: list[Decision], note: str) -> list[Decision]:
     return [_defer(d, f"not started: {note}") for d in decisions]
 
 
-def _launch(engine: Engine, firing: TriggerFired) -> str:
+def _session_of(rows: list[dict[str, Any]], firing_id: str) -> str | None:
+    """The session a crashed tick started for this firing (its trigger metadata names the firing)."""
+    for row in rows:
+        if (row.get("trigger_metadata") or {}).get("firing_id") == firing_id:
+            return str(row["session_id"])
+    return None
+
+
+def _launch(engine: Engine, firing: TriggerFired, adopted: str | None) -> str:
     """Start the firing's session (or adopt the one a crashed tick started) and record the link."""
-    trigger = Trigger.model_validate(firing.trigger)
-    adopted = next(
-        (
-            str(r["session_id"])
-            for r in engine.index.rows(workspace=str(engine.home), trigger=trigger.kind.value)
-            if (r.get("trigger_metadata") or {}).get("firing_id") == firing.firing_id
-        ),
-        None,
-    )
-    sid = adopted or engine.start(trigger)
+    sid = adopted or engine.start(Trigger.model_validate(firing.trigger))
     _write(engine, lambda lg: lg.launched(firing_id=firing.firing_id, session_id=sid, adopted=bool(adopted)))
     return sid
 

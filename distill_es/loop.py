@@ -41,6 +41,7 @@ from distill_es.domain.payloads import describe_validation
 from distill_es.domain.vocabulary import AutonomyMode, BenchmarkSnapshot, SessionStatus, Trigger, Value
 from distill_es.store.locks import exclusive
 from distill_es.store.verify import Damage, verify_chain
+from distill_es.triggers import OnDemandTrigger
 
 if TYPE_CHECKING:  # the engine will import this module to expose `engine.loop(...)`
     from distill_es.engine import Engine
@@ -496,8 +497,6 @@ def run_loop(
     With `loop_id` of an existing loop, continue it (its recorded trigger and parameters win); with a
     new `loop_id`, start a loop under that id. A stopped loop is returned as it is.
     """
-    from distill_es.triggers import OnDemandTrigger
-
     try:
         params = LoopParams(
             stagnation_k=stagnation_k,

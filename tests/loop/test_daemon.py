@@ -302,13 +302,19 @@ def test_a_firing_whose_session_never_started_is_launched_on_the_next_tick(loop_
     assert [f.status for f in list_flags(engine)] == ["consumed"]  # by the recorded firing
 
     subprocess.run(["git", "-C", str(loop_world.home), "checkout", "--", "config.toml"], check=True)
+    someone_else = engine.start(OnDemandTrigger())  # the one-active rule holds for recorded firings too
+    waits = tick(engine, now=NOVEMBER_24_0305, settings=settings())
+    assert waits.action == "blocked" and waits.session_id == someone_else
+    assert "its session waits" in waits.note
+    engine.run(someone_else)
+
     launched = tick(engine, now=NOVEMBER_24_0305 + timedelta(minutes=1), settings=settings())
     assert launched.action == "started" and "its session is started now" in launched.note
     assert launched.session is not None and launched.session.trigger == TriggerKind.USER_FLAG
     [flag] = list_flags(engine)
     assert flag.session_id == launched.session_id
     assert tick(engine, now=NOVEMBER_24_0305, settings=settings()).action == "idle"
-    assert len(engine.sessions()) == 1
+    assert len(engine.sessions()) == 2
     engine.close()
 
 
