@@ -171,6 +171,10 @@ def run_trainer(
         except subprocess.TimeoutExpired:
             timed_out = True
             _terminate(proc, grace_seconds)
+        except BaseException:  # Ctrl-C / SIGTERM of the driver: do not leave the trainer running
+            _terminate(proc, grace_seconds)
+            pid_path.unlink(missing_ok=True)
+            raise
         _kill_group(proc.pid, signal.SIGKILL)  # stragglers that outlived the trainer hold its resources
         reader.join(timeout=grace_seconds)  # a grandchild that escaped the group may hold stdout open
         pid_path.unlink(missing_ok=True)
