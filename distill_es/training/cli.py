@@ -21,6 +21,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from distill_es.domain.errors import WorkspaceError
 from distill_es.training.service import TrainingService
 from distill_es.training.views import Lineage, TrainingRunView
 
@@ -43,10 +44,15 @@ JsonOption = Annotated[
 @contextmanager
 def default_opener(ctx: typer.Context, home: Path | None) -> Iterator[Any]:
     from distill_es.engine import Engine  # late: reading runs must not import the engine's adapters early
+    from distill_es.workspace.scaffold import is_workspace
 
     root = getattr(ctx.find_root(), "obj", None)
-    chosen = home or getattr(root, "home", None) or os.environ.get("DISTILL_ES_HOME") or Path.cwd()
-    engine = Engine.open(Path(chosen), store_url=getattr(root, "store", None))
+    chosen = Path(home or getattr(root, "home", None) or os.environ.get("DISTILL_ES_HOME") or Path.cwd())
+    if not is_workspace(chosen):  # a read command must not create state folders in random directories
+        raise WorkspaceError(
+            f"{chosen} is not a distill_es workspace; pass --home DIR or set DISTILL_ES_HOME"
+        )
+    engine = Engine.open(chosen, store_url=getattr(root, "store", None))
     try:
         yield engine
     finally:

@@ -77,3 +77,9 @@ def test_default_opener_reads_the_workspace(world: World, monkeypatch: pytest.Mo
     result = CliRunner().invoke(training_app, ["list", "--json"])
     assert result.exit_code == 0, result.output
     assert run_id in {r["run_id"] for r in json.loads(result.output)}
+
+
+def test_default_opener_refuses_a_directory_that_is_not_a_workspace(tmp_path: Path) -> None:
+    result = CliRunner().invoke(training_app, ["list", "--home", str(tmp_path)])
+    assert result.exit_code != 0 and "is not a distill_es workspace" in str(result.exception)
+    assert not (tmp_path / ".distill_es").exists()
