@@ -5,6 +5,11 @@
 - `spec`: the experiment spec sent to a trainer, the trainer's result, and `validate_result`.
 - `dataset`: the preference/instruction dataset exported from a session.
 - `trainer`: the external trainer protocol (a subprocess; every outcome is a value).
-- `service`: `TrainingService` — request, drive (resumable), list, lineage.
+- `evaluation`: the eval verdict and the promotion gate.
+- `steps`: `next_step(run)`, the drive loop's program counter.
+- `service`: `TrainingService` — request, drive (resumable), train, list, lineage, verify.
+- `views`, `reasons`, `errors`: read models, the failure reason codes, typed errors.
 - `cli`: `distill-es training list/show`.
+
+See docs/training.md.
 """
