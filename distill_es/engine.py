@@ -369,6 +369,14 @@ class Engine:
                 error=f"the teacher refused the {purpose} request: {exc}", reason_code="teacher_error"
             )
             return False
+        except TypeError as exc:
+            if "authentication" not in str(exc):
+                raise
+            # The SDK raises TypeError when it has no key: a setup problem, not a session failure.
+            raise SessionInterrupted(
+                f"teacher call {call_key} of session {session.id} needs Anthropic credentials: set "
+                "ANTHROPIC_API_KEY (or pass a teacher); nothing was recorded — run the session again"
+            ) from exc
         except anthropic.APIError as exc:
             raise SessionInterrupted(
                 f"teacher call {call_key} of session {session.id} did not complete ({type(exc).__name__}: "
@@ -497,6 +505,30 @@ class Engine:
 
     def _do_SkipEdit(self, session: Session, step: steps.SkipEdit) -> None:
         session.skip_edit(edit_id=step.edit_id, reason=step.reason)
+
+    def _do_TrainEdit(self, session: Session, step: steps.TrainEdit) -> None:
+        from distill_es.training.errors import TrainingSpecInvalid
+        from distill_es.training.service import TrainingService
+
+        training = session.settings.get("training", {})
+        service = TrainingService(
+            self.store,
+            self.home,
+            list(training.get("trainer_command") or []) or None,
+            float(training.get("timeout_seconds", 4 * 3600.0)),
+        )
+        try:
+            run = service.train(session, session.edits[step.edit_id].edit)
+        except TrainingSpecInvalid as exc:
+            session.skip_edit(edit_id=step.edit_id, reason=str(exc))
+            return
+        session.record_training(
+            edit_id=step.edit_id,
+            run_id=run.run_id,
+            state=run.state,
+            deployable=run.deployable,
+            summary=run.summary,
+        )
 
     def _do_ChooseGateTasks(self, session: Session, _: steps.ChooseGateTasks) -> None:
         benchmark = load_benchmark(self.home)

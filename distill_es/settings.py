@@ -52,11 +52,17 @@ class GateSettings(_Section):
     benchmark_version: str = "personal_v1"
 
 
+class TrainingSettings(_Section):
+    trainer_command: list[str] = []  # argv; empty: every training run ends as a dry run
+    timeout_seconds: float = Field(default=4 * 3600.0, gt=0)
+
+
 class Settings(_Section):
     teacher: TeacherSettings = TeacherSettings()
     student: StudentSettings = StudentSettings()
     session: SessionSettings = SessionSettings()
     gate: GateSettings = GateSettings()
+    training: TrainingSettings = TrainingSettings()
     # The daemon's [triggers] table; validated by distill_es.trigger_settings.TriggerSettings.
     triggers: dict[str, Any] = Field(default_factory=dict)
 
@@ -120,4 +126,8 @@ DEFAULT_SETTINGS_TOML = """\
 # min_improvement = 0.0          # the target cluster must improve by more than this
 # subsample_size = 50
 # benchmark_version = "personal_v1"
+
+[training]                       # runs for approved lora_finetune edits (docs/training.md)
+# trainer_command = []           # e.g. ["python", "scripts/trainers/peft_orpo.py"]; empty: dry run
+# timeout_seconds = 14400
 """

@@ -7,19 +7,19 @@ from typing import Any
 from distill_es.domain.vocabulary import Trigger, TriggerKind
 
 
-def OnDemandTrigger(metadata: dict[str, Any] | None = None) -> Trigger:  # noqa: N802 - reads like a class
+def OnDemandTrigger(metadata: dict[str, Any] | None = None) -> Trigger:
     return Trigger(kind=TriggerKind.ON_DEMAND, metadata=dict(metadata or {}))
 
 
-def UserFlagTrigger(trace_id: str) -> Trigger:  # noqa: N802
+def UserFlagTrigger(trace_id: str) -> Trigger:
     return Trigger(kind=TriggerKind.USER_FLAG, metadata={"trace_id": trace_id})
 
 
-def ScheduledTrigger(cron: str = "0 3 * * *", new_trace_count: int = 0) -> Trigger:  # noqa: N802
+def ScheduledTrigger(cron: str = "0 3 * * *", new_trace_count: int = 0) -> Trigger:
     return Trigger(kind=TriggerKind.SCHEDULED, metadata={"cron": cron, "new_trace_count": new_trace_count})
 
 
-def ClusterTrigger(  # noqa: N802
+def ClusterTrigger(
     cluster_description: str, trace_ids: list[str] | None = None, failure_rate: float = 0.0
 ) -> Trigger:
     if not 0.0 <= failure_rate <= 1.0:

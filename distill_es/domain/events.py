@@ -177,6 +177,17 @@ class EditSkipped(SessionEvent):
     reason: str
 
 
+class EditTrained(SessionEvent):
+    """An approved `lora_finetune` edit went through its training run (see distill_es.training)."""
+
+    TOPIC = "distill_es.EditTrained.v1"
+    edit_id: str
+    run_id: str
+    state: str  # completed | failed | dry_run
+    deployable: bool | None
+    summary: str
+
+
 class GateTasksChosen(SessionEvent):
     """The seeded benchmark subsample every snapshot of this session scores."""
 

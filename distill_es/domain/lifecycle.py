@@ -66,6 +66,7 @@ FACTS: dict[str, list[str]] = {
     "record_gate": ["executing"],
     "revert_edit": ["executing"],
     "skip_edit": ["executing"],
+    "record_training": ["executing"],
     "request_rollback": ["completed", "awaiting_review", "failed"],
     "roll_back_edit": ["completed", "awaiting_review", "failed"],
 }

@@ -91,6 +91,11 @@ class SkipEdit(Step):
 
 
 @dataclass(frozen=True)
+class TrainEdit(Step):
+    edit_id: str
+
+
+@dataclass(frozen=True)
 class ChooseGateTasks(Step):
     pass
 
@@ -147,11 +152,6 @@ class FinishRollback(Step):
     pass
 
 
-LORA_UNAVAILABLE = (
-    "lora_finetune: training runs are not available in this version; the approved request stays recorded"
-)
-
-
 def next_step(session: Session) -> Step:
     status = session.status
     if session.rollback_requested and status != SessionStatus.ROLLED_BACK:
@@ -195,7 +195,9 @@ def _diagnose_step(s: Session) -> Step:
             return RunTool(last.call_key, use["id"], str(use.get("name")), use.get("input"))
     max_turns = int(s.settings["session"]["max_turns"])
     if len(turns) >= max_turns:
-        return Fail(f"the teacher used all {max_turns} turns without submitting a diagnosis", "turns_exhausted")
+        return Fail(
+            f"the teacher used all {max_turns} turns without submitting a diagnosis", "turns_exhausted"
+        )
     if _budget_left(s) <= 0:
         return Fail(
             f"the teacher budget of ${s.settings['session']['max_cost_usd']:.2f} is spent "
@@ -207,7 +209,9 @@ def _diagnose_step(s: Session) -> Step:
 
 def _plan_step(s: Session) -> Step:
     if not any(c.has_evidence for c in s.clusters):
-        return Fail("diagnosis produced no actionable clusters (none has any measured evidence)", "no_clusters")
+        return Fail(
+            "diagnosis produced no actionable clusters (none has any measured evidence)", "no_clusters"
+        )
     if "plan" not in s.teacher_calls:
         if _budget_left(s) <= 0:
             return Fail(
@@ -234,7 +238,7 @@ def _execute_step(s: Session) -> Step:
         if p.check_ok is None:
             return ValidateEdit(edit_id)
         if p.edit.op == EditOp.LORA_FINETUNE:
-            return SkipEdit(edit_id, LORA_UNAVAILABLE)
+            return TrainEdit(edit_id)  # weights, not files: a training run instead of a commit
         if p.pre_sha is None:
             if s.gate_task_ids is None:
                 return ChooseGateTasks()
@@ -250,7 +254,11 @@ def _execute_step(s: Session) -> Step:
         if p.gate is None:
             return EvaluateGate(edit_id)
     after = s.benchmark_after
-    if s.benchmark_before is not None and s.current_tree and (after is None or after.tree_sha != s.current_tree):
+    if (
+        s.benchmark_before is not None
+        and s.current_tree
+        and (after is None or after.tree_sha != s.current_tree)
+    ):
         return CaptureBenchmark("after", s.current_tree)
     if s.pending_edit_ids():
         return AwaitReview()

@@ -97,6 +97,7 @@ class EditProgress:
     rejected_by: str | None = None
     rejection_reason: str = ""
     rolled_back_sha: str | None = None
+    training: dict[str, Any] | None = None  # lora_finetune: its training run's result
 
     @property
     def outcome(self) -> str | None:
@@ -107,6 +108,10 @@ class EditProgress:
             return "rejected_by_user"
         if self.skipped_reason is not None:
             return "skipped"
+        if self.training is not None:
+            if self.training["deployable"]:
+                return "applied"
+            return "rejected_by_gate" if self.training["state"] == "completed" else "skipped"
         if self.check_ok is False:
             return "rejected_by_gate"
         if self.gate is not None:
@@ -122,6 +127,8 @@ class EditProgress:
         error = None
         if status == "rejected_by_gate":
             error = self.check_reason if self.check_ok is False else (self.gate.reason if self.gate else None)
+        elif self.training is not None and status != "applied":
+            error = self.training["summary"]
         elif status == "skipped":
             error = self.skipped_reason
         elif status == "rejected_by_user":
@@ -132,7 +139,7 @@ class EditProgress:
             benchmark_delta=self.gate.delta if self.gate else None,
             cluster_deltas=dict(self.gate.cluster_deltas) if self.gate else {},
             error=error,
-            applied_at=self.applied_at if self.gate and self.gate.accepted else None,
+            applied_at=self.applied_at if status in ("applied", "rolled_back") else None,
             risk_tier=self.risk_tier,
             commit_sha=self.commit_sha,
         )
@@ -296,12 +303,12 @@ class Session(Aggregate):
 
     def validate_edit(self, *, edit_id: str, ok: bool, reason: str) -> None:
         self._decide("validate_edit")
-        self._edit(edit_id)
+        self._decided_edit(edit_id)
         self._record(ev.EditValidated, edit_id=edit_id, ok=ok, reason=reason)
 
     def start_apply(self, *, edit_id: str, pre_sha: str, pre_tree: str) -> None:
         self._decide("start_apply")
-        self._edit(edit_id)
+        self._decided_edit(edit_id)
         self._record(ev.EditApplyStarted, edit_id=edit_id, pre_sha=pre_sha, pre_tree=pre_tree)
 
     def record_apply(
@@ -327,8 +334,22 @@ class Session(Aggregate):
 
     def skip_edit(self, *, edit_id: str, reason: str) -> None:
         self._decide("skip_edit")
-        self._edit(edit_id)
+        self._decided_edit(edit_id)
         self._record(ev.EditSkipped, edit_id=edit_id, reason=reason)
+
+    def record_training(
+        self, *, edit_id: str, run_id: str, state: str, deployable: bool | None, summary: str
+    ) -> None:
+        self._decide("record_training")
+        self._edit(edit_id)
+        self._record(
+            ev.EditTrained,
+            edit_id=edit_id,
+            run_id=run_id,
+            state=state,
+            deployable=deployable,
+            summary=summary,
+        )
 
     def choose_gate_tasks(self, *, seed: int, task_ids: list[str]) -> None:
         self._decide("choose_gate_tasks")
@@ -441,6 +462,15 @@ class Session(Aggregate):
         except KeyError:
             known = ", ".join(self.edits) or "none"
             raise DistillError(f"session {self.id} has no edit {edit_id!r} (edits: {known})") from None
+
+    def _decided_edit(self, edit_id: str) -> EditProgress:
+        """An edit the engine may work on: routed, and not waiting for a reviewer's decision."""
+        progress = self._edit(edit_id)
+        if progress.route is None:
+            raise DistillError(f"edit {edit_id!r} of session {self.id} has not been routed yet")
+        if progress.outcome == "pending_review":
+            raise DistillError(f"edit {edit_id!r} of session {self.id} is waiting for a reviewer's decision")
+        return progress
 
     def _turn(self, call_key: str) -> DiagnoseTurn:
         for turn in self.diagnose_turns:
@@ -572,6 +602,19 @@ class Session(Aggregate):
     @evolve.register
     def _(self, e: ev.EditSkipped) -> None:
         self.edits[e.edit_id].skipped_reason = e.reason
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.EditTrained) -> None:
+        progress = self.edits[e.edit_id]
+        progress.training = {
+            "run_id": e.run_id,
+            "state": e.state,
+            "deployable": e.deployable,
+            "summary": e.summary,
+        }
+        if e.deployable:
+            progress.applied_at = e.timestamp
         self._after(e)
 
     @evolve.register

@@ -59,7 +59,7 @@ from distill_es.domain.session import Session
 from distill_es.domain.vocabulary import BenchmarkSnapshot, LearningPlan
 from distill_es.store.app import EventStore
 from distill_es.store.projections import SessionIndex, fold_index_row
-from distill_es.store.verify import verify_chain
+from distill_es.store.verify import verify_chain, verify_session
 from distill_es.testing.strategies import BOGUS_COMMAND, Command, commands, fire, started_sessions
 
 __all__ = [
@@ -101,8 +101,8 @@ CONTRACT: dict[str, dict[str, frozenset[str]]] = {
             fact: _F({"executing"})
             for fact in (
                 "record_teacher_call", "route_edit", "validate_edit", "start_apply", "record_apply",
-                "skip_edit", "choose_gate_tasks", "record_scores", "capture_benchmark", "record_gate",
-                "revert_edit",
+                "skip_edit", "record_training", "choose_gate_tasks", "record_scores", "capture_benchmark",
+                "record_gate", "revert_edit",
             )
         },
         "await_review": _F({"awaiting_review"}),
@@ -146,6 +146,8 @@ TERMINAL_PROBES: dict[str, dict[str, Any]] = {
     "start_apply": {"edit_id": "e1", "pre_sha": "a" * 40, "pre_tree": "b" * 40},
     "record_apply": {"edit_id": "e1", "commit_sha": "c" * 40, "tree_sha": "d" * 40, "changed_files": []},
     "skip_edit": {"edit_id": "e1", "reason": "probe"},
+    "record_training": {"edit_id": "e1", "run_id": "r1", "state": "dry_run", "deployable": None,
+                        "summary": "probe"},
     "choose_gate_tasks": {"seed": 1, "task_ids": []},
     "record_scores": {"tree_sha": "d" * 40, "seed": 1, "student_model": "m", "scores": []},
     "capture_benchmark": {"label": "after", "snapshot": _PROBE_SNAPSHOT},
@@ -199,7 +201,7 @@ class SessionMachineTest(RuleBasedStateMachine):
         self.live: Session | None = None
         self.refusals: dict[str, int] = {}
         self._rebuilds = 0
-        self._indexed = self._probed_terminal = self._verified = 0
+        self._indexed = self._probed_terminal = self._verified = self._audited = 0
         self._replayed: tuple[int, Session] | None = None
 
     # --- hooks -----------------------------------------------------------------------------------
@@ -350,7 +352,7 @@ class SessionMachineTest(RuleBasedStateMachine):
         self.store.take_snapshot(self.session.id)
         loaded = self.store.load(self.session.id)
         state, expected = session_state(loaded), session_state(self.session)
-        assert state == expected, _diff(state, expected).replace("replay", "snapshot")
+        assert state == expected, _diff(state, expected, "snapshot")
 
     # --- invariants --------------------------------------------------------------------------------
     @invariant()
@@ -391,6 +393,18 @@ class SessionMachineTest(RuleBasedStateMachine):
             assert live.error, "failed without an error"
         elif live.status == "rolled_back":
             assert not live.applied_unreverted_ids(), "rolled back with applied edits still in place"
+        for edit_id, progress in live.edits.items():
+            if progress.route == "review" and not progress.approved_by:
+                assert progress.pre_sha is None, f"edit {edit_id} was applied without a reviewer's approval"
+
+    @invariant()
+    def the_store_verifies(self) -> None:
+        """Digests, replay, snapshots and the index agree: an untampered store has no damage."""
+        if self._audited == self.session.version:
+            return
+        self._audited = self.session.version
+        report = verify_session(self.store, self.index, self.session.id)
+        assert report.ok, report.damage
 
     @invariant()
     def versions_are_contiguous(self) -> None:
@@ -461,14 +475,14 @@ MACHINE_SETTINGS = settings(
 SessionMachineTest.TestCase.settings = MACHINE_SETTINGS  # subclasses: set their own TestCase.settings
 
 
-def _diff(replayed: dict[str, Any], live: dict[str, Any]) -> str:
-    keys = sorted(set(replayed) | set(live))
+def _diff(other: dict[str, Any], live: dict[str, Any], what: str = "replay") -> str:
+    keys = sorted(set(other) | set(live))
     lines = [
-        f"  {k}: replayed={replayed.get(k)!r:.200} live={live.get(k)!r:.200}"
+        f"  {k}: {what}={other.get(k)!r:.200} live={live.get(k)!r:.200}"
         for k in keys
-        if replayed.get(k) != live.get(k)
+        if other.get(k) != live.get(k)
     ]
-    return "replay differs from the live session:\n" + "\n".join(lines)
+    return f"{what} differs from the live session:\n" + "\n".join(lines)
 
 
 def fast_tmp() -> str | None:

@@ -348,6 +348,7 @@ _EDIT_WANTS: dict[str, Callable[[Any], Any]] = {
     "record_gate": lambda p: p.commit_sha and p.gate is None,
     "revert_edit": lambda p: p.gate and not p.gate.accepted and not p.revert_sha,
     "skip_edit": lambda p: p.outcome is None,
+    "record_training": lambda p: p.outcome is None and p.edit.op == "lora_finetune",
 }
 
 
@@ -506,6 +507,11 @@ def _draw_payload(draw: st.DrawFn, name: str, session: Session | None) -> dict[s
             }
         case "skip_edit":
             return {"edit_id": edit_id(), "reason": draw(_words)}
+        case "record_training":
+            state = draw(st.sampled_from(["completed", "failed", "dry_run"]))
+            deployable = draw(st.booleans()) if state == "completed" else None
+            return {"edit_id": edit_id(), "run_id": draw(_ids("run-")), "state": state,
+                    "deployable": deployable, "summary": draw(_words)}
         case "choose_gate_tasks":
             return {"seed": draw(_SEEDS), "task_ids": draw(st.lists(_ids("task-"), max_size=4, unique=True))}
         case "record_scores":

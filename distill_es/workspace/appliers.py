@@ -274,7 +274,10 @@ class EditToolDescriptionApplier(Applier):
 # --- engine -------------------------------------------------------------------------------------
 
 
-LORA_UNAVAILABLE = "lora_finetune: training runs are not available in this version; the edit stays recorded"
+LORA_UNAVAILABLE = (
+    "lora_finetune changes weights, not files: the workspace cannot apply it; the engine runs a training "
+    "run for it once a reviewer approves (docs/training.md)"
+)
 
 
 class LoraFinetuneApplier(Applier):

@@ -38,6 +38,7 @@ EXECUTING_FACTS = [
     "start_apply",
     "record_apply",
     "skip_edit",
+    "record_training",
     "choose_gate_tasks",
     "record_scores",
     "capture_benchmark",

@@ -209,10 +209,10 @@ def test_lora_finetune_validates_but_cannot_apply(root: Path) -> None:
     edit = make_edit(EditOp.LORA_FINETUNE, {"target_model": "qwen3.5:9b", "backend": "dry-run"})
     applier = APPLIERS[EditOp.LORA_FINETUNE]
     assert applier.validate(edit, root).ok
-    assert "not available" in applier.preview(edit, root)
+    assert "changes weights, not files" in applier.preview(edit, root)
     before = snapshot(root)
     with pytest.raises(
-        OpNotAvailable, match="training runs are not available in this version; the edit stays"
+        OpNotAvailable, match="changes weights, not files"
     ):
         applier.apply(edit, root)
     assert snapshot(root) == before

@@ -218,7 +218,7 @@ def test_a_failed_commit_puts_the_files_back(ws: GitWorkspace, monkeypatch: pyte
 
 
 def test_lora_makes_no_commit(ws: GitWorkspace) -> None:
-    with pytest.raises(OpNotAvailable, match="not available in this version"):
+    with pytest.raises(OpNotAvailable, match="changes weights, not files"):
         apply(ws, EditOp.LORA_FINETUNE, {"target_model": "qwen3.5:9b"})
     assert commit_count(ws.root) == 1 and ws.dirty_paths() == []
 
