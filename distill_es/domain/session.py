@@ -341,7 +341,7 @@ class Session(Aggregate):
         self, *, edit_id: str, run_id: str, state: str, deployable: bool | None, summary: str
     ) -> None:
         self._decide("record_training")
-        self._edit(edit_id)
+        self._decided_edit(edit_id)  # like a commit: never for an edit a reviewer still has to decide
         self._record(
             ev.EditTrained,
             edit_id=edit_id,

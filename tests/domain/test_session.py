@@ -316,6 +316,41 @@ def test_refused_commands_append_nothing_and_change_nothing(
     assert session_state(session) == before
 
 
+@pytest.mark.parametrize(
+    "attempt",
+    [
+        lambda s: s.start_apply(edit_id="e-prompt", pre_sha=SHA["apple"], pre_tree=SHA["bread"]),
+        lambda s: s.validate_edit(edit_id="e-prompt", ok=False, reason="looked at it early"),
+        lambda s: s.skip_edit(edit_id="e-prompt", reason="never mind"),
+        lambda s: s.record_training(
+            edit_id="e-prompt", run_id="r1", state="completed", deployable=True, summary=""
+        ),
+    ],
+)
+def test_an_edit_waiting_for_a_reviewer_is_not_worked_on(attempt) -> None:
+    # Found by SessionMachineTest: an unapproved edit could be applied, or leave the review queue
+    # behind the index's back by being skipped or failed before anyone decided it.
+    session = to_executing(new_session(), [AUTO_EDIT, REVIEW_EDIT])
+    session.route_edit(edit_id="e-prompt", route="review", preview="diff")
+    pending = len(session.pending_events)
+    with pytest.raises(DistillError, match=r"'e-prompt' .* is waiting for a reviewer's decision"):
+        attempt(session)
+    assert len(session.pending_events) == pending and session.pending_edit_ids() == ["e-prompt"]
+    session.route_edit(edit_id="e-route", route="apply")
+    session.validate_edit(edit_id="e-route", ok=True, reason="")  # edits not waiting go on as before
+    session.await_review(git_post=None)
+    session.approve_edit(edit_id="e-prompt", reviewer="bob")
+    session.start_apply(edit_id="e-prompt", pre_sha=SHA["apple"], pre_tree=SHA["bread"])  # now it may
+
+
+def test_an_edit_is_routed_before_anything_else_happens_to_it() -> None:
+    session = to_executing(new_session(), [REVIEW_EDIT])
+    with pytest.raises(DistillError, match=r"'e-prompt' .* has not been routed yet"):
+        session.start_apply(edit_id="e-prompt", pre_sha=SHA["apple"], pre_tree=SHA["bread"])
+    session.route_edit(edit_id="e-prompt", route="review", preview="diff")
+    assert session.pending_edit_ids() == ["e-prompt"]  # a reviewer decides it, not an earlier apply
+
+
 def test_rejecting_the_last_pending_edit_completes_the_session() -> None:
     second = REVIEW_EDIT.model_copy(update={"id": "e-prompt-2"})
     session = to_executing(new_session(autonomy_mode=AutonomyMode.MANUAL), [REVIEW_EDIT, second])
@@ -356,7 +391,7 @@ def test_a_second_writer_from_the_same_version_conflicts_and_stores_nothing(tmp_
 
         mine.route_edit(edit_id="e-route", route="apply")
         store.save(mine)
-        theirs.skip_edit(edit_id="e-route", reason="we got here first")
+        theirs.route_edit(edit_id="e-route", route="review", preview="we got here first")
         theirs.fail(error="gave up", reason_code="error")
         with pytest.raises(ConcurrentSessionWrite) as caught:
             other.save(theirs)
