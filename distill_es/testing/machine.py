@@ -2,35 +2,39 @@
 
 `SessionMachineTest` holds the *live* `Session` object a worker would hold, an `EventStore` on a SQLite
 file in a temporary folder, and the `SessionIndex` projection caught up after every save. Its rules fire
-random commands — legal ones, illegal ones, an unknown one — with payloads shaped by the session's
-state, and a stale second writer; its invariants check after every step that
+random commands — legal ones, illegal ones, an unknown one, runs of engine-like ones — with payloads
+shaped by the session's state, run a stale second writer and take snapshots. Its invariants check,
+after every step, that
 
 - replaying the stored events gives exactly the live object's state (compared with the long-lived
-  object, never with a second replay: a change made outside an event is only visible that way);
+  object, never with a second replay: a change made outside an event is only visible that way), and so
+  does loading through the repository (and through a fresh snapshot);
 - stored versions run 1..n without a gap and equal the live version;
-- every refusal is a typed `IllegalTransition` (or subclass) that agrees with `CONTRACT`, and appends
-  and changes nothing; every accepted command lands where `CONTRACT` says;
+- every accepted command lands where `CONTRACT` says, and every refusal is a typed `IllegalTransition`
+  (or subclass) that agrees with `CONTRACT`, names the command, the state and what is legal, and
+  appends and changes nothing; the lifecycle offers exactly the contract's commands;
+- resting states mean what they say, and no edit routed to review lands before a reviewer approves it;
 - the terminal state accepts nothing at all;
 - the index rebuilt from scratch equals the live index, and the live index agrees with the session;
-- the digest chain of the stored events verifies.
+- the digest chain verifies, and `verify` finds no damage in the untampered store.
 
-Run it as a test, or subclass it and add rules (`self.live`, `self.store`, `self.index`,
+Run it as a test, or subclass it and add rules (`self.live`, `self.store`, `self.index`, `self.root`,
 `self.apply_command(...)` and `self.save()` are yours to use):
 
-    from hypothesis import settings
     from hypothesis.stateful import rule
-    from distill_es.testing import SessionMachineTest
+    from distill_es.testing import MACHINE_SETTINGS, Command, SessionMachineTest
 
     class MyMachine(SessionMachineTest):
         @rule()
-        def reviewer_approves_everything(self):
-            for edit_id in self.live.pending_edit_ids():
+        def a_reviewer_approves_everything(self):
+            for edit_id in self.session.pending_edit_ids():  # refused unless awaiting review: fine
                 self.apply_command(Command("approve_edit", {"edit_id": edit_id, "reviewer": "me"}))
 
     TestMyMachine = MyMachine.TestCase
     TestMyMachine.settings = MACHINE_SETTINGS          # or your own settings(...)
 
-Override `store_url(root)` to run the same machine on PostgreSQL.
+Override `store_url(root)` to run the same machine on PostgreSQL (give each example a fresh database),
+and `contract` if your lifecycle differs.
 """
 
 from __future__ import annotations
