@@ -41,6 +41,7 @@ from distill_es.domain.errors import (
 )
 from distill_es.domain.vocabulary import AutonomyMode, LearningSession, SessionStatus, Trigger, TriggerKind
 from distill_es.settings import SETTINGS_FILE
+from distill_es.training.cli import build_training_app
 from distill_es.workspace.scaffold import is_workspace
 
 if TYPE_CHECKING:  # the engine pulls in the anthropic and openai SDKs: imported only when a command needs it
@@ -911,6 +912,43 @@ def _loop_engine(home: Path | None) -> Engine:
 
 cli_transfer.register(app, _transfer_engine)
 cli_loop.register(app, _loop_engine)
+
+
+def _training_engine(ctx: typer.Context, home: Path | None) -> AbstractContextManager[Engine]:
+    return open_engine(ctx, resolve_home(ctx, home))
+
+
+app.add_typer(build_training_app(_training_engine), name="training")
+
+
+@app.command()
+def worker(
+    ctx: typer.Context,
+    state_dir: Annotated[
+        Path, typer.Option("--state-dir", help="Where this worker keeps its read models.")
+    ] = Path(".distill_es-worker"),
+    poll: Annotated[float, typer.Option(help="Seconds between polls when there is nothing to run.")] = 1.0,
+    exit_when_idle: Annotated[
+        int | None, typer.Option("--exit-when-idle", help="Stop after this many idle polls (default: never).")
+    ] = None,
+    migrate: Annotated[bool, typer.Option(help="Create the store's tables first (once per store).")] = False,
+) -> None:
+    """Claim runnable sessions of any workspace from the shared store (--store) and run them.
+
+    Several workers may share one PostgreSQL store: the database's advisory locks keep a session (and
+    a workspace) to one worker at a time, and a dead worker's sessions are picked up by the others.
+    """
+    from distill_es import worker as workers  # the engine and its SDKs load only when a worker runs
+
+    store = _globals(ctx).store or os.environ.get("DISTILL_ES_STORE")
+    if not store:
+        raise CliFailure(
+            2, "a worker needs a shared store: pass --store postgresql://… (or DISTILL_ES_STORE)"
+        )
+    if migrate:
+        workers.migrate(store)
+    report = workers.work(store, state_dir, poll_seconds=poll, idle_polls_before_exit=exit_when_idle)
+    out().print(f"finished {len(report.finished)} sessions, {len(report.interrupted)} interrupted")
 
 
 def main() -> None:

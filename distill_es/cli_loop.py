@@ -185,7 +185,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
             float, typer.Option("--interval", metavar="SECONDS", min=1.0, help="Time between evaluations.")
         ] = 60.0,
     ) -> None:
-        """Evaluate the [triggers] of distill_es.toml and start sessions when they fire (foreground).
+        """Evaluate the \\[triggers] table of distill_es.toml and start sessions when they fire (foreground).
 
         Prints, every evaluation, what fired and why, and what did not and why. At most one session
         runs per workspace at a time.

@@ -16,13 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anthropic
-
 from distill_es.adapters.benchmark import load_benchmark
 from distill_es.adapters.judge import MatchJudge
 from distill_es.adapters.pricing import cost_of
 from distill_es.adapters.scorer import StudentScorer
-from distill_es.adapters.student import OpenAIStudent
 from distill_es.adapters.teacher import default_teacher, request_digest, response_to_dict, usage_of
 from distill_es.adapters.traces import open_trace_source
 from distill_es.domain import next_step as steps
@@ -151,6 +148,8 @@ class Engine:
     @property
     def student(self) -> StudentRunner:
         if self._ports.student is None:
+            from distill_es.adapters.student import OpenAIStudent  # the openai SDK: only when needed
+
             self._ports.student = OpenAIStudent(self.home, self.settings.student)
         return self._ports.student
 
@@ -297,6 +296,30 @@ class Engine:
         )
         return [self.store.load(row["session_id"]).view() for row in rows]
 
+    def loop(self, trigger: Trigger | None = None, **options: Any) -> Any:
+        """Sessions back to back, each chained to the previous (paper Algorithm 1); resumable.
+        Options: stagnation_k=5, stagnation_eps=0.001, max_total_cost_usd=50.0, loop_id=None,
+        autonomy=None, on_progress=None. See docs/loop-and-triggers.md."""
+        from distill_es.loop import run_loop
+
+        return run_loop(self, trigger, **options)
+
+    def loops(self) -> list[Any]:
+        from distill_es.loop import loops
+
+        return loops(self)
+
+    def get_loop(self, loop_id: str) -> Any:
+        from distill_es.loop import get_loop
+
+        return get_loop(self, loop_id)
+
+    def flag(self, trace_id: str, *, note: str = "", flagged_by: str = "user") -> Any:
+        """Flag a trace for the daemon's user_flag trigger (recorded as an event)."""
+        from distill_es.daemon import flag_trace
+
+        return flag_trace(self, trace_id, note=note, flagged_by=flagged_by)
+
     def work(self, **options: Any) -> Any:
         """Run as a worker on this engine's store: claim runnable sessions (of any workspace) until
         idle. Options as `distill_es.worker.work`."""
@@ -359,6 +382,8 @@ class Engine:
 
     def _teacher_call(self, session: Session, call_key: str, purpose: str, params: dict[str, Any]) -> bool:
         """Perform one teacher request and record it; False if the session failed instead."""
+        import anthropic  # for its error types; the SDK is imported only once a call is made
+
         try:
             message = self.teacher.messages.create(**params)
         except CassetteMiss as exc:

@@ -468,8 +468,15 @@ class Session(Aggregate):
         progress = self._edit(edit_id)
         if progress.route is None:
             raise DistillError(f"edit {edit_id!r} of session {self.id} has not been routed yet")
-        if progress.outcome == "pending_review":
-            raise DistillError(f"edit {edit_id!r} of session {self.id} is waiting for a reviewer's decision")
+        if progress.route == "review" and not progress.approved_by:
+            why = (
+                f"was rejected by {progress.rejected_by}"
+                if progress.rejected_by
+                else "is waiting for a reviewer's decision"
+            )
+            raise DistillError(
+                f"edit {edit_id!r} of session {self.id} {why}; only an approved edit is worked on"
+            )
         return progress
 
     def _turn(self, call_key: str) -> DiagnoseTurn:

@@ -348,7 +348,7 @@ _EDIT_WANTS: dict[str, Callable[[Any], Any]] = {
     "record_gate": lambda p: p.commit_sha and p.gate is None,
     "revert_edit": lambda p: p.gate and not p.gate.accepted and not p.revert_sha,
     "skip_edit": lambda p: p.outcome is None,
-    "record_training": lambda p: p.outcome is None and p.edit.op == "lora_finetune",
+    "record_training": lambda p: p.outcome is None and p.edit.op == "lora_finetune" and p.approved_by,
 }
 
 
