@@ -11,11 +11,8 @@ from hypothesis import HealthCheck, given, settings
 
 from distill_es.domain.session import Session
 from distill_es.store.app import EventStore
+from distill_es.testing import event_histories
 from distill_es.transfer import DamagedExport, export_session, import_events
-
-strategies = pytest.importorskip(
-    "distill_es.testing.strategies", reason="the kit's strategies are not there yet"
-)
 
 
 def rows(store: EventStore, session_id: object) -> list[tuple[int, str, bytes]]:
@@ -23,7 +20,7 @@ def rows(store: EventStore, session_id: object) -> list[tuple[int, str, bytes]]:
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(session=strategies.event_histories(max_steps=25))
+@given(session=event_histories(max_steps=25))
 def test_any_valid_history_exports_imports_and_exports_again_unchanged(session: Session):
     with tempfile.TemporaryDirectory() as tmp:
         source, target = (EventStore(f"sqlite:///{Path(tmp) / name}") for name in ("a.sqlite", "b.sqlite"))
@@ -44,7 +41,7 @@ def test_any_valid_history_exports_imports_and_exports_again_unchanged(session: 
 
 
 @settings(max_examples=15, deadline=None)
-@given(session=strategies.event_histories(min_steps=3, max_steps=12))
+@given(session=event_histories(min_steps=3, max_steps=12))
 def test_dropping_any_one_line_is_refused_at_that_line(session: Session):
     with tempfile.TemporaryDirectory() as tmp:
         source, target = (EventStore(f"sqlite:///{Path(tmp) / name}") for name in ("a.sqlite", "b.sqlite"))
