@@ -510,8 +510,13 @@ def _draw_payload(draw: st.DrawFn, name: str, session: Session | None) -> dict[s
         case "record_training":
             state = draw(st.sampled_from(["completed", "failed", "dry_run"]))
             deployable = draw(st.booleans()) if state == "completed" else None
-            return {"edit_id": edit_id(), "run_id": draw(_ids("run-")), "state": state,
-                    "deployable": deployable, "summary": draw(_words)}
+            return {
+                "edit_id": edit_id(),
+                "run_id": draw(_ids("run-")),
+                "state": state,
+                "deployable": deployable,
+                "summary": draw(_words),
+            }
         case "choose_gate_tasks":
             return {"seed": draw(_SEEDS), "task_ids": draw(st.lists(_ids("task-"), max_size=4, unique=True))}
         case "record_scores":
