@@ -7,6 +7,7 @@ it as an event. `evolve` folds one event into state and is all that replay runs.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import singledispatchmethod
@@ -480,6 +481,9 @@ class Session(Aggregate):
         return progress
 
     def _turn(self, call_key: str) -> DiagnoseTurn:
+        # Tool results answer the latest turn: check it first, so long sessions replay in linear time.
+        if self.diagnose_turns and self.diagnose_turns[-1].call_key == call_key:
+            return self.diagnose_turns[-1]
         for turn in self.diagnose_turns:
             if turn.call_key == call_key:
                 return turn
@@ -768,11 +772,8 @@ class Session(Aggregate):
             "autonomy_mode": self.autonomy_mode.value,
             "teacher_calls": [vars(call) for call in self.teacher_calls.values()],
             "diagnose_turns": [
-                {
-                    "call_key": t.call_key,
-                    "response": t.response,
-                    "results": {k: vars(r) for k, r in t.results.items()},
-                }
+                # The response is the teacher call's own: stored once, under teacher_calls.
+                {"call_key": t.call_key, "results": {k: vars(r) for k, r in t.results.items()}}
                 for t in self.diagnose_turns
             ],
             "clusters": [dump(c) for c in self.clusters],
@@ -798,9 +799,16 @@ class Session(Aggregate):
             setattr(session, name, state[name])
         session.trigger = Trigger.model_validate(state["trigger"])
         session.autonomy_mode = AutonomyMode(state["autonomy_mode"])
-        session.teacher_calls = {c["call_key"]: TeacherCall(**c) for c in state["teacher_calls"]}
+        session.started_at, session.ended_at = _dt(state["started_at"]), _dt(state["ended_at"])
+        session.teacher_calls = {
+            c["call_key"]: TeacherCall(**{**c, "at": _dt(c["at"])}) for c in state["teacher_calls"]
+        }
         session.diagnose_turns = [
-            DiagnoseTurn(t["call_key"], t["response"], {k: ToolResult(**r) for k, r in t["results"].items()})
+            DiagnoseTurn(
+                t["call_key"],
+                session.teacher_calls[t["call_key"]].response,
+                {k: ToolResult(**r) for k, r in t["results"].items()},
+            )
             for t in state["diagnose_turns"]
         ]
         session.clusters = [FailureCluster.model_validate(c) for c in state["clusters"]]
@@ -810,7 +818,15 @@ class Session(Aggregate):
             gate = GateRecord(**data["gate"]) if data["gate"] else None
             edit = Edit.model_validate(data["edit"])
             tier = EditRiskTier(data["risk_tier"])
-            session.edits[edit.id] = EditProgress(**{**data, "edit": edit, "risk_tier": tier, "gate": gate})
+            session.edits[edit.id] = EditProgress(
+                **{
+                    **data,
+                    "edit": edit,
+                    "risk_tier": tier,
+                    "gate": gate,
+                    "applied_at": _dt(data["applied_at"]),
+                }
+            )
         session.scores = {
             (tree, seed, model, task): score for tree, seed, model, task, score in state["scores"]
         }
@@ -818,6 +834,17 @@ class Session(Aggregate):
             value = state[name]
             setattr(session, name, BenchmarkSnapshot.model_validate(value) if value else None)
         return session
+
+
+def _dt(value: Any) -> Any:
+    """A datetime back from its ISO text (snapshots are one JSON document)."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 # Attributes that are JSON values already and go into a snapshot as they are.
@@ -855,10 +882,13 @@ class SessionSnapshot(Snapshot):
 
     @classmethod
     def take(cls, aggregate: Any) -> SessionSnapshot:
+        # One JSON document, so loading is a single C-level json.loads rather than the store's
+        # per-object decoding hooks over thousands of nested dicts.
+        document = json.dumps(aggregate.snapshot_state(), default=_json_default, separators=(",", ":"))
         state = {
             "_created_on": aggregate.created_on,
             "_modified_on": aggregate.modified_on,
-            "session": aggregate.snapshot_state(),
+            "session": document,
         }
         return cls(
             originator_id=aggregate.id,
@@ -869,7 +899,7 @@ class SessionSnapshot(Snapshot):
         )
 
     def mutate(self, _: None) -> Session:
-        session = Session.from_snapshot_state(self.state["session"])
+        session = Session.from_snapshot_state(json.loads(self.state["session"]))
         session._id = self.originator_id
         session._version = self.originator_version
         session._created_on = self.state["_created_on"]

@@ -11,12 +11,11 @@ import contextlib
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import unquote, urlparse
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from distill_es.domain.errors import ConcurrentSessionWrite, SessionNotFound, SettingsError
@@ -73,7 +72,9 @@ SNAPSHOT_INTERVAL = 100  # sessions are tens of events; long ones load from a sn
 
 class SessionApplication(Application):
     name = APP_NAME
-    snapshotting_intervals: ClassVar[dict[type[Aggregate], int]] = {Session: SNAPSHOT_INTERVAL}
+    # Snapshots are taken by EventStore.save from the session in hand: the library's interval
+    # snapshots would reload the whole session from the store on every 100th save.
+    is_snapshotting_enabled = True
 
 
 class EventStore:
@@ -96,15 +97,21 @@ class EventStore:
                 f"(tried to append from version {first}); "
                 "nothing of this write was stored — reload and decide again"
             ) from None
+        if session.version // SNAPSHOT_INTERVAL > (first - 1) // SNAPSHOT_INTERVAL:
+            self._snapshot(session)  # this save crossed a multiple of the interval
         return recordings[-1].notification.id if recordings else 0
+
+    def _snapshot(self, session: Session) -> None:
+        snapshot = type(session).Snapshot.take(session)  # type: ignore[attr-defined]
+        with contextlib.suppress(IntegrityError):  # one already taken at this version is kept
+            self.app.snapshots.put([snapshot])
 
     def take_snapshot(self, session_id: str | UUID) -> None:
         """Snapshot the session at its current version (saves also snapshot every 100 events).
 
         Idempotent: a snapshot already taken at that version (by hand or by a save) is kept.
         """
-        with contextlib.suppress(IntegrityError):
-            self.app.take_snapshot(parse_session_id(session_id))
+        self._snapshot(self.load(session_id))
 
     # --- reading ---------------------------------------------------------------------------
     def load(self, session_id: str | UUID, version: int | None = None) -> Session:

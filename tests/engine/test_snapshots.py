@@ -58,8 +58,10 @@ def long_session(store: EventStore, events: int) -> Session:
 def test_saves_snapshot_long_sessions_and_loads_agree_with_replay(tmp_path: Path) -> None:
     store = EventStore(f"sqlite:///{tmp_path}/events.sqlite")
     session = long_session(store, 3 * SNAPSHOT_INTERVAL + 17)
-    snapshots = list(store.app.snapshots.get(session.id))
-    assert [s.originator_version for s in snapshots] == [100, 200, 300]
+    # A save that crosses a multiple of the interval snapshots the session it holds, at the version
+    # it saved (saves come every 97 events here): one snapshot per hundred crossed.
+    snapshots = [s.originator_version for s in store.app.snapshots.get(session.id)]
+    assert [v // SNAPSHOT_INTERVAL for v in snapshots] == [1, 2, 3]
     loaded, replayed = store.load(session.id), store.replay(session.id)
     assert loaded.version == replayed.version == session.version
     assert loaded.snapshot_state() == replayed.snapshot_state() == session.snapshot_state()
@@ -77,13 +79,12 @@ def _replay_to(store: EventStore, session_id: object, version: int) -> dict:
 def test_verify_reports_a_snapshot_that_disagrees_with_the_events(tmp_path: Path) -> None:
     store = EventStore(f"sqlite:///{tmp_path}/events.sqlite")
     session = long_session(store, SNAPSHOT_INTERVAL + 3)
-    forged = store.load(session.id, version=SNAPSHOT_INTERVAL)
+    [taken] = [s.originator_version for s in store.app.snapshots.get(session.id)]
+    forged = store.load(session.id, version=taken)
     forged.teacher_cost_usd = 99.0  # a forged snapshot claims a different history
     state = store.app.mapper.to_stored_event(SessionSnapshot.take(forged)).state
     with sqlite3.connect(tmp_path / "events.sqlite") as db:  # overwrite the stored row, as an attacker would
-        db.execute(
-            "UPDATE stored_snapshots SET state = ? WHERE originator_version = ?", (state, SNAPSHOT_INTERVAL)
-        )
+        db.execute("UPDATE stored_snapshots SET state = ? WHERE originator_version = ?", (state, taken))
     report = verify_session(store, None, session.id)
     assert not report.ok
     assert [d.kind for d in report.damage] == ["snapshot"]
