@@ -1,7 +1,7 @@
 """distill_es: event-sourced learning sessions for local AI agents.
 
-    from distill_es import Engine, OnDemandTrigger
-    session = Engine.open("~/agent").run_session(OnDemandTrigger())
+from distill_es import Engine, OnDemandTrigger
+session = Engine.open("~/agent").run_session(OnDemandTrigger())
 """
 
 from __future__ import annotations

@@ -211,9 +211,7 @@ def test_lora_finetune_validates_but_cannot_apply(root: Path) -> None:
     assert applier.validate(edit, root).ok
     assert "changes weights, not files" in applier.preview(edit, root)
     before = snapshot(root)
-    with pytest.raises(
-        OpNotAvailable, match="changes weights, not files"
-    ):
+    with pytest.raises(OpNotAvailable, match="changes weights, not files"):
         applier.apply(edit, root)
     assert snapshot(root) == before
     bad = make_edit(EditOp.LORA_FINETUNE, {"target_model": "m", "backend": "magic"})
