@@ -140,6 +140,7 @@ def session_summary(view: LearningSession) -> Group:
     head.append("  ")
     head.append_text(status_text(view.status.value))
     facts = Text(f"teacher cost ${view.teacher_cost_usd:.4f}")
+    facts.append(f"  ·  {student_calls(view)}")
     if line := benchmark_line(view):
         facts.append("  ·  ")
         facts.append_text(line)
@@ -149,6 +150,11 @@ def session_summary(view: LearningSession) -> Group:
     if view.plan is not None or view.edit_outcomes:
         parts.append(edits_table(view))
     return Group(*parts)
+
+
+def student_calls(view: LearningSession) -> str:
+    """Gate scoring spend: runs made vs runs a score-every-snapshot engine would have repeated."""
+    return f"student calls {view.student_calls_made} made, {view.student_calls_reused} reused"
 
 
 def session_detail(view: LearningSession) -> Group:
@@ -165,6 +171,7 @@ def session_detail(view: LearningSession) -> Group:
         ("started", view.started_at.isoformat(timespec="seconds")),
         ("ended", view.ended_at.isoformat(timespec="seconds") if view.ended_at else "—"),
         ("teacher cost", f"${view.teacher_cost_usd:.4f}"),
+        ("student calls", student_calls(view)),
         ("git", f"{short_sha(view.git_checkpoint_pre)} → {short_sha(view.git_checkpoint_post)}"),
     ]
     if view.parent_session_id:
@@ -326,6 +333,11 @@ def describe_step(view: LearningSession, step: Step) -> str:
         value = getattr(step, attr, None)
         if value:
             parts[-1] += f" {value}"
+    if step.kind == "ScoreTree":
+        total, missing = getattr(step, "total", 0), getattr(step, "missing", 0)
+        parts.append(
+            f"scoring {missing}/{total} tasks on tree {str(step.tree_sha)[:10]}, {total - missing} reused"
+        )
     call_key = str(getattr(step, "call_key", "") or "")
     if call_key.startswith("diagnose/"):
         parts.append(f"turn {call_key.split('/', 1)[1]}")
@@ -365,5 +377,5 @@ class StepProgress:
             self.console.print(Text(f"▸ {phase}", style="bold"))
         if self._status is not None:
             self._status.update(line)
-        elif step.kind == "CallTeacher":
+        elif step.kind in ("CallTeacher", "ScoreTree"):
             self.console.print(Text(f"  {line}", style="dim"))

@@ -109,6 +109,8 @@ class StartApply(Step):
 class ScoreTree(Step):
     tree_sha: str
     edit_id: str | None  # the edit whose gate needs it, if any
+    total: int = 0  # gate tasks
+    missing: int = 0  # of those, not yet scored on this tree (the student calls this step makes)
 
 
 @dataclass(frozen=True)
@@ -244,13 +246,13 @@ def _execute_step(s: Session) -> Step:
                 return ChooseGateTasks()
             return StartApply(edit_id)
         if not s.scored(p.pre_tree):
-            return ScoreTree(str(p.pre_tree), edit_id)
+            return _score_tree(s, str(p.pre_tree), edit_id)
         if s.benchmark_before is None:
             return CaptureBenchmark("before", str(p.pre_tree))
         if p.commit_sha is None:
             return ApplyEdit(edit_id)
         if not s.scored(p.tree_sha):
-            return ScoreTree(str(p.tree_sha), edit_id)
+            return _score_tree(s, str(p.tree_sha), edit_id)
         if p.gate is None:
             return EvaluateGate(edit_id)
     after = s.benchmark_after
@@ -263,6 +265,12 @@ def _execute_step(s: Session) -> Step:
     if s.pending_edit_ids():
         return AwaitReview()
     return Complete()
+
+
+def _score_tree(s: Session, tree_sha: str, edit_id: str) -> ScoreTree:
+    tasks = s.gate_task_ids or []
+    missing = sum(1 for t in tasks if s.score_key(tree_sha, t) not in s.scores)
+    return ScoreTree(tree_sha, edit_id, total=len(tasks), missing=missing)
 
 
 def _rollback_step(s: Session) -> Step:
