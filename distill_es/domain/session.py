@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import singledispatchmethod
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate, Snapshot
@@ -47,8 +47,7 @@ class TeacherCall:
     at: datetime
 
 
-@dataclass
-class ToolResult:
+class ToolResult(NamedTuple):  # a tuple: cheap to rebuild by the thousand from a snapshot
     tool: str
     content: str
     is_error: bool
@@ -773,7 +772,7 @@ class Session(Aggregate):
             "teacher_calls": [vars(call) for call in self.teacher_calls.values()],
             "diagnose_turns": [
                 # The response is the teacher call's own: stored once, under teacher_calls.
-                {"call_key": t.call_key, "results": {k: vars(r) for k, r in t.results.items()}}
+                {"call_key": t.call_key, "results": {k: list(r) for k, r in t.results.items()}}
                 for t in self.diagnose_turns
             ],
             "clusters": [dump(c) for c in self.clusters],
@@ -807,7 +806,7 @@ class Session(Aggregate):
             DiagnoseTurn(
                 t["call_key"],
                 session.teacher_calls[t["call_key"]].response,
-                {k: ToolResult(**r) for k, r in t["results"].items()},
+                {k: ToolResult(*r) for k, r in t["results"].items()},
             )
             for t in state["diagnose_turns"]
         ]
