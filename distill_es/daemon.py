@@ -51,17 +51,8 @@ class TraceNotFound(DistillError):
 
 
 # --- the trigger log: flags, firings, launches --------------------------------------------------------
-class TriggerLogEvent(Aggregate.Event):
-    TOPIC: ClassVar[str]
-    digest: str
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "TOPIC" in cls.__dict__:
-            register_topic(cls.TOPIC, cls)
-
-    def apply(self, aggregate: Any) -> None:
-        aggregate.evolve(self)
+class TriggerLogEvent(ev.ChainedEvent):
+    """Base of every non-initial TriggerLog event."""
 
 
 class TriggerLogOpened(Aggregate.Created):
@@ -128,7 +119,7 @@ class Flag(Value):
     session_id: str | None = None
 
 
-class TriggerLog(Aggregate):
+class TriggerLog(ev.ChainedRecording, Aggregate):
     """One per workspace; its id is derived from the workspace path."""
 
     @staticmethod
@@ -183,11 +174,6 @@ class TriggerLog(Aggregate):
         if firing is None or firing.session_id is not None:
             raise DistillError(f"firing {firing_id} is unknown or already has its session")
         self._record(SessionLaunched, firing_id=firing_id, session_id=session_id, adopted=adopted)
-
-    def _record(self, event_class: type[TriggerLogEvent], **payload: Any) -> None:
-        at = datetime.now(UTC)
-        digest = ev.chain_digest(self.last_digest, event_class.TOPIC, self.version + 1, at, payload)
-        self.trigger_event(event_class, timestamp=at, digest=digest, **payload)
 
     # --- reads -------------------------------------------------------------------------------------
     def pending_flags(self) -> list[TraceFlagged]:

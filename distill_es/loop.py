@@ -157,19 +157,8 @@ def assess(
 
 
 # --- events --------------------------------------------------------------------------------------------
-class LoopEvent(Aggregate.Event):
+class LoopEvent(ev.ChainedEvent):
     """Base of every non-initial loop event (explicit topic, JSON payload, chained digest)."""
-
-    TOPIC: ClassVar[str]
-    digest: str
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "TOPIC" in cls.__dict__:
-            register_topic(cls.TOPIC, cls)
-
-    def apply(self, aggregate: Any) -> None:
-        aggregate.evolve(self)
 
 
 class LoopStarted(Aggregate.Created):
@@ -275,7 +264,7 @@ class _Session:
     finished: LoopSessionFinished | None = None
 
 
-class Loop(Aggregate):
+class Loop(ev.ChainedRecording, Aggregate):
     @classmethod
     def begin(cls, *, loop_id: UUID, workspace: str, trigger: Trigger, params: LoopParams) -> Loop:
         at = datetime.now(UTC)
@@ -393,11 +382,6 @@ class Loop(Aggregate):
 
     def _decide(self, command: str, **data: Any) -> None:
         decide(self.status, self.in_flight, command, data, str(self.id))
-
-    def _record(self, event_class: type[LoopEvent], **payload: Any) -> None:
-        at = datetime.now(UTC)
-        digest = ev.chain_digest(self.last_digest, event_class.TOPIC, self.version + 1, at, payload)
-        self.trigger_event(event_class, timestamp=at, digest=digest, **payload)
 
     # --- evolve: assignments only -----------------------------------------------------------------
     @singledispatchmethod

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate
@@ -39,8 +39,10 @@ def chain_digest(previous: str, topic: str, version: int, timestamp: datetime, p
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-class SessionEvent(Aggregate.Event):
-    """Base of every non-initial session event."""
+class ChainedEvent(Aggregate.Event):
+    """Base of every non-initial event of every distill_es aggregate (sessions, training runs, loops,
+    trigger logs): an explicit topic registered on definition, a chained digest, and an `apply` that
+    only hands the event to the aggregate's `evolve`."""
 
     TOPIC: ClassVar[str]
     digest: str
@@ -52,6 +54,21 @@ class SessionEvent(Aggregate.Event):
 
     def apply(self, aggregate: Any) -> None:
         aggregate.evolve(self)
+
+
+class ChainedRecording:
+    """Mixin for the aggregates: record an event with its digest chained to `last_digest`."""
+
+    last_digest: str
+
+    def _record(self, event_class: type[ChainedEvent], **payload: Any) -> None:
+        at = datetime.now(UTC)
+        digest = chain_digest(self.last_digest, event_class.TOPIC, self.version + 1, at, payload)  # type: ignore[attr-defined]
+        self.trigger_event(event_class, timestamp=at, digest=digest, **payload)  # type: ignore[attr-defined]
+
+
+class SessionEvent(ChainedEvent):
+    """Base of every non-initial session event."""
 
 
 class SessionStarted(Aggregate.Created):

@@ -145,7 +145,7 @@ class EditProgress:
         )
 
 
-class Session(Aggregate):
+class Session(ev.ChainedRecording, Aggregate):
     """One learning session. Build with `Session.start(...)`; load from the store."""
 
     # ----------------------------------------------------------------------------------------
@@ -450,11 +450,6 @@ class Session(Aggregate):
 
     def _record_phase(self, phase: SessionStatus) -> None:
         self._record(ev.PhaseEntered, phase=phase.value, from_phase=self.status)
-
-    def _record(self, event_class: type[ev.SessionEvent], **payload: Any) -> None:
-        at = datetime.now(UTC)
-        digest = ev.chain_digest(self.last_digest, event_class.TOPIC, self.version + 1, at, payload)
-        self.trigger_event(event_class, timestamp=at, digest=digest, **payload)
 
     def _edit(self, edit_id: str) -> EditProgress:
         try:

@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import register_topic
 
-from distill_es.domain.events import chain_digest  # one digest rule for every aggregate
+from distill_es.domain.events import ChainedEvent, ChainedRecording, chain_digest  # one rule for all
 
-__all__ = ["chain_digest", "genesis_digest"]
+__all__ = ["ChainedRecording", "chain_digest", "genesis_digest"]
 
 
 def genesis_digest(run_id: str) -> str:
@@ -24,19 +24,8 @@ def genesis_digest(run_id: str) -> str:
     return hashlib.sha256(f"distill_es/training/{run_id}".encode()).hexdigest()
 
 
-class TrainingEvent(Aggregate.Event):
+class TrainingEvent(ChainedEvent):
     """Base of every non-initial training run event."""
-
-    TOPIC: ClassVar[str]
-    digest: str
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "TOPIC" in cls.__dict__:
-            register_topic(cls.TOPIC, cls)
-
-    def apply(self, aggregate: Any) -> None:
-        aggregate.evolve(self)
 
 
 class TrainingRequested(Aggregate.Created):

@@ -47,7 +47,7 @@ class Attempt:
     ended_at: datetime | None = None
 
 
-class TrainingRun(Aggregate):
+class TrainingRun(ev.ChainedRecording, Aggregate):
     """One training run for one approved `lora_finetune` edit. Build with `TrainingRun.request(...)`."""
 
     @classmethod
@@ -244,11 +244,6 @@ class TrainingRun(Aggregate):
                 f"training run {self.id}: attempt {attempt} is not the open attempt "
                 f"(open: {current.attempt if current and current.outcome is None else 'none'})"
             )
-
-    def _record(self, event_class: type[ev.TrainingEvent], **payload: Any) -> None:
-        at = datetime.now(UTC)
-        digest = ev.chain_digest(self.last_digest, event_class.TOPIC, self.version + 1, at, payload)
-        self.trigger_event(event_class, timestamp=at, digest=digest, **payload)
 
     # ----------------------------------------------------------------------------------------
     # evolve: assignments only
