@@ -27,12 +27,11 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import register_topic
 from pydantic import Field, ValidationError
-from transitions import Machine, MachineError
 
 from distill_es.domain import events as ev
+from distill_es.domain import rulebook
 from distill_es.domain.errors import (
     DistillError,
-    GuardRejected,
     IllegalTransition,
     SessionNotFound,
     WorkspaceConflict,
@@ -73,52 +72,34 @@ FACT_GUARDS: dict[str, list[str]] = {
     "record_session_started": ["nothing_in_flight"],
     "record_session_finished": ["session_in_flight"],
 }
-MACHINE = Machine(
-    model=None,
-    states=["running", "stopped"],
-    transitions=MOVES
-    + [
-        {"trigger": name, "source": sources, "dest": None, "conditions": FACT_GUARDS.get(name, [])}
-        for name, sources in FACTS.items()
-    ],
-    initial=None,
-    auto_transitions=False,
-    send_event=True,
-    name="Loop",
+MACHINE = rulebook.build_machine(
+    "Loop", ["running", "stopped"], rulebook.transition_table(MOVES, FACTS, FACT_GUARDS)
 )
 
 
-@dataclass
-class _Decision:
+class _Decision(rulebook.Decision):
     """Throw-away model the machine runs on: guards only read the loop."""
 
-    state: str
-    in_flight: str | None
-    data: dict[str, Any]
-    failed_guard: str = ""
+    def __init__(self, state: str, in_flight: str | None, data: dict[str, Any]) -> None:
+        super().__init__(state)
+        self.in_flight, self.data = in_flight, data
 
     def nothing_in_flight(self, _: Any) -> bool:
-        ok = self.in_flight is None
-        if not ok:
-            self.failed_guard = f"session {self.in_flight} was started and has not finished"
-        return ok
+        return self._check(
+            self.in_flight is None, f"session {self.in_flight} was started and has not finished"
+        )
 
     def session_in_flight(self, _: Any) -> bool:
-        ok = self.in_flight is not None and self.in_flight == self.data.get("session_id")
-        if not ok:
-            self.failed_guard = f"session {self.data.get('session_id')} is not the loop's session in flight"
-        return ok
+        session_id = self.data.get("session_id")
+        ok = self.in_flight is not None and self.in_flight == session_id
+        return self._check(ok, f"session {session_id} is not the loop's session in flight")
 
 
 def decide(state: str, in_flight: str | None, command: str, data: dict[str, Any], loop_id: str) -> None:
-    legal = sorted(MACHINE.get_triggers(state))
-    decision = _Decision(state=state, in_flight=in_flight, data=data)
     try:
-        moved = MACHINE.events[command].trigger(decision)
-    except MachineError:
-        raise _named(IllegalTransition(command, state, legal), loop_id) from None
-    if not moved:
-        raise _named(GuardRejected(command, state, legal, decision.failed_guard), loop_id)
+        rulebook.decide(MACHINE, _Decision(state, in_flight, data), command)
+    except IllegalTransition as exc:
+        raise _named(exc, loop_id) from None
 
 
 def _named(exc: IllegalTransition, loop_id: str) -> IllegalTransition:

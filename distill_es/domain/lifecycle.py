@@ -12,12 +12,9 @@ that change state without recording an event.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from transitions import Machine, MachineError
-
-from distill_es.domain.errors import GuardRejected, IllegalTransition, UnknownCommand
+from distill_es.domain import rulebook
 from distill_es.domain.vocabulary import SessionStatus as S
 
 STATES: list[str] = [s.value for s in S]
@@ -75,22 +72,8 @@ FACT_GUARDS: dict[str, list[str]] = {
     "roll_back_edit": ["rollback_is_requested"],
 }
 
-_TRANSITIONS: list[dict[str, Any]] = MOVES + [
-    {"trigger": name, "source": sources, "dest": None, "conditions": FACT_GUARDS.get(name, [])}
-    for name, sources in FACTS.items()
-]
-
-MACHINE = Machine(
-    model=None,
-    states=STATES,
-    transitions=_TRANSITIONS,
-    initial=None,
-    auto_transitions=False,  # no to_<state>() shortcuts around the table
-    send_event=True,
-    after_state_change="capture",
-    name="LearningSession",
-)
-
+_TRANSITIONS: list[dict[str, Any]] = rulebook.transition_table(MOVES, FACTS, FACT_GUARDS)
+MACHINE = rulebook.build_machine("LearningSession", STATES, _TRANSITIONS)
 COMMANDS: frozenset[str] = frozenset(MACHINE.events)
 
 
@@ -109,20 +92,12 @@ class SessionFacts(Protocol):
     def applied_unreverted_ids(self) -> list[str]: ...
 
 
-@dataclass
-class _Decision:
-    """Throw-away model the machine runs on. Guards only read; `capture` only notes the outcome."""
+class _Decision(rulebook.Decision):
+    """Reads the session for the guards; never changes it."""
 
-    state: str
-    session: SessionFacts
-    data: dict[str, Any]
-    outcome: tuple[str, str] | None = None
-    failed_guard: str = field(default="")
-
-    def _check(self, ok: bool, name: str) -> bool:
-        if not ok and not self.failed_guard:
-            self.failed_guard = name
-        return ok
+    def __init__(self, state: str, session: SessionFacts, data: dict[str, Any]) -> None:
+        super().__init__(state)
+        self.session, self.data = session, data
 
     def readiness_holds(self, _: Any) -> bool:
         return self._check(self.session.ready is True, "readiness has not been established")
@@ -158,37 +133,18 @@ class _Decision:
     def nothing_left_to_revert(self, _: Any) -> bool:
         return self._check(not self.session.applied_unreverted_ids(), "applied edits are not reverted yet")
 
-    def capture(self, event: Any) -> None:
-        source = event.transition.source
-        self.outcome = (source, event.transition.dest or source)
-
 
 def legal_commands(state: str) -> list[str]:
     """Commands that exist from `state` (their guards may still refuse)."""
-    return sorted(MACHINE.get_triggers(state))
+    return rulebook.legal_commands(MACHINE, state)
 
 
-def decide(session: SessionFacts, command: str, data: dict[str, Any] | None = None,
-           session_id: str = "") -> tuple[str, str]:  # fmt: skip
+def decide(
+    session: SessionFacts, command: str, data: dict[str, Any] | None = None, session_id: str = ""
+) -> tuple[str, str]:
     """Return (source, dest) for a legal command, dest == source for a fact. Raise otherwise."""
-    state = str(session.status)
-    event = MACHINE.events.get(command)
-    if event is None:
-        raise UnknownCommand(command, state, legal_commands(state), session_id)
-    decision = _Decision(state=state, session=session, data=data or {})
-    try:
-        moved = event.trigger(decision)
-    except MachineError:
-        raise IllegalTransition(command, state, legal_commands(state), session_id) from None
-    if not moved:
-        raise GuardRejected(
-            command,
-            state,
-            legal_commands(state),
-            decision.failed_guard or "guard refused",
-            session_id,
-        )
-    return decision.outcome or (state, state)
+    decision = _Decision(str(session.status), session, data or {})
+    return rulebook.decide(MACHINE, decision, command, session_id)
 
 
 def is_fact(command: str) -> bool:
@@ -197,15 +153,4 @@ def is_fact(command: str) -> bool:
 
 def mermaid() -> str:
     """The lifecycle as a Mermaid state diagram (moves only; facts do not change state)."""
-    lines = ["stateDiagram-v2", f"    [*] --> {S.INITIATED.value}"]
-    seen: set[tuple[str, str, str]] = set()
-    for move in MOVES:
-        sources = move["source"] if isinstance(move["source"], list) else [move["source"]]
-        for source in sources:
-            key = (source, move["dest"], move["trigger"])
-            if key not in seen:
-                seen.add(key)
-                lines.append(f"    {source} --> {move['dest']}: {move['trigger']}")
-    for state in sorted(TERMINAL):
-        lines.append(f"    {state} --> [*]")
-    return "\n".join(lines) + "\n"
+    return rulebook.mermaid(S.INITIATED.value, MOVES, TERMINAL)

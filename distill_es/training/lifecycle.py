@@ -13,12 +13,10 @@ train (it validated the spec and reported `dry_run`). It registers no checkpoint
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from transitions import Machine, MachineError
-
+from distill_es.domain import rulebook
 from distill_es.training.errors import IllegalRunTransition, RunGuardRejected, UnknownRunCommand
 
 
@@ -57,21 +55,8 @@ FACT_GUARDS: dict[str, list[str]] = {
     "decide_promotion": ["eval_attached", "promotion_not_decided"],
 }
 
-_TRANSITIONS: list[dict[str, Any]] = MOVES + [
-    {"trigger": name, "source": sources, "dest": None, "conditions": FACT_GUARDS.get(name, [])}
-    for name, sources in FACTS.items()
-]
-
-MACHINE = Machine(
-    model=None,
-    states=STATES,
-    transitions=_TRANSITIONS,
-    initial=None,
-    auto_transitions=False,  # no to_<state>() shortcuts around the table
-    send_event=True,
-    after_state_change="capture",
-    name="TrainingRun",
-)
+_TRANSITIONS: list[dict[str, Any]] = rulebook.transition_table(MOVES, FACTS, FACT_GUARDS)
+MACHINE = rulebook.build_machine("TrainingRun", STATES, _TRANSITIONS)
 
 COMMANDS: frozenset[str] = frozenset(MACHINE.events)
 
@@ -86,19 +71,12 @@ class RunFacts(Protocol):
     has_promotion: bool
 
 
-@dataclass
-class _Decision:
-    """Throw-away model the machine runs on. Guards only read; `capture` only notes the outcome."""
+class _Decision(rulebook.Decision):
+    """Reads the run for the guards; never changes it."""
 
-    state: str
-    run: RunFacts
-    outcome: tuple[str, str] | None = None
-    failed_guard: str = field(default="")
-
-    def _check(self, ok: bool, reason: str) -> bool:
-        if not ok and not self.failed_guard:
-            self.failed_guard = reason
-        return ok
+    def __init__(self, state: str, run: RunFacts) -> None:
+        super().__init__(state)
+        self.run = run
 
     def dataset_exported(self, _: Any) -> bool:
         return self._check(self.run.has_dataset, "the dataset has not been exported")
@@ -121,31 +99,23 @@ class _Decision:
     def promotion_not_decided(self, _: Any) -> bool:
         return self._check(not self.run.has_promotion, "promotion is already decided")
 
-    def capture(self, event: Any) -> None:
-        source = event.transition.source
-        self.outcome = (source, event.transition.dest or source)
-
 
 def legal_commands(state: str) -> list[str]:
     """Commands that exist from `state` (their guards may still refuse)."""
-    return sorted(MACHINE.get_triggers(state))
+    return rulebook.legal_commands(MACHINE, state)
 
 
 def decide(run: RunFacts, command: str, run_id: str = "") -> tuple[str, str]:
     """Return (source, dest) for a legal command, dest == source for a fact. Raise otherwise."""
-    state = str(run.state)
-    event = MACHINE.events.get(command)
-    if event is None:
-        raise UnknownRunCommand(command, state, legal_commands(state), run_id)
-    decision = _Decision(state=state, run=run)
-    try:
-        moved = event.trigger(decision)
-    except MachineError:
-        raise IllegalRunTransition(command, state, legal_commands(state), run_id) from None
-    if not moved:
-        reason = decision.failed_guard or "guard refused"
-        raise RunGuardRejected(command, state, legal_commands(state), reason, run_id)
-    return decision.outcome or (state, state)
+    return rulebook.decide(
+        MACHINE,
+        _Decision(str(run.state), run),
+        command,
+        run_id,
+        unknown=UnknownRunCommand,
+        illegal=IllegalRunTransition,
+        rejected=RunGuardRejected,
+    )
 
 
 def is_fact(command: str) -> bool:
@@ -154,15 +124,4 @@ def is_fact(command: str) -> bool:
 
 def mermaid() -> str:
     """The lifecycle as a Mermaid state diagram (moves only; facts do not change state)."""
-    lines = ["stateDiagram-v2", f"    [*] --> {RunState.PENDING.value}"]
-    seen: set[tuple[str, str, str]] = set()
-    for move in MOVES:
-        sources = move["source"] if isinstance(move["source"], list) else [move["source"]]
-        for source in sources:
-            key = (source, move["dest"], move["trigger"])
-            if key not in seen:
-                seen.add(key)
-                lines.append(f"    {source} --> {move['dest']}: {move['trigger']}")
-    for state in sorted(TERMINAL):
-        lines.append(f"    {state} --> [*]")
-    return "\n".join(lines) + "\n"
+    return rulebook.mermaid(RunState.PENDING.value, MOVES, TERMINAL)
