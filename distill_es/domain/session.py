@@ -7,11 +7,14 @@ it as an event. `evolve` folds one event into state and is all that replay runs.
 
 from __future__ import annotations
 
+import gc
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import singledispatchmethod
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate, Snapshot
@@ -794,14 +797,19 @@ class Session(ev.ChainedRecording, Aggregate):
         session.trigger = Trigger.model_validate(state["trigger"])
         session.autonomy_mode = AutonomyMode(state["autonomy_mode"])
         session.started_at, session.ended_at = _dt(state["started_at"]), _dt(state["ended_at"])
-        session.teacher_calls = {
-            c["call_key"]: TeacherCall(**{**c, "at": _dt(c["at"])}) for c in state["teacher_calls"]
-        }
+        calls = session.teacher_calls = {}
+        for data in state["teacher_calls"]:  # by the thousand in a long session: no per-call copies
+            data["at"] = _dt(data["at"])
+            calls[data["call_key"]] = _revive(TeacherCall, data)
+        make_result = ToolResult._make
         session.diagnose_turns = [
-            DiagnoseTurn(
-                t["call_key"],
-                session.teacher_calls[t["call_key"]].response,
-                {k: ToolResult(*r) for k, r in t["results"].items()},
+            _revive(
+                DiagnoseTurn,
+                {
+                    "call_key": t["call_key"],
+                    "response": calls[t["call_key"]].response,
+                    "results": {k: make_result(r) for k, r in t["results"].items()},
+                },
             )
             for t in state["diagnose_turns"]
         ]
@@ -828,6 +836,28 @@ class Session(ev.ChainedRecording, Aggregate):
             value = state[name]
             setattr(session, name, BenchmarkSnapshot.model_validate(value) if value else None)
         return session
+
+
+_T = TypeVar("_T")
+
+
+def _revive(cls: type[_T], fields: dict[str, Any]) -> _T:
+    """A plain dataclass instance from its own field values (snapshot data), without calling __init__:
+    the values were validated when their events were recorded, and this runs by the thousand."""
+    obj = cls.__new__(cls)
+    obj.__dict__.update(fields)
+    return obj
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _dt(value: Any) -> Any:
@@ -893,7 +923,11 @@ class SessionSnapshot(Snapshot):
         )
 
     def mutate(self, _: None) -> Session:
-        session = Session.from_snapshot_state(json.loads(self.state["session"]))
+        # Rebuilding a long session creates tens of thousands of acyclic objects; pausing the cyclic
+        # collector meanwhile spares the full-heap collections those allocations would trigger
+        # (reference counting still frees everything as usual).
+        with _cyclic_gc_paused():
+            session = Session.from_snapshot_state(json.loads(self.state["session"]))
         session._id = self.originator_id
         session._version = self.originator_version
         session._created_on = self.state["_created_on"]
