@@ -45,7 +45,7 @@ from distill_es.training.cli import build_training_app
 from distill_es.workspace.scaffold import is_workspace
 
 if TYPE_CHECKING:  # the engine pulls in the anthropic and openai SDKs: imported only when a command needs it
-    from distill_es.engine import Engine, StepObserver
+    from distill_es.engine import Engine
 
 TEACHER_METAVAR = "anthropic|cassette:PATH"
 DEMO_MARKER = "# distill_es demo settings"
@@ -250,20 +250,20 @@ def is_demo(home: Path) -> bool:
         return False
 
 
-def _open_demo(home: Path, store: str | None, teacher: Any, on_step: StepObserver | None) -> Engine:
+def _open_demo(home: Path, store: str | None, teacher: Any, progress: render.StepProgress | None) -> Engine:
     """The demo's engine (shipped cassette + DemoStudent), so demo follow-ups stay offline."""
     from distill_es.demo import world
     from distill_es.demo.run import CASSETTE, open_demo_engine
     from distill_es.engine import Engine
 
     if store is None:
-        return open_demo_engine(home, teacher=teacher, on_step=on_step)
+        return open_demo_engine(home, teacher=teacher, **observers(progress))
     # open_demo_engine takes no store URL; build the same ports with the chosen store.
     from distill_es.adapters.cassette import CassetteTeacher
 
     chosen = teacher if teacher is not None else CassetteTeacher(CASSETTE)
     return Engine.open(
-        home, teacher=chosen, student=world.DemoStudent(home), store_url=store, on_step=on_step
+        home, teacher=chosen, student=world.DemoStudent(home), store_url=store, **observers(progress)
     )
 
 
@@ -273,7 +273,7 @@ def build_engine(
     *,
     drives: bool = False,
     teacher: Any = None,
-    on_step: StepObserver | None = None,
+    progress: render.StepProgress | None = None,
     store: str | None = None,
 ) -> Engine:
     """The engine on `home` (and `store`, else the global --store). Commands that drive a session
@@ -283,8 +283,15 @@ def build_engine(
 
     store = store or _globals(ctx).store
     if drives and is_demo(home):
-        return _open_demo(home, store, teacher, on_step)
-    return Engine.open(home, teacher=teacher, store_url=store, on_step=on_step)
+        return _open_demo(home, store, teacher, progress)
+    return Engine.open(home, teacher=teacher, store_url=store, **observers(progress))
+
+
+def observers(progress: render.StepProgress | None) -> dict[str, Any]:
+    """The engine's observers for the live display: every step, and every task scored."""
+    if progress is None:
+        return {}
+    return {"on_step": progress, "on_scoring": progress.scoring}
 
 
 @contextmanager
@@ -519,7 +526,7 @@ def demo(
     out().print("teacher: recorded cassette shipped with distill_es (offline, no API key)")
     out().print(f"student: {world.DEMO_STUDENT_LABEL}")
     progress = render.StepProgress(err())
-    with open_engine(ctx, target, drives=True, on_step=progress) as engine:
+    with open_engine(ctx, target, drives=True, progress=progress) as engine:
         session_id = engine.start(OnDemandTrigger({"source": "distill-es demo"}))
         view = drive(engine, session_id, progress, target)
     out().print()
@@ -597,7 +604,7 @@ def run(
         teacher = f"cassette:{CASSETTE}"
     progress = render.StepProgress(err())
     with open_engine(ctx, path, drives=True, teacher=build_teacher(teacher, record_cassette),
-                     on_step=progress) as engine:  # fmt: skip
+                     progress=progress) as engine:  # fmt: skip
         session_id = engine.start(chosen_trigger, autonomy=autonomy)
         err().print(Text(f"session {session_id} started on {path}", style="dim"), soft_wrap=True)
         view = drive(engine, session_id, progress, path)
@@ -623,7 +630,7 @@ def resume(
     path = resolve_home(ctx, home)
     progress = render.StepProgress(err())
     chosen = build_teacher(teacher, None) if teacher else (None if is_demo(path) else _LazyAnthropic())
-    with open_engine(ctx, path, drives=True, teacher=chosen, on_step=progress) as engine:
+    with open_engine(ctx, path, drives=True, teacher=chosen, progress=progress) as engine:
         view = drive(engine, resolve_session(engine, session), progress, path)
     out().print(render.session_summary(view))
     session_exit(view, path)
@@ -759,7 +766,7 @@ def approve(
     """
     path = resolve_home(ctx, home)
     progress = render.StepProgress(err())
-    with open_engine(ctx, path, drives=True, on_step=progress) as engine:
+    with open_engine(ctx, path, drives=True, progress=progress) as engine:
         session_id = resolve_session(engine, session)
         with progress:
             view = engine.approve(session_id, edit, reviewer=by, note=note)
@@ -787,7 +794,7 @@ def reject(
     """
     path = resolve_home(ctx, home)
     progress = render.StepProgress(err())
-    with open_engine(ctx, path, drives=True, on_step=progress) as engine:
+    with open_engine(ctx, path, drives=True, progress=progress) as engine:
         session_id = resolve_session(engine, session)
         with progress:
             view = engine.reject(session_id, edit, reviewer=by, reason=reason)
@@ -810,7 +817,7 @@ def rollback(
     """
     path = resolve_home(ctx, home)
     progress = render.StepProgress(err())
-    with open_engine(ctx, path, drives=True, on_step=progress) as engine:
+    with open_engine(ctx, path, drives=True, progress=progress) as engine:
         session_id = resolve_session(engine, session)
         with progress:
             view = engine.rollback(session_id, requested_by=by)

@@ -21,6 +21,7 @@ from rich.text import Text
 if TYPE_CHECKING:  # types only: importing the engine's modules here would slow every command's start
     from distill_es.domain.next_step import Step
     from distill_es.domain.vocabulary import BenchmarkSnapshot, EditOutcome, LearningSession
+    from distill_es.engine import ScoringProgress
     from distill_es.ports import BenchmarkTask
     from distill_es.store.verify import SessionReport
 
@@ -345,6 +346,14 @@ def describe_step(view: LearningSession, step: Step) -> str:
     return " · ".join(parts)
 
 
+def describe_scoring(progress: ScoringProgress) -> str:
+    """`scoring tree 3f9c2a1b07 · 12/50 tasks scored · 8 reused`."""
+    return (
+        f"scoring tree {progress.tree_sha[:10]} · {progress.scored}/{progress.to_score} tasks scored"
+        f" · {progress.reused} reused"
+    )
+
+
 class StepProgress:
     """The live progress display fed by `Engine(on_step=...)`.
 
@@ -368,6 +377,14 @@ class StepProgress:
     ) -> None:
         if self._status is not None:
             self._status.stop()
+
+    def scoring(self, progress: ScoringProgress) -> None:
+        """Every task scored (from the scorer's threads; the engine serialises the calls)."""
+        line = describe_scoring(progress)
+        if self._status is not None:
+            self._status.update(line)
+        elif progress.scored == progress.to_score:  # logs: one line per tree, when it is done
+            self.console.print(Text(f"  {line}", style="dim"))
 
     def __call__(self, view: LearningSession, step: Step) -> None:
         line = describe_step(view, step)

@@ -39,7 +39,16 @@ from distill_es.phases.diagnose import diagnose_request
 from distill_es.phases.diagnose_tools import SelfRun, Toolbox, parse_diagnosis
 from distill_es.phases.gate import choose_gate_tasks, evaluate_gate, snapshot, stable_seed
 from distill_es.phases.plan import build_plan_request, freeze_plan
-from distill_es.ports import BenchmarkTask, Judge, Scorer, StudentRunner, TaskScore, TraceSource, Workspace
+from distill_es.ports import (
+    BenchmarkTask,
+    Judge,
+    Scorer,
+    StudentRunner,
+    TaskScore,
+    TraceSource,
+    Workspace,
+    accepts_keyword,
+)
 from distill_es.settings import Settings
 from distill_es.store.app import STATE_DIR, EventStore, default_store_url
 from distill_es.store.locks import exclusive
@@ -48,6 +57,25 @@ from distill_es.store.verify import SessionReport, verify_session, verify_store
 
 SELF_RUN_MAX_TOKENS = 2048
 StepObserver = Callable[[LearningSession, steps.Step], None]
+
+
+@dataclass(frozen=True)
+class ScoringProgress:
+    """One more task scored on a tree: `scored` of the `to_score` tasks sent to the student so far;
+    `reused` tasks of the `total` gate tasks already had a recorded score on this tree."""
+
+    session_id: str
+    tree_sha: str
+    scored: int
+    to_score: int
+    total: int
+
+    @property
+    def reused(self) -> int:
+        return self.total - self.to_score
+
+
+ScoringObserver = Callable[[ScoringProgress], None]
 
 
 class _LedgerJudge:
@@ -94,6 +122,7 @@ class Engine:
         index: SessionIndex,
         ports: _Ports,
         on_step: StepObserver | None = None,
+        on_scoring: ScoringObserver | None = None,
     ) -> None:
         self.home = home
         self.settings = settings
@@ -101,6 +130,7 @@ class Engine:
         self.index = index
         self._ports = ports
         self.on_step = on_step
+        self.on_scoring = on_scoring
 
     # ------------------------------------------------------------------------------------------
     # construction
@@ -118,6 +148,7 @@ class Engine:
         traces: TraceSource | None = None,
         workspace: Workspace | None = None,
         on_step: StepObserver | None = None,
+        on_scoring: ScoringObserver | None = None,
         create_tables: bool = True,
     ) -> Engine:
         """Open the engine on a workspace. `settings` is a `Settings` or section overrides
@@ -133,7 +164,15 @@ class Engine:
         suffix = "" if url == default_store_url(home) else "-" + hashlib.sha256(url.encode()).hexdigest()[:12]
         index = SessionIndex(state / f"views{suffix}.sqlite", store)
         ports = _Ports(teacher, student, judge, scorer, traces, workspace)
-        return cls(home, settings=resolved, store=store, index=index, ports=ports, on_step=on_step)
+        return cls(
+            home,
+            settings=resolved,
+            store=store,
+            index=index,
+            ports=ports,
+            on_step=on_step,
+            on_scoring=on_scoring,
+        )
 
     @property
     def state_dir(self) -> Path:
@@ -604,7 +643,7 @@ class Engine:
             )
             return
         tasks: list[BenchmarkTask] = [benchmark[t] for t in missing_ids]
-        scores = self.scorer.score(tasks)
+        scores = self._score(session, step.tree_sha, tasks)
         self._record_judge_calls(session)
         session.record_scores(
             tree_sha=step.tree_sha,
@@ -612,6 +651,21 @@ class Engine:
             student_model=session.student_model,
             scores=[s.model_dump(mode="json") for s in scores],
         )
+
+    def _score(self, session: Session, tree_sha: str, tasks: list[BenchmarkTask]) -> list[TaskScore]:
+        """Score `tasks`, telling `on_scoring` of each one as it is scored (from the scorer's threads)."""
+        observer = self.on_scoring
+        if observer is None or not accepts_keyword(self.scorer.score, "on_scored"):
+            return self.scorer.score(tasks)
+        total, lock, scored = len(session.gate_task_ids or []), threading.Lock(), 0
+
+        def tick(_index: int, _score: TaskScore) -> None:
+            nonlocal scored
+            with lock:  # one report at a time, counted in the order they are made
+                scored += 1
+                observer(ScoringProgress(str(session.id), tree_sha, scored, len(tasks), total))
+
+        return self.scorer.score(tasks, on_scored=tick)
 
     def _tree_scores(self, session: Session, tree_sha: str) -> dict[str, TaskScore]:
         return {

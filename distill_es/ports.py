@@ -6,7 +6,8 @@ may pass any object that fits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -108,8 +109,12 @@ class StudentRunner(Protocol):
 
     def run(self, task: BenchmarkTask) -> StudentResult: ...
 
-    def run_many(self, tasks: Sequence[BenchmarkTask]) -> list[StudentResult]:
-        """Results in the order of `tasks`, whatever order they completed in."""
+    def run_many(
+        self, tasks: Sequence[BenchmarkTask], on_result: ResultObserver | None = None
+    ) -> list[StudentResult]:
+        """Results in the order of `tasks`, whatever order they completed in. `on_result(i, result)` is
+        called as the answer to `tasks[i]` arrives, possibly from another thread. (Runners written
+        before `on_result` existed still fit: callers check `accepts_keyword` first.)"""
         ...
 
 
@@ -122,7 +127,24 @@ class Judge(Protocol):
 class Scorer(Protocol):
     """Scores benchmark tasks against the current workspace; results in the order of `tasks`."""
 
-    def score(self, tasks: Sequence[BenchmarkTask]) -> list[TaskScore]: ...
+    def score(
+        self, tasks: Sequence[BenchmarkTask], on_scored: ScoreObserver | None = None
+    ) -> list[TaskScore]:
+        """`on_scored(i, score)` as `tasks[i]` is scored, possibly from another thread."""
+        ...
+
+
+ResultObserver = Callable[[int, StudentResult], None]
+ScoreObserver = Callable[[int, TaskScore], None]
+
+
+def accepts_keyword(method: Callable[..., Any], name: str) -> bool:
+    """Whether `method` takes the keyword argument `name` (ports may be older than an optional hook)."""
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):  # builtins and C callables without a signature
+        return False
+    return name in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 @runtime_checkable

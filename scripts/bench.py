@@ -121,6 +121,7 @@ class Bench:
         self.figures: list[Figure] = []
         self.meta: dict[str, Any] = {}
         self.durability: dict[str, Any] = {}
+        self.only: list[str] = []  # run only the steps whose name contains one of these words
 
     def fig(self, item: str, key: str, label: str, value: Any, unit: str = "", **fields: Any) -> Figure:
         figure = Figure(item, key, label, value, unit, **fields)
@@ -823,7 +824,7 @@ class Bench:
     def run(self) -> None:
         steps: list[tuple[str, Callable[[], None]]] = [
             ("issue 6: gate scoring", self.gate_scoring),
-            ("issue 6: student calls, teacher tokens", self.model_spend),
+            ("issue 6: spend: student calls, teacher tokens", self.model_spend),
         ]
         for b in self.backends():
             steps += [
@@ -837,6 +838,8 @@ class Bench:
             ("issue 9 item 7: session RSS", self.session_rss),
         ]
         for name, step in steps:
+            if self.only and not any(word in name for word in self.only):
+                continue
             started = time.perf_counter()
             self.log(f"· {name} …")
             step()
@@ -1056,6 +1059,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("bench-results.json"), help="the JSON results file")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table as Markdown")
     parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="WORD",
+        help="run only the steps whose name contains WORD (repeatable: gate, spend, append, replay, "
+        "resume, 'end to end', RSS, catch-up)",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (its path is printed)"
     )
     args = parser.parse_args(argv)
@@ -1073,6 +1084,7 @@ def main(argv: list[str] | None = None) -> int:
         log(pg_note)
     tmp = Path(tempfile.mkdtemp(prefix="distill_es_bench_"))
     bench = Bench(sizes, postgres=postgres, tmp=tmp, log=log)
+    bench.only = args.only
     started = time.perf_counter()
     bench.meta.update(
         {

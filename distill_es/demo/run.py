@@ -12,26 +12,39 @@ from typing import Any
 from distill_es.adapters.cassette import CassetteTeacher
 from distill_es.demo import world
 from distill_es.domain.vocabulary import LearningSession
-from distill_es.engine import Engine, StepObserver
+from distill_es.engine import Engine, ScoringObserver, StepObserver
 from distill_es.triggers import OnDemandTrigger
 
 CASSETTE = Path(__file__).with_name("cassette.jsonl")
 
 
-def open_demo_engine(home: Path, *, teacher: Any = None, on_step: StepObserver | None = None) -> Engine:
+def open_demo_engine(
+    home: Path,
+    *,
+    teacher: Any = None,
+    on_step: StepObserver | None = None,
+    on_scoring: ScoringObserver | None = None,
+) -> Engine:
     """An engine on a demo workspace: the shipped cassette as teacher (unless given), the demo student."""
     return Engine.open(
         home,
         teacher=teacher if teacher is not None else CassetteTeacher(CASSETTE),
         student=world.DemoStudent(home),
         on_step=on_step,
+        on_scoring=on_scoring,
     )
 
 
-def run_demo(home: Path, *, teacher: Any = None, on_step: StepObserver | None = None) -> LearningSession:
+def run_demo(
+    home: Path,
+    *,
+    teacher: Any = None,
+    on_step: StepObserver | None = None,
+    on_scoring: ScoringObserver | None = None,
+) -> LearningSession:
     """Create the demo workspace in `home` and run one session on it."""
     world.create_demo_workspace(home)
-    engine = open_demo_engine(home, teacher=teacher, on_step=on_step)
+    engine = open_demo_engine(home, teacher=teacher, on_step=on_step, on_scoring=on_scoring)
     try:
         return engine.run_session(OnDemandTrigger({"source": "distill-es demo"}))
     finally:

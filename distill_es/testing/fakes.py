@@ -20,7 +20,7 @@ from typing import Any
 import anthropic
 from anthropic.types import Message
 
-from distill_es.ports import BenchmarkTask, JudgeVerdict, StudentResult
+from distill_es.ports import BenchmarkTask, JudgeVerdict, ResultObserver, StudentResult
 from distill_es.testing.servers import AnthropicScript, Json, ScriptedAnthropicServer
 
 # Keyword arguments of `messages.create` that the SDK sends as headers or options, not in the body.
@@ -189,8 +189,15 @@ class ScriptedStudent:
             return answer
         return StudentResult(task_id=task.task_id, output=answer, model=self.model)
 
-    def run_many(self, tasks: Sequence[BenchmarkTask]) -> list[StudentResult]:
-        return [self.run(task) for task in tasks]
+    def run_many(
+        self, tasks: Sequence[BenchmarkTask], on_result: ResultObserver | None = None
+    ) -> list[StudentResult]:
+        results = []
+        for index, task in enumerate(tasks):
+            results.append(self.run(task))
+            if on_result is not None:
+                on_result(index, results[-1])
+        return results
 
 
 JudgeScore = float | JudgeVerdict

@@ -169,3 +169,37 @@ def test_few_shot_file_must_be_json(student_home):
     )
     with pytest.raises(WorkspaceError, match="expected a list"):
         build_chat_request(student_home, TASK, StudentSettings())
+
+
+class _OddStudentServer(ScriptedStudentServer):
+    """Answers every chat completion with the given body, whatever was asked."""
+
+    def __init__(self, body: object) -> None:
+        self.body = body
+        super().__init__(lambda r: "")
+
+    def _chat(self, body):  # type: ignore[no-untyped-def]
+        return 200, self.body, {}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"choices": []}, "empty response"),
+        ({"id": "x"}, "malformed chat completion: KeyError('choices')"),
+        ({"choices": [{"index": 0}]}, "malformed chat completion: KeyError('message')"),
+        ({"choices": "nope"}, "malformed chat completion"),
+    ],
+)
+def test_a_malformed_completion_is_a_recorded_error_not_a_crash(student_home, body, expected):
+    with _OddStudentServer(body) as server:
+        result = OpenAIStudent(student_home, _settings(server)).run(TASK)
+    assert result.output == "" and result.task_id == "t1"
+    assert result.error is not None and result.error.startswith(expected)
+
+
+def test_usage_and_answer_are_read_from_the_completion(student_home):
+    body = {"choices": [{"message": {"content": "42"}}], "usage": {"total_tokens": 17}}
+    with _OddStudentServer(body) as server:
+        result = OpenAIStudent(student_home, _settings(server)).run(TASK)
+    assert (result.output, result.tokens_used, result.error) == ("42", 17, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -207,6 +208,8 @@ def test_run_on_a_demo_workspace_records_and_replays_a_cassette(tmp_path: Path) 
     assert result.exit_code == 0, result.output
     assert "awaiting_review" in result.stdout and "edit_003" in result.stdout
     assert "▸ diagnosing" in result.stderr and "CallTeacher" in result.stderr  # the progress display
+    # Per tree, once its tasks are scored (a log gets the last count; a terminal sees every one).
+    assert re.search(r"scoring tree [0-9a-f]{10} · 8/8 tasks scored · 0 reused", result.stderr)
     assert len(recorded.read_text().splitlines()) == 5
     assert cli_json("--home", first, "sessions")[0]["trigger"] == "user_flag"
 

@@ -214,3 +214,24 @@ def test_cassette_divergence_fails_with_a_clear_reason(tmp_path: Path):
     assert session.status == SessionStatus.FAILED
     assert "cassette" in session.error.lower()
     assert event_types(engine, session.id)[-1] == "SessionFailed"
+
+
+def test_the_scoring_observer_hears_every_task_scored_with_totals(scripted_world: World):
+    """`on_scoring` counts 1..n per tree as tasks are scored; what it reports matches the log."""
+    ticks: list = []
+    engine = scripted_world.engine(on_scoring=ticks.append)
+    try:
+        session = engine.run_session(OnDemandTrigger({"source": "test"}))
+        scored = [e for e in engine.store.domain_events(session.id) if type(e).__name__ == "TasksScored"]
+    finally:
+        engine.close()
+    assert ticks and all(t.session_id == session.id for t in ticks)
+    by_tree: dict[str, list] = {}
+    for tick in ticks:
+        by_tree.setdefault(tick.tree_sha, []).append(tick)
+    assert set(by_tree) == {e.tree_sha for e in scored}
+    for event in scored:
+        tree_ticks = by_tree[event.tree_sha]
+        assert [t.scored for t in tree_ticks] == list(range(1, len(event.scores) + 1))
+        assert {(t.to_score, t.total) for t in tree_ticks} == {(len(event.scores), 8)}
+    assert sum(len(e.scores) for e in scored) == session.student_calls_made == len(ticks)

@@ -1,0 +1,33 @@
+"""The live progress display: every task scored moves the line on a terminal; logs stay short."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from distill_es.cli_render import StepProgress
+from distill_es.engine import ScoringProgress
+
+
+def ticks(to_score: int, total: int) -> list[ScoringProgress]:
+    return [ScoringProgress("s1", "ab" * 20, n, to_score, total) for n in range(1, to_score + 1)]
+
+
+def test_a_terminal_sees_every_task_scored() -> None:
+    console = Console(file=io.StringIO(), force_terminal=True)
+    shown: list[str] = []
+    with StepProgress(console) as progress:
+        assert progress._status is not None
+        for tick in ticks(3, 5):
+            progress.scoring(tick)
+            shown.append(str(progress._status.status))
+    assert shown == [f"scoring tree ababababab · {n}/3 tasks scored · 2 reused" for n in (1, 2, 3)]
+
+
+def test_a_log_gets_one_line_per_tree_when_it_is_scored() -> None:
+    out = io.StringIO()
+    with StepProgress(Console(file=out, force_terminal=False, width=200)) as progress:
+        for tick in ticks(4, 4):
+            progress.scoring(tick)
+    assert out.getvalue().splitlines() == ["  scoring tree ababababab · 4/4 tasks scored · 0 reused"]
