@@ -381,10 +381,9 @@ class Engine:
     def _running(self, session_id: str) -> Iterator[None]:
         """One process per session, and one running session per workspace (their edits and gate
         readings would interleave otherwise)."""
-        with (
-            exclusive(self.store.url, self.state_dir, f"session:{session_id}", f"session {session_id}"),
-            exclusive(self.store.url, self.state_dir, f"workspace:{self.home}", f"the workspace {self.home}"),
-        ):
+        session_lock = (f"session:{session_id}", f"session {session_id}")
+        workspace_lock = (f"workspace:{self.home}", f"the workspace {self.home}")
+        with exclusive(self.store.url, self.state_dir, *session_lock, workspace_lock):
             yield
 
     def _perform(self, session: Session, step: steps.Step) -> None:

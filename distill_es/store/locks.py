@@ -12,7 +12,7 @@ import fcntl
 import hashlib
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +26,20 @@ def lock_key(name: str) -> int:
 
 
 @contextmanager
-def exclusive(store_url: str, state_dir: Path, name: str, what: str) -> Iterator[None]:
-    """Hold the lock called `name` for the duration, or raise SessionBusy naming `what`."""
+def exclusive(
+    store_url: str, state_dir: Path, name: str, what: str, *more: tuple[str, str]
+) -> Iterator[None]:
+    """Hold the lock called `name` (and each further `(name, what)` in `more`, taken in order) for the
+    duration, or raise SessionBusy naming the `what` that is taken. On PostgreSQL all of them ride on
+    one connection: one connect per run, not one per lock."""
+    wanted = [(name, what), *more]
     if is_postgres(store_url):
-        with _pg_lock(store_url, name, what):
+        with _pg_locks(store_url, wanted):
             yield
     else:
-        with _file_lock(Path(state_dir) / "locks", name, what):
+        with ExitStack() as held:
+            for lock_name, lock_what in wanted:
+                held.enter_context(_file_lock(Path(state_dir) / "locks", lock_name, lock_what))
             yield
 
 
@@ -70,13 +77,16 @@ def _pg_connect(store_url: str) -> Any:
 
 
 @contextmanager
-def _pg_lock(store_url: str, name: str, what: str) -> Iterator[None]:
-    key = lock_key(name)
+def _pg_locks(store_url: str, wanted: list[tuple[str, str]]) -> Iterator[None]:
     with _pg_connect(store_url) as conn:
-        acquired = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
-        if not acquired:
-            raise SessionBusy(f"{what} is in use by another worker; try again when it is done")
+        held: list[int] = []
         try:
+            for name, what in wanted:
+                key = lock_key(name)
+                if not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+                    raise SessionBusy(f"{what} is in use by another worker; try again when it is done")
+                held.append(key)
             yield
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            for key in reversed(held):
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
