@@ -186,9 +186,8 @@ def _budget_left(s: Session) -> float:
 
 
 def _diagnose_step(s: Session) -> Step:
-    turns = s.diagnose_turns
-    if turns:
-        last = turns[-1]
+    last = s.last_turn
+    if last is not None:
         for use in last.tool_uses():
             if use.get("id") in last.results:
                 continue
@@ -196,7 +195,8 @@ def _diagnose_step(s: Session) -> Step:
                 return SubmitDiagnosis(last.call_key, use["id"], use.get("input"))
             return RunTool(last.call_key, use["id"], str(use.get("name")), use.get("input"))
     max_turns = int(s.settings["session"]["max_turns"])
-    if len(turns) >= max_turns:
+    turns = s.turn_count
+    if turns >= max_turns:
         return Fail(
             f"the teacher used all {max_turns} turns without submitting a diagnosis", "turns_exhausted"
         )
@@ -206,7 +206,7 @@ def _diagnose_step(s: Session) -> Step:
             f"(${s.teacher_cost_usd:.4f}) and no diagnosis was submitted",
             "budget_exhausted",
         )
-    return CallTeacher(f"diagnose/{len(turns) + 1}", "diagnose")
+    return CallTeacher(f"diagnose/{turns + 1}", "diagnose")
 
 
 def _plan_step(s: Session) -> Step:
@@ -214,7 +214,7 @@ def _plan_step(s: Session) -> Step:
         return Fail(
             "diagnosis produced no actionable clusters (none has any measured evidence)", "no_clusters"
         )
-    if "plan" not in s.teacher_calls:
+    if not s.has_teacher_call("plan"):
         if _budget_left(s) <= 0:
             return Fail(
                 f"the teacher budget of ${s.settings['session']['max_cost_usd']:.2f} is spent "

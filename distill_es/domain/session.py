@@ -234,7 +234,7 @@ class Session(ev.ChainedRecording, Aggregate):
         cost_usd: float,
     ) -> None:
         self._decide("record_teacher_call")
-        if call_key in self.teacher_calls:
+        if self.has_teacher_call(call_key):
             raise DistillError(f"teacher call {call_key!r} is already recorded for session {self.id}")
         self._record(
             ev.TeacherCallCompleted,
@@ -477,10 +477,47 @@ class Session(ev.ChainedRecording, Aggregate):
             )
         return progress
 
+    # ----------------------------------------------------------------------------------------
+    # teacher calls and diagnose turns
+    @property
+    def teacher_calls(self) -> dict[str, TeacherCall]:
+        """Every recorded teacher call by call key, in the order they were recorded."""
+        if self._archive is not None:
+            self._unarchive()
+        return self._calls
+
+    @property
+    def diagnose_turns(self) -> list[DiagnoseTurn]:
+        if self._archive is not None:
+            self._unarchive()
+        return self._turns
+
+    @property
+    def turn_count(self) -> int:
+        return len(self._turns) + (len(self._archive.keys) if self._archive is not None else 0)
+
+    @property
+    def last_turn(self) -> DiagnoseTurn | None:
+        if self._turns:  # a snapshot keeps its last turn decoded: it may still get tool results
+            return self._turns[-1]
+        return self.diagnose_turns[-1] if self.turn_count else None
+
+    def has_teacher_call(self, call_key: str) -> bool:
+        return call_key in self._calls or (self._archive is not None and call_key in self._archive.keys)
+
+    def _unarchive(self) -> None:
+        archive, self._archive = self._archive, None
+        assert archive is not None
+        calls, turns = archive.decode()
+        merged = {key: calls[key] if key in calls else self._calls[key] for key in archive.order}
+        merged.update((key, call) for key, call in self._calls.items() if key not in merged)
+        self._calls, self._turns = merged, turns + self._turns
+
     def _turn(self, call_key: str) -> DiagnoseTurn:
-        # Tool results answer the latest turn: check it first, so long sessions replay in linear time.
-        if self.diagnose_turns and self.diagnose_turns[-1].call_key == call_key:
-            return self.diagnose_turns[-1]
+        # Tool results answer the latest turn: check it first, so long sessions replay in linear time
+        # (and a snapshot's archived turns stay undecoded).
+        if self._turns and self._turns[-1].call_key == call_key:
+            return self._turns[-1]
         for turn in self.diagnose_turns:
             if turn.call_key == call_key:
                 return turn
@@ -516,9 +553,12 @@ class Session(ev.ChainedRecording, Aggregate):
         self.git_post: str | None = None
         self.current_head: str | None = None
         self.current_tree: str | None = None
-        self.teacher_calls: dict[str, TeacherCall] = {}
+        # Teacher calls and diagnose turns: read through `teacher_calls` / `diagnose_turns`. A session
+        # loaded from a snapshot keeps its finished turns undecoded in `_archive` until they are read.
+        self._calls: dict[str, TeacherCall] = {}
+        self._turns: list[DiagnoseTurn] = []
+        self._archive: _TurnArchive | None = None
         self.teacher_cost_usd = 0.0
-        self.diagnose_turns: list[DiagnoseTurn] = []
         self.diagnosis_markdown: str | None = None
         self.clusters: list[FailureCluster] = []
         self.plan: LearningPlan | None = None
@@ -550,12 +590,12 @@ class Session(ev.ChainedRecording, Aggregate):
 
     @evolve.register
     def _(self, e: ev.TeacherCallCompleted) -> None:
-        self.teacher_calls[e.call_key] = TeacherCall(
+        self._calls[e.call_key] = TeacherCall(
             e.call_key, e.purpose, e.model, e.request_digest, e.response, e.usage, e.cost_usd, e.timestamp
         )
         self.teacher_cost_usd += e.cost_usd
         if e.purpose == "diagnose":
-            self.diagnose_turns.append(DiagnoseTurn(e.call_key, e.response))
+            self._turns.append(DiagnoseTurn(e.call_key, e.response))
         self._after(e)
 
     @evolve.register
@@ -790,29 +830,37 @@ class Session(ev.ChainedRecording, Aggregate):
         }
 
     @classmethod
-    def from_snapshot_state(cls, state: dict[str, Any]) -> Session:
+    def from_snapshot_state(cls, state: dict[str, Any], archive: str | None = None) -> Session:
+        """The session from `snapshot_state()`, or from a snapshot's split form: finished diagnose
+        turns in `archive` (JSON text, decoded on first read), their calls named by key only."""
         session = cls.__new__(cls)
         for name in _PLAIN_STATE:
             setattr(session, name, state[name])
         session.trigger = Trigger.model_validate(state["trigger"])
         session.autonomy_mode = AutonomyMode(state["autonomy_mode"])
         session.started_at, session.ended_at = _dt(state["started_at"]), _dt(state["ended_at"])
-        calls = session.teacher_calls = {}
+        order, archived = [], set()
+        calls = session._calls = {}
         for data in state["teacher_calls"]:  # by the thousand in a long session: no per-call copies
+            if isinstance(data, str):  # a finished diagnose turn's call, kept in the archive
+                order.append(data)
+                archived.add(data)
+                continue
+            order.append(data["call_key"])
             data["at"] = _dt(data["at"])
             calls[data["call_key"]] = _revive(TeacherCall, data)
-        make_result = ToolResult._make
-        session.diagnose_turns = [
+        session._turns = [
             _revive(
                 DiagnoseTurn,
                 {
                     "call_key": t["call_key"],
                     "response": calls[t["call_key"]].response,
-                    "results": {k: make_result(r) for k, r in t["results"].items()},
+                    "results": _results(t["results"]),
                 },
             )
             for t in state["diagnose_turns"]
         ]
+        session._archive = _TurnArchive(archive, order, archived) if archive else None
         session.clusters = [FailureCluster.model_validate(c) for c in state["clusters"]]
         session.plan = LearningPlan.model_validate(state["plan"]) if state["plan"] else None
         session.edits = {}
@@ -839,6 +887,55 @@ class Session(ev.ChainedRecording, Aggregate):
 
 
 _T = TypeVar("_T")
+
+
+class _TurnArchive:
+    """A snapshot's finished diagnose turns, as the JSON text they were stored in. Loading a long
+    session (`show`, `approve`, a resume that is about to score) never needs them; the next diagnose
+    request or an audit does, and decodes them then, once."""
+
+    def __init__(self, text: str, order: list[str], keys: set[str]) -> None:
+        self.text, self.order, self.keys = text, order, keys  # order: every call key, as recorded
+
+    def decode(self) -> tuple[dict[str, TeacherCall], list[DiagnoseTurn]]:
+        with _cyclic_gc_paused():
+            data = json.loads(self.text)
+            calls = {}
+            for call in data["calls"]:
+                call["at"] = _dt(call["at"])
+                calls[call["call_key"]] = _revive(TeacherCall, call)
+            turns = [
+                _revive(
+                    DiagnoseTurn,
+                    {
+                        "call_key": t["call_key"],
+                        "response": calls[t["call_key"]].response,
+                        "results": _results(t["results"]),
+                    },
+                )
+                for t in data["turns"]
+            ]
+        if set(calls) != self.keys:
+            raise DistillError("a session snapshot's turn archive does not hold the turns it names")
+        return calls, turns
+
+
+def _split_archive(state: dict[str, Any]) -> dict[str, Any] | None:
+    """Move every diagnose turn but the last (which may still get tool results) and its teacher call
+    out of `state` into an archive; `state["teacher_calls"]` keeps their keys, in order, in their place."""
+    finished = state["diagnose_turns"][:-1]
+    if not finished:
+        return None
+    keys = {t["call_key"] for t in finished}
+    by_key = {c["call_key"]: c for c in state["teacher_calls"] if c["call_key"] in keys}
+    state["teacher_calls"] = [c["call_key"] if c["call_key"] in keys else c for c in state["teacher_calls"]]
+    state["diagnose_turns"] = state["diagnose_turns"][-1:]
+    return {"calls": [by_key[t["call_key"]] for t in finished], "turns": finished}
+
+
+def _results(data: dict[str, list[Any]]) -> dict[str, ToolResult]:
+    make = ToolResult._make
+    return {use_id: make(result) for use_id, result in data.items()}
 
 
 def _revive(cls: type[_T], fields: dict[str, Any]) -> _T:
@@ -908,11 +1005,13 @@ class SessionSnapshot(Snapshot):
     def take(cls, aggregate: Any) -> SessionSnapshot:
         # One JSON document, so loading is a single C-level json.loads rather than the store's
         # per-object decoding hooks over thousands of nested dicts.
-        document = json.dumps(aggregate.snapshot_state(), default=_json_default, separators=(",", ":"))
+        full = aggregate.snapshot_state()
+        archive = _split_archive(full)
         state = {
             "_created_on": aggregate.created_on,
             "_modified_on": aggregate.modified_on,
-            "session": document,
+            "session": json.dumps(full, default=_json_default, separators=(",", ":")),
+            "archive": json.dumps(archive, default=_json_default, separators=(",", ":")) if archive else None,
         }
         return cls(
             originator_id=aggregate.id,
@@ -927,7 +1026,9 @@ class SessionSnapshot(Snapshot):
         # collector meanwhile spares the full-heap collections those allocations would trigger
         # (reference counting still frees everything as usual).
         with _cyclic_gc_paused():
-            session = Session.from_snapshot_state(json.loads(self.state["session"]))
+            session = Session.from_snapshot_state(
+                json.loads(self.state["session"]), archive=self.state.get("archive")
+            )
         session._id = self.originator_id
         session._version = self.originator_version
         session._created_on = self.state["_created_on"]

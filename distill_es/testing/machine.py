@@ -171,7 +171,9 @@ TERMINAL_PROBES: dict[str, dict[str, Any]] = {
 
 
 def session_state(session: Session) -> dict[str, Any]:
-    """Everything a session holds except its unsaved events: what replay must reproduce exactly."""
+    """Everything a session holds except its unsaved events: what replay must reproduce exactly.
+    A snapshot's archived turns are decoded first: when they are decoded is not state."""
+    session.diagnose_turns  # noqa: B018 - the property decodes the archive
     return {k: v for k, v in vars(session).items() if k != "_pending_events"}
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from distill_es.demo.run import open_demo_engine, run_demo
+from distill_es.domain.errors import DistillError
 from distill_es.domain.next_step import next_step
 from distill_es.domain.session import Session, SessionSnapshot
 from distill_es.domain.vocabulary import Trigger
@@ -88,3 +92,105 @@ def test_verify_reports_a_snapshot_that_disagrees_with_the_events(tmp_path: Path
     report = verify_session(store, None, session.id)
     assert not report.ok
     assert [d.kind for d in report.damage] == ["snapshot"]
+
+
+def many_turns(store: EventStore, turns: int, *, self_runs: bool = True) -> Session:
+    """A diagnosing session of `turns` answered turns, with a self-run teacher call between some."""
+    session = Session.start(
+        trigger=Trigger(kind="on_demand"),
+        autonomy_mode="tiered",
+        settings={"session": {"max_turns": 10 * turns, "max_cost_usd": 100.0}},
+        workspace=str(store.url),
+    )
+    session.check_readiness(trace_count=30, min_traces=20, git_head="a" * 40, git_tree="b" * 40)
+    session.begin_diagnosis()
+    for n in range(1, turns + 1):
+        use = {"type": "tool_use", "id": f"u{n}", "name": "list_traces", "input": {"n": n}}
+        session.record_teacher_call(
+            call_key=f"diagnose/{n}",
+            purpose="diagnose",
+            model="m",
+            request_digest=f"{n:064x}",
+            response={"content": [use]},
+            usage={"input_tokens": n},
+            cost_usd=0.001,
+        )
+        if self_runs and n % 3 == 0:
+            session.record_teacher_call(
+                call_key=f"self_run/u{n}",
+                purpose="self_run",
+                model="m",
+                request_digest=f"{n:064x}",
+                response={"content": [{"type": "text", "text": str(n)}]},
+                usage={},
+                cost_usd=0.0,
+            )
+        session.record_tool_result(
+            call_key=f"diagnose/{n}", tool_use_id=f"u{n}", tool="list_traces", content=str(n), is_error=False
+        )
+        store.save(session)
+    return session
+
+
+def test_a_loaded_snapshot_keeps_finished_turns_undecoded_until_they_are_read(tmp_path: Path) -> None:
+    store = EventStore(f"sqlite:///{tmp_path}/events.sqlite")
+    session = many_turns(store, 60)
+    loaded = store.load(session.id)
+    assert loaded._archive is not None and len(loaded._turns) < 60  # loaded from a snapshot
+    # What loading, replaying the events after the snapshot and choosing the next step read ...
+    step = next_step(loaded)
+    assert step == next_step(session) and step.call_key == "diagnose/61"
+    assert loaded.turn_count == 60 and loaded.has_teacher_call("diagnose/1")
+    assert loaded.has_teacher_call("self_run/u3") and not loaded.has_teacher_call("diagnose/61")
+    assert loaded.view() == session.view()
+    assert loaded._archive is not None  # ... never needed the archive
+    # Reading the turns decodes it once, in the recorded order, calls interleaved as they were.
+    assert list(loaded.teacher_calls) == list(session.teacher_calls)
+    assert loaded._archive is None
+    assert loaded.diagnose_turns == session.diagnose_turns
+    assert loaded.snapshot_state() == store.replay(session.id).snapshot_state()
+
+
+def test_a_session_with_an_archive_records_on_and_snapshots_again(tmp_path: Path) -> None:
+    store = EventStore(f"sqlite:///{tmp_path}/events.sqlite")
+    session = many_turns(store, 45)
+    loaded = store.load(session.id)
+    assert loaded._archive is not None
+    with pytest.raises(DistillError, match="already recorded"):
+        loaded.record_teacher_call(
+            call_key="diagnose/5",  # archived: still known
+            purpose="diagnose",
+            model="m",
+            request_digest="d",
+            response={"content": []},
+            usage={},
+            cost_usd=0.0,
+        )
+    for _ in range(3):  # more turns on the loaded copy, then another snapshot taken from it
+        loaded.record_teacher_call(
+            call_key=f"diagnose/{loaded.turn_count + 1}",
+            purpose="diagnose",
+            model="m",
+            request_digest="d",
+            response={"content": []},
+            usage={},
+            cost_usd=0.0,
+        )
+    store.save(loaded)
+    store.take_snapshot(loaded.id)
+    again = store.load(loaded.id)
+    assert again.version == loaded.version and again.turn_count == 48
+    assert again.snapshot_state() == store.replay(loaded.id).snapshot_state() == loaded.snapshot_state()
+    assert verify_session(store, None, loaded.id).ok
+
+
+def test_a_tampered_archive_is_refused_when_read(tmp_path: Path) -> None:
+    store = EventStore(f"sqlite:///{tmp_path}/events.sqlite")
+    session = many_turns(store, 30, self_runs=False)
+    snapshot = SessionSnapshot.take(session)
+    archive = json.loads(snapshot.state["archive"])
+    archive["calls"].pop()  # the archive no longer holds a turn the snapshot names
+    archive["turns"].pop()
+    rebuilt = Session.from_snapshot_state(json.loads(snapshot.state["session"]), json.dumps(archive))
+    with pytest.raises(DistillError, match="turn archive"):
+        rebuilt.diagnose_turns  # noqa: B018
