@@ -488,8 +488,7 @@ class Bench:
     def replay(self, backend: str) -> None:
         s = self.sizes
         with self.store_url(backend, "replay") as url:
-            writer = EventStore(url)
-            writer.app.snapshotting_intervals = {}  # fixtures without automatic snapshots (measured below)
+            writer = EventStore(url, snapshot_every=None)  # fixtures without snapshots (placed below)
             app = raw_app(url)
             try:
                 for label, total in (("1k", s.replay_small), ("10k", s.replay_large)):
@@ -712,8 +711,7 @@ class Bench:
         s = self.sizes
         home = create_workspace(self.tmp / "verify_ws")
         url = store_app.default_store_url(home)
-        writer = EventStore(url)
-        writer.app.snapshotting_intervals = {}
+        writer = EventStore(url, snapshot_every=None)
         started = time.perf_counter()
         fill(writer, str(home), s.verify_sessions, s.events_per_session)
         self.meta["verify_store_build_s"] = round(time.perf_counter() - started, 1)
@@ -760,8 +758,7 @@ class Bench:
         )
 
         # catch-up: the same store grown to `catchup_events`; a fresh index file per repetition
-        writer = EventStore(url)
-        writer.app.snapshotting_intervals = {}
+        writer = EventStore(url, snapshot_every=None)
         fill(writer, str(home), max(0, s.catchup_events // s.events_per_session - s.verify_sessions), 50)
         self._catch_up("sqlite", writer)
         if self.postgres:

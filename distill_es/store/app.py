@@ -8,7 +8,7 @@ never orphans stored events.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,14 @@ def is_postgres(url: str) -> bool:
 SNAPSHOT_INTERVAL = 100  # sessions are tens of events; long ones load from a snapshot + a few events
 
 
+def _fold(session: Any, events: Iterable[Any]) -> Any:
+    """The library's projector, minus its per-event `isinstance` against a runtime Protocol (an
+    assert that costs more than folding the event itself): our events are our own classes."""
+    for event in events:
+        session = event.mutate(session)
+    return session
+
+
 class SessionApplication(Application):
     name = APP_NAME
     # Snapshots are taken by EventStore.save from the session in hand: the library's interval
@@ -80,8 +88,13 @@ class SessionApplication(Application):
 class EventStore:
     """Sessions in, sessions out; everything else about storage stays in here."""
 
-    def __init__(self, url: str, *, create_tables: bool = True) -> None:
+    def __init__(
+        self, url: str, *, create_tables: bool = True, snapshot_every: int | None = SNAPSHOT_INTERVAL
+    ) -> None:
+        """`snapshot_every`: a save that crosses a multiple of it snapshots the session; None never
+        does (loads then fold every event; `take_snapshot` still works)."""
         self.url = url
+        self.snapshot_every = snapshot_every
         # The Application must live as long as the store: dropping it closes its connection pool.
         self.app = SessionApplication(env=store_env(url, create_tables=create_tables))
 
@@ -97,7 +110,8 @@ class EventStore:
                 f"(tried to append from version {first}); "
                 "nothing of this write was stored — reload and decide again"
             ) from None
-        if session.version // SNAPSHOT_INTERVAL > (first - 1) // SNAPSHOT_INTERVAL:
+        every = self.snapshot_every
+        if every and session.version // every > (first - 1) // every:
             self._snapshot(session)  # this save crossed a multiple of the interval
         return recordings[-1].notification.id if recordings else 0
 
@@ -117,7 +131,7 @@ class EventStore:
     def load(self, session_id: str | UUID, version: int | None = None) -> Session:
         sid = parse_session_id(session_id)
         try:
-            return self.app.repository.get(sid, version=version)
+            return self.app.repository.get(sid, version=version, projector_func=_fold)
         except AggregateNotFoundError:
             raise SessionNotFound(f"no session {session_id} in store {self.url}") from None
 

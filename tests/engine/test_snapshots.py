@@ -194,3 +194,12 @@ def test_a_tampered_archive_is_refused_when_read(tmp_path: Path) -> None:
     rebuilt = Session.from_snapshot_state(json.loads(snapshot.state["session"]), json.dumps(archive))
     with pytest.raises(DistillError, match="turn archive"):
         rebuilt.diagnose_turns  # noqa: B018
+
+
+def test_a_store_without_periodic_snapshots_folds_every_event(tmp_path: Path) -> None:
+    store = EventStore(f"sqlite:///{tmp_path}/events.sqlite", snapshot_every=None)
+    session = long_session(store, 2 * SNAPSHOT_INTERVAL + 5)
+    assert list(store.app.snapshots.get(session.id)) == []
+    assert store.load(session.id).snapshot_state() == session.snapshot_state()
+    store.take_snapshot(session.id)  # by hand, still
+    assert [s.originator_version for s in store.app.snapshots.get(session.id)] == [session.version]
