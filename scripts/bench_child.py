@@ -71,6 +71,13 @@ def resume_api(args: argparse.Namespace) -> None:
 
     from distill_es.engine import Engine
 
+    # The store's driver, as a process that has served before holds it (the engine imports it lazily).
+    if args.store and args.store.startswith("postgres"):
+        import eventsourcing.postgres
+        import psycopg  # noqa: F401
+    else:
+        import eventsourcing.sqlite  # noqa: F401
+
     # Wall-clock time (shared with the parent) once the imports are done: the rest is the engine's work.
     print(json.dumps({"imports_done": time.time()}), flush=True)
     engine = Engine.open(args.home, store_url=args.store)

@@ -46,6 +46,7 @@ EXPECTED = {
     "sqlite.resume.api_ms",
     "sqlite.resume.sdk_import_ms",
     "sqlite.resume.after_imports_ms",
+    "sqlite.resume.warm_ms",
     # item 4: projection catch-up
     "sqlite.catchup.events_per_s",
     # item 5: a scripted session end to end
@@ -68,7 +69,7 @@ WITH_TARGET = {
     "sqlite.replay.10k.snapshot_ms",
     "sqlite.resume.cli_ms",
     "sqlite.resume.api_ms",
-    "sqlite.resume.after_imports_ms",
+    "sqlite.resume.warm_ms",
     "sqlite.catchup.events_per_s",
     "sqlite.rss.verify_mb",
     "sqlite.rss.session_mb",

@@ -6,8 +6,10 @@ JSON — never Python's `hash()`, which is salted per process (reference defect 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -23,10 +25,22 @@ USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "c
 
 def default_teacher(max_retries: int = 2) -> anthropic.Anthropic:
     """The real client. The SDK reads ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL itself and retries
-    connection errors, 408/409/429 and 5xx (529 overloaded included) with backoff."""
+    connection errors, 408/409/429 and 5xx (529 overloaded included) with backoff.
+
+    One client per process and environment: a worker opens an engine per session, and building a
+    client (its TLS context) costs more than resuming the session; the client is thread-safe."""
+    env = tuple(os.environ.get(name) for name in _CLIENT_ENV)
+    return _client(env, max_retries)
+
+
+_CLIENT_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL")
+
+
+@functools.lru_cache(maxsize=8)
+def _client(_env: tuple[str | None, ...], max_retries: int) -> anthropic.Anthropic:
     import anthropic  # here, not at module level: the digest helpers stay cheap to import
 
-    return anthropic.Anthropic(max_retries=max_retries)
+    return anthropic.Anthropic(max_retries=max_retries)  # reads the environment `_env` was taken from
 
 
 def _is_sentinel(value: Any) -> bool:

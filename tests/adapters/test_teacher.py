@@ -188,3 +188,15 @@ def test_default_teacher_reads_the_environment(monkeypatch):
     assert isinstance(client, anthropic.Anthropic)
     assert client.max_retries == 5
     assert str(client.base_url).startswith("http://127.0.0.1:9")
+
+
+def test_default_teacher_is_built_once_per_environment(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-one")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+    first = default_teacher()
+    assert default_teacher() is first  # a worker's next session reuses the client
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-two")
+    other = default_teacher()
+    assert other is not first and other.api_key == "sk-two"
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:10")
+    assert str(default_teacher().base_url).startswith("http://127.0.0.1:10")
