@@ -153,6 +153,23 @@ CREATE TABLE IF NOT EXISTS tracking (name TEXT PRIMARY KEY, position INTEGER NOT
 """
 _TRACKING_NAME = "session_index"
 SESSION_TOPICS = frozenset(cls.TOPIC for cls in ev.EVENT_TYPES)
+# Events that change an index row beyond its version, digest and time (the cases of fold_index_row).
+ROW_CHANGING_TOPICS = frozenset(
+    cls.TOPIC
+    for cls in (
+        ev.SessionStarted,
+        ev.PhaseEntered,
+        ev.TeacherCallCompleted,
+        ev.PlanFrozen,
+        ev.EditQueuedForReview,
+        ev.EditApprovedByReviewer,
+        ev.EditRejectedByReviewer,
+        ev.SessionAwaitingReview,
+        ev.SessionCompleted,
+        ev.SessionFailed,
+        ev.SessionRolledBack,
+    )
+)
 
 
 def fold_index_row(row: dict[str, Any] | None, event: Any) -> dict[str, Any]:
@@ -209,6 +226,23 @@ def fold_index_row(row: dict[str, Any] | None, event: Any) -> dict[str, Any]:
     return row
 
 
+def _worth_decoding(page: list[Any]) -> list[Any]:
+    """The page's session events minus those a later event of the same session in the page makes
+    moot: an event that changes nothing in a row but its version, digest and time (a tool result, a
+    score) is overwritten by the next one. Decoding is most of catch-up's cost."""
+    kept: list[Any] = []
+    later: set[Any] = set()
+    for notification in reversed(page):
+        if notification.topic not in SESSION_TOPICS:  # training runs, loops: other aggregates
+            continue
+        sid = notification.originator_id
+        if notification.topic in ROW_CHANGING_TOPICS or sid not in later:
+            kept.append(notification)
+        later.add(sid)
+    kept.reverse()
+    return kept
+
+
 class SessionIndex:
     """The persisted session index and review queue, caught up from an EventStore."""
 
@@ -258,9 +292,7 @@ class SessionIndex:
 
     def _apply_page(self, db: sqlite3.Connection, page: list[Any]) -> None:
         rows: dict[str, dict[str, Any] | None] = {}
-        for notification in page:
-            if notification.topic not in SESSION_TOPICS:  # training runs, loops: other aggregates
-                continue
+        for notification in _worth_decoding(page):
             sid = str(notification.originator_id)
             if sid not in rows:
                 found = db.execute("SELECT row FROM session_index WHERE session_id = ?", (sid,)).fetchone()
