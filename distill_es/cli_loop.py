@@ -13,20 +13,23 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from distill_es.daemon import DaemonTick, TraceNotFound, flag_trace, run_daemon
 from distill_es.domain.vocabulary import AutonomyMode, SessionStatus
-from distill_es.engine import Engine
-from distill_es.loop import LoopNotFound, LoopView, StopReason, get_loop, loops, run_loop
 from distill_es.triggers import OnDemandTrigger
 
-EngineOpener = Callable[[Path | None], Engine]
+if TYPE_CHECKING:  # the loop, the daemon and the engine are imported by the commands that run them:
+    # every other command (and --help) starts without them
+    from distill_es.daemon import DaemonTick
+    from distill_es.engine import Engine
+    from distill_es.loop import LoopView
+
+EngineOpener = Callable[[Path | None], "Engine"]
 
 HomeOption = Annotated[
     Path | None,
@@ -93,6 +96,8 @@ def loops_table(views: list[LoopView]) -> Table:
 
 def _resolve_loop(engine: Engine, ref: str) -> str:
     """A loop id, or a unique prefix of one of this workspace's loops."""
+    from distill_es.loop import get_loop, loops
+
     ref = ref.strip().lower()
     matches = [v.id for v in loops(engine) if v.id.startswith(ref)] if ref else []
     if len(matches) == 1:
@@ -136,6 +141,8 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         Stops on stagnation, budget, a failed session, or a session awaiting review. Exit 1 only when
         a session failed.
         """
+        from distill_es.loop import LoopNotFound, StopReason, run_loop
+
         if max_total_cost <= 0:
             raise _fail(2, f"--max-total-cost must be above 0, got {max_total_cost}")
         engine = open_engine(home)
@@ -165,6 +172,8 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
     @app.command("loops")
     def loops_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
         """List this workspace's loops, newest first."""
+        from distill_es.loop import loops
+
         engine = open_engine(home)
         try:
             views = loops(engine)
@@ -190,6 +199,8 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         Prints, every evaluation, what fired and why, and what did not and why. At most one session
         runs per workspace at a time.
         """
+        from distill_es.daemon import run_daemon
+
         engine = open_engine(home)
 
         def show(result: DaemonTick) -> None:
@@ -215,6 +226,8 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Flag a trace: the daemon's user_flag trigger starts a session about it (once)."""
+        from distill_es.daemon import TraceNotFound, flag_trace
+
         engine = open_engine(home)
         try:
             flag = flag_trace(engine, trace_id, note=note, flagged_by=by)

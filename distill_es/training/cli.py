@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console, Group
@@ -22,8 +22,10 @@ from rich.table import Table
 from rich.text import Text
 
 from distill_es.domain.errors import WorkspaceError
-from distill_es.training.service import TrainingService
-from distill_es.training.views import Lineage, TrainingRunView
+
+if TYPE_CHECKING:  # the service (and the engine under it) is imported by the commands that use it
+    from distill_es.training.service import TrainingService
+    from distill_es.training.views import Lineage, TrainingRunView
 
 Opener = Callable[[typer.Context, Path | None], AbstractContextManager[Any]]
 
@@ -148,6 +150,8 @@ def build_training_app(opener: Opener | None = None) -> typer.Typer:
     @contextmanager
     def service(ctx: typer.Context, home: Path | None) -> Iterator[TrainingService]:
         with open_workspace(ctx, home) as engine:
+            from distill_es.training.service import TrainingService
+
             yield TrainingService(engine.store, engine.home, None)
 
     @app.command("list")
