@@ -138,6 +138,20 @@ ResultObserver = Callable[[int, StudentResult], None]
 ScoreObserver = Callable[[int, TaskScore], None]
 
 
+def run_in_turn(
+    run: Callable[[BenchmarkTask], StudentResult],
+    tasks: Sequence[BenchmarkTask],
+    on_result: ResultObserver | None = None,
+) -> list[StudentResult]:
+    """`run_many` for a runner without concurrency: one task after another, each reported as done."""
+    results = []
+    for index, task in enumerate(tasks):
+        results.append(run(task))
+        if on_result is not None:
+            on_result(index, results[-1])
+    return results
+
+
 def accepts_keyword(method: Callable[..., Any], name: str) -> bool:
     """Whether `method` takes the keyword argument `name` (ports may be older than an optional hook)."""
     try:

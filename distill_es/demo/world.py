@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_es.adapters.student import build_chat_request
-from distill_es.ports import BenchmarkTask, ResultObserver, StudentResult
+from distill_es.ports import BenchmarkTask, ResultObserver, StudentResult, run_in_turn
 from distill_es.settings import StudentSettings
 from distill_es.testing.servers import text_reply, tool_uses_reply
 
@@ -160,12 +160,7 @@ class DemoStudent:
     def run_many(
         self, tasks: Sequence[BenchmarkTask], on_result: ResultObserver | None = None
     ) -> list[StudentResult]:
-        results = []
-        for index, task in enumerate(tasks):
-            results.append(self.run(task))
-            if on_result is not None:
-                on_result(index, results[-1])
-        return results
+        return run_in_turn(self.run, tasks, on_result)
 
 
 # --- the scripted teacher ---------------------------------------------------------------------

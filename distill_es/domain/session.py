@@ -847,19 +847,8 @@ class Session(ev.ChainedRecording, Aggregate):
                 archived.add(data)
                 continue
             order.append(data["call_key"])
-            data["at"] = _dt(data["at"])
-            calls[data["call_key"]] = _revive(TeacherCall, data)
-        session._turns = [
-            _revive(
-                DiagnoseTurn,
-                {
-                    "call_key": t["call_key"],
-                    "response": calls[t["call_key"]].response,
-                    "results": _results(t["results"]),
-                },
-            )
-            for t in state["diagnose_turns"]
-        ]
+            calls[data["call_key"]] = _revive_call(data)
+        session._turns = [_revive_turn(t, calls) for t in state["diagnose_turns"]]
         session._archive = _TurnArchive(archive, order, archived) if archive else None
         session.clusters = [FailureCluster.model_validate(c) for c in state["clusters"]]
         session.plan = LearningPlan.model_validate(state["plan"]) if state["plan"] else None
@@ -900,21 +889,8 @@ class _TurnArchive:
     def decode(self) -> tuple[dict[str, TeacherCall], list[DiagnoseTurn]]:
         with _cyclic_gc_paused():
             data = json.loads(self.text)
-            calls = {}
-            for call in data["calls"]:
-                call["at"] = _dt(call["at"])
-                calls[call["call_key"]] = _revive(TeacherCall, call)
-            turns = [
-                _revive(
-                    DiagnoseTurn,
-                    {
-                        "call_key": t["call_key"],
-                        "response": calls[t["call_key"]].response,
-                        "results": _results(t["results"]),
-                    },
-                )
-                for t in data["turns"]
-            ]
+            calls = {call["call_key"]: _revive_call(call) for call in data["calls"]}
+            turns = [_revive_turn(t, calls) for t in data["turns"]]
         if set(calls) != self.keys:
             raise DistillError("a session snapshot's turn archive does not hold the turns it names")
         return calls, turns
@@ -933,9 +909,17 @@ def _split_archive(state: dict[str, Any]) -> dict[str, Any] | None:
     return {"calls": [by_key[t["call_key"]] for t in finished], "turns": finished}
 
 
-def _results(data: dict[str, list[Any]]) -> dict[str, ToolResult]:
+def _revive_call(data: dict[str, Any]) -> TeacherCall:
+    data["at"] = _dt(data["at"])
+    return _revive(TeacherCall, data)
+
+
+def _revive_turn(data: dict[str, Any], calls: dict[str, TeacherCall]) -> DiagnoseTurn:
+    """A turn from its snapshot form; its response is its teacher call's own (stored once)."""
     make = ToolResult._make
-    return {use_id: make(result) for use_id, result in data.items()}
+    results = {use_id: make(result) for use_id, result in data["results"].items()}
+    fields = {"call_key": data["call_key"], "response": calls[data["call_key"]].response, "results": results}
+    return _revive(DiagnoseTurn, fields)
 
 
 def _revive(cls: type[_T], fields: dict[str, Any]) -> _T:

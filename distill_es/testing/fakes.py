@@ -20,7 +20,7 @@ from typing import Any
 import anthropic
 from anthropic.types import Message
 
-from distill_es.ports import BenchmarkTask, JudgeVerdict, ResultObserver, StudentResult
+from distill_es.ports import BenchmarkTask, JudgeVerdict, ResultObserver, StudentResult, run_in_turn
 from distill_es.testing.servers import AnthropicScript, Json, ScriptedAnthropicServer
 
 # Keyword arguments of `messages.create` that the SDK sends as headers or options, not in the body.
@@ -192,12 +192,7 @@ class ScriptedStudent:
     def run_many(
         self, tasks: Sequence[BenchmarkTask], on_result: ResultObserver | None = None
     ) -> list[StudentResult]:
-        results = []
-        for index, task in enumerate(tasks):
-            results.append(self.run(task))
-            if on_result is not None:
-                on_result(index, results[-1])
-        return results
+        return run_in_turn(self.run, tasks, on_result)
 
 
 JudgeScore = float | JudgeVerdict

@@ -30,21 +30,26 @@ def test_snapshot_state_round_trips_through_the_store_transcoder(tmp_path: Path)
     assert next_step(rebuilt) == next_step(live)
 
 
+def record_call(session: Session, call_key: str, **fields: object) -> None:
+    """A teacher call with nothing in it but what the test sets."""
+    purpose = call_key.split("/", 1)[0]
+    defaults = {
+        "model": "m",
+        "request_digest": "d",
+        "response": {"content": []},
+        "usage": {},
+        "cost_usd": 0.0,
+    }
+    session.record_teacher_call(call_key=call_key, purpose=purpose, **{**defaults, **fields})
+
+
 def long_session(store: EventStore, events: int) -> Session:
     session = Session.start(
         trigger=Trigger(kind="on_demand"), autonomy_mode="tiered", settings={}, workspace=str(store.url)
     )
     session.check_readiness(trace_count=30, min_traces=20, git_head="a" * 40, git_tree="b" * 40)
     session.begin_diagnosis()
-    session.record_teacher_call(
-        call_key="diagnose/1",
-        purpose="diagnose",
-        model="m",
-        request_digest="d",
-        response={"content": []},
-        usage={},
-        cost_usd=0.0,
-    )
+    record_call(session, "diagnose/1")
     for i in range(events):
         session.record_tool_result(
             call_key="diagnose/1",
@@ -106,25 +111,16 @@ def many_turns(store: EventStore, turns: int, *, self_runs: bool = True) -> Sess
     session.begin_diagnosis()
     for n in range(1, turns + 1):
         use = {"type": "tool_use", "id": f"u{n}", "name": "list_traces", "input": {"n": n}}
-        session.record_teacher_call(
-            call_key=f"diagnose/{n}",
-            purpose="diagnose",
-            model="m",
+        record_call(
+            session,
+            f"diagnose/{n}",
             request_digest=f"{n:064x}",
             response={"content": [use]},
             usage={"input_tokens": n},
             cost_usd=0.001,
         )
         if self_runs and n % 3 == 0:
-            session.record_teacher_call(
-                call_key=f"self_run/u{n}",
-                purpose="self_run",
-                model="m",
-                request_digest=f"{n:064x}",
-                response={"content": [{"type": "text", "text": str(n)}]},
-                usage={},
-                cost_usd=0.0,
-            )
+            record_call(session, f"self_run/u{n}", response={"content": [{"type": "text", "text": str(n)}]})
         session.record_tool_result(
             call_key=f"diagnose/{n}", tool_use_id=f"u{n}", tool="list_traces", content=str(n), is_error=False
         )
@@ -157,25 +153,9 @@ def test_a_session_with_an_archive_records_on_and_snapshots_again(tmp_path: Path
     loaded = store.load(session.id)
     assert loaded._archive is not None
     with pytest.raises(DistillError, match="already recorded"):
-        loaded.record_teacher_call(
-            call_key="diagnose/5",  # archived: still known
-            purpose="diagnose",
-            model="m",
-            request_digest="d",
-            response={"content": []},
-            usage={},
-            cost_usd=0.0,
-        )
+        record_call(loaded, "diagnose/5")  # archived: still known
     for _ in range(3):  # more turns on the loaded copy, then another snapshot taken from it
-        loaded.record_teacher_call(
-            call_key=f"diagnose/{loaded.turn_count + 1}",
-            purpose="diagnose",
-            model="m",
-            request_digest="d",
-            response={"content": []},
-            usage={},
-            cost_usd=0.0,
-        )
+        record_call(loaded, f"diagnose/{loaded.turn_count + 1}")
     store.save(loaded)
     store.take_snapshot(loaded.id)
     again = store.load(loaded.id)
