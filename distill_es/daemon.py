@@ -128,13 +128,7 @@ class TriggerLog(ev.ChainedRecording, Aggregate):
 
     @classmethod
     def open(cls, workspace: str) -> TriggerLog:
-        lid = cls.id_for(workspace)
-        at = datetime.now(UTC)
-        payload = {"workspace": workspace}
-        digest = ev.chain_digest(
-            ev.genesis_digest(str(lid)), TriggerLogOpened.TOPIC, cls.INITIAL_VERSION, at, payload
-        )
-        return cls._create(TriggerLogOpened, id=lid, timestamp=at, digest=digest, **payload)
+        return cls._create_chained(TriggerLogOpened, cls.id_for(workspace), workspace=workspace)
 
     def __init__(self) -> None:
         pass

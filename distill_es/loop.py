@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from functools import singledispatchmethod
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -248,16 +248,13 @@ class _Session:
 class Loop(ev.ChainedRecording, Aggregate):
     @classmethod
     def begin(cls, *, loop_id: UUID, workspace: str, trigger: Trigger, params: LoopParams) -> Loop:
-        at = datetime.now(UTC)
-        payload = {
-            "workspace": workspace,
-            "trigger": trigger.model_dump(mode="json"),
-            "params": params.model_dump(mode="json"),
-        }
-        digest = ev.chain_digest(
-            ev.genesis_digest(str(loop_id)), LoopStarted.TOPIC, cls.INITIAL_VERSION, at, payload
+        return cls._create_chained(
+            LoopStarted,
+            loop_id,
+            workspace=workspace,
+            trigger=trigger.model_dump(mode="json"),
+            params=params.model_dump(mode="json"),
         )
-        return cls._create(LoopStarted, id=loop_id, timestamp=at, digest=digest, **payload)
 
     def __init__(self) -> None:
         pass  # state is assigned by evolve(LoopStarted), like every other event

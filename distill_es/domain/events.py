@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -60,6 +61,16 @@ class ChainedRecording:
     """Mixin for the aggregates: record an event with its digest chained to `last_digest`."""
 
     last_digest: str
+    # What an aggregate's first event chains to (training runs have their own namespace).
+    _genesis_digest: ClassVar[Callable[[str], str]] = staticmethod(genesis_digest)
+
+    @classmethod
+    def _create_chained(cls, created_class: type[Any], aggregate_id: Any, **payload: Any) -> Any:
+        """The aggregate's first event, its digest chained to the genesis digest of its id."""
+        at, version = datetime.now(UTC), cls.INITIAL_VERSION  # type: ignore[attr-defined]
+        genesis = cls._genesis_digest(str(aggregate_id))
+        digest = chain_digest(genesis, created_class.TOPIC, version, at, payload)
+        return cls._create(created_class, id=aggregate_id, timestamp=at, digest=digest, **payload)  # type: ignore[attr-defined]
 
     def _record(self, event_class: type[ChainedEvent], **payload: Any) -> None:
         at = datetime.now(UTC)

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import singledispatchmethod
 from typing import Any, NamedTuple, TypeVar
 from uuid import UUID, uuid4
@@ -164,19 +164,15 @@ class Session(ev.ChainedRecording, Aggregate):
         parent_session_id: str | None = None,
         session_id: UUID | None = None,
     ) -> Session:
-        sid = session_id or uuid4()
-        at = datetime.now(UTC)
-        payload = {
-            "trigger": trigger.model_dump(mode="json"),
-            "autonomy_mode": AutonomyMode(autonomy_mode).value,
-            "settings": settings,
-            "workspace": workspace,
-            "parent_session_id": parent_session_id,
-        }
-        digest = ev.chain_digest(
-            ev.genesis_digest(str(sid)), ev.SessionStarted.TOPIC, cls.INITIAL_VERSION, at, payload
+        return cls._create_chained(
+            ev.SessionStarted,
+            session_id or uuid4(),
+            trigger=trigger.model_dump(mode="json"),
+            autonomy_mode=AutonomyMode(autonomy_mode).value,
+            settings=settings,
+            workspace=workspace,
+            parent_session_id=parent_session_id,
         )
-        return cls._create(ev.SessionStarted, id=sid, timestamp=at, digest=digest, **payload)
 
     def __init__(self) -> None:
         # Real initial state is assigned by evolve(SessionStarted), like every other event.

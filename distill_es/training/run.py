@@ -9,7 +9,7 @@ finds the same run.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import singledispatchmethod
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -50,6 +50,8 @@ class Attempt:
 class TrainingRun(ev.ChainedRecording, Aggregate):
     """One training run for one approved `lora_finetune` edit. Build with `TrainingRun.request(...)`."""
 
+    _genesis_digest = staticmethod(ev.genesis_digest)
+
     @classmethod
     def request(
         cls,
@@ -65,20 +67,17 @@ class TrainingRun(ev.ChainedRecording, Aggregate):
         rid = run_id_for(session_id, edit_id)
         if spec.run_id != str(rid):
             raise DistillError(f"spec is for run {spec.run_id}, not {rid}")
-        at = datetime.now(UTC)
-        payload = {
-            "session_id": session_id,
-            "edit_id": edit_id,
-            "workspace": workspace,
-            "spec": spec.model_dump(mode="json"),
-            "trainer_command": list(trainer_command) if trainer_command is not None else None,
-            "baseline_score": baseline_score,
-            "min_delta": min_delta,
-        }
-        digest = ev.chain_digest(
-            ev.genesis_digest(str(rid)), ev.TrainingRequested.TOPIC, cls.INITIAL_VERSION, at, payload
+        return cls._create_chained(
+            ev.TrainingRequested,
+            rid,
+            session_id=session_id,
+            edit_id=edit_id,
+            workspace=workspace,
+            spec=spec.model_dump(mode="json"),
+            trainer_command=list(trainer_command) if trainer_command is not None else None,
+            baseline_score=baseline_score,
+            min_delta=min_delta,
         )
-        return cls._create(ev.TrainingRequested, id=rid, timestamp=at, digest=digest, **payload)
 
     def __init__(self) -> None:
         # Real initial state is assigned by evolve(TrainingRequested), like every other event.
