@@ -57,6 +57,17 @@ class TrainingSettings(_Section):
     timeout_seconds: float = Field(default=4 * 3600.0, gt=0)
 
 
+def read_settings_file(home: Path) -> dict[str, Any]:
+    """`<home>/distill_es.toml` as a dict (empty when absent); invalid TOML is a SettingsError."""
+    path = Path(home) / SETTINGS_FILE
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: not valid TOML ({exc})") from None
+
+
 class Settings(_Section):
     teacher: TeacherSettings = TeacherSettings()
     student: StudentSettings = StudentSettings()
@@ -73,12 +84,7 @@ class Settings(_Section):
         `overrides` use section names: `Settings.load(home, session={"autonomy_mode": "auto"})`.
         """
         path = Path(home) / SETTINGS_FILE
-        data: dict[str, Any] = {}
-        if path.exists():
-            try:
-                data = tomllib.loads(path.read_text(encoding="utf-8"))
-            except tomllib.TOMLDecodeError as exc:
-                raise SettingsError(f"{path}: not valid TOML ({exc})") from None
+        data = read_settings_file(home)
         if url := os.environ.get("DISTILL_ES_STUDENT_URL"):
             data.setdefault("student", {})["base_url"] = url
         for section, values in overrides.items():

@@ -7,7 +7,6 @@ table only user flags fire (a flag is an explicit request, so it is on by defaul
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from distill_es.domain.errors import SettingsError
 from distill_es.domain.payloads import describe_validation
-from distill_es.settings import SETTINGS_FILE
+from distill_es.settings import SETTINGS_FILE, read_settings_file
 
 
 class _Section(BaseModel):
@@ -84,13 +83,7 @@ class TriggerSettings(_Section):
     def load(cls, home: Path) -> TriggerSettings:
         """The `[triggers]` table of `<home>/distill_es.toml` (defaults when absent)."""
         path = Path(home) / SETTINGS_FILE
-        data: dict[str, Any] = {}
-        if path.exists():
-            try:
-                data = tomllib.loads(path.read_text(encoding="utf-8"))
-            except tomllib.TOMLDecodeError as exc:
-                raise SettingsError(f"{path}: not valid TOML ({exc})") from None
-        table = data.get("triggers", {})
+        table = read_settings_file(home).get("triggers", {})
         if not isinstance(table, dict):
             raise SettingsError(f"{path}: [triggers] must be a table")
         return cls.from_table(table, where=f"{path} [triggers]")
