@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from croniter import croniter
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import register_topic
 
@@ -236,10 +235,7 @@ register_topic(TriggerLog.TOPIC, TriggerLog)
 
 
 def _load_log(engine: Engine) -> TriggerLog | None:
-    try:
-        found = engine.store.app.repository.get(TriggerLog.id_for(str(engine.home)))
-    except AggregateNotFoundError:
-        return None
+    found = engine.store.find(TriggerLog.id_for(str(engine.home)))
     return found if isinstance(found, TriggerLog) else None
 
 

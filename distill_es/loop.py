@@ -23,7 +23,6 @@ from functools import singledispatchmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import register_topic
 from pydantic import Field, ValidationError
@@ -588,9 +587,8 @@ def _parse_loop_id(loop_id: str | UUID) -> UUID:
 
 
 def _load(engine: Engine, loop_id: UUID) -> Loop | None:
-    try:
-        found = engine.store.app.repository.get(loop_id)
-    except AggregateNotFoundError:
+    found = engine.store.find(loop_id)
+    if found is None:
         return None
     if not isinstance(found, Loop):
         raise LoopNotFound(f"{loop_id} is a {type(found).__name__}, not a loop")

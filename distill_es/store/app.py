@@ -135,6 +135,13 @@ class EventStore:
         except AggregateNotFoundError:
             raise SessionNotFound(f"no session {session_id} in store {self.url}") from None
 
+    def find(self, aggregate_id: UUID) -> Any | None:
+        """Any aggregate in this store (a training run, a loop, a trigger log) by id, or None."""
+        try:
+            return self.app.repository.get(aggregate_id, projector_func=_fold)
+        except AggregateNotFoundError:
+            return None
+
     def load_at(self, session_id: str | UUID, at: datetime) -> Session:
         """The session as it was at time `at` (its last event not after `at`)."""
         sid = parse_session_id(session_id)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from distill_es import __version__
@@ -385,9 +384,8 @@ class TrainingService:
             raise TrainingRunNotFound(f"{run_id!r} is not a training run id") from None
 
     def _find(self, rid: UUID) -> TrainingRun | None:
-        try:
-            found = self.store.app.repository.get(rid)
-        except AggregateNotFoundError:
+        found = self.store.find(rid)
+        if found is None:
             return None
         if not isinstance(found, TrainingRun):
             raise TrainingRunNotFound(f"{rid} is not a training run (it is a {type(found).__name__})")
