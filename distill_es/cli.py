@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -445,6 +445,24 @@ def drive(engine: Engine, session_id: str, progress: render.StepProgress, home: 
         )
 
 
+def act_on_session(
+    ctx: typer.Context,
+    home: Path | None,
+    session: str,
+    act: Callable[[Engine, str], LearningSession],
+) -> tuple[LearningSession, Path]:
+    """A review command's shared part: find the workspace and the session, `act` on it under the live
+    progress display (the session may go on running), print the summary."""
+    path = resolve_home(ctx, home)
+    progress = render.StepProgress(err())
+    with open_engine(ctx, path, drives=True, progress=progress) as engine:
+        session_id = resolve_session(engine, session)
+        with progress:
+            view = act(engine, session_id)
+    out().print(render.session_summary(view))
+    return view, path
+
+
 # --- commands: setup ---------------------------------------------------------------------------------------
 
 
@@ -764,13 +782,9 @@ def approve(
 
     The session then goes on: completed once no edit is pending any more.
     """
-    path = resolve_home(ctx, home)
-    progress = render.StepProgress(err())
-    with open_engine(ctx, path, drives=True, progress=progress) as engine:
-        session_id = resolve_session(engine, session)
-        with progress:
-            view = engine.approve(session_id, edit, reviewer=by, note=note)
-    out().print(render.session_summary(view))
+    view, path = act_on_session(
+        ctx, home, session, lambda e, sid: e.approve(sid, edit, reviewer=by, note=note)
+    )
     session_exit(view, path)
 
 
@@ -792,13 +806,9 @@ def reject(
 
     The session completes once no edit is pending any more.
     """
-    path = resolve_home(ctx, home)
-    progress = render.StepProgress(err())
-    with open_engine(ctx, path, drives=True, progress=progress) as engine:
-        session_id = resolve_session(engine, session)
-        with progress:
-            view = engine.reject(session_id, edit, reviewer=by, reason=reason)
-    out().print(render.session_summary(view))
+    view, path = act_on_session(
+        ctx, home, session, lambda e, sid: e.reject(sid, edit, reviewer=by, reason=reason)
+    )
     session_exit(view, path)
 
 
@@ -815,13 +825,7 @@ def rollback(
 
     Edits are reverted newest first, one git revert commit each; the workspace's git log is shown.
     """
-    path = resolve_home(ctx, home)
-    progress = render.StepProgress(err())
-    with open_engine(ctx, path, drives=True, progress=progress) as engine:
-        session_id = resolve_session(engine, session)
-        with progress:
-            view = engine.rollback(session_id, requested_by=by)
-    out().print(render.session_summary(view))
+    _, path = act_on_session(ctx, home, session, lambda e, sid: e.rollback(sid, requested_by=by))
     out().print(Text("\nworkspace git log (newest first):", style="bold"))
     out().print(git_log(path), end="", soft_wrap=True)
 
