@@ -3,8 +3,6 @@ fresh target stores: SQLite files and per-test PostgreSQL databases."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +15,7 @@ from distill_es.engine import Engine
 from distill_es.store.app import EventStore
 from distill_es.testing import ScriptedTeacher
 from distill_es.triggers import OnDemandTrigger
-
-PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres", "connect_timeout": 3}
+from tests.pg import fresh_database
 
 
 def open_engine(home: Path, store_url: str | None = None) -> Engine:
@@ -77,19 +74,4 @@ def sqlite_store(tmp_path: Path) -> Callable[[], EventStore]:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A PostgreSQL database of this test's own, dropped afterwards."""
-    try:
-        import psycopg
-
-        admin = psycopg.connect(**PG_ADMIN, autocommit=True)
-    except Exception as exc:
-        if os.environ.get("DISTILL_ES_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required but 127.0.0.1:5432 does not answer: {exc}")
-        pytest.skip(f"no PostgreSQL server answers on 127.0.0.1:5432 ({exc}); the round trips need one")
-    name = f"distill_es_t_{uuid.uuid4().hex[:12]}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(**PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from fresh_database("distill_es_t")
