@@ -642,7 +642,7 @@ class Engine:
             )
             return
         tasks: list[BenchmarkTask] = [benchmark[t] for t in missing_ids]
-        scores = self._score(session, step.tree_sha, tasks)
+        scores = self._score(session, step, tasks)
         self._record_judge_calls(session)
         session.record_scores(
             tree_sha=step.tree_sha,
@@ -651,18 +651,18 @@ class Engine:
             scores=[s.model_dump(mode="json") for s in scores],
         )
 
-    def _score(self, session: Session, tree_sha: str, tasks: list[BenchmarkTask]) -> list[TaskScore]:
+    def _score(self, session: Session, step: steps.ScoreTree, tasks: list[BenchmarkTask]) -> list[TaskScore]:
         """Score `tasks`, telling `on_scoring` of each one as it is scored (from the scorer's threads)."""
         observer = self.on_scoring
         if observer is None or not accepts_keyword(self.scorer.score, "on_scored"):
             return self.scorer.score(tasks)
-        total, lock, scored = len(session.gate_task_ids or []), threading.Lock(), 0
+        lock, scored = threading.Lock(), 0
 
         def tick(_index: int, _score: TaskScore) -> None:
             nonlocal scored
             with lock:  # one report at a time, counted in the order they are made
                 scored += 1
-                observer(ScoringProgress(str(session.id), tree_sha, scored, len(tasks), total))
+                observer(ScoringProgress(str(session.id), step.tree_sha, scored, len(tasks), step.total))
 
         return self.scorer.score(tasks, on_scored=tick)
 

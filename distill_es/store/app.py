@@ -156,10 +156,7 @@ class EventStore:
 
     def replay(self, session_id: str | UUID) -> Session:
         """The session folded from its events alone, ignoring snapshots (what audits trust)."""
-        session: Any = None
-        for event in self.domain_events(session_id):
-            session = event.mutate(session)
-        return session
+        return _fold(None, self.domain_events(session_id))
 
     def domain_events(self, session_id: str | UUID) -> list[Any]:
         events = list(self.app.events.get(parse_session_id(session_id)))
