@@ -36,6 +36,9 @@ def _tokens(value: Any) -> int:
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True  # a hung handler must not keep the test process alive
     allow_reuse_address = True
+    # socketserver's default listen backlog is 5: a client opening 8 connections at once can have a
+    # SYN dropped and retried a second later. Model servers listen with a deep backlog; so do these.
+    request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # clients that time out and hang up are part of the tests, not errors
