@@ -129,7 +129,8 @@ def environment_fault(exc: BaseException) -> BaseException:
     if not isinstance(exc, OSError) and not type(exc).__module__.startswith(_ENVIRONMENT_MODULES):
         return exc
     filename = getattr(exc, "filename", None)
-    return store_fault(exc, str(filename) if filename else "the engine's state") or exc
+    where = str(filename) if filename else "a file of the workspace or its state"
+    return store_fault(exc, where, Path(filename) if filename else None) or exc
 
 
 def report_error(exc: BaseException, *, debug: bool) -> int:
@@ -467,7 +468,10 @@ def drive(engine: Engine, session_id: str, progress: render.StepProgress, home: 
     except SessionInterrupted as exc:
         raise CliFailure(1, str(exc), f"nothing was lost; continue with `{resume}`") from exc
     except StoreUnavailable as exc:  # the last recorded step stands; the one that failed is redone
-        raise CliFailure(1, str(exc), exc.hint.replace("`distill-es resume SESSION`", f"`{resume}`")) from exc
+        fix = exc.hint.partition(" Nothing of the failed write")[0]
+        raise CliFailure(
+            1, str(exc), f"{fix} Nothing of the failed step was stored; then continue with `{resume}`"
+        ) from exc
     except KeyboardInterrupt:
         raise CliFailure(  # noqa: B904 - the interrupt itself says nothing more
             130, f"interrupted: session {session_id} stopped part-way", f"continue with `{resume}`"

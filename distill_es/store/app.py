@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -63,6 +64,8 @@ def sqlite_path(url: str) -> Path | None:
     if parsed.scheme != "sqlite":
         return None
     path = unquote(parsed.path)
+    if path.startswith("//"):  # sqlite:////abs/path (four slashes) names /abs/path
+        path = "/" + path.lstrip("/")
     if parsed.netloc or not path or path == "/":
         raise StoreUrlError(f"store URL {url!r} names no SQLite file (use sqlite:///path/to/file: three "
                             "slashes, then the path)", URL_HINT)  # fmt: skip
@@ -141,6 +144,8 @@ _FULL = ("database or disk is full", "no space left on device", "could not exten
 _UNREACHABLE = ("connection refused", "couldn't get a connection", "timeout expired", "could not connect",
                 "could not translate host name", "name or service not known", "connection timed out",
                 "server closed the connection", "no route to host", "network is unreachable")  # fmt: skip
+_SQLITE_CODES = (("SQLITE_FULL", "full"), ("SQLITE_READONLY", "read_only"), ("SQLITE_IOERR", "io"),
+                 ("SQLITE_CANTOPEN", "cannot_open"), ("SQLITE_BUSY", "locked"))  # fmt: skip
 _PG_STATES = {"53100": "full", "25006": "read_only", "42P01": "no_tables", "3D000": "no_database",
               "28P01": "denied", "28000": "denied", "42501": "denied", "57P03": "unreachable"}  # fmt: skip
 
@@ -159,6 +164,9 @@ def _fault_kind(exc: BaseException) -> str | None:
         state = getattr(link, "sqlstate", None)
         if state in _PG_STATES:
             return _PG_STATES[state]
+        name = getattr(link, "sqlite_errorname", "")  # SQLITE_IOERR_WRITE, SQLITE_READONLY_DBMOVED, …
+        if kind := next((k for prefix, k in _SQLITE_CODES if name.startswith(prefix)), None):
+            return kind
         if isinstance(link, OSError) and link.errno in {errno.ENOSPC, errno.EDQUOT}:
             return "full"
         if isinstance(link, OSError) and link.errno in {errno.EROFS, errno.EACCES, errno.EPERM}:
@@ -177,10 +185,15 @@ def _fault_kind(exc: BaseException) -> str | None:
         return "cannot_open"
     if "database is locked" in text:
         return "locked"
+    if "disk i/o error" in text:  # sqlite's word for a WAL that cannot grow, or a failing disk
+        return "io"
     return None
 
 
-_NEXT = " Nothing of the failed write was stored; once fixed, `distill-es resume SESSION` continues."
+_NEXT = (
+    " Nothing of the failed write was stored: once fixed, run the command again (a session stopped"
+    " part-way continues with `distill-es resume SESSION`)."
+)
 _FAULTS: dict[str, tuple[type[StoreError], str, str]] = {
     "read_only": (
         StoreUnavailable,
@@ -191,6 +204,12 @@ _FAULTS: dict[str, tuple[type[StoreError], str, str]] = {
         StoreUnavailable,
         "{where} cannot grow: the disk is full ({detail})",
         "free disk space (or move the store with --store)." + _NEXT,
+    ),
+    "io": (
+        StoreUnavailable,
+        "{where} could not be read or written: the disk refused ({detail})",
+        "check that the disk has free space and that the file and its folder are writable (chmod, "
+        "chattr -i, or remount read-write)." + _NEXT,
     ),
     "cannot_open": (
         StoreUnavailable,
@@ -226,17 +245,33 @@ _FAULTS: dict[str, tuple[type[StoreError], str, str]] = {
 }
 
 
-def store_fault(exc: BaseException, where: str) -> StoreError | None:
+def store_fault(exc: BaseException, where: str, path: Path | None = None) -> StoreError | None:
     """The StoreError for an environment failure of `where` (read-only, disk full, unreachable, …);
-    None when `exc` is not one (a bug, or a domain error: let it through as it is)."""
+    None when `exc` is not one (a bug, or a domain error: let it through as it is). `path`, the
+    file concerned, lets a vague disk I/O error be told as a full disk when it is one."""
     if isinstance(exc, StoreError):
         return exc
     kind = _fault_kind(exc)
     if kind is None:
         return None
+    if kind == "io" and path is not None and _disk_is_full(path):
+        kind = "full"
     error_type, message, hint = _FAULTS[kind]
     detail = " ".join(str(exc).split())[:200] or type(exc).__name__
     return error_type(message.format(where=where, detail=detail), hint)
+
+
+def _disk_is_full(path: Path) -> bool:
+    folder = Path(path).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free < FULL_BELOW_BYTES
+    except OSError:
+        return False
+
+
+FULL_BELOW_BYTES = 64 * 1024  # less free space than a WAL append may need
 
 
 P = ParamSpec("P")
@@ -253,7 +288,8 @@ def _store_call(method: Callable[P, R]) -> Callable[P, R]:
         except (ConcurrentSessionWrite, SessionNotFound, StoreError):
             raise
         except Exception as exc:
-            fault = store_fault(exc, describe_store(args[0].url))  # type: ignore[attr-defined]
+            url = args[0].url  # type: ignore[attr-defined]
+            fault = store_fault(exc, describe_store(url), sqlite_path(url))
             if fault is None:
                 raise
             raise fault from exc

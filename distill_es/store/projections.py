@@ -256,7 +256,7 @@ def _index_faults(method: Callable[..., Result]) -> Callable[..., Result]:
         try:
             return method(self, *args, **kwargs)
         except (OSError, sqlite3.Error) as exc:
-            fault = store_fault(exc, f"the session index {self.path}")
+            fault = store_fault(exc, f"the session index {self.path}", self.path)
             if fault is None:
                 raise
             raise fault from exc
@@ -280,7 +280,7 @@ class SessionIndex:
             self._create_schema()
         except (OSError, sqlite3.Error) as exc:
             if create:
-                raise store_fault(exc, f"the session index {self.path}") or exc from exc
+                raise store_fault(exc, f"the session index {self.path}", self.path) or exc from exc
             self._memory = sqlite3.connect(self._memory_uri, uri=True)
             self._create_schema()
 
