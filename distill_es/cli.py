@@ -3,7 +3,8 @@
 Exit codes (CONTRACT "Command line"): 0 success (a session resting completed or awaiting_review),
 1 the session failed or an outside failure stopped the command (store unreachable, read-only or
 full: fix it, run again), 2 usage error (a bad store URL too), 3 not found (a store a read command
-was pointed at too), 4 illegal transition or conflict; 130 interrupted by Ctrl-C. Errors are one or two lines on stderr; `--debug` adds the traceback.
+was pointed at too), 4 illegal transition or conflict; 130 interrupted by Ctrl-C. Errors are one or
+two lines on stderr; `--debug` adds the traceback.
 """
 
 from __future__ import annotations

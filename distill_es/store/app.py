@@ -300,18 +300,27 @@ def _store_call(method: Callable[P, R]) -> Callable[P, R]:
 DDL_LOCK_KEY = 0x64697374696C6C  # pg_advisory_lock key of table creation ("distill" in hex)
 
 
-@contextlib.contextmanager
-def _pg_probe(url: str) -> Iterator[Any]:
-    """One direct connection, opened before the pool's: a server that refuses or does not answer is
-    told at once, with its own reason (the pool would retry for seconds and then say less)."""
+def pg_connect(url: str) -> Any:
+    """One direct autocommit connection to the store's database; a server that refuses or does not
+    answer is a StoreUnavailable with the server's own reason (refused, no such database, …)."""
     import psycopg
 
     env = store_env(url, create_tables=False)
-    connection = psycopg.connect(
-        dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=int(env["POSTGRES_PORT"]),
-        user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
-        connect_timeout=PG_CONNECT_TIMEOUT, autocommit=True,
-    )  # fmt: skip
+    try:
+        return psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=int(env["POSTGRES_PORT"]),
+            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
+            connect_timeout=PG_CONNECT_TIMEOUT, autocommit=True,
+        )  # fmt: skip
+    except psycopg.Error as exc:
+        raise store_fault(exc, describe_store(url)) or exc from exc
+
+
+@contextlib.contextmanager
+def _pg_probe(url: str) -> Iterator[Any]:
+    """Opened before the pool's connections: a server that refuses or does not answer is told at
+    once, with its own reason (the pool would retry for seconds and then say less)."""
+    connection = pg_connect(url)
     try:
         yield connection
     finally:
