@@ -367,7 +367,7 @@ class EventStore:
         StoreMissing. A server that does not answer, a read-only or full disk: StoreUnavailable."""
         self.url = url
         self.snapshot_every = snapshot_every
-        self.read_only = False
+        self.never_created = False
         env = store_env(url, create_tables=create_tables)
         # The Application must live as long as the store: dropping it closes its connection pool.
         self.app = self._open(env, create_tables)
@@ -390,13 +390,13 @@ class EventStore:
         """A store with no events that refuses writes: what a read sees where no store was created
         yet (a workspace that never ran a session). Lives in memory; nothing touches the disk."""
         store = cls.__new__(cls)
-        store.url, store.snapshot_every, store.read_only = url, None, True
+        store.url, store.snapshot_every, store.never_created = url, None, True
         env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": ":memory:", "CREATE_TABLE": "y"}
         store.app = SessionApplication(env=env)
         return store
 
-    def _refuse_if_read_only(self) -> None:
-        if self.read_only:
+    def _refuse_if_never_created(self) -> None:
+        if self.never_created:
             raise StoreMissing(
                 f"{describe_store(self.url)} does not exist yet, and this engine was opened without "
                 "creating it (create_tables=False); nothing was written",
@@ -407,7 +407,7 @@ class EventStore:
     @_store_call
     def save(self, session: Session) -> int:
         """Append the session's pending events atomically; return the last notification id."""
-        self._refuse_if_read_only()
+        self._refuse_if_never_created()
         first = session.version - len(session.pending_events) + 1  # save() drains pending events
         try:
             recordings = self.app.save(session)
@@ -424,7 +424,7 @@ class EventStore:
 
     @_store_call
     def _snapshot(self, session: Session) -> None:
-        self._refuse_if_read_only()
+        self._refuse_if_never_created()
         snapshot = type(session).Snapshot.take(session)  # type: ignore[attr-defined]
         with contextlib.suppress(IntegrityError):  # one already taken at this version is kept
             self.app.snapshots.put([snapshot])
