@@ -318,13 +318,32 @@ def pg_connect(url: str) -> Any:
 
 @contextlib.contextmanager
 def _pg_probe(url: str) -> Iterator[Any]:
-    """Opened before the pool's connections: a server that refuses or does not answer is told at
-    once, with its own reason (the pool would retry for seconds and then say less)."""
+    """A direct connection beside the pool's, closed on the way out (with any session lock it took)."""
     connection = pg_connect(url)
     try:
         yield connection
     finally:
         connection.close()
+
+
+@contextlib.contextmanager
+def _asking_the_server_why(url: str) -> Iterator[None]:
+    """The pool says only "couldn't get a connection" (after its timeout): on a failure, one direct
+    connection gets the server's own reason (refused, no such database, bad password) as a
+    StoreUnavailable; if that connection works, the pool's error stands."""
+    try:
+        yield
+    except Exception:
+        pg_connect(url).close()
+        raise
+
+
+def _pg_tables_present(app: Application, url: str) -> bool:
+    tables = [f"{APP_NAME}_events", f"{APP_NAME}_snapshots"]
+    datastore = app.recorder.datastore  # type: ignore[attr-defined]
+    with _asking_the_server_why(url), datastore.transaction(commit=False) as cursor:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL AS ok", tables)
+        return bool(cursor.fetchone()["ok"])
 
 
 def _missing_tables(url: str) -> tuple[str, str]:
@@ -376,14 +395,23 @@ class EventStore:
     def _open(self, env: dict[str, str], create_tables: bool) -> SessionApplication:
         if not is_postgres(self.url):
             return SessionApplication(env=env)
-        with _pg_probe(self.url) as probe:
-            if create_tables:
-                # Concurrent CREATE TABLE IF NOT EXISTS race in PostgreSQL's catalog ("tuple
-                # concurrently updated"): creators take turns; the lock ends with the probe.
-                probe.execute("SELECT pg_advisory_lock(%s)", (DDL_LOCK_KEY,))
-            elif probe.execute("SELECT to_regclass(%s)", (f"{APP_NAME}_events",)).fetchone() == (None,):
-                raise StoreMissing(*_missing_tables(self.url))
-            return SessionApplication(env=env)
+        # PostgreSQL: tables are looked for over the pool's own connection (no extra connect on the
+        # usual path) and created only when missing, under an advisory lock — concurrent CREATE
+        # TABLE IF NOT EXISTS race in the catalog ("tuple concurrently updated").
+        with _asking_the_server_why(self.url):
+            app = SessionApplication(env={**env, "CREATE_TABLE": "n"})  # connects: type adapters
+        try:
+            if not _pg_tables_present(app, self.url):
+                if not create_tables:
+                    raise StoreMissing(*_missing_tables(self.url))
+                with _pg_probe(self.url) as probe:
+                    probe.execute("SELECT pg_advisory_lock(%s)", (DDL_LOCK_KEY,))
+                    app.recorder.create_table()
+                    app.snapshots.recorder.create_table()  # type: ignore[union-attr]
+        except BaseException:
+            app.close()
+            raise
+        return app
 
     @classmethod
     def empty(cls, url: str) -> EventStore:
