@@ -119,16 +119,12 @@ def _hint_for(exc: BaseException) -> str:
     return ""
 
 
-# Libraries whose errors can be the machine's fault (disk full, read-only, server gone), not ours.
-_ENVIRONMENT_MODULES = ("sqlite3", "eventsourcing", "psycopg", "git")
-
-
 def environment_fault(exc: BaseException) -> BaseException:
     """A StoreError in place of a raw disk or database failure that escaped the store's own
     translation (a blob, a lock file, a git commit on a full disk); any other error as it is."""
     from distill_es.store.app import store_fault
 
-    if not isinstance(exc, OSError) and not type(exc).__module__.startswith(_ENVIRONMENT_MODULES):
+    if isinstance(exc, DistillError | CliFailure):  # ours already say what happened
         return exc
     filename = getattr(exc, "filename", None)
     where = str(filename) if filename else "a file of the workspace or its state"

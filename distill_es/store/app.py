@@ -23,6 +23,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from distill_es.domain.errors import (
     ConcurrentSessionWrite,
+    DistillError,
     SessionNotFound,
     StoreError,
     StoreMissing,
@@ -150,12 +151,19 @@ _PG_STATES = {"53100": "full", "25006": "read_only", "42P01": "no_tables", "3D00
               "28P01": "denied", "28000": "denied", "42501": "denied", "57P03": "unreachable"}  # fmt: skip
 
 
+# Only errors of these (the OS, the database drivers, git) can be the machine's fault; a message of
+# any other error that happens to say "connection refused" is not looked at.
+_ENVIRONMENT_MODULES = ("sqlite3", "eventsourcing", "psycopg", "git")
+
+
 def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and its causes, those raised by the OS, a database driver or git only."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        yield current
+        if isinstance(current, OSError) or type(current).__module__.startswith(_ENVIRONMENT_MODULES):
+            yield current
         current = current.__cause__ or current.__context__
 
 
@@ -169,8 +177,10 @@ def _fault_kind(exc: BaseException) -> str | None:
             return kind
         if isinstance(link, OSError) and link.errno in {errno.ENOSPC, errno.EDQUOT}:
             return "full"
-        if isinstance(link, OSError) and link.errno in {errno.EROFS, errno.EACCES, errno.EPERM}:
+        if isinstance(link, OSError) and link.errno == errno.EROFS:
             return "read_only"
+        if isinstance(link, OSError) and link.errno in {errno.EACCES, errno.EPERM}:
+            return "no_permission"
     text = " ".join(str(link) for link in _chain(exc)).lower()
     if "password authentication failed" in text or ("role " in text and "does not exist" in text):
         return "denied"
@@ -199,6 +209,11 @@ _FAULTS: dict[str, tuple[type[StoreError], str, str]] = {
         StoreUnavailable,
         "{where} is read-only ({detail})",
         "make the file and its folder writable (chmod, chattr -i, or remount read-write)." + _NEXT,
+    ),
+    "no_permission": (
+        StoreUnavailable,
+        "{where}: permission denied ({detail})",
+        "check the permissions of the file and its folder (chmod, chown, chattr -i)." + _NEXT,
     ),
     "full": (
         StoreUnavailable,
@@ -285,7 +300,7 @@ def _store_call(method: Callable[P, R]) -> Callable[P, R]:
     def call(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(*args, **kwargs)
-        except (ConcurrentSessionWrite, SessionNotFound, StoreError):
+        except DistillError:  # ours (a conflict, not found, a damaged session) say it already
             raise
         except Exception as exc:
             url = args[0].url  # type: ignore[attr-defined]

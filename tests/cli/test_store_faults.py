@@ -203,3 +203,13 @@ def test_a_read_command_on_an_empty_postgresql_database_says_so_and_creates_no_t
         assert_one_fault_line(result, 3, "holds no distill_es event log", "distill-es run")
         assert pg_tables(url) == []
 
+
+
+def test_a_full_disk_met_outside_the_store_is_one_line_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """A blob, a lock file, a git object: the OS error is reported as the fault, not as a bug."""
+    full = OSError(28, "No space left on device", "/w/.distill_es/blobs/ab")
+    code = cli_module.report_error(full, debug=False)
+    stderr = capsys.readouterr().err
+    assert code == 1
+    assert stderr.startswith("error: /w/.distill_es/blobs/ab cannot grow: the disk is full")
+    assert "bug" not in stderr and len(stderr.strip().splitlines()) == 2

@@ -299,3 +299,36 @@ def test_processes_creating_the_tables_at_the_same_moment_all_open_the_store(tmp
             go.touch()
             outcomes += [racer.communicate(timeout=120)[0].strip() for racer in racers]
     assert outcomes == ["ok"] * 12
+
+
+# --- telling faults apart -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "says"),
+    [
+        (OSError(28, "No space left on device", "/s/blob"), "cannot grow: the disk is full"),
+        (OSError(30, "Read-only file system", "/s/blob"), "is read-only"),
+        (PermissionError(13, "Permission denied", "/s/blob"), "permission denied"),
+        (sqlite3.OperationalError("database is locked"), "is locked by another process"),
+        (sqlite3.OperationalError("attempt to write a readonly database"), "is read-only"),
+    ],
+)
+def test_environment_failures_become_store_errors_naming_the_store(error: Exception, says: str) -> None:
+    from distill_es.store.app import store_fault
+
+    fault = store_fault(error, "the event store /s/events.sqlite")
+    assert isinstance(fault, StoreUnavailable)
+    assert str(fault).startswith("the event store /s/events.sqlite")
+    assert says in str(fault)
+    assert fault.hint
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ValueError("connection refused"), KeyError("no such table"), RuntimeError("database is locked")],
+)
+def test_other_errors_are_not_taken_for_environment_faults(error: Exception) -> None:
+    from distill_es.store.app import store_fault
+
+    assert store_fault(error, "the event store /s/events.sqlite") is None
