@@ -32,8 +32,6 @@ from distill_es.workspace.scaffold import create_workspace, is_workspace
 from tests.faults import refusing_writes, stops_open_files
 from tests.pg import ADMIN, fresh_database
 
-UNREACHABLE_PG = "postgresql://postgres@127.0.0.1:1/test"  # nothing listens on port 1
-
 
 def tree(path: Path) -> list[str]:
     return sorted(str(p.relative_to(path)) for p in path.rglob("*") if ".git" not in p.parts)
@@ -215,21 +213,6 @@ def test_a_store_that_refuses_writes_mid_session_resumes_to_the_uninterrupted_ou
 # --- PostgreSQL --------------------------------------------------------------------------------------
 
 
-def test_an_unreachable_postgresql_is_one_error_at_once_not_a_hang() -> None:
-    # In a child with a generous bound: the point is that it answers, not how fast.
-    code = (
-        "from distill_es.store.app import EventStore\n"
-        "from distill_es.domain.errors import StoreUnavailable\n"
-        "try:\n"
-        f"    EventStore({UNREACHABLE_PG!r})\n"
-        "except StoreUnavailable as exc:\n"
-        "    print(type(exc).__name__, exc)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    expected = "StoreUnavailable cannot reach the PostgreSQL store 'test' at 127.0.0.1:1"
-    assert done.stdout.startswith(expected), done.stdout + done.stderr
-
-
 @pytest.fixture
 def pg_server(postgres_url: str) -> str:
     """A server that answers (skips without one): its base URL, without a database."""
@@ -282,9 +265,9 @@ except Exception as exc:
 @pytest.mark.postgres
 def test_processes_creating_the_tables_at_the_same_moment_all_open_the_store(tmp_path: Path) -> None:
     """Without the DDL lock, about half of them died of "tuple concurrently updated" or a duplicate
-    pg_type row; three fresh databases with four racers each."""
+    pg_type row; two fresh databases with four racers each."""
     outcomes: list[str] = []
-    for round_ in range(3):
+    for round_ in range(2):
         for url in fresh_database("distill_es_race"):
             go = tmp_path / f"go-{round_}"
             readies = [tmp_path / f"ready-{round_}-{i}" for i in range(4)]
@@ -298,7 +281,7 @@ def test_processes_creating_the_tables_at_the_same_moment_all_open_the_store(tmp
                 time.sleep(0.01)
             go.touch()
             outcomes += [racer.communicate(timeout=120)[0].strip() for racer in racers]
-    assert outcomes == ["ok"] * 12
+    assert outcomes == ["ok"] * 8
 
 
 # --- telling faults apart -------------------------------------------------------------------------
