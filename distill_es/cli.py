@@ -457,9 +457,22 @@ def git_log(home: Path, limit: int = 20) -> str:
     return result.stdout if result.returncode == 0 else f"(git log failed: {result.stderr.strip()})\n"
 
 
+def _store_option(engine: Engine) -> str:
+    """` --store URL` when the engine's store is not the workspace's own (a resume must find it);
+    nothing for a URL with a password, which is not printed (it is in $DISTILL_ES_STORE or known)."""
+    from urllib.parse import urlparse
+
+    from distill_es.store.app import default_store_url
+
+    url = engine.store.url
+    if url == default_store_url(engine.home) or urlparse(url).password:
+        return ""
+    return f" --store {shlex.quote(url)}"
+
+
 def drive(engine: Engine, session_id: str, progress: render.StepProgress, home: Path) -> LearningSession:
     """Run the session to rest under the live progress display; interruptions say how to resume."""
-    resume = f"distill-es --home {shlex.quote(str(home))} resume {session_id}"
+    resume = f"distill-es --home {shlex.quote(str(home))}{_store_option(engine)} resume {session_id}"
     try:
         with progress:
             return engine.run(session_id)

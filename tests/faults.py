@@ -95,3 +95,8 @@ def fill(folder: Path) -> Path:
         probe.unlink()
         pytest.fail(f"{folder} still takes writes after filling it")
     return filler
+
+
+def grow(folder: Path, size: str) -> None:
+    """Give a `small_disk` more room (the files on it stay)."""
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(folder)], check=True)

@@ -15,13 +15,14 @@ from distill_es import cli as cli_module
 from distill_es.domain.errors import NotAWorkspace, StoreMissing, StoreUnavailable, StoreUrlError
 from distill_es.store.app import STATE_DIR
 from tests.cli.conftest import Demo, cli, cli_json
-from tests.faults import fill, refusing_writes, small_disk
+from tests.faults import fill, grow, refusing_writes, small_disk
 
 
 def assert_one_fault_line(result: object, code: int, *says: str) -> None:
     assert result.exit_code == code, result.output  # type: ignore[attr-defined]
-    lines = result.stderr.strip().splitlines()  # type: ignore[attr-defined]
-    assert len(lines) == 2, lines
+    stderr = result.stderr  # type: ignore[attr-defined]
+    lines = stderr[stderr.find("error: ") :].strip().splitlines()  # after any progress lines
+    assert len(lines) == 2, stderr
     assert lines[0].startswith("error: ") and lines[1].startswith("hint: "), lines
     assert "bug" not in result.stderr and "unexpected" not in result.stderr  # type: ignore[attr-defined]
     for text in says:
@@ -213,3 +214,24 @@ def test_a_full_disk_met_outside_the_store_is_one_line_too(capsys: pytest.Captur
     assert code == 1
     assert stderr.startswith("error: /w/.distill_es/blobs/ab cannot grow: the disk is full")
     assert "bug" not in stderr and len(stderr.strip().splitlines()) == 2
+
+
+def test_a_disk_that_fills_mid_session_stops_it_with_the_resume_command_that_finishes_it(
+    tmp_path: Path, shared_demo: Demo
+) -> None:
+    """240 KiB hold the demo session up to its executing phase (measured); the resumed session
+    ends as the uninterrupted one did."""
+    with small_disk(tmp_path / "disk", size="240k") as disk:
+        store = f"sqlite:///{disk / 'events.sqlite'}"
+        stopped = cli("--store", store, "demo", "--home", tmp_path / "demo")
+        assert_one_fault_line(stopped, 1, "disk is full", "free disk space", f"--store {store} resume")
+        resume = stopped.stderr.split("continue with `distill-es ", 1)[1].split("`", 1)[0].split()
+        grow(disk, "16m")
+        resumed = cli(*resume)
+        assert resumed.exit_code == 0, resumed.output
+        view = cli_json("--store", store, "--home", tmp_path / "demo", "show", resume[-1])
+        assert cli_json("--store", store, "--home", tmp_path / "demo", "verify")[0]["ok"] is True
+    reference = cli_json("--home", shared_demo.home, "show", shared_demo.session_id)
+    assert view["status"] == reference["status"] == "awaiting_review"
+    outcomes = [(o["edit_id"], o["status"]) for o in view["edit_outcomes"]]
+    assert outcomes == [(o["edit_id"], o["status"]) for o in reference["edit_outcomes"]]
