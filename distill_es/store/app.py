@@ -147,7 +147,7 @@ _UNREACHABLE = ("connection refused", "couldn't get a connection", "timeout expi
                 "server closed the connection", "no route to host", "network is unreachable")  # fmt: skip
 _SQLITE_CODES = (("SQLITE_FULL", "full"), ("SQLITE_READONLY", "read_only"), ("SQLITE_IOERR", "io"),
                  ("SQLITE_CANTOPEN", "cannot_open"), ("SQLITE_BUSY", "locked"))  # fmt: skip
-_PG_STATES = {"53100": "full", "25006": "read_only", "42P01": "no_tables", "3D000": "no_database",
+_PG_STATES = {"53100": "full", "25006": "pg_read_only", "42P01": "no_tables", "3D000": "no_database",
               "28P01": "denied", "28000": "denied", "42501": "denied", "57P03": "unreachable"}  # fmt: skip
 
 
@@ -209,6 +209,12 @@ _FAULTS: dict[str, tuple[type[StoreError], str, str]] = {
         StoreUnavailable,
         "{where} is read-only ({detail})",
         "make the file and its folder writable (chmod, chattr -i, or remount read-write)." + _NEXT,
+    ),
+    "pg_read_only": (
+        StoreUnavailable,
+        "{where} is read-only ({detail})",
+        "point --store at a writable primary (not a standby), or turn the database's "
+        "default_transaction_read_only off." + _NEXT,
     ),
     "no_permission": (
         StoreUnavailable,

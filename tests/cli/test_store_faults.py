@@ -235,3 +235,28 @@ def test_a_disk_that_fills_mid_session_stops_it_with_the_resume_command_that_fin
     assert view["status"] == reference["status"] == "awaiting_review"
     outcomes = [(o["edit_id"], o["status"]) for o in view["edit_outcomes"]]
     assert outcomes == [(o["edit_id"], o["status"]) for o in reference["edit_outcomes"]]
+
+
+@pytest.mark.postgres
+def test_a_read_only_postgresql_database_refuses_approve_and_keeps_the_log(tmp_path: Path) -> None:
+    import psycopg
+
+    from tests.pg import ADMIN, fresh_database
+
+    for url in fresh_database("distill_es_read_only"):
+        name = url.rsplit("/", 1)[1]
+        home = tmp_path / "demo"
+        assert cli("--store", url, "demo", "--home", home).exit_code == 0
+        demo = run_demo_view(home, ("--store", url))
+        edit = pending_edit(demo, "--store", url)
+        events = len(cli_json("--store", url, "--home", home, "history", demo.session_id))
+        with psycopg.connect(**ADMIN, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+        refused = cli("--store", url, "--home", home, "approve", demo.session_id, edit, "--by", "ann")
+        assert_one_fault_line(refused, 1, f"the PostgreSQL store '{name}' at 127.0.0.1:5432 is read-only",
+                              "default_transaction_read_only")  # fmt: skip
+        assert len(cli_json("--store", url, "--home", home, "history", demo.session_id)) == events
+        with psycopg.connect(**ADMIN, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = off')
+        again = cli("--store", url, "--home", home, "approve", demo.session_id, edit, "--by", "ann")
+        assert again.exit_code == 0, again.output
