@@ -24,6 +24,7 @@ that forgot. JSON output is data: `json_safe` escapes what `json.dumps(ensure_as
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -76,7 +77,22 @@ def safe_text(text: object, style: str = "", *, multiline: bool = False) -> Text
 def json_safe(dumped: str) -> str:
     """`json.dumps(..., ensure_ascii=False)` output with DEL, C1 and format characters escaped as
     `\\uXXXX` too. They can only occur inside JSON strings, so the data decodes unchanged."""
-    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", dumped)
+    return _JSON_RAW.sub(_json_escape, dumped)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    high, low = divmod(code - 0x10000, 0x400)  # JSON spells astral characters as a surrogate pair
+    return f"\\u{0xD800 + high:04x}\\u{0xDC00 + low:04x}"
+
+
+class InertFormatter(logging.Formatter):
+    """Log lines quote outside text too (an interrupted session's error, a daemon note)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return inert(super().format(record), multiline=True)
 
 
 class SafeConsole(Console):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rich.console import Console, RenderableType
 from rich.table import Table
@@ -89,6 +89,7 @@ def test_safe_text_is_left_alone(text: str) -> None:
     assert inert(text) == text
 
 
+@example("\U000e0020 tag character (astral: a surrogate pair in JSON)")
 @given(
     st.recursive(outside_text | st.text(), lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner))
 )
@@ -332,3 +333,113 @@ def test_benchmark_show_prints_any_benchmark_file_inert(
     finally:
         path.write_text(original, encoding="utf-8")
     assert not unsafe_in(result.output), unsafe_in(result.output)
+
+
+# --- loop, daemon and training output -------------------------------------------------------------------
+
+
+@FAST
+@given(text=outside_text)
+def test_loop_and_training_renderers_print_outside_text_inert(text: str) -> None:
+    from distill_es.cli_loop import loop_summary, loop_table, loops_table
+    from distill_es.loop import LoopParams, LoopSessionRecord, LoopView
+    from distill_es.training.cli import lineage_text, runs_table
+    from distill_es.training.views import Lineage, TrainingRunView
+
+    now = datetime.now(UTC)
+    record = LoopSessionRecord.model_construct(
+        session_id=text,
+        iteration=1,
+        status=text,
+        note=text,
+        error=text,
+        before_score=None,
+        after_score=None,
+        best_score=None,
+        cost_usd=None,
+        improved=None,
+    )
+    params = LoopParams.model_construct(max_total_cost_usd=5.0)
+    loop = LoopView.model_construct(
+        id=text,
+        status=text,
+        sessions=[record],
+        stop_reason=None,
+        detail=text,
+        best_score=None,
+        total_cost_usd=0.0,
+        started_at=now,
+        params=params,
+    )
+    run = TrainingRunView.model_construct(
+        run_id=text,
+        session_id=text,
+        edit_id=text,
+        backend=text,
+        state=text,
+        attempts=1,
+        verdict=text,
+        deployable=None,
+        reason_code=text,
+        delta=None,
+        summary=text,
+    )
+    spec = {
+        "experiment_id": text,
+        "backend": text,
+        "training_mode": text,
+        "target_model_family": text,
+        "hardware_tier": text,
+        "hyperparameters": {text: text},
+        "config_fingerprint": text,
+        "code_hash": text,
+        "budget": {"max_wall_clock_minutes": 1.0, "max_train_tokens": 10},
+    }
+    entry = {"version": 1, "at": text, "type": text, "digest": text}
+    lineage = Lineage.model_construct(
+        run=run,
+        spec=spec,
+        trainer_command=[text],
+        dataset={
+            "rows": 1,
+            "counts": {text: 1},
+            "fingerprint": text,
+            "path": text,
+            "benchmark_task_ids": [text],
+        },
+        attempts=[{"attempt": 1, "started_at": text, "outcome": text}],
+        failure={"reason_code": text, "message": text},
+        dry_run={"message": text},
+        checkpoint={"checkpoint_id": text, "adapter_format": text, "artifact_path": text},
+        eval={"verdict": text, "reason": text},
+        promotion={"deployable": False, "reason": text},
+        events=[entry],
+    )
+    for renderable in (
+        loop_table(loop),
+        loop_summary(loop),
+        loops_table([loop]),
+        runs_table([run]),
+        lineage_text(lineage),
+    ):
+        buffer = io.StringIO()
+        SafeConsole(file=buffer, width=120).print(renderable)
+        assert not unsafe_in(buffer.getvalue())
+
+
+def test_log_lines_quoting_outside_errors_are_inert() -> None:
+    import logging
+
+    from distill_es.terminal_safe import InertFormatter
+
+    record = logging.LogRecord(
+        "distill_es.worker",
+        logging.WARNING,
+        __file__,
+        1,
+        "session %s interrupted: %s",
+        ("s1", "server said \x1b]0;pwned\x07"),
+        None,
+    )
+    line = InertFormatter("%(message)s").format(record)
+    assert line == r"session s1 interrupted: server said \x1b]0;pwned\x07"
