@@ -89,7 +89,10 @@ _NOT_MARKER = r"(?!\[REDACTED:)"
 _ASSIGN = r"(?:\\*[\"'])?\s*(?::=|=>|[:=])\s*(?:\\*[\"'])?"
 _VALUE = r"(?:[^\s\"'`,;&<>(){}\[\]\\]|\\(?![\\\"']))"  # a backslash ends it only before a quote
 # Key names that say "credential": the generic rule redacts their random-looking values.
-SECRET_NAME = r"[A-Za-z0-9_.\-]*(?:secret|key|token|passw(?:or)?d|pwd|credential|auth)[A-Za-z0-9_.\-]*"
+# Bounded on both sides: unbounded runs made `keykeykey…` (a hostile trace) take quadratic time.
+SECRET_NAME = (
+    r"[A-Za-z0-9_.\-]{0,40}(?:secret|key|token|passw(?:or)?d|pwd|credential|auth)[A-Za-z0-9_.\-]{0,40}"
+)
 # Key names whose value is a credential whatever it looks like.
 CREDENTIAL_NAME = (
     r"(?:api[_\-]?key|secret[_\-]?key|client[_\-]?secret|access[_\-]?token|auth[_\-]?token"
@@ -99,7 +102,8 @@ CREDENTIAL_NAME = (
 SECRET_PATTERNS: list[SecretPattern] = [
     _p(
         "private_key",
-        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",
+        r"-----BEGIN (?:[A-Z0-9]+ ){0,4}PRIVATE KEY-----(?:(?!-----BEGIN )[\s\S])*?"
+        r"-----END (?:[A-Z0-9]+ ){0,4}PRIVATE KEY-----",  # not past the next BEGIN: linear time
         "PEM private key blocks (RSA, EC, OPENSSH, ENCRYPTED, plain PKCS#8)",
     ),
     _p("anthropic_key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}", "Anthropic API keys: sk-ant-…"),
@@ -194,7 +198,7 @@ SECRET_PATTERNS: list[SecretPattern] = [
     ),
     _p(
         "url_password",
-        r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]+:)" + _NOT_MARKER + r"[^\s/@]+(?=@)",
+        r"(\b[A-Za-z][A-Za-z0-9+.\-]{0,30}://[^\s/:@]+:)" + _NOT_MARKER + r"[^\s/@]+(?=@)",
         "the password in a URL's user info: scheme://user:password@host",
         keep_prefix=True,
     ),
@@ -216,7 +220,8 @@ SECRET_PATTERNS: list[SecretPattern] = [
     ),
     _p(
         "email",
-        r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b",
+        # Bounded (RFC 5321 lengths): unbounded runs made `a@b.b.b.…` take quadratic time.
+        r"\b[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,8}\.[A-Za-z]{2,24}\b",
         "email addresses",
     ),
 ]

@@ -261,3 +261,13 @@ def test_no_secret_reaches_the_teacher_server(
     for text in KEPT:  # the evidence the teacher needs arrives whole
         assert json.dumps(text, ensure_ascii=False)[1:-1] in received, text
     assert all(trace_id in received for trace_id in SECRET_TRACE_IDS)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["key" * 10_000, "a@" + "b." * 20_000, "a." * 20_000 + "@", "-----BEGIN PRIVATE KEY-----\n" * 1_000],
+    ids=["key-run", "email-labels", "email-local", "pem-no-end"],
+)
+def test_hostile_shapes_are_scrubbed_in_linear_time(text: str) -> None:
+    # Each took from 1 s to 47 s before the patterns were bounded (a trace can be built to stall a run).
+    assert scrub(text) == text
