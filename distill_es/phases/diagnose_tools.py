@@ -429,6 +429,9 @@ class Toolbox:
             outcome = ToolOutcome(
                 content=scrub(f"tool {name!r} failed: {type(exc).__name__}: {exc}"), is_error=True
             )
+        # Every tool's text passes here: one last scrub catches what a handler did not (names, ids,
+        # categories, messages quoting files). Idempotent, so scrubbed fields are unchanged.
+        outcome = outcome.model_copy(update={"content": scrub(outcome.content)})
         limit = self.limits.max_result_chars
         if len(outcome.content) > limit:
             outcome = outcome.model_copy(update={"content": truncate_result(outcome.content, limit)})
@@ -498,7 +501,7 @@ class Toolbox:
             raise _ToolError(f"trace {_short_repr(args.trace_id)} not found")
         lim = self.limits
         steps = [
-            _cut(scrub(step if isinstance(step, str) else _json(step)), lim.step_chars)
+            _cut(scrub(step) if isinstance(step, str) else scrub(_json(scrub_obj(step))), lim.step_chars)
             for step in trace.steps[: lim.trace_steps]
         ]
         body = {

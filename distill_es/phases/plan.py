@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
+from distill_es.adapters.scrub import scrub
 from distill_es.domain.errors import InvalidEdit, InvalidTeacherOutput
 from distill_es.domain.payloads import PAYLOAD_MODELS, PatchSystemPrompt, parse_payload
 from distill_es.domain.policy import assign_tier
@@ -241,7 +242,7 @@ def plan_user_prompt(
         names = ", ".join(c.id for c in dropped)
         parts.append(f"Dropped for insufficient evidence (do not target them): {names}")
     for agent in sorted(current_prompts or {}):
-        text = (current_prompts or {})[agent]
+        text = scrub((current_prompts or {})[agent])  # workspace file text: scrubbed like the tools
         fence = _fence(text)
         parts += [f"## Current system prompt of agent `{agent}`", f"{fence}\n{text.rstrip(chr(10))}\n{fence}"]
     parts.append(
