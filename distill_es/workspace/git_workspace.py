@@ -15,14 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from git import Git, GitCommandError
-from pydantic import TypeAdapter, ValidationError
 
 from distill_es.domain.errors import InvalidEdit, WorkspaceConflict, WorkspaceError
-from distill_es.domain.payloads import SafeName, describe_validation
 from distill_es.domain.vocabulary import Edit, EditRiskTier
 from distill_es.ports import AppliedEdit, EditCheck
-from distill_es.workspace.appliers import applier_for, prompt_path
-from distill_es.workspace.files import atomic_write_text, read_text, resolve_inside
+from distill_es.workspace.appliers import applier_for
+from distill_es.workspace.files import atomic_write_text, prompt_path, read_inside, read_text
 
 TRACKED_PATHS = ("config.toml", "agents", "tools")
 # Anchored to the root: `traces.jsonl` must not also hide `agents/x/traces.jsonl`.
@@ -43,7 +41,6 @@ _GIT_OPTS = ("-c", "commit.gpgsign=false", "-c", "core.editor=true")
 BASELINE_TRAILER = ("Distill-ES", "baseline")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _TRAILER_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*): (.*)$")
-_SAFE_NAME: TypeAdapter[str] = TypeAdapter(SafeName)
 
 
 def parse_trailers(message: str) -> dict[str, list[str]]:
@@ -129,11 +126,7 @@ class GitWorkspace:
 
     def read_prompt(self, agent: str) -> str:
         """The agent's current system prompt; "" when it has none."""
-        try:
-            _SAFE_NAME.validate_python(agent)
-        except ValidationError as exc:
-            raise InvalidEdit(f"agent name: {describe_validation(exc)}") from None
-        return read_text(resolve_inside(self.root, prompt_path(agent))) or ""
+        return read_inside(self.root, prompt_path(agent)) or ""
 
     def find_edit_commit(self, session_id: str, edit_id: str) -> str | None:
         """The newest commit whose trailers say exactly this `Edit-ID` and `Session-ID`."""
