@@ -264,7 +264,7 @@ class Engine:
             settings = settings.with_overrides(session={"autonomy_mode": AutonomyMode(autonomy).value})
         # Every precondition before anything is recorded: a refused start leaves no session behind.
         with exclusive(self.store.url, self.state_dir, *self._workspace_lock()):
-            self._check_inputs()
+            self._check_inputs(settings)
             self._require_clean_workspace("before starting a session")
             session = Session.start(
                 trigger=trigger,
@@ -426,16 +426,21 @@ class Engine:
                 f"commit or discard them {when} (nothing was recorded)"
             )
 
-    def _check_inputs(self) -> None:
-        """The files a session reads parse, and the benchmark has tasks: a session must not pay the
-        teacher only to find out later. Each error names the file (and line)."""
+    def _check_inputs(self, settings: Settings) -> None:
+        """The files a session reads parse, and a session that would go on to pay the teacher has a
+        benchmark to measure its edits with. Each error names the file (and line). (With too few
+        traces the session is recorded and rests failed as a cold start: it never calls the teacher.)"""
         read_config(self.home)
-        self.traces.count()  # parses every traces.jsonl line / queries traces.db
-        if not load_benchmark(self.home):
-            raise WorkspaceError(
-                f"{self.home / BENCHMARK_FILE} has no tasks: the gate could not measure any edit; "
-                "add tasks (one JSON object a line) before starting a session"
-            )
+        traces = self.traces.count()  # parses every traces.jsonl line / queries traces.db
+        benchmark = load_benchmark(self.home)
+        if not benchmark and traces >= settings.session.min_traces:
+            raise WorkspaceError(f"{self._no_benchmark_error()}; add tasks before starting a session")
+
+    def _no_benchmark_error(self) -> str:
+        return (
+            f"{self.home / BENCHMARK_FILE} has no tasks (one JSON object a line): "
+            "the gate could not measure any edit"
+        )
 
     # ------------------------------------------------------------------------------------------
     # cancel
@@ -493,6 +498,9 @@ class Engine:
         )
 
     def _do_BeginDiagnosis(self, session: Session, _: steps.BeginDiagnosis) -> None:
+        if not load_benchmark(self.home):  # emptied since `start`: fail before the first paid call
+            session.fail(error=self._no_benchmark_error(), reason_code="no_benchmark")
+            return
         session.begin_diagnosis()
 
     def _do_Fail(self, session: Session, step: steps.Fail) -> None:
@@ -689,10 +697,7 @@ class Engine:
     def _do_ChooseGateTasks(self, session: Session, _: steps.ChooseGateTasks) -> None:
         benchmark = load_benchmark(self.home)
         if not benchmark:
-            session.fail(
-                error=f"{self.home / 'benchmark.jsonl'} has no tasks: the gate cannot measure any edit",
-                reason_code="no_benchmark",
-            )
+            session.fail(error=self._no_benchmark_error(), reason_code="no_benchmark")
             return
         seed = stable_seed(str(session.id))
         task_ids = choose_gate_tasks(
