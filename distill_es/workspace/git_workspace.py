@@ -101,6 +101,7 @@ def summary_line(edit: Edit) -> str:
     parts = [f"{k}={edit.payload[k]}" for k in keys if isinstance(edit.payload.get(k), str)]
     subject = " ".join([f"{edit.op.value}:", *(parts or [edit.target or edit.id])])
     subject = " ".join(subject.split())  # no newlines or runs of blanks from a teacher's payload
+    subject = "".join(ch if ch.isprintable() else "?" for ch in subject)  # no control characters either
     return subject if len(subject) <= 100 else subject[:99] + "…"
 
 

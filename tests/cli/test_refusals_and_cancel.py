@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from distill_es.demo.run import CASSETTE
@@ -29,11 +30,12 @@ def test_run_on_a_corrupt_config_is_refused_before_a_session_exists(tmp_path: Pa
     home = tmp_path / "ws"
     assert cli("init", home).exit_code == 0
     (home / "config.toml").write_text("[agent\n")
+    subprocess.run(["git", "-C", str(home), "commit", "-qam", "corrupt, but committed"], check=True)
 
     result = cli("--home", home, "run", "--teacher", f"cassette:{CASSETTE}")
 
     assert result.exit_code != 0
-    assert "config.toml" in result.stderr and "this is a bug" not in result.stderr
+    assert "config.toml is not valid TOML" in result.stderr and "this is a bug" not in result.stderr
     assert cli_json("--home", home, "sessions") == []
 
 
