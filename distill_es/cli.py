@@ -835,7 +835,7 @@ def cancel(
     ctx: typer.Context,
     session: SessionArg,
     by: Annotated[
-        str, typer.Option("--by", metavar="NAME", help="Who cancels (recorded in the log).", show_default=False)
+        str, typer.Option("--by", metavar="NAME", help="Who cancels (recorded).", show_default=False)
     ],
     reason: Annotated[
         str, typer.Option("--reason", metavar="TEXT", help="Why (recorded in the log).", show_default=False)
