@@ -38,6 +38,7 @@ from distill_es.domain.vocabulary import (
     Value,
 )
 from distill_es.phases.diagnose_tools import describe_errors
+from distill_es.workspace.files import prompt_path
 
 SUBMIT_PLAN = "submit_plan"
 MAX_EDITS = 50  # edits beyond this are rejected unread ("too many edits")
@@ -402,7 +403,7 @@ def _freeze_one(raw: Any, ctx: _Context) -> tuple[Edit, bool]:
 
 
 def _check_patch(payload: PatchSystemPrompt, ctx: _Context) -> tuple[Value, bool]:
-    where = f"agents/{payload.agent}/system_prompt.md"
+    where = prompt_path(payload.agent)
     try:
         original = ctx.read_prompt(payload.agent)
     except (OSError, ValueError, DistillError) as exc:  # a refused path, bad UTF-8, unreadable file
