@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from distill_es.adapters.scrub import scrub, scrub_obj
-from distill_es.domain.errors import DistillError, InvalidTeacherOutput
+from distill_es.domain.errors import DistillError, InvalidEdit, InvalidTeacherOutput
 from distill_es.domain.payloads import SafeName
 from distill_es.domain.vocabulary import FailureCluster, Value
 from distill_es.ports import BenchmarkTask, Judge, StudentResult, StudentRunner, TraceRecord, TraceSource
@@ -374,7 +374,11 @@ def _read_file(home: Path, relative: str) -> str | None:
     """A workspace file's text (None when absent), read only inside the workspace, like writes."""
     try:
         return read_inside(home, relative)
-    except DistillError as exc:  # a path leaving the workspace, a directory, bad UTF-8
+    except InvalidEdit:  # where it points is none of the teacher's business
+        raise _ToolError(
+            f"refused to read {relative}: it resolves outside the workspace (or into engine files)"
+        ) from None
+    except DistillError as exc:  # a directory, bad UTF-8
         raise _ToolError(f"cannot read {relative}: {exc}") from None
 
 

@@ -262,3 +262,22 @@ def test_cancelled_sessions_read_back_the_same_from_a_fresh_engine(scripted_worl
     fresh = scripted_world.engine()
     assert fresh.get(sid).error == "cancelled by ann: stop"
     assert fresh.sessions(status="failed")[0].id == sid
+
+
+def test_cancel_and_a_busy_start_on_each_store(scripted_world: World, store_url: str):
+    """The locks cancel and start rely on are the store's own: flock on SQLite, advisory locks on
+    PostgreSQL."""
+    engine = scripted_world.engine(store_url=store_url)
+    sid = engine.start(OnDemandTrigger())
+    with (
+        exclusive(engine.store.url, engine.state_dir, *engine._session_lock(sid)),
+        pytest.raises(SessionBusy),
+    ):
+        engine.cancel(sid, by="ann", reason="stop")
+    with (
+        exclusive(engine.store.url, engine.state_dir, *engine._workspace_lock()),
+        pytest.raises(SessionBusy),
+    ):
+        engine.start(OnDemandTrigger())
+    assert engine.cancel(sid, by="ann", reason="stop").status == SessionStatus.FAILED
+    assert [s.id for s in engine.sessions()] == [sid]

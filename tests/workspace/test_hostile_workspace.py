@@ -161,6 +161,7 @@ def test_get_agent_prompt_refuses_a_symlink_out_of_the_workspace(root: Path, out
 
     assert outcome.is_error
     assert "OUTSIDE-SECRET" not in outcome.content and "outside the workspace" in outcome.content
+    assert "secret.txt" not in outcome.content  # not even where it points
 
 
 def test_config_and_tool_descriptions_pointing_out_are_refused(root: Path, outside: Path) -> None:
