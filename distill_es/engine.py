@@ -56,8 +56,8 @@ from distill_es.store.app import STATE_DIR, EventStore, default_store_url
 from distill_es.store.locks import exclusive
 from distill_es.store.projections import SessionIndex, cost_ledger, timeline
 from distill_es.store.verify import SessionReport, verify_session, verify_store
-from distill_es.workspace.files import prompt_path, read_inside
-from distill_es.workspace.toml_config import read_config
+from distill_es.workspace.files import DESCRIPTIONS_FILE, prompt_path, read_inside
+from distill_es.workspace.toml_config import read_config, read_workspace_toml
 
 SELF_RUN_MAX_TOKENS = 2048
 StepObserver = Callable[[LearningSession, steps.Step], None]
@@ -299,6 +299,7 @@ class Engine:
             session = self.store.load(session_id)
             session.approve_edit(edit_id=edit_id, reviewer=reviewer, note=note)
             self._require_clean_workspace(f"before session {session_id} can apply edit {edit_id}")
+            self._require_readable_config()  # an approval must not be spent on a file that cannot be edited
             self.store.save(session)
         return self.run(session_id)
 
@@ -426,11 +427,16 @@ class Engine:
                 f"commit or discard them {when} (nothing was recorded)"
             )
 
+    def _require_readable_config(self) -> None:
+        """The TOML files edits change parse (`WorkspaceError` naming the file and line)."""
+        read_config(self.home)
+        read_workspace_toml(self.home, DESCRIPTIONS_FILE)
+
     def _check_inputs(self, settings: Settings) -> None:
         """The files a session reads parse, and a session that would go on to pay the teacher has a
         benchmark to measure its edits with. Each error names the file (and line). (With too few
         traces the session is recorded and rests failed as a cold start: it never calls the teacher.)"""
-        read_config(self.home)
+        self._require_readable_config()
         traces = self.traces.count()  # parses every traces.jsonl line / queries traces.db
         benchmark = load_benchmark(self.home)
         if not benchmark and traces >= settings.session.min_traces:

@@ -281,3 +281,17 @@ def test_cancel_and_a_busy_start_on_each_store(scripted_world: World, store_url:
         engine.start(OnDemandTrigger())
     assert engine.cancel(sid, by="ann", reason="stop").status == SessionStatus.FAILED
     assert [s.id for s in engine.sessions()] == [sid]
+
+
+def test_approve_over_a_corrupt_committed_config_records_nothing(scripted_world: World):
+    engine = scripted_world.engine()
+    session = engine.run_session(OnDemandTrigger())
+    before = event_types(engine, session.id)
+    (scripted_world.home / "config.toml").write_text("[agent\n")
+    git(scripted_world.home, "commit", "-qam", "the user broke it and committed it")
+
+    with pytest.raises(DistillError, match=r"config\.toml is not valid TOML"):
+        engine.approve(session.id, "edit_003", reviewer="ann")
+
+    assert event_types(engine, session.id) == before
+    assert [p["edit_id"] for p in engine.pending_reviews()] == ["edit_003"]
