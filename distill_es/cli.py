@@ -835,6 +835,36 @@ def rollback(
 
 
 @app.command()
+def cancel(
+    ctx: typer.Context,
+    session: SessionArg,
+    by: Annotated[
+        str, typer.Option("--by", metavar="NAME", help="Who cancels (recorded).", show_default=False)
+    ],
+    reason: Annotated[
+        str, typer.Option("--reason", metavar="TEXT", help="Why (recorded in the log).", show_default=False)
+    ],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """End a session that cannot go on (initiated, diagnosing, planning or executing).
+
+    It rests failed, reason `cancelled`, with who and why in its history. Edits it had committed but
+    not gated are reverted; its accepted edits stay (`rollback` reverts them). Exit 0 once cancelled;
+    4 if the session already rests (or another process is running it).
+    """
+    if not by.strip() or not reason.strip():
+        raise CliFailure(2, "cancel needs a name (--by) and a reason (--reason)")
+    path = resolve_home(ctx, home)
+    with open_engine(ctx, path) as engine:
+        view = engine.cancel(resolve_session(engine, session), by=by, reason=reason)
+    if as_json:
+        print_json(view.model_dump(mode="json"))
+        return
+    out().print(render.session_summary(view))
+
+
+@app.command()
 def verify(
     ctx: typer.Context,
     session: Annotated[
