@@ -1,8 +1,10 @@
 """The `distill-es` command line: each command calls the engine and renders what it returns.
 
 Exit codes (CONTRACT "Command line"): 0 success (a session resting completed or awaiting_review),
-1 the session failed, 2 usage error, 3 not found, 4 illegal transition or conflict; 130 interrupted
-by Ctrl-C. Errors are one or two lines on stderr; `--debug` adds the traceback.
+1 the session failed or an outside failure stopped the command (store unreachable, read-only or
+full: fix it, run again), 2 usage error (a bad store URL too), 3 not found (a store a read command
+was pointed at too), 4 illegal transition or conflict; 130 interrupted by Ctrl-C. Errors are one or
+two lines on stderr; `--debug` adds the traceback.
 """
 
 from __future__ import annotations
@@ -34,9 +36,13 @@ from distill_es.domain.errors import (
     ConcurrentSessionWrite,
     DistillError,
     IllegalTransition,
+    NotAWorkspace,
     SessionInterrupted,
     SessionNotFound,
     SettingsError,
+    StoreError,
+    StoreMissing,
+    StoreUnavailable,
     WorkspaceConflict,
 )
 from distill_es.domain.vocabulary import AutonomyMode, LearningSession, SessionStatus, Trigger, TriggerKind
@@ -84,8 +90,10 @@ class CliFailure(Exception):
 def exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, CliFailure):
         return exc.code
-    if isinstance(exc, SessionNotFound):
+    if isinstance(exc, SessionNotFound | StoreMissing | NotAWorkspace):
         return 3
+    if isinstance(exc, StoreUnavailable):
+        return 1  # the machine or the database, not the command: fix it and run the command again
     if isinstance(exc, IllegalTransition | ConcurrentSessionWrite | WorkspaceConflict):
         return 4
     if isinstance(exc, SettingsError):
@@ -94,8 +102,10 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def _hint_for(exc: BaseException) -> str:
-    if isinstance(exc, CliFailure):
+    if isinstance(exc, CliFailure | StoreError):
         return exc.hint
+    if isinstance(exc, NotAWorkspace):
+        return "create one with `distill-es init DIR`, or try `distill-es demo`"
     if isinstance(exc, SessionNotFound):
         return "list this workspace's sessions with `distill-es sessions`"
     if isinstance(exc, IllegalTransition):
@@ -111,8 +121,21 @@ def _hint_for(exc: BaseException) -> str:
     return ""
 
 
+def environment_fault(exc: BaseException) -> BaseException:
+    """A StoreError in place of a raw disk or database failure that escaped the store's own
+    translation (a blob, a lock file, a git commit on a full disk); any other error as it is."""
+    from distill_es.store.app import store_fault
+
+    if isinstance(exc, DistillError | CliFailure):  # ours already say what happened
+        return exc
+    filename = getattr(exc, "filename", None)
+    where = str(filename) if filename else "a file of the workspace or its state"
+    return store_fault(exc, where, Path(filename) if filename else None) or exc
+
+
 def report_error(exc: BaseException, *, debug: bool) -> int:
     """Print the error as one or two lines (plus the traceback with --debug); return the exit code."""
+    exc = environment_fault(exc)
     if debug:
         err().print(Text("".join(traceback.format_exception(exc)), style="dim"), soft_wrap=True)
     message = exc.message if isinstance(exc, CliFailure) else str(exc)
@@ -278,16 +301,19 @@ def build_engine(
     teacher: Any = None,
     progress: render.StepProgress | None = None,
     store: str | None = None,
+    read_only: bool = False,
 ) -> Engine:
     """The engine on `home` (and `store`, else the global --store). Commands that drive a session
     (`drives`) on a demo workspace get the demo's teacher and student; read commands never build a
-    teacher or student at all."""
+    teacher or student at all, and `read_only` ones create no store, table or folder either."""
     from distill_es.engine import Engine
 
     store = store or _globals(ctx).store
     if drives and is_demo(home):
         return _open_demo(home, store, teacher, progress)
-    return Engine.open(home, teacher=teacher, store_url=store, **observers(progress))
+    return Engine.open(
+        home, teacher=teacher, store_url=store, create_tables=not read_only, **observers(progress)
+    )
 
 
 def observers(progress: render.StepProgress | None) -> dict[str, Any]:
@@ -435,14 +461,32 @@ def git_log(home: Path, limit: int = 20) -> str:
     return result.stdout if result.returncode == 0 else f"(git log failed: {result.stderr.strip()})\n"
 
 
+def _store_option(engine: Engine) -> str:
+    """` --store URL` when the engine's store is not the workspace's own (a resume must find it);
+    nothing for a URL with a password, which is not printed (it is in $DISTILL_ES_STORE or known)."""
+    from urllib.parse import urlparse
+
+    from distill_es.store.app import default_store_url
+
+    url = engine.store.url
+    if url == default_store_url(engine.home) or urlparse(url).password:
+        return ""
+    return f" --store {shlex.quote(url)}"
+
+
 def drive(engine: Engine, session_id: str, progress: render.StepProgress, home: Path) -> LearningSession:
     """Run the session to rest under the live progress display; interruptions say how to resume."""
-    resume = f"distill-es --home {shlex.quote(str(home))} resume {session_id}"
+    resume = f"distill-es --home {shlex.quote(str(home))}{_store_option(engine)} resume {session_id}"
     try:
         with progress:
             return engine.run(session_id)
     except SessionInterrupted as exc:
         raise CliFailure(1, str(exc), f"nothing was lost; continue with `{resume}`") from exc
+    except StoreUnavailable as exc:  # the last recorded step stands; the one that failed is redone
+        fix = exc.hint.partition(" Nothing of the failed write")[0]
+        raise CliFailure(
+            1, str(exc), f"{fix} Nothing of the failed step was stored; then continue with `{resume}`"
+        ) from exc
     except KeyboardInterrupt:
         raise CliFailure(  # noqa: B904 - the interrupt itself says nothing more
             130, f"interrupted: session {session_id} stopped part-way", f"continue with `{resume}`"
@@ -680,7 +724,7 @@ def sessions(
     filters: dict[str, Any] = {"limit": limit}
     if trigger is not None:
         filters["trigger"] = trigger.value
-    with open_engine(ctx, path) as engine:
+    with open_engine(ctx, path, read_only=True) as engine:
         views = engine.sessions(status=status, **filters)
     if as_json:
         print_json([view.model_dump(mode="json") for view in views])
@@ -721,7 +765,7 @@ def show(
     """
     path = resolve_home(ctx, home)
     moment = _parse_at(at) if at is not None else None
-    with open_engine(ctx, path) as engine:
+    with open_engine(ctx, path, read_only=True) as engine:
         session_id = resolve_session(engine, session)
         if isinstance(moment, datetime):
             view = engine.get_at(session_id, moment)
@@ -742,7 +786,7 @@ def history(
     Each line: version, time (UTC), who (engine, teacher, student or a reviewer), what.
     """
     path = resolve_home(ctx, home)
-    with open_engine(ctx, path) as engine:
+    with open_engine(ctx, path, read_only=True) as engine:
         entries = engine.history(resolve_session(engine, session))
     if as_json:
         print_json(entries)
@@ -754,7 +798,7 @@ def history(
 def review(ctx: typer.Context, home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Edits waiting for a reviewer, with their diff previews."""
     path = resolve_home(ctx, home)
-    with open_engine(ctx, path) as engine:
+    with open_engine(ctx, path, read_only=True) as engine:
         items = engine.pending_reviews()
     if as_json:
         print_json(items)
@@ -881,7 +925,7 @@ def verify(
     Exit 1 when damage is found, listing session, position (event version) and kind.
     """
     path = resolve_home(ctx, home)
-    with open_engine(ctx, path) as engine:
+    with open_engine(ctx, path, read_only=True) as engine:
         reports = engine.verify(resolve_session(engine, session) if session is not None else None)
     if as_json:
         print_json([report.model_dump(mode="json") for report in reports])
@@ -911,7 +955,7 @@ def benchmark_show(ctx: typer.Context, home: HomeOption = None, as_json: JsonOpt
 
     path = resolve_home(ctx, home)
     tasks = load_benchmark(path)
-    with open_engine(ctx, path) as engine:
+    with open_engine(ctx, path, read_only=True) as engine:
         latest = next((v for v in engine.sessions() if v.benchmark_before is not None), None)
     clusters = latest.plan.failure_clusters if latest and latest.plan else []
     task_clusters: dict[str, list[str]] = {}
@@ -942,16 +986,18 @@ def benchmark_show(ctx: typer.Context, home: HomeOption = None, as_json: JsonOpt
 
 
 def _transfer_engine(
-    ctx: typer.Context, home: Path | None, store: str | None
+    ctx: typer.Context, home: Path | None, store: str | None, *, read_only: bool = False
 ) -> AbstractContextManager[Engine]:
-    return open_engine(ctx, resolve_home(ctx, home), store=store)
+    return open_engine(ctx, resolve_home(ctx, home), store=store, read_only=read_only)
 
 
-def _loop_engine(home: Path | None) -> Engine:
+def _loop_engine(home: Path | None, *, read_only: bool = False) -> Engine:
     """For `loop`, `loops`, `daemon`, `flag` (they close it): same home, store and demo rules as ours."""
     ctx = _ROOT_CONTEXT.get()
     if ctx is None:  # called outside a distill-es invocation
         raise CliFailure(2, "no distill-es command is running")
+    if read_only:
+        return build_engine(ctx, resolve_home(ctx, home), read_only=True)
     return build_engine(ctx, resolve_home(ctx, home), drives=True)
 
 
@@ -960,7 +1006,7 @@ cli_loop.register(app, _loop_engine)
 
 
 def _training_engine(ctx: typer.Context, home: Path | None) -> AbstractContextManager[Engine]:
-    return open_engine(ctx, resolve_home(ctx, home))
+    return open_engine(ctx, resolve_home(ctx, home), read_only=True)  # `training list` and `show` only read
 
 
 app.add_typer(build_training_app(_training_engine), name="training")

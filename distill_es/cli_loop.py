@@ -1,6 +1,7 @@
 """Commands for the loop, the daemon and flags, mountable on any typer app with `register`.
 
-    register(app, open_engine)   # open_engine(home: Path | None) -> Engine; None: the default workspace
+    register(app, open_engine)   # open_engine(home: Path | None, *, read_only=False) -> Engine; None: the
+                                 # default workspace; read_only (`loops`): create no store or folder
 
 Exit codes follow the main command line: 0 success, 1 the loop stopped because a session failed (or
 `daemon --once` ran a session that failed), 2 usage error, 3 not found; other errors propagate to the
@@ -30,7 +31,7 @@ if TYPE_CHECKING:  # the loop, the daemon and the engine are imported by the com
     from distill_es.engine import Engine
     from distill_es.loop import LoopView
 
-EngineOpener = Callable[[Path | None], "Engine"]
+EngineOpener = Callable[..., "Engine"]  # (home: Path | None, *, read_only: bool = False)
 
 HomeOption = Annotated[
     Path | None,
@@ -112,6 +113,13 @@ def _resolve_loop(engine: Engine, ref: str) -> str:
     )
 
 
+def _reading(open_engine: EngineOpener) -> dict[str, bool]:
+    """`read_only=True` for an opener that takes it (older openers do not)."""
+    from distill_es.ports import accepts_keyword
+
+    return {"read_only": True} if accepts_keyword(open_engine, "read_only") else {}
+
+
 def register(app: typer.Typer, open_engine: EngineOpener) -> None:
     """Add `loop`, `loops`, `daemon` and `flag` to `app`."""
 
@@ -176,7 +184,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         """List this workspace's loops, newest first."""
         from distill_es.loop import loops
 
-        engine = open_engine(home)
+        engine = open_engine(home, **_reading(open_engine))
         try:
             views = loops(engine)
         finally:

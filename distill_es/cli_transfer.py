@@ -86,9 +86,13 @@ def _reporting() -> Iterator[None]:
 
 @contextmanager
 def _engine(
-    open_engine: EngineOpener, ctx: typer.Context, home: Path | None, store: str | None
+    open_engine: EngineOpener, ctx: typer.Context, home: Path | None, store: str | None, **options: Any
 ) -> Iterator[Engine]:
-    opened = open_engine(ctx, home, store)
+    from distill_es.ports import accepts_keyword
+
+    # Options an older opener does not take (`read_only`) are left out: it opens as it always did.
+    taken = {name: value for name, value in options.items() if accepts_keyword(open_engine, name)}
+    opened = open_engine(ctx, home, store, **taken)
     if not hasattr(opened, "__enter__"):  # an Engine itself: ours to close
         try:
             yield opened
@@ -141,8 +145,9 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
     """Add `export` and `import` to `app`.
 
     `open_engine(ctx, home, store)` is called with the command's `--home` value (None when not given)
-    and a store URL to use instead of the default one (None: the default); it returns an `Engine` or a
-    context manager yielding one (closed after the command either way).
+    and a store URL to use instead of the default one (None: the default), and `read_only=True` by
+    `export` (create no store); it returns an `Engine` or a context manager yielding one (closed after
+    the command either way).
     """
 
     @app.command("export")
@@ -175,7 +180,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
                 raise _Failure(
                     2, "give either SESSION or --all", "e.g. `distill-es export --all --out store.jsonl`"
                 )
-            with _engine(open_engine, ctx, home, None) as engine:
+            with _engine(open_engine, ctx, home, None, read_only=True) as engine:  # creates nothing
                 store = engine.store
                 lines = (
                     export_all(store)

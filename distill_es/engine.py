@@ -29,6 +29,7 @@ from distill_es.domain.errors import (
     DistillError,
     InvalidEdit,
     InvalidTeacherOutput,
+    NotAWorkspace,
     OpNotAvailable,
     SessionInterrupted,
     WorkspaceConflict,
@@ -52,7 +53,7 @@ from distill_es.ports import (
     accepts_keyword,
 )
 from distill_es.settings import Settings
-from distill_es.store.app import STATE_DIR, EventStore, default_store_url
+from distill_es.store.app import STATE_DIR, EventStore, default_store_url, open_store
 from distill_es.store.locks import exclusive
 from distill_es.store.projections import SessionIndex, cost_ledger, timeline
 from distill_es.store.verify import SessionReport, verify_session, verify_store
@@ -116,6 +117,23 @@ class _Ports:
     workspace: Workspace | None = None
 
 
+def _workspace_home(home: str | Path, *, create: bool) -> Path:
+    """`home` expanded and resolved; a workspace there, or scaffolded there when `create`."""
+    from distill_es.workspace.scaffold import create_workspace, is_workspace
+
+    path = Path(home).expanduser().resolve()
+    if is_workspace(path):
+        return path
+    if not create:
+        raise NotAWorkspace(
+            f"{path} is not a distill_es workspace (it needs config.toml and distill_es.toml); "
+            f"create one with `distill-es init {path}`, or open it with create=True"
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    create_workspace(path)
+    return path
+
+
 class Engine:
     def __init__(
         self,
@@ -154,19 +172,29 @@ class Engine:
         on_step: StepObserver | None = None,
         on_scoring: ScoringObserver | None = None,
         create_tables: bool = True,
+        create: bool = False,
     ) -> Engine:
         """Open the engine on a workspace. `settings` is a `Settings` or section overrides
-        (`{"session": {"autonomy_mode": "auto"}}`) applied over `<home>/distill_es.toml`."""
-        home = Path(home).resolve()
+        (`{"session": {"autonomy_mode": "auto"}}`) applied over `<home>/distill_es.toml`.
+
+        `home` is `~`-expanded; a path that is not a workspace is refused (NotAWorkspace) unless
+        `create`, which scaffolds a default one there (as `distill-es init`). `create_tables=False`
+        creates nothing at all (commands that only read): a missing store is a StoreMissing, except
+        the workspace's own default store, which then reads as empty."""
+        home = _workspace_home(home, create=create)
         if isinstance(settings, Settings):
             resolved = settings
         else:
             resolved = Settings.load(home, **dict(settings or {}))
         url = store_url or os.environ.get("DISTILL_ES_STORE") or default_store_url(home)
-        store = EventStore(url, create_tables=create_tables)
+        store = open_store(url, create_tables=create_tables, missing_is_empty=url == default_store_url(home))
         state = home / STATE_DIR
         suffix = "" if url == default_store_url(home) else "-" + hashlib.sha256(url.encode()).hexdigest()[:12]
-        index = SessionIndex(state / f"views{suffix}.sqlite", store)
+        try:
+            index = SessionIndex(state / f"views{suffix}.sqlite", store, create=create_tables)
+        except BaseException:
+            store.close()
+            raise
         ports = _Ports(teacher, student, judge, scorer, traces, workspace)
         return cls(
             home,

@@ -93,7 +93,12 @@ def work(
 
 def _run_one(row: dict[str, Any], store_url: str, open_engine: EngineOpener, report: WorkerReport) -> bool:
     session_id = row["session_id"]
-    engine = open_engine(Path(row["workspace"]), store_url)
+    try:
+        engine = open_engine(Path(row["workspace"]), store_url)
+    except DistillError as exc:  # the workspace is gone, or the store failed: the worker goes on
+        log.error("session %s could not be opened: %s", session_id, exc)
+        report.interrupted.append(session_id)
+        return False
     try:
         session = engine.run(session_id)
     except SessionBusy:

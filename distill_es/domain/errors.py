@@ -85,3 +85,28 @@ class SessionInterrupted(DistillError):
 
 class SessionBusy(ConcurrentSessionWrite):
     """Another process is running this session (or another session is executing on this workspace)."""
+
+
+class StoreError(DistillError):
+    """The event store cannot be used as asked. `hint` says what to do next; nothing of a write
+    that raised this was stored (each append is one transaction)."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class StoreUrlError(StoreError, SettingsError):
+    """A store URL that names no store we can open: unknown scheme, no path, a malformed port (usage)."""
+
+
+class StoreMissing(StoreError):
+    """A command that only reads was pointed at a store that does not exist (nothing was created)."""
+
+
+class StoreUnavailable(StoreError):
+    """The store exists but cannot be used now: unreachable, read-only, disk full, locked (environment)."""
+
+
+class NotAWorkspace(WorkspaceError):
+    """`Engine.open` on a directory that is not a workspace (and `create` was not asked for)."""

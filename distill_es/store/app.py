@@ -8,17 +8,28 @@ never orphans stored events.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+import errno
+import functools
+import shutil
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote, urlparse
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import ParseResult, unquote, urlparse
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
-from distill_es.domain.errors import ConcurrentSessionWrite, SessionNotFound, SettingsError
+from distill_es.domain.errors import (
+    ConcurrentSessionWrite,
+    DistillError,
+    SessionNotFound,
+    StoreError,
+    StoreMissing,
+    StoreUnavailable,
+    StoreUrlError,
+)
 from distill_es.domain.events import SessionStarted
 from distill_es.domain.session import Session
 
@@ -30,23 +41,75 @@ def default_store_url(home: Path) -> str:
     return f"sqlite:///{(Path(home) / STATE_DIR / 'events.sqlite').resolve()}"
 
 
+URL_FORMS = "sqlite:///path/to/events.sqlite or postgresql://user@host:port/db"
+URL_HINT = f"pass --store {URL_FORMS} (or fix $DISTILL_ES_STORE)"
+
+
+def _parse_url(url: str) -> ParseResult:
+    """The URL split into parts, or a StoreUrlError naming what is wrong with it."""
+    try:
+        parsed = urlparse(url)
+        parsed.port  # noqa: B018 - a port that is not a number raises only when read
+    except ValueError as exc:
+        raise StoreUrlError(f"store URL {url!r} is malformed ({exc})", URL_HINT) from None
+    if parsed.scheme not in {"sqlite", "postgresql", "postgres"}:
+        scheme = f"scheme {parsed.scheme!r}" if parsed.scheme else "no scheme"
+        raise StoreUrlError(f"store URL {url!r} has {scheme}: distill_es stores events in SQLite or "
+                            "PostgreSQL only", URL_HINT)  # fmt: skip
+    return parsed
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The SQLite file a store URL names; None for a PostgreSQL URL."""
+    parsed = _parse_url(url)
+    if parsed.scheme != "sqlite":
+        return None
+    path = unquote(parsed.path)
+    if path.startswith("//"):  # sqlite:////abs/path (four slashes) names /abs/path
+        path = "/" + path.lstrip("/")
+    if parsed.netloc or not path or path == "/":
+        raise StoreUrlError(f"store URL {url!r} names no SQLite file (use sqlite:///path/to/file: three "
+                            "slashes, then the path)", URL_HINT)  # fmt: skip
+    return Path(path)
+
+
+def describe_store(url: str) -> str:
+    """The store for a message: its file, or its database and server (never the password)."""
+    path = sqlite_path(url)
+    if path is not None:
+        return f"the event store {path}"
+    parsed = _parse_url(url)
+    return (f"the PostgreSQL store {parsed.path.lstrip('/')!r} at "
+            f"{parsed.hostname or '127.0.0.1'}:{parsed.port or 5432}")  # fmt: skip
+
+
 def store_env(url: str, *, create_tables: bool = True) -> dict[str, str]:
-    """eventsourcing environment for a store URL."""
+    """eventsourcing environment for a store URL. Without `create_tables` nothing is created: a
+    SQLite file that does not exist is a StoreMissing (sqlite would otherwise create it)."""
     env = {
         "COMPRESSOR_TOPIC": "eventsourcing.compressor:ZlibCompressor",
         "CREATE_TABLE": "y" if create_tables else "n",
     }
-    parsed = urlparse(url)
-    if parsed.scheme == "sqlite":
-        path = unquote(parsed.path)
-        if not path or path == "/":
-            raise SettingsError(f"store URL {url!r} names no SQLite file (use sqlite:///path/to/file)")
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        env.update(PERSISTENCE_MODULE="eventsourcing.sqlite", SQLITE_DBNAME=path, SQLITE_LOCK_TIMEOUT="10")
-    elif parsed.scheme in {"postgresql", "postgres"}:
+    parsed = _parse_url(url)
+    path = sqlite_path(url)
+    if path is not None:
+        if create_tables:
+            _make_parent(path)
+        elif not path.is_file():
+            raise StoreMissing(
+                f"no event store at {path}: the file does not exist (nothing was created)",
+                "check the path given to --store (or $DISTILL_ES_STORE); a store is created by the "
+                "first `distill-es run`",
+            )
+        env.update(
+            PERSISTENCE_MODULE="eventsourcing.sqlite", SQLITE_DBNAME=str(path), SQLITE_LOCK_TIMEOUT="10"
+        )
+    else:
         dbname = parsed.path.lstrip("/")
         if not dbname:
-            raise SettingsError(f"store URL {url!r} names no database (postgresql://user@host:port/db)")
+            raise StoreUrlError(
+                f"store URL {url!r} names no database (postgresql://user@host:port/db)", URL_HINT
+            )
         env.update(
             PERSISTENCE_MODULE="eventsourcing.postgres",
             POSTGRES_DBNAME=dbname,
@@ -54,17 +117,263 @@ def store_env(url: str, *, create_tables: bool = True) -> dict[str, str]:
             POSTGRES_PORT=str(parsed.port or 5432),
             POSTGRES_USER=unquote(parsed.username or "postgres"),
             POSTGRES_PASSWORD=unquote(parsed.password or ""),
-            POSTGRES_CONNECT_TIMEOUT="5",
+            POSTGRES_CONNECT_TIMEOUT=str(PG_CONNECT_TIMEOUT),
             POSTGRES_POOL_SIZE="2",
             POSTGRES_MAX_OVERFLOW="4",
         )
-    else:
-        raise SettingsError(f"unsupported store URL {url!r}: use sqlite:///… or postgresql://…")
     return env
 
 
+PG_CONNECT_TIMEOUT = 5  # seconds: a server that does not answer is reported, not waited for
+
+
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise store_fault(exc, f"the event store {path}") or StoreUnavailable(
+            f"cannot create the folder {path.parent} for the event store: {exc.strerror or exc}",
+            "choose another --store path, or create the folder yourself",
+        ) from exc
+
+
+# --- environment faults ---------------------------------------------------------------------------
+# Failures of the machine or the database, told apart by errno, SQLSTATE, or (for sqlite3, which has
+# neither) the message text; each becomes one StoreError that says what happened and what to do.
+_READ_ONLY = ("readonly database", "read-only file system", "read-only transaction")
+_FULL = ("database or disk is full", "no space left on device", "could not extend file", "disk quota")
+_UNREACHABLE = ("connection refused", "couldn't get a connection", "timeout expired", "could not connect",
+                "could not translate host name", "name or service not known", "connection timed out",
+                "server closed the connection", "no route to host", "network is unreachable")  # fmt: skip
+_SQLITE_CODES = (("SQLITE_FULL", "full"), ("SQLITE_READONLY", "read_only"), ("SQLITE_IOERR", "io"),
+                 ("SQLITE_CANTOPEN", "cannot_open"), ("SQLITE_BUSY", "locked"))  # fmt: skip
+_PG_STATES = {"53100": "full", "25006": "pg_read_only", "42P01": "no_tables", "3D000": "no_database",
+              "28P01": "denied", "28000": "denied", "42501": "denied", "57P03": "unreachable"}  # fmt: skip
+
+
+# Only errors of these (the OS, the database drivers, git) can be the machine's fault; a message of
+# any other error that happens to say "connection refused" is not looked at.
+_ENVIRONMENT_MODULES = ("sqlite3", "eventsourcing", "psycopg", "git")
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and its causes, those raised by the OS, a database driver or git only."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) or type(current).__module__.startswith(_ENVIRONMENT_MODULES):
+            yield current
+        current = current.__cause__ or current.__context__
+
+
+def _fault_kind(exc: BaseException) -> str | None:
+    for link in _chain(exc):
+        state = getattr(link, "sqlstate", None)
+        if state in _PG_STATES:
+            return _PG_STATES[state]
+        name = getattr(link, "sqlite_errorname", "")  # SQLITE_IOERR_WRITE, SQLITE_READONLY_DBMOVED, …
+        if kind := next((k for prefix, k in _SQLITE_CODES if name.startswith(prefix)), None):
+            return kind
+        if isinstance(link, OSError) and link.errno in {errno.ENOSPC, errno.EDQUOT}:
+            return "full"
+        if isinstance(link, OSError) and link.errno == errno.EROFS:
+            return "read_only"
+        if isinstance(link, OSError) and link.errno in {errno.EACCES, errno.EPERM}:
+            return "no_permission"
+    text = " ".join(str(link) for link in _chain(exc)).lower()
+    if "password authentication failed" in text or ("role " in text and "does not exist" in text):
+        return "denied"
+    if "database " in text and "does not exist" in text:
+        return "no_database"
+    for kind, needles in (("read_only", _READ_ONLY), ("full", _FULL), ("unreachable", _UNREACHABLE)):
+        if any(needle in text for needle in needles):
+            return kind
+    if "no such table" in text:
+        return "no_tables"
+    if "unable to open database file" in text:
+        return "cannot_open"
+    if "database is locked" in text:
+        return "locked"
+    if "disk i/o error" in text:  # sqlite's word for a WAL that cannot grow, or a failing disk
+        return "io"
+    return None
+
+
+_NEXT = (
+    " Nothing of the failed write was stored: once fixed, run the command again (a session stopped"
+    " part-way continues with `distill-es resume SESSION`)."
+)
+_FAULTS: dict[str, tuple[type[StoreError], str, str]] = {
+    "read_only": (
+        StoreUnavailable,
+        "{where} is read-only ({detail})",
+        "make the file and its folder writable (chmod, chattr -i, or remount read-write)." + _NEXT,
+    ),
+    "pg_read_only": (
+        StoreUnavailable,
+        "{where} is read-only ({detail})",
+        "point --store at a writable primary (not a standby), or turn the database's "
+        "default_transaction_read_only off." + _NEXT,
+    ),
+    "no_permission": (
+        StoreUnavailable,
+        "{where}: permission denied ({detail})",
+        "check the permissions of the file and its folder (chmod, chown, chattr -i)." + _NEXT,
+    ),
+    "full": (
+        StoreUnavailable,
+        "{where} cannot grow: the disk is full ({detail})",
+        "free disk space (or move the store with --store)." + _NEXT,
+    ),
+    "io": (
+        StoreUnavailable,
+        "{where} could not be read or written: the disk refused ({detail})",
+        "check that the disk has free space and that the file and its folder are writable (chmod, "
+        "chattr -i, or remount read-write)." + _NEXT,
+    ),
+    "cannot_open": (
+        StoreUnavailable,
+        "cannot open {where} ({detail})",
+        "check that the file and its folder exist and are readable and writable",
+    ),
+    "locked": (
+        StoreUnavailable,
+        "{where} is locked by another process ({detail})",
+        "wait for the other distill-es process to finish, then try again",
+    ),
+    "unreachable": (
+        StoreUnavailable,
+        "cannot reach {where} ({detail})",
+        "start the database server, or check host and port in --store / $DISTILL_ES_STORE; then try again",
+    ),
+    "no_database": (
+        StoreUnavailable,
+        "{where} does not exist on its server ({detail})",
+        "create the database (e.g. `createdb NAME`), or fix the name in --store",
+    ),
+    "denied": (
+        StoreUnavailable,
+        "{where} refused access ({detail})",
+        "check the user and password in --store / $DISTILL_ES_STORE and the database's grants",
+    ),
+    "no_tables": (
+        StoreMissing,
+        "{where} holds no distill_es event log yet ({detail})",
+        "check --store / $DISTILL_ES_STORE; a store is created by the first `distill-es run` "
+        "(a worker store by `distill-es worker --migrate`)",
+    ),
+}
+
+
+def store_fault(exc: BaseException, where: str, path: Path | None = None) -> StoreError | None:
+    """The StoreError for an environment failure of `where` (read-only, disk full, unreachable, …);
+    None when `exc` is not one (a bug, or a domain error: let it through as it is). `path`, the
+    file concerned, lets a vague disk I/O error be told as a full disk when it is one."""
+    if isinstance(exc, StoreError):
+        return exc
+    kind = _fault_kind(exc)
+    if kind is None:
+        return None
+    if kind == "io" and path is not None and _disk_is_full(path):
+        kind = "full"
+    error_type, message, hint = _FAULTS[kind]
+    detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+    return error_type(message.format(where=where, detail=detail), hint)
+
+
+def _disk_is_full(path: Path) -> bool:
+    folder = Path(path).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free < FULL_BELOW_BYTES
+    except OSError:
+        return False
+
+
+FULL_BELOW_BYTES = 64 * 1024  # less free space than a WAL append may need
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _store_call(method: Callable[P, R]) -> Callable[P, R]:
+    """An EventStore method whose environment failures surface as StoreErrors naming the store."""
+
+    @functools.wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except DistillError:  # ours (a conflict, not found, a damaged session) say it already
+            raise
+        except Exception as exc:
+            url = args[0].url  # type: ignore[attr-defined]
+            fault = store_fault(exc, describe_store(url), sqlite_path(url))
+            if fault is None:
+                raise
+            raise fault from exc
+
+    return call
+
+
+DDL_LOCK_KEY = 0x64697374696C6C  # pg_advisory_lock key of table creation ("distill" in hex)
+
+
+def pg_connect(url: str) -> Any:
+    """One direct autocommit connection to the store's database; a server that refuses or does not
+    answer is a StoreUnavailable with the server's own reason (refused, no such database, …)."""
+    import psycopg
+
+    env = store_env(url, create_tables=False)
+    try:
+        return psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=int(env["POSTGRES_PORT"]),
+            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
+            connect_timeout=PG_CONNECT_TIMEOUT, autocommit=True,
+        )  # fmt: skip
+    except psycopg.Error as exc:
+        raise store_fault(exc, describe_store(url)) or exc from exc
+
+
+@contextlib.contextmanager
+def _pg_probe(url: str) -> Iterator[Any]:
+    """A direct connection beside the pool's, closed on the way out (with any session lock it took)."""
+    connection = pg_connect(url)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+@contextlib.contextmanager
+def _asking_the_server_why(url: str) -> Iterator[None]:
+    """The pool says only "couldn't get a connection" (after its timeout): on a failure, one direct
+    connection gets the server's own reason (refused, no such database, bad password) as a
+    StoreUnavailable; if that connection works, the pool's error stands."""
+    try:
+        yield
+    except Exception:
+        pg_connect(url).close()
+        raise
+
+
+def _pg_tables_present(app: Application, url: str) -> bool:
+    tables = [f"{APP_NAME}_events", f"{APP_NAME}_snapshots"]
+    datastore = app.recorder.datastore  # type: ignore[attr-defined]
+    with _asking_the_server_why(url), datastore.transaction(commit=False) as cursor:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL AS ok", tables)
+        return bool(cursor.fetchone()["ok"])
+
+
+def _missing_tables(url: str) -> tuple[str, str]:
+    _, message, hint = _FAULTS["no_tables"]
+    return message.format(where=describe_store(url), detail="no distill_es_events table"), hint
+
+
 def is_postgres(url: str) -> bool:
-    return urlparse(url).scheme in {"postgresql", "postgres"}
+    return _parse_url(url).scheme in {"postgresql", "postgres"}
 
 
 SNAPSHOT_INTERVAL = 100  # sessions are tens of events; long ones load from a snapshot + a few events
@@ -92,15 +401,62 @@ class EventStore:
         self, url: str, *, create_tables: bool = True, snapshot_every: int | None = SNAPSHOT_INTERVAL
     ) -> None:
         """`snapshot_every`: a save that crosses a multiple of it snapshots the session; None never
-        does (loads then fold every event; `take_snapshot` still works)."""
+        does (loads then fold every event; `take_snapshot` still works).
+
+        Without `create_tables` nothing is created: a missing SQLite file (or PostgreSQL tables) is a
+        StoreMissing. A server that does not answer, a read-only or full disk: StoreUnavailable."""
         self.url = url
         self.snapshot_every = snapshot_every
+        self.never_created = False
+        env = store_env(url, create_tables=create_tables)
         # The Application must live as long as the store: dropping it closes its connection pool.
-        self.app = SessionApplication(env=store_env(url, create_tables=create_tables))
+        self.app = self._open(env, create_tables)
+
+    @_store_call
+    def _open(self, env: dict[str, str], create_tables: bool) -> SessionApplication:
+        if not is_postgres(self.url):
+            return SessionApplication(env=env)
+        # PostgreSQL: tables are looked for over the pool's own connection (no extra connect on the
+        # usual path) and created only when missing, under an advisory lock — concurrent CREATE
+        # TABLE IF NOT EXISTS race in the catalog ("tuple concurrently updated").
+        with _asking_the_server_why(self.url):
+            app = SessionApplication(env={**env, "CREATE_TABLE": "n"})  # connects: type adapters
+        try:
+            if not _pg_tables_present(app, self.url):
+                if not create_tables:
+                    raise StoreMissing(*_missing_tables(self.url))
+                with _pg_probe(self.url) as probe:
+                    probe.execute("SELECT pg_advisory_lock(%s)", (DDL_LOCK_KEY,))
+                    app.recorder.create_table()
+                    app.snapshots.recorder.create_table()  # type: ignore[union-attr]
+        except BaseException:
+            app.close()
+            raise
+        return app
+
+    @classmethod
+    def empty(cls, url: str) -> EventStore:
+        """A store with no events that refuses writes: what a read sees where no store was created
+        yet (a workspace that never ran a session). Lives in memory; nothing touches the disk."""
+        store = cls.__new__(cls)
+        store.url, store.snapshot_every, store.never_created = url, None, True
+        env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": ":memory:", "CREATE_TABLE": "y"}
+        store.app = SessionApplication(env=env)
+        return store
+
+    def _refuse_if_never_created(self) -> None:
+        if self.never_created:
+            raise StoreMissing(
+                f"{describe_store(self.url)} does not exist yet, and this engine was opened without "
+                "creating it (create_tables=False); nothing was written",
+                "open the engine with create_tables=True (any `distill-es run` does) to create the store",
+            )
 
     # --- writing ---------------------------------------------------------------------------
+    @_store_call
     def save(self, session: Session) -> int:
         """Append the session's pending events atomically; return the last notification id."""
+        self._refuse_if_never_created()
         first = session.version - len(session.pending_events) + 1  # save() drains pending events
         try:
             recordings = self.app.save(session)
@@ -115,7 +471,9 @@ class EventStore:
             self._snapshot(session)  # this save crossed a multiple of the interval
         return recordings[-1].notification.id if recordings else 0
 
+    @_store_call
     def _snapshot(self, session: Session) -> None:
+        self._refuse_if_never_created()
         snapshot = type(session).Snapshot.take(session)  # type: ignore[attr-defined]
         with contextlib.suppress(IntegrityError):  # one already taken at this version is kept
             self.app.snapshots.put([snapshot])
@@ -128,6 +486,7 @@ class EventStore:
         self._snapshot(self.load(session_id))
 
     # --- reading ---------------------------------------------------------------------------
+    @_store_call
     def load(self, session_id: str | UUID, version: int | None = None) -> Session:
         sid = parse_session_id(session_id)
         try:
@@ -135,6 +494,7 @@ class EventStore:
         except AggregateNotFoundError:
             raise SessionNotFound(f"no session {session_id} in store {self.url}") from None
 
+    @_store_call
     def find(self, aggregate_id: UUID) -> Any | None:
         """Any aggregate in this store (a training run, a loop, a trigger log) by id, or None."""
         try:
@@ -142,6 +502,7 @@ class EventStore:
         except AggregateNotFoundError:
             return None
 
+    @_store_call
     def load_at(self, session_id: str | UUID, at: datetime) -> Session:
         """The session as it was at time `at` (its last event not after `at`)."""
         sid = parse_session_id(session_id)
@@ -158,12 +519,14 @@ class EventStore:
         """The session folded from its events alone, ignoring snapshots (what audits trust)."""
         return _fold(None, self.domain_events(session_id))
 
+    @_store_call
     def domain_events(self, session_id: str | UUID) -> list[Any]:
         events = list(self.app.events.get(parse_session_id(session_id)))
         if not events:
             raise SessionNotFound(f"no session {session_id} in store {self.url}")
         return events
 
+    @_store_call
     def stored_events(self, session_id: str | UUID) -> list[StoredEvent]:
         return list(self.app.recorder.select_events(parse_session_id(session_id)))
 
@@ -177,6 +540,7 @@ class EventStore:
             data = mapper.compressor.decompress(data)
         return mapper.transcoder.decode(data)
 
+    @_store_call
     def notifications(self, start: int, limit: int = 1000) -> list[Any]:
         """Up to `limit` notifications after position `start` (exclusive), in log order."""
         return list(self.app.recorder.select_notifications(start, limit, inclusive_of_start=False))
@@ -184,6 +548,7 @@ class EventStore:
     def to_domain_event(self, stored: StoredEvent) -> Any:
         return self.app.mapper.to_domain_event(stored)
 
+    @_store_call
     def max_position(self) -> int:
         return self.app.recorder.max_notification_id() or 0
 
@@ -210,3 +575,15 @@ def parse_session_id(session_id: str | UUID) -> UUID:
         return UUID(str(session_id))
     except ValueError:
         raise SessionNotFound(f"{session_id!r} is not a session id") from None
+
+
+def open_store(url: str, *, create_tables: bool = True, missing_is_empty: bool = False) -> EventStore:
+    """The store at `url`. `missing_is_empty`: a store that was never created (and may not be now)
+    reads as an empty one instead of a StoreMissing — a workspace's own default store, before its
+    first session."""
+    try:
+        return EventStore(url, create_tables=create_tables)
+    except StoreMissing:
+        if create_tables or not missing_is_empty:
+            raise
+        return EventStore.empty(url)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_es.domain.errors import SessionBusy
-from distill_es.store.app import is_postgres, store_env
+from distill_es.store.app import is_postgres, pg_connect
 
 
 def lock_key(name: str) -> int:
@@ -62,18 +62,7 @@ def _file_lock(folder: Path, name: str, what: str) -> Iterator[None]:
 
 
 def _pg_connect(store_url: str) -> Any:
-    import psycopg
-
-    env = store_env(store_url, create_tables=False)
-    return psycopg.connect(
-        dbname=env["POSTGRES_DBNAME"],
-        host=env["POSTGRES_HOST"],
-        port=int(env["POSTGRES_PORT"]),
-        user=env["POSTGRES_USER"],
-        password=env["POSTGRES_PASSWORD"] or None,
-        connect_timeout=5,
-        autocommit=True,
-    )
+    return pg_connect(store_url)  # a server that does not answer: a StoreUnavailable naming it
 
 
 @contextmanager

@@ -10,16 +10,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import closing
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from uuid import uuid4
 
 from distill_es.domain import events as ev
-from distill_es.store.app import EventStore
+from distill_es.store.app import EventStore, store_fault
 
 # --- per-session folds --------------------------------------------------------------------------
 
@@ -249,17 +251,52 @@ def _worth_decoding(page: list[Any]) -> list[Any]:
     return kept
 
 
+Result = TypeVar("Result")
+
+
+def _index_faults(method: Callable[..., Result]) -> Callable[..., Result]:
+    """A SessionIndex method whose disk failures (read-only, full) name the index file."""
+
+    @functools.wraps(method)
+    def call(self: SessionIndex, *args: Any, **kwargs: Any) -> Result:
+        try:
+            return method(self, *args, **kwargs)
+        except (OSError, sqlite3.Error) as exc:
+            fault = store_fault(exc, f"the session index {self.path}", self.path)
+            if fault is None:
+                raise
+            raise fault from exc
+
+    return call
+
+
 class SessionIndex:
     """The persisted session index and review queue, caught up from an EventStore."""
 
-    def __init__(self, path: Path, store: EventStore) -> None:
+    def __init__(self, path: Path, store: EventStore, *, create: bool = True) -> None:
+        """`create=False` (a command that only reads): no folder is made, and where the file cannot
+        be made or opened the index lives in memory for this process (a cache: only time is lost)."""
         self.path = Path(path)
         self.store = store
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._memory: sqlite3.Connection | None = None  # holds an in-memory index open while we live
+        self._memory_uri = f"file:views-{uuid4().hex}?mode=memory&cache=shared"
+        try:
+            if create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._create_schema()
+        except (OSError, sqlite3.Error) as exc:
+            if create:
+                raise store_fault(exc, f"the session index {self.path}", self.path) or exc from exc
+            self._memory = sqlite3.connect(self._memory_uri, uri=True)
+            self._create_schema()
+
+    def _create_schema(self) -> None:
         with closing(self._connect()) as db, db:
             db.executescript(_SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
+        if self._memory is not None:
+            return sqlite3.connect(self._memory_uri, uri=True, timeout=30, isolation_level=None)
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         return db
@@ -269,6 +306,7 @@ class SessionIndex:
             found = db.execute("SELECT position FROM tracking WHERE name = ?", (_TRACKING_NAME,)).fetchone()
         return found[0] if found else 0
 
+    @_index_faults
     def catch_up(self, batch_size: int = 1000) -> int:
         """Apply every new event; return how many were applied. Safe to run from several processes."""
         applied = 0
@@ -322,6 +360,7 @@ class SessionIndex:
             ],
         )
 
+    @_index_faults
     def rows(
         self,
         *,

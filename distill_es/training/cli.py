@@ -55,7 +55,8 @@ def default_opener(ctx: typer.Context, home: Path | None) -> Iterator[Any]:
         raise WorkspaceError(
             f"{chosen} is not a distill_es workspace; pass --home DIR or set DISTILL_ES_HOME"
         )
-    engine = Engine.open(chosen, store_url=getattr(root, "store", None))
+    # `training list` and `show` only read: they create no store.
+    engine = Engine.open(chosen, store_url=getattr(root, "store", None), create_tables=False)
     try:
         yield engine
     finally:
