@@ -203,13 +203,11 @@ def test_the_markup_and_escapes_are_visible_as_typed(base_view: LearningSession)
 
 
 def hostile_teacher(text: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """The demo teacher, but `text` is in every string it controls: edit ids, rationales, the cluster
-    it aims at, cluster descriptions, the diagnosis and the prompt diff it proposes."""
-    edits = [
-        {**edit, "id": f"{edit['id']}{text}", "rationale": f"{edit['rationale']} {text}",
-         "expected_improvement": edit["expected_improvement"]}
-        for edit in world.EDITS
-    ]  # fmt: skip
+    """The demo teacher, but `text` is in every string it controls: rationales, cluster descriptions,
+    the diagnosis, the prompt diff it proposes, and the id of one more edit (refused at plan time)."""
+    edits = [{**edit, "rationale": f"{edit['rationale']} {text}"} for edit in world.EDITS]
+    # An id the plan refuses (ids are restricted at plan time), so hostile text reaches the refusal too.
+    edits.append({**world.EDITS[0], "id": f"{world.EDITS[0]['id']}{text}", "rationale": text})
     one_line = re.sub(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]", " ", text)  # a diff line stays one line
     edits[2]["payload"] = {
         **edits[2]["payload"],
@@ -277,8 +275,11 @@ def test_read_commands_print_a_hostile_teacher_inert_and_visible(crafted: tuple[
         assert "[green]APPROVED BY SECURITY[/]" in outputs[name], name  # printed as typed, not green
         assert r"\x1b[2J" in outputs[name] and r"\x1b]0;pwned\x07" in outputs[name], name
         assert r"\u202e" in outputs[name] and r"\x9b31m" in outputs[name], name
-    assert r"e-nl\nEdit-ID: e-temp" in outputs["review"]  # an id cannot forge a line of its own
-    assert r"\x1b[2J" in outputs["history"]
+    engine = Engine.open(home)
+    frozen = next(e for e in engine.store.domain_events(session_id) if type(e).__name__ == "PlanFrozen")
+    engine.close()
+    refused = [r["edit_id"] for r in frozen.rejected]
+    assert any("e-nl\nEdit-ID: e-temp" in r for r in refused), refused  # refused at plan time
 
 
 def test_a_hostile_reviewer_note_and_errors_naming_an_edit_print_inert(
@@ -304,7 +305,7 @@ def test_json_output_is_the_data_with_controls_escaped(crafted: tuple[Path, str,
         assert not unsafe_in(result.stdout.replace("\n", "")), args
         json.loads(result.stdout)
     shown = json.loads(cli("show", session_id, "--json", "--home", home).stdout)
-    assert any("\x1b[2J" in e["id"] for e in shown["plan"]["edits"])  # the data is unchanged
+    assert any("\x1b[2J" in e["rationale"] for e in shown["plan"]["edits"])  # the data is unchanged
 
 
 @settings(max_examples=6, deadline=None)
