@@ -288,10 +288,10 @@ def build_engine(
 
 
 def observers(progress: render.StepProgress | None) -> dict[str, Any]:
-    """The engine's observers for the live display: every step, and every task scored."""
+    """The engine's observers for the live display: every step, every task scored, every retry wait."""
     if progress is None:
         return {}
-    return {"on_step": progress, "on_scoring": progress.scoring}
+    return {"on_step": progress, "on_scoring": progress.scoring, "on_wait": progress.waiting}
 
 
 @contextmanager
@@ -438,7 +438,8 @@ def drive(engine: Engine, session_id: str, progress: render.StepProgress, home: 
         with progress:
             return engine.run(session_id)
     except SessionInterrupted as exc:
-        raise CliFailure(1, str(exc), f"nothing was lost; continue with `{resume}`") from exc
+        message = f"session {session_id} interrupted: {exc}"
+        raise CliFailure(1, message, f"nothing was lost; continue with `{resume}`") from exc
     except KeyboardInterrupt:
         raise CliFailure(  # noqa: B904 - the interrupt itself says nothing more
             130, f"interrupted: session {session_id} stopped part-way", f"continue with `{resume}`"

@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:  # types only: importing the engine's modules here would slow every command's start
+    from distill_es.adapters.retry import Wait
     from distill_es.domain.next_step import Step
     from distill_es.domain.vocabulary import BenchmarkSnapshot, EditOutcome, LearningSession
     from distill_es.engine import ScoringProgress
@@ -179,6 +180,8 @@ def session_detail(view: LearningSession) -> Group:
         rows.append(("parent", view.parent_session_id))
     if view.error:
         rows.append(("error", Text(view.error, style="red")))
+    if view.interruption:
+        rows.append(("interrupted", Text(f"{view.interruption}; resume it", style="yellow")))
     for name, value in rows:
         facts.add_row(name, value)
     parts: list[RenderableType] = [facts]
@@ -354,6 +357,11 @@ def describe_scoring(progress: ScoringProgress) -> str:
     )
 
 
+def describe_wait(wait: Wait) -> str:
+    """`student http://127.0.0.1:8000/v1/chat/completions · waiting 30 s (rate limited)`."""
+    return f"{wait.role} {wait.endpoint} · waiting {wait.seconds:.0f} s ({wait.reason})"
+
+
 class StepProgress:
     """The live progress display fed by `Engine(on_step=...)`.
 
@@ -384,6 +392,15 @@ class StepProgress:
         if self._status is not None:
             self._status.update(line)
         elif progress.scored == progress.to_score:  # logs: one line per tree, when it is done
+            self.console.print(Text(f"  {line}", style="dim"))
+
+    def waiting(self, wait: Wait) -> None:
+        """Before every retry wait (from any thread): on a terminal the spinner says so; in logs a line
+        for waits long enough to notice, so a frozen-looking run explains itself."""
+        line = describe_wait(wait)
+        if self._status is not None:
+            self._status.update(line)
+        elif wait.seconds >= 1:
             self.console.print(Text(f"  {line}", style="dim"))
 
     def __call__(self, view: LearningSession, step: Step) -> None:
