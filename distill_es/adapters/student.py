@@ -249,15 +249,19 @@ class OpenAIStudent:
         view = read_agent(self.home)  # one tree per batch: the engine never edits while scoring
         requests = [chat_request(view, task, self.settings) for task in tasks]
 
-        interrupted = threading.Event()  # one dead endpoint is enough: the others stop retrying
+        # One dead endpoint is enough: the other tasks stop retrying, and the batch raises the first
+        # failure (the one that went through its retries), not whichever task comes first in order.
+        first: list[EndpointUnavailable] = []
+        lock = threading.Lock()
 
         def one(index: int) -> StudentResult:
-            if interrupted.is_set():
+            if first:
                 raise _Abandoned
             try:
-                result = self._send(tasks[index], requests[index], should_stop=interrupted.is_set)
-            except EndpointUnavailable:
-                interrupted.set()
+                result = self._send(tasks[index], requests[index], should_stop=lambda: bool(first))
+            except EndpointUnavailable as exc:
+                with lock:
+                    first.append(exc)
                 raise
             if on_result is not None:
                 on_result(index, result)
@@ -267,9 +271,8 @@ class OpenAIStudent:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="student") as pool:
             futures = [pool.submit(one, index) for index in range(len(tasks))]
             wait(futures)
-        failures = [f.exception() for f in futures if isinstance(f.exception(), EndpointUnavailable)]
-        if failures:
-            raise failures[0]
+        if first:
+            raise first[0]
         return [f.result() for f in futures]  # in the order of `tasks`
 
 

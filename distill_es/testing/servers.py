@@ -100,6 +100,9 @@ class JsonHTTPServer:
                 pass
 
             def _dispatch(self, method: str) -> None:
+                if server._closed.is_set():  # a kept-alive connection to a closed server: drop it
+                    self.close_connection = True
+                    return
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 body: Json | None = None
@@ -114,6 +117,9 @@ class JsonHTTPServer:
                         server.headers.append({k.lower(): v for k, v in self.headers.items()})
                 path = self.path.split("?", 1)[0]
                 status, payload, headers = server.handle(method, path, body)
+                if server._closed.is_set():  # closed meanwhile: a dead server answers nothing
+                    self.close_connection = True
+                    return
                 self._send(status, payload, headers)
 
             def _send(self, status: int, payload: Json | bytes, headers: Mapping[str, str]) -> None:
