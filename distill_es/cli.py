@@ -944,11 +944,16 @@ def worker(
         int | None, typer.Option("--exit-when-idle", help="Stop after this many idle polls (default: never).")
     ] = None,
     migrate: Annotated[bool, typer.Option(help="Create the store's tables first (once per store).")] = False,
-) -> None:
+    backoff: Annotated[
+        float, typer.Option(help="Seconds to leave a session interrupted by an outside failure alone "
+                            "(doubling with each interruption in a row, at most an hour).")
+    ] = 30.0,
+) -> None:  # fmt: skip
     """Claim runnable sessions of any workspace from the shared store (--store) and run them.
 
     Several workers may share one PostgreSQL store: the database's advisory locks keep a session (and
     a workspace) to one worker at a time, and a dead worker's sessions are picked up by the others.
+    A session interrupted by an outside failure (recorded in its log) is backed off by every worker.
     """
     from distill_es import worker as workers  # the engine and its SDKs load only when a worker runs
 
@@ -959,8 +964,17 @@ def worker(
         )
     if migrate:
         workers.migrate(store)
-    report = workers.work(store, state_dir, poll_seconds=poll, idle_polls_before_exit=exit_when_idle)
-    out().print(f"finished {len(report.finished)} sessions, {len(report.interrupted)} interrupted")
+    report = workers.work(
+        store,
+        state_dir,
+        poll_seconds=poll,
+        idle_polls_before_exit=exit_when_idle,
+        backoff=workers.Backoff(base_seconds=backoff),
+    )
+    out().print(
+        f"finished {len(report.finished)} sessions, {len(report.interrupted)} interrupted, "
+        f"{len(report.backed_off)} backed off after outside failures"
+    )
 
 
 def main() -> None:

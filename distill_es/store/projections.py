@@ -97,8 +97,8 @@ def describe(event: Any) -> tuple[str, str]:
             who = event.role or "engine"
             tries = "1 attempt" if event.attempts == 1 else f"{event.attempts} attempts"
             return who, (
-                f"{event.step} interrupted: {event.endpoint} failed after {tries} "
-                f"({event.error_class}: {event.error}); resumable"
+                f"{event.step} interrupted: the {event.role or 'outside'} endpoint {event.endpoint} "
+                f"failed after {tries} ({event.error_class}: {event.error}); resumable"
             )
         case ev.RollbackRequested():
             return event.requested_by, "rollback requested"
