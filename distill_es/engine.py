@@ -22,6 +22,7 @@ from distill_es.adapters.pricing import cost_of
 from distill_es.adapters.retry import (
     MalformedResponse,
     RetryPolicy,
+    Wait,
     WaitObserver,
     call_with_retries,
     safe_url,
@@ -256,7 +257,7 @@ class Engine:
     def _retry_policy(self) -> RetryPolicy:
         return RetryPolicy.from_settings(self.settings.network)
 
-    def _waiting(self, wait: Any) -> None:
+    def _waiting(self, wait: Wait) -> None:
         if self.on_wait is not None:
             self.on_wait(wait)
 
@@ -451,6 +452,8 @@ class Engine:
     def _record_interruption(self, session_id: str, step: steps.Step, exc: SessionInterrupted) -> None:
         """Record why `step` stopped, on the session as stored: whatever the step had recorded in
         memory is dropped (it runs again from the start on resume). The state does not move."""
+        if isinstance(self._ports.judge, _LedgerJudge):
+            self._ports.judge.drain()  # its calls were not recorded; the next step tries it afresh
         session = self.store.load(session_id)
         if "record_interruption" not in session.legal_commands():
             return

@@ -160,6 +160,10 @@ class _FailureQueue:
         with self._lock:
             self._pending += [(status, dict(headers or {}))] * count
 
+    def clear(self) -> None:
+        with self._lock:
+            self._pending = []
+
     def take(self) -> tuple[int, dict[str, str]] | None:
         with self._lock:
             if not self._pending:
@@ -250,6 +254,10 @@ class ScriptedAnthropicServer(JsonHTTPServer):
     @property
     def failures_injected(self) -> int:
         return self._failures.injected
+
+    def clear_failures(self) -> None:
+        """Answer normally again: drop the failures `fail_next` queued and not yet served."""
+        self._failures.clear()
 
     def _error(
         self, status: int, message: str, retry: bool, extra: Mapping[str, str] | None = None
@@ -449,6 +457,10 @@ class ScriptedStudentServer(JsonHTTPServer):
     @property
     def failures_injected(self) -> int:
         return self._failures.injected
+
+    def clear_failures(self) -> None:
+        """Answer normally again: drop the failures `fail_next` queued and not yet served."""
+        self._failures.clear()
 
     def handle(self, method: str, path: str, body: Json | None) -> tuple[int, Json, dict[str, str]]:
         if method == "GET" and path == "/v1/models":

@@ -271,3 +271,5 @@ def test_a_dead_judge_interrupts_scoring_instead_of_failing_the_student(tmp_path
         [interrupted] = events_of(engine, sid, ev.StepInterrupted)
         assert (interrupted.step, interrupted.role) == ("ScoreTree", "judge")
         assert events_of(engine, sid, ev.TasksScored) == []
+        teacher_server.clear_failures()  # the judge is back
+        assert engine.run(sid).status == "awaiting_review"  # the same engine: the judge is tried again
