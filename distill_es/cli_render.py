@@ -221,9 +221,12 @@ def sessions_table(views: Sequence[LearningSession]) -> Table:
         table.add_column(name, no_wrap=True)
     table.add_column("edits", overflow="fold")
     for view in views:
+        status = status_text(view.status.value)
+        if view.interruption:  # resumable, waiting for an outside endpoint: say so in the list
+            status.append(" (interrupted)", style="yellow")
         table.add_row(
             view.id[:8],
-            status_text(view.status.value),
+            status,
             view.trigger.value,
             view.started_at.strftime("%Y-%m-%d %H:%M"),
             f"${view.teacher_cost_usd:.4f}",

@@ -51,6 +51,8 @@ def test_a_dead_student_exits_1_naming_the_endpoint_and_resume_finishes(tmp_path
         [row] = cli_json("--home", home, "sessions")
         assert row["status"] == "diagnosing" and row["interruption"]
 
+        listed = cli("--home", home, "sessions")
+        assert "diagnosing (interrupted)" in listed.stdout
         shown = cli("--home", home, "show", sid.group(1))
         assert shown.exit_code == 0 and "interrupted" in shown.stdout
         history = cli("--home", home, "history", sid.group(1))

@@ -234,7 +234,7 @@ def test_a_teacher_outage_interrupts_the_session_and_a_rerun_resumes_it(
         settings={"network": {"max_retries": 1, "backoff_seconds": 0.01}})  # fmt: skip
     try:
         sid = engine.start(OnDemandTrigger())
-        with pytest.raises(SessionInterrupted, match="teacher endpoint .* failed after 2 attempts"):
+        with pytest.raises(SessionInterrupted, match=r"teacher endpoint .* failed after 2 attempts"):
             engine.run(sid)
         assert engine.get(sid).status == SessionStatus.DIAGNOSING
         resumed = engine.run(sid)
