@@ -100,6 +100,8 @@ def describe(event: Any) -> tuple[str, str]:
                 f"{event.step} interrupted: the {event.role or 'outside'} endpoint {event.endpoint} "
                 f"failed after {tries} ({event.error_class}: {event.error}); resumable"
             )
+        case ev.SessionCancelled():
+            return event.cancelled_by, f"cancelled: {event.reason}"
         case ev.RollbackRequested():
             return event.requested_by, "rollback requested"
         case ev.EditRolledBack():
@@ -174,6 +176,7 @@ ROW_CHANGING_TOPICS = frozenset(
         ev.SessionAwaitingReview,
         ev.SessionCompleted,
         ev.SessionFailed,
+        ev.SessionCancelled,
         ev.SessionRolledBack,
         ev.StepInterrupted,
     )
@@ -228,6 +231,9 @@ def fold_index_row(row: dict[str, Any] | None, event: Any) -> dict[str, Any]:
             row["status"], row["ended_at"] = "completed", event.timestamp.isoformat()
         case ev.SessionFailed():
             row["status"], row["ended_at"], row["error"] = "failed", event.timestamp.isoformat(), event.error
+        case ev.SessionCancelled():
+            row["status"], row["ended_at"] = "failed", event.timestamp.isoformat()
+            row["error"] = f"cancelled by {event.cancelled_by}: {event.reason}"
         case ev.SessionRolledBack():
             row["status"], row["ended_at"] = "rolled_back", event.timestamp.isoformat()
             row["pending"] = {}
