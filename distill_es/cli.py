@@ -317,10 +317,10 @@ def build_engine(
 
 
 def observers(progress: render.StepProgress | None) -> dict[str, Any]:
-    """The engine's observers for the live display: every step, and every task scored."""
+    """The engine's observers for the live display: every step, every task scored, every retry wait."""
     if progress is None:
         return {}
-    return {"on_step": progress, "on_scoring": progress.scoring}
+    return {"on_step": progress, "on_scoring": progress.scoring, "on_wait": progress.waiting}
 
 
 @contextmanager
@@ -481,7 +481,8 @@ def drive(engine: Engine, session_id: str, progress: render.StepProgress, home: 
         with progress:
             return engine.run(session_id)
     except SessionInterrupted as exc:
-        raise CliFailure(1, str(exc), f"nothing was lost; continue with `{resume}`") from exc
+        message = f"session {session_id} interrupted: {exc}"
+        raise CliFailure(1, message, f"nothing was lost; continue with `{resume}`") from exc
     except StoreUnavailable as exc:  # the last recorded step stands; the one that failed is redone
         fix = exc.hint.partition(" Nothing of the failed write")[0]
         raise CliFailure(
@@ -1023,11 +1024,16 @@ def worker(
         int | None, typer.Option("--exit-when-idle", help="Stop after this many idle polls (default: never).")
     ] = None,
     migrate: Annotated[bool, typer.Option(help="Create the store's tables first (once per store).")] = False,
-) -> None:
+    backoff: Annotated[
+        float, typer.Option(help="Seconds to leave a session interrupted by an outside failure alone "
+                            "(doubling with each interruption in a row, at most an hour).")
+    ] = 30.0,
+) -> None:  # fmt: skip
     """Claim runnable sessions of any workspace from the shared store (--store) and run them.
 
     Several workers may share one PostgreSQL store: the database's advisory locks keep a session (and
     a workspace) to one worker at a time, and a dead worker's sessions are picked up by the others.
+    A session interrupted by an outside failure (recorded in its log) is backed off by every worker.
     """
     from distill_es import worker as workers  # the engine and its SDKs load only when a worker runs
 
@@ -1038,8 +1044,17 @@ def worker(
         )
     if migrate:
         workers.migrate(store)
-    report = workers.work(store, state_dir, poll_seconds=poll, idle_polls_before_exit=exit_when_idle)
-    out().print(f"finished {len(report.finished)} sessions, {len(report.interrupted)} interrupted")
+    report = workers.work(
+        store,
+        state_dir,
+        poll_seconds=poll,
+        idle_polls_before_exit=exit_when_idle,
+        backoff=workers.Backoff(base_seconds=backoff),
+    )
+    out().print(
+        f"finished {len(report.finished)} sessions, {len(report.interrupted)} interrupted, "
+        f"{len(report.backed_off)} backed off after outside failures"
+    )
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from rich.text import Text
 from distill_es.terminal_safe import inert, safe_text
 
 if TYPE_CHECKING:  # types only: importing the engine's modules here would slow every command's start
+    from distill_es.adapters.retry import Wait
     from distill_es.domain.next_step import Step
     from distill_es.domain.vocabulary import BenchmarkSnapshot, EditOutcome, LearningSession
     from distill_es.engine import ScoringProgress
@@ -190,6 +191,8 @@ def session_detail(view: LearningSession) -> Group:
         rows.append(("parent", safe_text(view.parent_session_id)))
     if view.error:
         rows.append(("error", safe_text(view.error, "red")))
+    if view.interruption:
+        rows.append(("interrupted", safe_text(f"{view.interruption}; resume it", "yellow")))
     for name, value in rows:
         facts.add_row(name, _cell(value))
     parts: list[RenderableType] = [facts]
@@ -231,9 +234,12 @@ def sessions_table(views: Sequence[LearningSession]) -> Table:
         table.add_column(name, no_wrap=True)
     table.add_column("edits", overflow="fold")
     for view in views:
+        status = status_text(view.status.value)
+        if view.interruption:  # resumable, waiting for an outside endpoint: say so in the list
+            status.append(" (interrupted)", style="yellow")
         table.add_row(
             safe_text(view.id[:8]),
-            status_text(view.status.value),
+            status,
             view.trigger.value,
             view.started_at.strftime("%Y-%m-%d %H:%M"),
             f"${view.teacher_cost_usd:.4f}",
@@ -367,6 +373,11 @@ def describe_scoring(progress: ScoringProgress) -> str:
     )
 
 
+def describe_wait(wait: Wait) -> str:
+    """`student http://127.0.0.1:8000/v1/chat/completions · waiting 30 s (rate limited)`."""
+    return f"{wait.role} {wait.endpoint} · waiting {wait.seconds:.0f} s ({wait.reason})"
+
+
 class StepProgress:
     """The live progress display fed by `Engine(on_step=...)`.
 
@@ -397,6 +408,15 @@ class StepProgress:
         if self._status is not None:
             self._status.update(Text(line))  # a str status would be parsed as markup
         elif progress.scored == progress.to_score:  # logs: one line per tree, when it is done
+            self.console.print(Text(f"  {line}", style="dim"))
+
+    def waiting(self, wait: Wait) -> None:
+        """Before every retry wait (from any thread): on a terminal the spinner says so; in logs a line
+        for waits long enough to notice, so a frozen-looking run explains itself."""
+        line = describe_wait(wait)
+        if self._status is not None:
+            self._status.update(line)
+        elif wait.seconds >= 1:
             self.console.print(Text(f"  {line}", style="dim"))
 
     def __call__(self, view: LearningSession, step: Step) -> None:

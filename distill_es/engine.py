@@ -19,6 +19,14 @@ from typing import Any
 from distill_es.adapters.benchmark import BENCHMARK_FILE, load_benchmark
 from distill_es.adapters.judge import MatchJudge
 from distill_es.adapters.pricing import cost_of
+from distill_es.adapters.retry import (
+    MalformedResponse,
+    RetryPolicy,
+    Wait,
+    WaitObserver,
+    call_with_retries,
+    safe_url,
+)
 from distill_es.adapters.scorer import StudentScorer
 from distill_es.adapters.teacher import default_teacher, request_digest, response_to_dict, usage_of
 from distill_es.adapters.traces import open_trace_source
@@ -27,10 +35,12 @@ from distill_es.domain import next_step as steps
 from distill_es.domain.errors import (
     CassetteMiss,
     DistillError,
+    EndpointUnavailable,
     InvalidEdit,
     InvalidTeacherOutput,
     NotAWorkspace,
     OpNotAvailable,
+    RequestRefused,
     SessionInterrupted,
     WorkspaceConflict,
     WorkspaceError,
@@ -87,13 +97,30 @@ class _LedgerJudge:
     """Wraps an LLM judge (one with `request` and `score_with_message`, like `TeacherJudge`) so that
     every teacher call it makes is handed to the engine for the cost ledger after the step."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(
+        self, inner: Any, policy: RetryPolicy | None = None, on_wait: WaitObserver | None = None
+    ) -> None:
         self.inner = inner
+        self.policy, self.on_wait = policy or RetryPolicy(), on_wait
         self._calls: list[tuple[str, dict[str, Any], Any]] = []
         self._lock = threading.Lock()
+        self._down: EndpointUnavailable | None = None  # once the judge is down, the batch stops
 
     def score(self, task: BenchmarkTask, output: str) -> Any:
-        verdict, message = self.inner.score_with_message(task, output)
+        if self._down is not None:
+            raise self._down
+        try:
+            verdict, message = call_with_retries(
+                lambda: self.inner.score_with_message(task, output),
+                role="judge",
+                endpoint=teacher_endpoint(getattr(self.inner, "teacher", None)),
+                policy=self.policy,
+                on_wait=self.on_wait,
+                should_stop=lambda: self._down is not None,
+            )
+        except EndpointUnavailable as exc:
+            self._down = exc
+            raise
         with self._lock:
             self._calls.append((task.task_id, self.inner.request(task, output), message))
         return verdict
@@ -102,7 +129,26 @@ class _LedgerJudge:
         """The calls made since the last drain, in a stable order (scoring runs concurrently)."""
         with self._lock:
             calls, self._calls = self._calls, []
+            self._down = None  # the next step tries the judge again
         return sorted(calls, key=lambda call: (call[0], request_digest(call[1])))
+
+
+def teacher_endpoint(teacher: Any) -> str:
+    """Where a teacher client sends its requests, for messages (never a key)."""
+    for candidate in (teacher, getattr(teacher, "inner", None), getattr(teacher, "_client", None)):
+        url = getattr(candidate, "base_url", None)
+        if url:
+            return safe_url(str(url))
+    return safe_url(os.environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com")
+
+
+def _checked_message(message: Any) -> Any:
+    """A teacher reply that is a Message (or its dict) with a content list; else `MalformedResponse`
+    (a proxy's HTML page, a truncated body), which is retried and then interrupts."""
+    content = message.get("content") if isinstance(message, dict) else getattr(message, "content", None)
+    if not isinstance(content, list):
+        raise MalformedResponse(f"the reply is not a Message with content blocks: {str(message)[:120]!r}")
+    return message
 
 
 @dataclass
@@ -145,6 +191,7 @@ class Engine:
         ports: _Ports,
         on_step: StepObserver | None = None,
         on_scoring: ScoringObserver | None = None,
+        on_wait: WaitObserver | None = None,
     ) -> None:
         self.home = home
         self.settings = settings
@@ -153,6 +200,7 @@ class Engine:
         self._ports = ports
         self.on_step = on_step
         self.on_scoring = on_scoring
+        self.on_wait = on_wait  # told before every retry wait of a teacher, judge or student call
 
     # ------------------------------------------------------------------------------------------
     # construction
@@ -171,6 +219,7 @@ class Engine:
         workspace: Workspace | None = None,
         on_step: StepObserver | None = None,
         on_scoring: ScoringObserver | None = None,
+        on_wait: WaitObserver | None = None,
         create_tables: bool = True,
         create: bool = False,
     ) -> Engine:
@@ -204,6 +253,7 @@ class Engine:
             ports=ports,
             on_step=on_step,
             on_scoring=on_scoring,
+            on_wait=on_wait,
         )
 
     @property
@@ -221,7 +271,9 @@ class Engine:
         if self._ports.student is None:
             from distill_es.adapters.student import OpenAIStudent  # the openai SDK: only when needed
 
-            self._ports.student = OpenAIStudent(self.home, self.settings.student)
+            self._ports.student = OpenAIStudent(
+                self.home, self.settings.student, network=self.settings.network, on_wait=self._waiting
+            )
         return self._ports.student
 
     @property
@@ -231,8 +283,15 @@ class Engine:
         elif hasattr(self._ports.judge, "score_with_message") and not isinstance(
             self._ports.judge, _LedgerJudge
         ):
-            self._ports.judge = _LedgerJudge(self._ports.judge)
+            self._ports.judge = _LedgerJudge(self._ports.judge, self._retry_policy(), self._waiting)
         return self._ports.judge
+
+    def _retry_policy(self) -> RetryPolicy:
+        return RetryPolicy.from_settings(self.settings.network)
+
+    def _waiting(self, wait: Wait) -> None:
+        if self.on_wait is not None:
+            self.on_wait(wait)
 
     def _record_judge_calls(self, session: Session) -> None:
         judge = self._ports.judge
@@ -315,7 +374,11 @@ class Engine:
                     return session.view()
                 if self.on_step is not None:
                     self.on_step(session.view(), step)
-                self._perform(session, step)
+                try:
+                    self._perform(session, step)
+                except SessionInterrupted as exc:
+                    self._record_interruption(session_id, step, exc)
+                    raise
                 self.store.save(session)
 
     def run_session(self, trigger: Trigger, **start_options: Any) -> LearningSession:
@@ -438,6 +501,25 @@ class Engine:
         with exclusive(self.store.url, self.state_dir, *locks):
             yield
 
+    def _record_interruption(self, session_id: str, step: steps.Step, exc: SessionInterrupted) -> None:
+        """Record why `step` stopped, on the session as stored: whatever the step had recorded in
+        memory is dropped (it runs again from the start on resume). The state does not move."""
+        if isinstance(self._ports.judge, _LedgerJudge):
+            self._ports.judge.drain()  # its calls were not recorded; the next step tries it afresh
+        session = self.store.load(session_id)
+        if "record_interruption" not in session.legal_commands():
+            return
+        outside = exc if isinstance(exc, EndpointUnavailable) else None
+        session.record_interruption(
+            step=step.kind,
+            role=outside.role if outside else "",
+            endpoint=outside.endpoint if outside else "",
+            error_class=outside.error_class if outside else type(exc).__name__,
+            error=outside.error if outside else str(exc),
+            attempts=outside.attempts if outside else 1,
+        )
+        self.store.save(session)
+
     @staticmethod
     def _session_lock(session_id: str) -> tuple[str, str]:
         return f"session:{session_id}", f"session {session_id}"
@@ -558,13 +640,19 @@ class Engine:
         import anthropic  # for its error types; the SDK is imported only once a call is made
 
         try:
-            message = self.teacher.messages.create(**params)
+            message = call_with_retries(
+                lambda: _checked_message(self.teacher.messages.create(**params)),
+                role="teacher",
+                endpoint=teacher_endpoint(self.teacher),
+                policy=self._retry_policy(),
+                on_wait=self._waiting,
+            )
         except CassetteMiss as exc:
             session.fail(error=str(exc), reason_code="cassette_divergence")
             return False
-        except anthropic.BadRequestError as exc:
+        except RequestRefused as exc:  # 400/413/422: the same request would be refused again
             session.fail(
-                error=f"the teacher refused the {purpose} request: {exc}", reason_code="teacher_error"
+                error=f"the teacher refused the {purpose} request: {exc.error}", reason_code="teacher_error"
             )
             return False
         except TypeError as exc:
@@ -774,7 +862,12 @@ class Engine:
             )
             return
         tasks: list[BenchmarkTask] = [benchmark[t] for t in missing_ids]
-        scores = self._score(session, step, tasks)
+        try:
+            scores = self._score(session, step, tasks)
+        except RequestRefused as exc:  # only the judge raises it: the student's refusal scores 0.0
+            self._record_judge_calls(session)
+            session.fail(error=f"the judge could not score a task: {exc}", reason_code="judge_error")
+            return
         self._record_judge_calls(session)
         session.record_scores(
             tree_sha=step.tree_sha,

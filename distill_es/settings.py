@@ -38,6 +38,16 @@ class StudentSettings(_Section):
     max_retries: int = Field(default=3, ge=0, le=20)
 
 
+class NetworkSettings(_Section):
+    """How calls to the teacher, the judge and the student survive a flaky network (docs/engine.md)."""
+
+    max_retries: int = Field(default=3, ge=0, le=20)  # teacher and judge; the student: [student]
+    backoff_seconds: float = Field(default=0.5, ge=0.0)  # the first wait; doubles each retry
+    max_backoff_seconds: float = Field(default=8.0, ge=0.0)
+    # A 429 asking for a longer wait than this (in all, per call) interrupts the session instead.
+    max_rate_limit_wait_seconds: float = Field(default=180.0, ge=0.0)
+
+
 class SessionSettings(_Section):
     autonomy_mode: AutonomyMode = AutonomyMode.TIERED
     min_traces: int = Field(default=20, ge=0)
@@ -74,6 +84,7 @@ class Settings(_Section):
     session: SessionSettings = SessionSettings()
     gate: GateSettings = GateSettings()
     training: TrainingSettings = TrainingSettings()
+    network: NetworkSettings = NetworkSettings()
     # The daemon's [triggers] table; validated by distill_es.trigger_settings.TriggerSettings.
     triggers: dict[str, Any] = Field(default_factory=dict)
 
@@ -120,6 +131,12 @@ DEFAULT_SETTINGS_TOML = """\
 # concurrency = 8
 # timeout_seconds = 120
 # max_retries = 3
+
+[network]                        # retries of teacher, judge and student calls (docs/engine.md)
+# max_retries = 3                # teacher and judge; the student uses [student] max_retries
+# backoff_seconds = 0.5          # first wait after a failure; doubles each retry
+# max_backoff_seconds = 8
+# max_rate_limit_wait_seconds = 180   # a 429 asking for longer interrupts the session (resume later)
 
 [session]
 # autonomy_mode = "tiered"       # auto | tiered | manual

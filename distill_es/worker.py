@@ -5,6 +5,11 @@ Any number of workers may share one PostgreSQL store. They coordinate only throu
 workers never run the same session (or two sessions on one workspace) at once. The server drops a
 dead worker's locks with its connection, so another worker picks its session up on its next poll.
 
+A session interrupted by an outside failure (a dead student, a rate-limited teacher: `StepInterrupted`
+in its log) is backed off: it is tried again only `backoff_seconds × 2^(n-1)` (capped) after its n-th
+interruption in a row. The delay is computed from the log (the index row), not from a worker's memory,
+so every worker — and a restarted one — agrees; any progress of the session resets it.
+
     python -m distill_es.worker --store postgresql://postgres@127.0.0.1:5432/db --state-dir DIR
 """
 
@@ -16,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +35,9 @@ RUNNABLE = ("initiated", "diagnosing", "planning", "executing")
 log = logging.getLogger("distill_es.worker")
 
 EngineOpener = Callable[[Path, str], Engine]
+Clock = Callable[[], datetime]
+BACKOFF_SECONDS = 30.0  # after the first interruption in a row; doubles with each one
+MAX_BACKOFF_SECONDS = 3600.0
 
 
 def default_opener(home: Path, store_url: str) -> Engine:
@@ -46,6 +55,28 @@ class WorkerReport:
     finished: list[str] = field(default_factory=list)
     interrupted: list[str] = field(default_factory=list)
     busy_skips: int = 0
+    backed_off: dict[str, str] = field(default_factory=dict)  # session id -> why, and until when
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How long workers leave a session alone after its recorded interruptions."""
+
+    base_seconds: float = BACKOFF_SECONDS
+    max_seconds: float = MAX_BACKOFF_SECONDS
+
+    def until(self, row: dict[str, Any]) -> datetime | None:
+        """When the session may run again, or None when it is not interrupted now."""
+        if row.get("interrupted_version") is None or row.get("interrupted_version") != row.get("version"):
+            return None
+        in_a_row = max(1, int(row.get("interruptions", 1)))
+        delay = min(self.base_seconds * 2.0 ** (in_a_row - 1), self.max_seconds)
+        return datetime.fromisoformat(row["interrupted_at"]) + timedelta(seconds=delay)
+
+    def why(self, row: dict[str, Any], until: datetime) -> str:
+        times = "once" if row.get("interruptions", 1) == 1 else f"{row['interruptions']} times in a row"
+        what = row.get("interruption", "an outside failure")
+        return f"interrupted {times} ({what}); next try {until.isoformat(timespec='seconds')}"
 
 
 def runnable_sessions(index: SessionIndex) -> list[dict[str, Any]]:
@@ -62,8 +93,12 @@ def work(
     poll_seconds: float = 0.5,
     idle_polls_before_exit: int | None = None,
     max_sessions: int | None = None,
+    backoff: Backoff | None = None,
+    clock: Clock = lambda: datetime.now(UTC),
 ) -> WorkerReport:
-    """Run sessions until idle for `idle_polls_before_exit` polls (None: forever) or `max_sessions` done."""
+    """Run sessions until idle for `idle_polls_before_exit` polls (None: forever) or `max_sessions` done.
+    Interrupted sessions wait out their `backoff` (a poll with only those is an idle poll)."""
+    backoff = backoff or Backoff()
     store = EventStore(store_url, create_tables=False)
     index = SessionIndex(Path(state_dir) / "worker-views.sqlite", store)
     report = WorkerReport()
@@ -73,7 +108,7 @@ def work(
             ran = False
             busy_workspaces: set[str] = set()  # one busy session there means the workspace is taken
             for row in runnable_sessions(index):
-                if row["workspace"] in busy_workspaces:
+                if row["workspace"] in busy_workspaces or _backing_off(row, backoff, clock(), report):
                     continue
                 if _run_one(row, store_url, open_engine, report):
                     ran = True
@@ -91,6 +126,19 @@ def work(
     return report
 
 
+def _backing_off(row: dict[str, Any], backoff: Backoff, now: datetime, report: WorkerReport) -> bool:
+    """True while the session's recorded interruptions say to leave it alone (said once per episode)."""
+    until = backoff.until(row)
+    session_id = row["session_id"]
+    if until is None or until <= now:
+        return False
+    why = backoff.why(row, until)
+    if report.backed_off.get(session_id) != why:
+        log.warning("session %s backed off: %s", session_id, why)
+        report.backed_off[session_id] = why
+    return True
+
+
 def _run_one(row: dict[str, Any], store_url: str, open_engine: EngineOpener, report: WorkerReport) -> bool:
     session_id = row["session_id"]
     try:
@@ -104,8 +152,8 @@ def _run_one(row: dict[str, Any], store_url: str, open_engine: EngineOpener, rep
     except SessionBusy:
         report.busy_skips += 1  # another worker holds it (or its workspace): try the next one
         return False
-    except SessionInterrupted as exc:
-        log.warning("session %s interrupted: %s", session_id, exc)
+    except SessionInterrupted as exc:  # recorded in its log by the engine: every worker backs off
+        log.warning("session %s interrupted (recorded; backing off): %s", session_id, exc)
         report.interrupted.append(session_id)
         return False
     except DistillError as exc:
@@ -128,6 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll", type=float, default=0.5, help="seconds between polls when idle")
     parser.add_argument("--exit-when-idle", type=int, default=None, metavar="POLLS")
     parser.add_argument("--migrate", action="store_true", help="create the store's tables first")
+    parser.add_argument(
+        "--backoff",
+        type=float,
+        default=BACKOFF_SECONDS,
+        metavar="SECONDS",
+        help="leave a session interrupted by an outside failure alone this long (doubling, capped at 1 h)",
+    )
     args = parser.parse_args(argv)
     # Only our own records: transitions logs every callback at INFO, which costs real CPU here.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
@@ -137,9 +192,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.migrate:
         migrate(args.store)
     report = work(
-        args.store, args.state_dir, poll_seconds=args.poll, idle_polls_before_exit=args.exit_when_idle
+        args.store,
+        args.state_dir,
+        poll_seconds=args.poll,
+        idle_polls_before_exit=args.exit_when_idle,
+        backoff=Backoff(base_seconds=args.backoff),
     )
-    print(f"finished {len(report.finished)} sessions, {len(report.interrupted)} interrupted", flush=True)
+    print(
+        f"finished {len(report.finished)} sessions, {len(report.interrupted)} interrupted, "
+        f"{len(report.backed_off)} backed off after outside failures",
+        flush=True,
+    )
     return 0
 
 

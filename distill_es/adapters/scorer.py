@@ -19,8 +19,11 @@ MAX_OUTPUT_CHARS = 4_000  # stored per task; the judge still sees the whole answ
 
 
 class StudentScorer:
-    """`Scorer`: results in the order of `tasks`. A student that could not answer scores 0.0 with the
-    error recorded. Judge errors propagate: a broken judge must not look like a weaker student.
+    """`Scorer`: results in the order of `tasks`. A student whose endpoint refused the one request
+    (400/413/422: e.g. a context too long for this task) scores 0.0 with the error recorded. An endpoint
+    that is down (`EndpointUnavailable`, after the adapter's retries) propagates, and so do judge
+    errors: nothing of the batch is scored, because a dead student or a broken judge must not look
+    like a weaker student.
 
     Each answer goes to the judge as soon as it arrives (when the runner reports answers as they come),
     so judging overlaps the student's slower calls, and `on_scored` hears of every task as it is

@@ -9,19 +9,21 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 import tomllib
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import openai
 
-from distill_es.domain.errors import InvalidEdit, WorkspaceError
+from distill_es.adapters.retry import MalformedResponse, RetryPolicy, WaitObserver, call_with_retries
+from distill_es.domain.errors import EndpointUnavailable, InvalidEdit, RequestRefused, WorkspaceError
 from distill_es.ports import BenchmarkTask, ResultObserver, StudentResult
-from distill_es.settings import StudentSettings
+from distill_es.settings import NetworkSettings, StudentSettings
 from distill_es.workspace.files import CONFIG_FILE, DESCRIPTIONS_FILE, few_shot_path, prompt_path, read_inside
 
 # Standard chat-completions parameters go at the top level; the extra sampling knobs vLLM, Ollama and
@@ -164,60 +166,83 @@ def build_chat_request(home: str | Path, task: BenchmarkTask, settings: StudentS
     return chat_request(read_agent(home), task, settings)
 
 
-def _answer(response: Any) -> tuple[str | None, int]:
-    """(the first choice's text, or None when there is no choice; total tokens) of a chat completion."""
-    choices = response["choices"]
-    if not choices:
-        return None, 0
-    usage = response.get("usage") or {}
-    return str(choices[0]["message"].get("content") or ""), int(usage.get("total_tokens") or 0)
+def _answer(response: Any) -> tuple[str, int]:
+    """(the first choice's text, total tokens) of a chat completion. A body that is not one (no
+    choices, not an object) is `MalformedResponse`: the server is broken, not the student wrong."""
+    try:
+        choices = response["choices"]
+        if not choices:
+            raise MalformedResponse("the chat completion has no choices")
+        usage = response.get("usage") or {}
+        return str(choices[0]["message"].get("content") or ""), int(usage.get("total_tokens") or 0)
+    except (TypeError, KeyError, IndexError, AttributeError, ValueError) as exc:
+        if isinstance(exc, MalformedResponse):
+            raise
+        raise MalformedResponse(f"malformed chat completion: {exc!r}") from None
 
 
 class OpenAIStudent:
-    """`StudentRunner` over the official openai SDK. The SDK retries connection errors, 408/409/429 and
-    5xx with backoff (`settings.max_retries`); what still fails becomes `StudentResult.error`.
+    """`StudentRunner` over the official openai SDK, with our own retries (`adapters.retry`): connection
+    errors, timeouts, 408/409/429/5xx and malformed bodies are retried `settings.max_retries` times with
+    backoff, then raise `EndpointUnavailable` — a dead student is an interruption, never a score. Only a
+    refusal of the one request (400/413/422, e.g. a context too long for this task) becomes
+    `StudentResult.error`, which the scorer scores 0.0.
 
     A workspace that cannot be read (corrupt TOML, no model configured) raises `WorkspaceError`: that is
     not the student failing a task, and scoring it as 0.0 would blame the wrong party. The key comes from
     the env var named by `settings.api_key_env`; unset or unnamed, a placeholder (local servers ignore it).
     """
 
-    def __init__(self, home: str | Path, settings: StudentSettings | None = None) -> None:
+    def __init__(
+        self,
+        home: str | Path,
+        settings: StudentSettings | None = None,
+        *,
+        network: NetworkSettings | None = None,
+        on_wait: WaitObserver | None = None,
+    ) -> None:
         self.home = Path(home)
         self.settings = settings or StudentSettings()
+        self.policy = RetryPolicy.from_settings(network or NetworkSettings(), self.settings.max_retries)
+        self.on_wait = on_wait
         key = os.environ.get(self.settings.api_key_env, "") if self.settings.api_key_env else ""
         self.client = openai.OpenAI(
             base_url=self.settings.base_url,
             api_key=key or "not-needed",  # the SDK insists on a key
             timeout=self.settings.timeout_seconds,
-            max_retries=self.settings.max_retries,
+            max_retries=0,  # ours: bounded waits, reported (adapters.retry)
         )
 
     def run(self, task: BenchmarkTask) -> StudentResult:
         return self._send(task, build_chat_request(self.home, task, self.settings))
 
-    def _send(self, task: BenchmarkTask, request: dict[str, Any]) -> StudentResult:
+    def _post(self, body: dict[str, Any]) -> tuple[str, int]:
+        # The request is plain JSON already: post it through the client (its timeouts and error
+        # mapping) without the SDK's per-call parameter transform or its response models, which
+        # together were half of its CPU per request; the fields we read are checked in `_answer`.
+        return _answer(self.client.post("/chat/completions", body=body, cast_to=dict))
+
+    def _send(
+        self, task: BenchmarkTask, request: dict[str, Any], should_stop: Callable[[], bool] | None = None
+    ) -> StudentResult:
         started = time.monotonic()
         body = {k: v for k, v in request.items() if k != "extra_body"} | request.get("extra_body", {})
         try:
-            # The request is plain JSON already: post it through the client (its retries, timeouts and
-            # error mapping) without the SDK's per-call parameter transform or its response models,
-            # which together were half of its CPU per request; the three fields we read are checked here.
-            response = self.client.post("/chat/completions", body=body, cast_to=dict)
-        except openai.APIError as exc:
-            return self._failed(task, request, started, f"{type(exc).__name__}: {exc}")
-        latency = time.monotonic() - started
-        try:
-            content, tokens = _answer(response)
-        except (TypeError, KeyError, IndexError, AttributeError) as exc:
-            return self._failed(task, request, started, f"malformed chat completion: {exc!r}")
-        if content is None:
-            return self._failed(task, request, started, "empty response")
+            content, tokens = call_with_retries(
+                lambda: self._post(body),
+                role="student",
+                endpoint=self.settings.base_url,
+                policy=self.policy,
+                on_wait=self.on_wait,
+                should_stop=should_stop,
+            )
+        except RequestRefused as exc:
+            return self._failed(task, request, started, str(exc))
         return StudentResult(
             task_id=task.task_id,
             output=_THINK.sub("", content, count=1),  # reasoning models: keep the answer only
             model=request["model"],
-            latency_seconds=latency,
+            latency_seconds=time.monotonic() - started,
             tokens_used=tokens,
         )
 
@@ -238,12 +263,32 @@ class OpenAIStudent:
         view = read_agent(self.home)  # one tree per batch: the engine never edits while scoring
         requests = [chat_request(view, task, self.settings) for task in tasks]
 
+        # One dead endpoint is enough: the other tasks stop retrying, and the batch raises the first
+        # failure (the one that went through its retries), not whichever task comes first in order.
+        first: list[EndpointUnavailable] = []
+        lock = threading.Lock()
+
         def one(index: int) -> StudentResult:
-            result = self._send(tasks[index], requests[index])
+            if first:
+                raise _Abandoned
+            try:
+                result = self._send(tasks[index], requests[index], should_stop=lambda: bool(first))
+            except EndpointUnavailable as exc:
+                with lock:
+                    first.append(exc)
+                raise
             if on_result is not None:
                 on_result(index, result)
             return result
 
         workers = min(self.settings.concurrency, len(tasks))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="student") as pool:
-            return list(pool.map(one, range(len(tasks))))  # map keeps the order of `tasks`
+            futures = [pool.submit(one, index) for index in range(len(tasks))]
+            wait(futures)
+        if first:
+            raise first[0]
+        return [f.result() for f in futures]  # in the order of `tasks`
+
+
+class _Abandoned(Exception):
+    """A task not sent because another task of the batch found the endpoint down."""

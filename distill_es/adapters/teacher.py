@@ -23,9 +23,10 @@ MAX_CACHE_BREAKPOINTS = 4  # the Messages API refuses more
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
-def default_teacher(max_retries: int = 2) -> anthropic.Anthropic:
-    """The real client. The SDK reads ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL itself and retries
-    connection errors, 408/409/429 and 5xx (529 overloaded included) with backoff.
+def default_teacher(max_retries: int = 0) -> anthropic.Anthropic:
+    """The real client. The SDK reads ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL itself. Its own retries
+    are off: the engine retries teacher and judge calls itself (`adapters.retry`), with bounded
+    rate-limit waits it can report, where the SDK would sleep as long as any `retry-after` says.
 
     One client per process and environment: a worker opens an engine per session, and building a
     client (its TLS context) costs more than resuming the session; the client is thread-safe."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_es.adapters.cassette import CassetteTeacher
+from distill_es.adapters.retry import WaitObserver
 from distill_es.demo import world
 from distill_es.domain.vocabulary import LearningSession
 from distill_es.engine import Engine, ScoringObserver, StepObserver
@@ -24,6 +25,7 @@ def open_demo_engine(
     teacher: Any = None,
     on_step: StepObserver | None = None,
     on_scoring: ScoringObserver | None = None,
+    on_wait: WaitObserver | None = None,
 ) -> Engine:
     """An engine on a demo workspace: the shipped cassette as teacher (unless given), the demo student."""
     return Engine.open(
@@ -32,6 +34,7 @@ def open_demo_engine(
         student=world.DemoStudent(home),
         on_step=on_step,
         on_scoring=on_scoring,
+        on_wait=on_wait,
     )
 
 

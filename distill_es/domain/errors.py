@@ -110,3 +110,29 @@ class StoreUnavailable(StoreError):
 
 class NotAWorkspace(WorkspaceError):
     """`Engine.open` on a directory that is not a workspace (and `create` was not asked for)."""
+
+
+class EndpointUnavailable(SessionInterrupted):
+    """An outside endpoint (the student, the judge, the teacher) failed at the transport or server
+    level — refused connection, timeout, 5xx, a rate limit beyond the bounded wait, a body that is not
+    the protocol's — after its retries. Never a result: the step is interrupted and can be resumed."""
+
+    def __init__(self, *, role: str, endpoint: str, error_class: str, error: str, attempts: int) -> None:
+        self.role, self.endpoint, self.error_class, self.error, self.attempts = (
+            role,
+            endpoint,
+            error_class,
+            error,
+            attempts,
+        )
+        tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
+        super().__init__(f"the {role} endpoint {endpoint} failed after {tries}: {error_class}: {error}")
+
+
+class RequestRefused(DistillError):
+    """An endpoint answered that this one request is bad (400, 413, 422: e.g. too long a context).
+    The endpoint works; retrying the same request cannot help."""
+
+    def __init__(self, *, role: str, endpoint: str, status: int, error: str) -> None:
+        self.role, self.endpoint, self.status, self.error = role, endpoint, status, error
+        super().__init__(f"the {role} endpoint {endpoint} refused the request ({status}): {error}")

@@ -308,6 +308,22 @@ class SessionCancelled(SessionEvent):
     reason: str
 
 
+# --- interruptions ------------------------------------------------------------------------------
+class StepInterrupted(SessionEvent):
+    """A step could not finish because an outside endpoint failed (connection refused, timeout, 5xx,
+    a rate limit beyond the bounded wait, a malformed body) after its retries. Nothing of the step was
+    recorded; the lifecycle state is unchanged and `run` resumes the session. Not a result: workers
+    back off a session by its recent interruptions."""
+
+    TOPIC = "distill_es.StepInterrupted.v1"
+    step: str  # the step kind that was interrupted, e.g. ScoreTree
+    role: str  # student | judge | teacher ("" when the failure did not say)
+    endpoint: str  # scheme://host:port/path, never credentials
+    error_class: str
+    error: str
+    attempts: int
+
+
 # --- rollback ----------------------------------------------------------------------------------
 class RollbackRequested(SessionEvent):
     TOPIC = "distill_es.RollbackRequested.v1"

@@ -69,6 +69,8 @@ FACTS: dict[str, list[str]] = {
     "record_training": ["executing"],
     "request_rollback": ["completed", "awaiting_review", "failed"],
     "roll_back_edit": ["completed", "awaiting_review", "failed"],
+    # An outside endpoint failed under a step (resting states run only git steps: never recorded there).
+    "record_interruption": ["initiated", "diagnosing", "planning", "executing"],
 }
 FACT_GUARDS: dict[str, list[str]] = {
     "request_rollback": ["rollback_not_requested"],

@@ -423,6 +423,29 @@ class Session(ev.ChainedRecording, Aggregate):
         self._decide("fail")
         self._record(ev.SessionFailed, error=error, reason_code=reason_code)
 
+    def record_interruption(
+        self,
+        *,
+        step: str,
+        role: str,
+        endpoint: str,
+        error_class: str,
+        error: str,
+        attempts: int,
+    ) -> None:
+        """An outside failure stopped `step`: recorded for the operator and for workers' backoff; the
+        state does not move."""
+        self._decide("record_interruption")
+        self._record(
+            ev.StepInterrupted,
+            step=step,
+            role=role,
+            endpoint=endpoint,
+            error_class=error_class,
+            error=error,
+            attempts=attempts,
+        )
+
     def cancel(self, *, cancelled_by: str, reason: str) -> None:
         """A person ends the session (it rests failed, reason_code `cancelled`); who and why are recorded."""
         self._decide("cancel")  # first: cancelling a resting session is an illegal transition
@@ -577,9 +600,27 @@ class Session(ev.ChainedRecording, Aggregate):
         self.student_calls_made = 0
         self.snapshots_needed = 0
         self.rollback_requested = False
+        self.interruptions_in_a_row = 0  # StepInterrupted events since the last other event
+        self.last_interruption: dict[str, Any] | None = None
 
     def _after(self, e: ev.SessionEvent) -> None:
         self.last_digest = e.digest
+        self.interruptions_in_a_row = 0  # any other fact is progress
+
+    @evolve.register
+    def _(self, e: ev.StepInterrupted) -> None:
+        count = self.interruptions_in_a_row
+        self._after(e)
+        self.interruptions_in_a_row = count + 1
+        self.last_interruption = {
+            "step": e.step,
+            "role": e.role,
+            "endpoint": e.endpoint,
+            "error_class": e.error_class,
+            "error": e.error,
+            "attempts": e.attempts,
+            "at": e.timestamp.isoformat(),
+        }
 
     @evolve.register
     def _(self, e: ev.ReadinessChecked) -> None:
@@ -807,6 +848,17 @@ class Session(ev.ChainedRecording, Aggregate):
             student_calls_made=self.student_calls_made,
             student_calls_reused=self.student_calls_reused,
             error=self.error,
+            interruption=self._interruption_line(),
+        )
+
+    def _interruption_line(self) -> str | None:
+        last = self.last_interruption
+        if not self.interruptions_in_a_row or last is None:
+            return None
+        times = "" if self.interruptions_in_a_row == 1 else f" ({self.interruptions_in_a_row} times in a row)"
+        return (
+            f"{last['step']} interrupted{times}: the {last['role'] or 'outside'} endpoint {last['endpoint']} "
+            f"failed ({last['error_class']}: {last['error']})"
         )
 
     # ----------------------------------------------------------------------------------------
@@ -839,6 +891,8 @@ class Session(ev.ChainedRecording, Aggregate):
             "scores": [[*key, value] for key, value in self.scores.items()],
             "benchmark_before": dump(self.benchmark_before),
             "benchmark_after": dump(self.benchmark_after),
+            "interruptions_in_a_row": self.interruptions_in_a_row,
+            "last_interruption": self.last_interruption,
         }
 
     @classmethod
@@ -884,6 +938,9 @@ class Session(ev.ChainedRecording, Aggregate):
         for name in ("benchmark_before", "benchmark_after"):
             value = state[name]
             setattr(session, name, BenchmarkSnapshot.model_validate(value) if value else None)
+        # Snapshots taken before interruptions were recorded have neither key.
+        session.interruptions_in_a_row = int(state.get("interruptions_in_a_row", 0))
+        session.last_interruption = state.get("last_interruption")
         return session
 
 

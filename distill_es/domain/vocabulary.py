@@ -209,6 +209,8 @@ class LearningSession(Value):
     student_calls_made: int = 0
     student_calls_reused: int = 0
     error: str | None = None
+    # While the last recorded fact is an outside failure (StepInterrupted): what failed, to resume.
+    interruption: str | None = None
 
     @property
     def pending_edit_ids(self) -> list[str]:

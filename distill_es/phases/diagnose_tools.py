@@ -3,7 +3,8 @@
 Pure phase logic: the engine performs the teacher calls and records every result; this module only
 turns a tool call into the text that goes back to the teacher (plus the student/self runs the engine
 must record). Fixes to the reference (spec search §4.3, §11.12, §11.14):
-- `execute` never raises: bad input, unknown tools and failing ports become `is_error` results;
+- `execute` never raises but `SessionInterrupted`: bad input, unknown tools and failing ports become
+  `is_error` results, while an endpoint that is down (student, judge, teacher) interrupts the step;
 - feedback filters are applied before the limit; `list_available_tools` says which agents use a tool;
 - every trace, prompt and config text is scrubbed of secrets before it is sent;
 - `parse_diagnosis` validates rates in [0, 1] (a 5 is an error, not 0.05) and task ids against the
@@ -21,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from distill_es.adapters.scrub import scrub, scrub_obj
-from distill_es.domain.errors import DistillError, InvalidEdit, InvalidTeacherOutput
+from distill_es.domain.errors import DistillError, InvalidEdit, InvalidTeacherOutput, SessionInterrupted
 from distill_es.domain.payloads import SafeName
 from distill_es.domain.vocabulary import FailureCluster, Value
 from distill_es.ports import BenchmarkTask, Judge, StudentResult, StudentRunner, TraceRecord, TraceSource
@@ -439,6 +440,10 @@ class Toolbox:
             outcome = self._dispatch(name, tool_input)
         except _ToolError as exc:
             outcome = ToolOutcome(content=scrub(str(exc)), is_error=True)
+        except SessionInterrupted:
+            # A dead student, judge or teacher is not an answer to give the teacher: the step stops
+            # and is resumed once the endpoint is back, so the teacher never diagnoses an outage.
+            raise
         except Exception as exc:  # a failing port must not end the phase: the teacher hears about it
             outcome = ToolOutcome(
                 content=scrub(f"tool {name!r} failed: {type(exc).__name__}: {exc}"), is_error=True
@@ -633,6 +638,8 @@ class Toolbox:
     def _judge(self, task: BenchmarkTask, output: str) -> dict[str, Any]:
         try:
             verdict = self.judge.score(task, output)
+        except SessionInterrupted:
+            raise
         except Exception as exc:
             return {"score": None, "judge_error": scrub(f"{type(exc).__name__}: {exc}")}
         return {"score": verdict.score, "judge_reasoning": scrub(verdict.reasoning)}

@@ -95,6 +95,13 @@ def describe(event: Any) -> tuple[str, str]:
             return "engine", f"completed at {_short(event.git_post)}"
         case ev.SessionFailed():
             return "engine", f"failed ({event.reason_code}): {event.error}"
+        case ev.StepInterrupted():
+            who = event.role or "engine"
+            tries = "1 attempt" if event.attempts == 1 else f"{event.attempts} attempts"
+            return who, (
+                f"{event.step} interrupted: the {event.role or 'outside'} endpoint {event.endpoint} "
+                f"failed after {tries} ({event.error_class}: {event.error}); resumable"
+            )
         case ev.SessionCancelled():
             return event.cancelled_by, f"cancelled: {event.reason}"
         case ev.RollbackRequested():
@@ -173,6 +180,7 @@ ROW_CHANGING_TOPICS = frozenset(
         ev.SessionFailed,
         ev.SessionCancelled,
         ev.SessionRolledBack,
+        ev.StepInterrupted,
     )
 )
 
@@ -231,7 +239,20 @@ def fold_index_row(row: dict[str, Any] | None, event: Any) -> dict[str, Any]:
         case ev.SessionRolledBack():
             row["status"], row["ended_at"] = "rolled_back", event.timestamp.isoformat()
             row["pending"] = {}
+        case ev.StepInterrupted():
+            fold_interruption(row, event)
     return row
+
+
+def fold_interruption(row: dict[str, Any], event: ev.StepInterrupted) -> None:
+    """Interruptions in a row: contiguous versions. A session is interrupted *now* when its row's
+    `interrupted_version` is its `version` (workers back off by these, see distill_es.worker); any
+    later event of the session, folded or skipped as moot, moves `version` past it."""
+    follows = row.get("interrupted_version") == event.originator_version - 1
+    row["interruptions"] = row.get("interruptions", 0) + 1 if follows else 1
+    row["interrupted_version"] = event.originator_version
+    row["interrupted_at"] = event.timestamp.isoformat()
+    row["interruption"] = describe(event)[1]
 
 
 def _worth_decoding(page: list[Any]) -> list[Any]:

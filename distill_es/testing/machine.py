@@ -89,6 +89,7 @@ CONTRACT: dict[str, dict[str, frozenset[str]]] = {
         "begin_diagnosis": _F({"diagnosing"}),
         "fail": _F({"failed"}),
         "cancel": _F({"failed"}),
+        "record_interruption": _F({"initiated"}),
     },
     "diagnosing": {
         "record_teacher_call": _F({"diagnosing"}),
@@ -96,12 +97,14 @@ CONTRACT: dict[str, dict[str, frozenset[str]]] = {
         "submit_diagnosis": _F({"planning"}),
         "fail": _F({"failed"}),
         "cancel": _F({"failed"}),
+        "record_interruption": _F({"diagnosing"}),
     },
     "planning": {
         "record_teacher_call": _F({"planning"}),
         "freeze_plan": _F({"executing"}),
         "fail": _F({"failed"}),
         "cancel": _F({"failed"}),
+        "record_interruption": _F({"planning"}),
     },
     "executing": {
         **{
@@ -109,7 +112,7 @@ CONTRACT: dict[str, dict[str, frozenset[str]]] = {
             for fact in (
                 "record_teacher_call", "route_edit", "validate_edit", "start_apply", "record_apply",
                 "skip_edit", "record_training", "choose_gate_tasks", "record_scores", "capture_benchmark",
-                "record_gate", "revert_edit",
+                "record_gate", "revert_edit", "record_interruption",
             )
         },
         "await_review": _F({"awaiting_review"}),
@@ -171,6 +174,8 @@ TERMINAL_PROBES: dict[str, dict[str, Any]] = {
     "request_rollback": {"requested_by": "probe"},
     "roll_back_edit": {"edit_id": "e1", "revert_sha": "e" * 40},
     "roll_back": {"git_post": None},
+    "record_interruption": {"step": "ScoreTree", "role": "student", "endpoint": "http://127.0.0.1:9/v1",
+                            "error_class": "APIConnectionError", "error": "probe", "attempts": 1},
     BOGUS_COMMAND: {},
 }  # fmt: skip
 

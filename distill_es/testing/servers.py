@@ -47,17 +47,18 @@ class _QuietServer(ThreadingHTTPServer):
 class JsonHTTPServer:
     """A ThreadingHTTPServer on 127.0.0.1, port 0, served from a daemon thread.
 
-    Subclasses implement `handle(method, path, body) -> (status, json, headers)`. Every JSON body
-    received is appended to `.requests` (including the ones answered with an injected failure), its
-    headers (lower-cased names) to `.headers` at the same index.
+    Subclasses implement `handle(method, path, body) -> (status, json, headers)`; a `bytes` payload is
+    sent as it is (a malformed body). Every JSON body received is appended to `.requests` (including
+    the ones answered with an injected failure), its headers (lower-cased names) to `.headers` at the
+    same index. `port` binds a given port (a server restarted where a dead one was); 0 picks one.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[Json] = []
         self.headers: list[dict[str, str]] = []
         self._lock = threading.Lock()
         self._closed = threading.Event()
-        self._httpd = _QuietServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd = _QuietServer(("127.0.0.1", port), self._handler_class())
         self.port: int = self._httpd.server_address[1]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -99,6 +100,9 @@ class JsonHTTPServer:
                 pass
 
             def _dispatch(self, method: str) -> None:
+                if server._closed.is_set():  # a kept-alive connection to a closed server: drop it
+                    self.close_connection = True
+                    return
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 body: Json | None = None
@@ -113,10 +117,13 @@ class JsonHTTPServer:
                         server.headers.append({k.lower(): v for k, v in self.headers.items()})
                 path = self.path.split("?", 1)[0]
                 status, payload, headers = server.handle(method, path, body)
+                if server._closed.is_set():  # closed meanwhile: a dead server answers nothing
+                    self.close_connection = True
+                    return
                 self._send(status, payload, headers)
 
-            def _send(self, status: int, payload: Json, headers: Mapping[str, str]) -> None:
-                data = json.dumps(payload).encode("utf-8")
+            def _send(self, status: int, payload: Json | bytes, headers: Mapping[str, str]) -> None:
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode("utf-8")
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
@@ -137,19 +144,27 @@ class JsonHTTPServer:
         return Handler
 
 
+MALFORMED = 0  # a "status" for `fail_next`: a 200 whose body is not JSON (a proxy's error page)
+MALFORMED_BODY = b"<html><body>502 Bad Gateway</body></html>"
+
+
 class _FailureQueue:
-    """Statuses to answer the next requests with, in order."""
+    """Statuses (with extra headers) to answer the next requests with, in order."""
 
     def __init__(self) -> None:
-        self._pending: list[int] = []
+        self._pending: list[tuple[int, dict[str, str]]] = []
         self._lock = threading.Lock()
         self.injected = 0
 
-    def add(self, status: int, count: int) -> None:
+    def add(self, status: int, count: int, headers: Mapping[str, str] | None = None) -> None:
         with self._lock:
-            self._pending += [status] * count
+            self._pending += [(status, dict(headers or {}))] * count
 
-    def take(self) -> int | None:
+    def clear(self) -> None:
+        with self._lock:
+            self._pending = []
+
+    def take(self) -> tuple[int, dict[str, str]] | None:
         with self._lock:
             if not self._pending:
                 return None
@@ -210,7 +225,12 @@ class ScriptedAnthropicServer(JsonHTTPServer):
     LOOKBACK_BLOCKS = 20
 
     def __init__(
-        self, script: AnthropicScript, *, min_cacheable_tokens: int = 0, retry_after_ms: int = 5
+        self,
+        script: AnthropicScript,
+        *,
+        min_cacheable_tokens: int = 0,
+        retry_after_ms: int = 5,
+        port: int = 0,
     ) -> None:
         self.script = script
         self.min_cacheable_tokens = min_cacheable_tokens
@@ -219,32 +239,43 @@ class ScriptedAnthropicServer(JsonHTTPServer):
         self.errors: list[str] = []
         self._failures = _FailureQueue()
         self._cache: set[str] = set()
-        super().__init__()
+        super().__init__(port)
 
     @property
     def base_url(self) -> str:
         return self.root_url  # the SDK appends /v1/messages
 
-    def fail_next(self, status: int = 529, count: int = 1) -> None:
-        """Answer the next `count` requests with `status` (the SDK retries 429/5xx/529)."""
-        self._failures.add(status, count)
+    def fail_next(self, status: int = 529, count: int = 1, headers: Mapping[str, str] | None = None) -> None:
+        """Answer the next `count` requests with `status` (retried: 429/5xx/529), `headers` replacing
+        the default `retry-after-ms` (e.g. `{"retry-after": "3600"}`); `MALFORMED`: a 200 that is not
+        JSON."""
+        self._failures.add(status, count, headers)
 
     @property
     def failures_injected(self) -> int:
         return self._failures.injected
 
-    def _error(self, status: int, message: str, retry: bool) -> tuple[int, Json, dict[str, str]]:
+    def clear_failures(self) -> None:
+        """Answer normally again: drop the failures `fail_next` queued and not yet served."""
+        self._failures.clear()
+
+    def _error(
+        self, status: int, message: str, retry: bool, extra: Mapping[str, str] | None = None
+    ) -> tuple[int, Json, dict[str, str]]:
         headers = {"x-should-retry": "true" if retry else "false"}
         if retry:
-            headers["retry-after-ms"] = str(self.retry_after_ms)
+            headers.update(extra or {"retry-after-ms": str(self.retry_after_ms)})
         kind = _ANTHROPIC_ERRORS.get(status, "api_error")
         return status, {"type": "error", "error": {"type": kind, "message": message}}, headers
 
     def handle(self, method: str, path: str, body: Json | None) -> tuple[int, Json, dict[str, str]]:
         if method != "POST" or path != "/v1/messages":
             return self._error(404, f"no route {method} {path}", retry=False)
-        if (status := self._failures.take()) is not None:
-            return self._error(status, f"injected failure {status}", retry=True)
+        if (failure := self._failures.take()) is not None:
+            status, extra = failure
+            if status == MALFORMED:
+                return 200, MALFORMED_BODY, {}  # type: ignore[return-value]
+            return self._error(status, f"injected failure {status}", retry=True, extra=extra)
         problem = self._validate(body)
         if problem:
             with self._lock:
@@ -405,6 +436,7 @@ class ScriptedStudentServer(JsonHTTPServer):
         models: Sequence[str] = ("test-model",),
         default: str = "",
         retry_after_ms: int = 5,
+        port: int = 0,
     ) -> None:
         self.answer = answer
         self.latency, self.hang_seconds = latency, hang_seconds
@@ -412,18 +444,23 @@ class ScriptedStudentServer(JsonHTTPServer):
         self.in_flight = self.peak_concurrency = self.completed = 0
         self._failures = _FailureQueue()
         self._failures.add(fail_status, fail_first)
-        super().__init__()
+        super().__init__(port)
 
     @property
     def base_url(self) -> str:
         return self.root_url + "/v1"  # the SDK appends /chat/completions
 
-    def fail_next(self, status: int = 500, count: int = 1) -> None:
-        self._failures.add(status, count)
+    def fail_next(self, status: int = 500, count: int = 1, headers: Mapping[str, str] | None = None) -> None:
+        """As `ScriptedAnthropicServer.fail_next` (`MALFORMED`: a 200 that is not JSON)."""
+        self._failures.add(status, count, headers)
 
     @property
     def failures_injected(self) -> int:
         return self._failures.injected
+
+    def clear_failures(self) -> None:
+        """Answer normally again: drop the failures `fail_next` queued and not yet served."""
+        self._failures.clear()
 
     def handle(self, method: str, path: str, body: Json | None) -> tuple[int, Json, dict[str, str]]:
         if method == "GET" and path == "/v1/models":
@@ -441,9 +478,12 @@ class ScriptedStudentServer(JsonHTTPServer):
                 self.in_flight -= 1
 
     def _chat(self, body: Json) -> tuple[int, Json, dict[str, str]]:
-        if (status := self._failures.take()) is not None:
+        if (failure := self._failures.take()) is not None:
+            status, extra = failure
+            if status == MALFORMED:
+                return 200, MALFORMED_BODY, {}  # type: ignore[return-value]
             error = {"error": {"message": f"injected failure {status}", "type": "server_error", "code": None}}
-            return status, error, {"retry-after-ms": str(self.retry_after_ms)}
+            return status, error, extra or {"retry-after-ms": str(self.retry_after_ms)}
         self._sleep(self.latency)
         self._sleep(self.hang_seconds)
         try:
@@ -481,6 +521,7 @@ class ScriptedStudentServer(JsonHTTPServer):
 
 
 __all__ = [
+    "MALFORMED",
     "JsonHTTPServer",
     "ScriptedAnthropicServer",
     "ScriptedStudentServer",

@@ -555,6 +555,15 @@ def _draw_payload(draw: st.DrawFn, name: str, session: Session | None) -> dict[s
             return {"requested_by": draw(_reviewers)}
         case "roll_back_edit":
             return {"edit_id": edit_id(), "revert_sha": draw(_shas)}
+        case "record_interruption":
+            return {
+                "step": draw(st.sampled_from(["CallTeacher", "RunTool", "ScoreTree"])),
+                "role": draw(st.sampled_from(["student", "judge", "teacher", ""])),
+                "endpoint": "http://127.0.0.1:11434/v1/chat/completions",
+                "error_class": draw(st.sampled_from(["APIConnectionError", "InternalServerError"])),
+                "error": draw(_words),
+                "attempts": draw(st.integers(1, 5)),
+            }
     # An unknown command: arbitrary keyword arguments, which must not matter.
     return draw(_BOGUS_KWARGS)
 

@@ -6,11 +6,12 @@ import time
 
 import pytest
 
+from distill_es.adapters.retry import Wait
 from distill_es.adapters.student import OpenAIStudent, build_chat_request
-from distill_es.domain.errors import WorkspaceError
+from distill_es.domain.errors import EndpointUnavailable, WorkspaceError
 from distill_es.ports import BenchmarkTask, StudentRunner
-from distill_es.settings import StudentSettings
-from distill_es.testing.servers import ScriptedStudentServer, last_user_text
+from distill_es.settings import NetworkSettings, StudentSettings
+from distill_es.testing.servers import MALFORMED, ScriptedStudentServer, last_user_text
 
 TASK = BenchmarkTask(task_id="t1", query="What is 6*7?", reference_answer="42")
 MATH = BenchmarkTask(task_id="t2", query="Integrate x dx", reference_answer="x^2/2", query_class="math")
@@ -109,29 +110,88 @@ def test_retries_500_and_429_then_succeeds(student_home):
         assert server.failures_injected == 3 and len(server.requests) == 4
 
 
-def test_failures_after_retries_become_an_error_result(student_home):
-    with ScriptedStudentServer(lambda r: "42", fail_first=5, fail_status=503) as server:
-        result = OpenAIStudent(student_home, _settings(server, max_retries=1)).run(TASK)
-        assert len(server.requests) == 2
-    assert result.output == "" and result.task_id == "t1"
-    assert "503" in result.error and "InternalServerError" in result.error
+FAST = NetworkSettings(backoff_seconds=0.01, max_backoff_seconds=0.02, max_rate_limit_wait_seconds=1)
 
 
-def test_timeout_becomes_an_error_result(student_home):
-    with ScriptedStudentServer(lambda r: "42", hang_seconds=30) as server:
-        started = time.monotonic()
-        result = OpenAIStudent(student_home, _settings(server, timeout_seconds=0.3)).run(TASK)
-        assert time.monotonic() - started < 3
-    assert "Timeout" in result.error
-
-
-def test_unreachable_endpoint_becomes_an_error_result(student_home):
+def _unreachable_url() -> str:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # nothing listens here
-    settings = StudentSettings(base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
-    result = OpenAIStudent(student_home, settings).run(TASK)
-    assert "Connection" in result.error
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def test_a_5xx_after_retries_interrupts_and_names_the_endpoint(student_home):
+    # Before: the 503 became StudentResult.error, which the scorer turned into a 0.0 score.
+    with ScriptedStudentServer(lambda r: "42", fail_first=5, fail_status=503) as server:
+        student = OpenAIStudent(student_home, _settings(server, max_retries=1), network=FAST)
+        with pytest.raises(EndpointUnavailable) as caught:
+            student.run(TASK)
+        assert len(server.requests) == 2
+    failure = caught.value
+    assert (failure.role, failure.attempts, failure.error_class) == ("student", 2, "InternalServerError")
+    assert failure.endpoint == f"{server.base_url}/chat/completions"
+    assert "503" in str(failure) and server.base_url in str(failure)
+
+
+def test_a_timeout_interrupts(student_home):
+    with ScriptedStudentServer(lambda r: "42", hang_seconds=30) as server:
+        started = time.monotonic()
+        with pytest.raises(EndpointUnavailable, match="Timeout"):
+            OpenAIStudent(student_home, _settings(server, timeout_seconds=0.3), network=FAST).run(TASK)
+        assert time.monotonic() - started < 3
+
+
+def test_an_unreachable_endpoint_interrupts(student_home):
+    url = _unreachable_url()
+    settings = StudentSettings(base_url=url, max_retries=2)
+    waits: list[Wait] = []
+    with pytest.raises(EndpointUnavailable, match="APIConnectionError") as caught:
+        OpenAIStudent(student_home, settings, network=FAST, on_wait=waits.append).run(TASK)
+    assert caught.value.attempts == 3 and caught.value.endpoint.startswith(url)
+    assert [w.reason for w in waits] == ["retrying after APIConnectionError"] * 2
+
+
+def test_a_request_the_endpoint_refuses_stays_a_per_task_error(student_home):
+    # 400 (e.g. a context too long for this task): the endpoint works, this one request cannot succeed.
+    with ScriptedStudentServer(lambda r: "42") as server:
+        server.fail_next(400)
+        result = OpenAIStudent(student_home, _settings(server, max_retries=3), network=FAST).run(TASK)
+        assert len(server.requests) == 1  # not retried
+    assert result.output == "" and "refused the request (400)" in (result.error or "")
+
+
+def test_a_long_rate_limit_interrupts_at_once_instead_of_waiting(student_home):
+    # Before: the SDK slept as long as retry-after said (an hour), silently.
+    with ScriptedStudentServer(lambda r: "42") as server:
+        server.fail_next(429, headers={"retry-after": "3600"})
+        student = OpenAIStudent(student_home, _settings(server, max_retries=3), network=FAST)
+        started = time.monotonic()
+        with pytest.raises(EndpointUnavailable, match="asked to wait 3600 s") as caught:
+            student.run(TASK)
+        assert time.monotonic() - started < 5 and len(server.requests) == 1
+    assert caught.value.error_class == "RateLimitError"
+
+
+def test_a_short_rate_limit_is_waited_and_reported(student_home):
+    with ScriptedStudentServer(lambda r: "42") as server:
+        server.fail_next(429, headers={"retry-after": "0.2"})
+        waits: list[Wait] = []
+        student = OpenAIStudent(
+            student_home, _settings(server, max_retries=3), network=FAST, on_wait=waits.append
+        )
+        assert student.run(TASK).output == "42"
+    assert [(w.role, w.seconds, w.reason) for w in waits] == [("student", 0.2, "rate limited")]
+
+
+def test_a_dead_endpoint_stops_the_whole_batch(student_home):
+    tasks = [BenchmarkTask(task_id=f"t{i}", query=f"q{i}", reference_answer="") for i in range(6)]
+    heard: list[int] = []
+    settings = StudentSettings(base_url=_unreachable_url(), max_retries=1, concurrency=2)
+    with pytest.raises(EndpointUnavailable):
+        OpenAIStudent(student_home, settings, network=FAST).run_many(
+            tasks, on_result=lambda i, r: heard.append(i)
+        )
+    assert heard == []
 
 
 def test_run_many_overlaps_and_keeps_task_order(student_home):
@@ -185,17 +245,35 @@ class _OddStudentServer(ScriptedStudentServer):
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ({"choices": []}, "empty response"),
+        ({"choices": []}, "the chat completion has no choices"),
         ({"id": "x"}, "malformed chat completion: KeyError('choices')"),
         ({"choices": [{"index": 0}]}, "malformed chat completion: KeyError('message')"),
         ({"choices": "nope"}, "malformed chat completion"),
     ],
 )
-def test_a_malformed_completion_is_a_recorded_error_not_a_crash(student_home, body, expected):
+def test_a_malformed_completion_interrupts_after_retries(student_home, body, expected):
+    # Before: recorded as the task's error and scored 0.0 — a broken server looked like a wrong student.
     with _OddStudentServer(body) as server:
-        result = OpenAIStudent(student_home, _settings(server)).run(TASK)
-    assert result.output == "" and result.task_id == "t1"
-    assert result.error is not None and result.error.startswith(expected)
+        with pytest.raises(EndpointUnavailable, match="MalformedResponse") as caught:
+            OpenAIStudent(student_home, _settings(server, max_retries=1), network=FAST).run(TASK)
+        assert len(server.requests) == 2
+    assert expected in caught.value.error
+
+
+def test_a_body_that_is_not_json_interrupts(student_home):
+    with ScriptedStudentServer(lambda r: "42") as server:
+        server.fail_next(MALFORMED, count=5)
+        with pytest.raises(EndpointUnavailable, match="JSONDecodeError"):
+            OpenAIStudent(student_home, _settings(server, max_retries=1), network=FAST).run(TASK)
+
+
+def test_a_malformed_body_then_a_good_one_is_just_a_retry(student_home):
+    with ScriptedStudentServer(lambda r: "42") as server:
+        server.fail_next(MALFORMED)
+        assert (
+            OpenAIStudent(student_home, _settings(server, max_retries=1), network=FAST).run(TASK).output
+            == "42"
+        )
 
 
 def test_usage_and_answer_are_read_from_the_completion(student_home):

@@ -44,6 +44,7 @@ EXECUTING_FACTS = [
     "capture_benchmark",
     "record_gate",
     "revert_edit",
+    "record_interruption",
 ]
 
 # (state, command) -> the states the session may be in afterwards. Anything absent is illegal.
@@ -53,17 +54,20 @@ ORACLE: dict[tuple[str, str], set[str]] = {
     ("initiated", "begin_diagnosis"): {"diagnosing"},
     ("initiated", "fail"): {"failed"},
     ("initiated", "cancel"): {"failed"},
+    ("initiated", "record_interruption"): {"initiated"},
     # diagnosing: a teacher tool loop, ended by the submitted diagnosis
     ("diagnosing", "record_teacher_call"): {"diagnosing"},
     ("diagnosing", "record_tool_result"): {"diagnosing"},
     ("diagnosing", "submit_diagnosis"): {"planning"},
     ("diagnosing", "fail"): {"failed"},
     ("diagnosing", "cancel"): {"failed"},
+    ("diagnosing", "record_interruption"): {"diagnosing"},
     # planning: one teacher call, then the plan is frozen
     ("planning", "record_teacher_call"): {"planning"},
     ("planning", "freeze_plan"): {"executing"},
     ("planning", "fail"): {"failed"},
     ("planning", "cancel"): {"failed"},
+    ("planning", "record_interruption"): {"planning"},
     # executing: facts about edits, then rest (review, completed) or fail
     **{("executing", fact): {"executing"} for fact in EXECUTING_FACTS},
     ("executing", "await_review"): {"awaiting_review"},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -104,25 +103,29 @@ def test_concurrent_and_serial_scoring_record_the_same_results(tmp_path: Path):
     assert serial == concurrent and len(serial) == 3
 
 
-def test_student_failures_become_recorded_per_task_errors(tmp_path: Path):
-    def slow_on_m3(request: dict[str, Any]) -> str:
+def test_requests_the_student_refuses_become_recorded_per_task_errors(tmp_path: Path):
+    def refuses_m3(request: dict[str, Any]) -> str:
         if request["messages"][-1]["content"] == "What is 23 + 58?":
-            time.sleep(1.5)  # longer than the client's timeout: every attempt times out
+            raise ValueError("context length exceeded")  # the server answers 400 for this one task
         return world.toy_answer(request)
 
     with (
         ScriptedAnthropicServer(world.teacher_reply) as teacher_server,
-        ScriptedStudentServer(slow_on_m3, fail_first=2, fail_status=503) as student_server,
+        ScriptedStudentServer(refuses_m3, fail_first=2, fail_status=503) as student_server,
     ):
         home = world.create_demo_workspace(tmp_path / "ws", student_url=student_server.base_url)
         client = anthropic.Anthropic(base_url=teacher_server.base_url, api_key="test", max_retries=0)
-        settings = {"student": {"timeout_seconds": 0.5, "max_retries": 2, "concurrency": 4}}
+        settings = {
+            "student": {"max_retries": 2, "concurrency": 4},
+            "network": {"backoff_seconds": 0.01},
+        }
         engine = Engine.open(home, teacher=client, settings=settings)
         session = engine.run_session(OnDemandTrigger())
-        assert session.status == "awaiting_review"  # a failing task never crashes the gate
+        assert session.status == "awaiting_review"  # a refused task never crashes the gate
         assert student_server.failures_injected == 2  # retried past the two 503s
         for event in scored_events(engine, session.id):
             m3 = next(s for s in event.scores if s["task_id"] == "m3")
-            assert m3["score"] == 0.0 and "Timeout" in m3["error"]
+            assert m3["score"] == 0.0 and "refused the request (400)" in m3["error"]
+            assert "context length exceeded" in m3["error"]
             others = [s for s in event.scores if s["task_id"] != "m3"]
             assert all(s["error"] is None for s in others)
