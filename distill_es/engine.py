@@ -89,6 +89,7 @@ class _LedgerJudge:
 
     def score(self, task: BenchmarkTask, output: str) -> Any:
         verdict, message = self.inner.score_with_message(task, output)
+        usage_of(message)  # a reply whose token counts are invalid is a judge error, never a cost
         with self._lock:
             self._calls.append((task.task_id, self.inner.request(task, output), message))
         return verdict
@@ -445,7 +446,17 @@ class Engine:
                 f"teacher call {call_key} of session {session.id} did not complete ({type(exc).__name__}: "
                 f"{exc}); nothing was recorded — run the session again to resume"
             ) from exc
-        usage = usage_of(message)
+        try:
+            usage = usage_of(message)
+        except InvalidTeacherOutput as exc:
+            if purpose == "self_run":
+                raise  # run_self_on_task: the teacher hears it as a tool error and may go on
+            # A paid reply whose bill cannot be read: recorded as the session's failure, never priced.
+            session.fail(
+                error=f"the teacher's reply to {purpose} call {call_key} is invalid: {exc}",
+                reason_code="teacher_invalid_output",
+            )
+            return False
         model = str(getattr(message, "model", None) or params["model"])
         session.record_teacher_call(
             call_key=call_key,
