@@ -32,6 +32,7 @@ from distill_es import __version__, cli_loop, cli_transfer
 from distill_es import cli_render as render
 from distill_es.domain.errors import (
     ConcurrentSessionWrite,
+    DamagedSession,
     DistillError,
     IllegalTransition,
     SessionInterrupted,
@@ -84,8 +85,8 @@ def exit_code_for(exc: BaseException) -> int:
         return exc.code
     if isinstance(exc, SessionNotFound):
         return 3
-    if isinstance(exc, IllegalTransition | ConcurrentSessionWrite | WorkspaceConflict):
-        return 4
+    if isinstance(exc, IllegalTransition | ConcurrentSessionWrite | WorkspaceConflict | DamagedSession):
+        return 4  # a damaged session: refused like a conflict, nothing was done
     if isinstance(exc, SettingsError):
         return 2
     return 1
@@ -104,6 +105,8 @@ def _hint_for(exc: BaseException) -> str:
         return f"fix {SETTINGS_FILE} (every key is optional; see docs/getting-started.md)"
     if isinstance(exc, SessionInterrupted):
         return "nothing was lost: continue with `distill-es resume SESSION`"
+    if isinstance(exc, DamagedSession):
+        return ""  # one line: the message names the session and `distill-es verify`
     if not isinstance(exc, DistillError):
         return "this is a bug in distill-es; rerun with --debug to see the traceback"
     return ""
@@ -313,7 +316,7 @@ def resolve_session(engine: Engine, ref: str) -> str:
         return str(UUID(ref))
     except ValueError:
         pass
-    matches = [view.id for view in engine.sessions() if view.id.startswith(ref)]
+    matches = [sid for sid in engine.session_ids() if sid.startswith(ref)]  # damaged ones too
     if len(matches) == 1:
         return matches[0]
     if not matches:
@@ -677,13 +680,16 @@ def sessions(
     if trigger is not None:
         filters["trigger"] = trigger.value
     with open_engine(ctx, path) as engine:
-        views = engine.sessions(status=status, **filters)
+        views, damaged = engine.sessions_and_damage(status=status, **filters)
     if as_json:
-        print_json([view.model_dump(mode="json") for view in views])
-    elif not views:
+        listed = [view.model_dump(mode="json") for view in views]
+        print_json(listed + [{"id": d.session_id, "status": "damaged", "error": str(d)} for d in damaged])
+    elif not views and not damaged:
         out().print("no sessions yet: start one with `distill-es run` (or try `distill-es demo`)")
-    else:
+    elif views:
         out().print(render.sessions_table(views))
+    for problem in [] if as_json else damaged:
+        err().print(Text(f"damaged: {problem}", style="bold red"), soft_wrap=True)
 
 
 def _parse_at(value: str) -> int | datetime:

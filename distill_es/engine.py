@@ -25,6 +25,7 @@ from distill_es.adapters.traces import open_trace_source
 from distill_es.domain import next_step as steps
 from distill_es.domain.errors import (
     CassetteMiss,
+    DamagedSession,
     DistillError,
     InvalidEdit,
     InvalidTeacherOutput,
@@ -50,6 +51,7 @@ from distill_es.ports import (
     accepts_keyword,
 )
 from distill_es.settings import Settings
+from distill_es.store.anchors import Anchor, anchor_problem, anchor_value, anchors_by_session
 from distill_es.store.app import STATE_DIR, EventStore, default_store_url
 from distill_es.store.locks import exclusive
 from distill_es.store.projections import SessionIndex, cost_ledger, timeline
@@ -278,7 +280,7 @@ class Engine:
     def run(self, session_id: str) -> LearningSession:
         """Drive the session until it rests (completed, awaiting_review, failed, rolled_back)."""
         with self._running(session_id):
-            session = self.store.load(session_id)
+            session = self._load(session_id)
             while True:
                 step = next_step(session)
                 if isinstance(step, steps.Rest):
@@ -295,14 +297,14 @@ class Engine:
     def approve(self, session_id: str, edit_id: str, *, reviewer: str, note: str = "") -> LearningSession:
         """Approve a pending edit: it is applied and gated now, and the session moves on."""
         with self._running(session_id):
-            session = self.store.load(session_id)
+            session = self._load(session_id)
             session.approve_edit(edit_id=edit_id, reviewer=reviewer, note=note)
             self.store.save(session)
         return self.run(session_id)
 
     def reject(self, session_id: str, edit_id: str, *, reviewer: str, reason: str) -> LearningSession:
         with self._running(session_id):
-            session = self.store.load(session_id)
+            session = self._load(session_id)
             session.reject_edit(edit_id=edit_id, reviewer=reviewer, reason=reason)
             self.store.save(session)
         return self.run(session_id)
@@ -310,7 +312,7 @@ class Engine:
     def rollback(self, session_id: str, *, requested_by: str = "user") -> LearningSession:
         """Revert every applied edit of the session, newest first; the session ends ROLLED_BACK."""
         with self._running(session_id):
-            session = self.store.load(session_id)
+            session = self._load(session_id)
             session.request_rollback(requested_by=requested_by)
             self.store.save(session)
         return self.run(session_id)
@@ -318,23 +320,49 @@ class Engine:
     # ------------------------------------------------------------------------------------------
     # queries
     def get(self, session_id: str, version: int | None = None) -> LearningSession:
+        session = self._load(session_id)  # the whole session must be sound before any version is shown
+        if version is None:
+            return session.view()
         return self.store.load(session_id, version=version).view()
 
     def get_at(self, session_id: str, at: Any) -> LearningSession:
+        self._load(session_id)
         return self.store.load_at(session_id, at).view()
 
     def history(self, session_id: str) -> list[dict[str, Any]]:
-        return timeline(self.store.domain_events(session_id))
+        return timeline(self._checked_events(session_id))
 
     def cost_ledger(self, session_id: str) -> list[dict[str, Any]]:
-        return cost_ledger(self.store.domain_events(session_id))
+        return cost_ledger(self._checked_events(session_id))
 
     def sessions(self, status: SessionStatus | str | None = None, **filters: Any) -> list[LearningSession]:
-        """Sessions of this workspace, newest first (filters: trigger, since, until, limit)."""
+        """Sessions of this workspace, newest first (filters: trigger, since, until, limit); damaged
+        sessions are left out (see `sessions_and_damage`)."""
+        return self.sessions_and_damage(status, **filters)[0]
+
+    def sessions_and_damage(
+        self, status: SessionStatus | str | None = None, **filters: Any
+    ) -> tuple[list[LearningSession], list[DamagedSession]]:
+        """(the sound sessions, the damaged ones) of this workspace, newest first: one damaged
+        session never hides the others."""
         rows = self.index.rows(
             status=SessionStatus(status).value if status else None, workspace=str(self.home), **filters
         )
-        return [self.store.load(row["session_id"]).view() for row in rows]
+        anchors = self._anchors()
+        views: list[LearningSession] = []
+        damaged: list[DamagedSession] = []
+        for row in rows:
+            try:
+                if row.get("damage"):
+                    raise DamagedSession(row["session_id"], row["damage"])
+                views.append(self._load(row["session_id"], anchors).view())
+            except DamagedSession as exc:
+                damaged.append(exc)
+        return views, damaged
+
+    def session_ids(self) -> list[str]:
+        """Every session id of this workspace the index knows, damaged ones included, newest first."""
+        return [row["session_id"] for row in self.index.rows(workspace=str(self.home))]
 
     def loop(self, trigger: Trigger | None = None, **options: Any) -> Any:
         """Sessions back to back, each chained to the previous (paper Algorithm 1); resumable.
@@ -371,10 +399,60 @@ class Engine:
         return self.index.review_queue(workspace=str(self.home))
 
     def verify(self, session_id: str | None = None) -> list[SessionReport]:
+        """Audit the log: chains, replays, the index, and the log heads anchored in this workspace's
+        git history (which do not depend on the index: they hold with the views deleted)."""
         self.index.catch_up()
+        anchors = self._anchors()
         if session_id is not None:
-            return [verify_session(self.store, self.index, session_id)]
-        return verify_store(self.store, self.index)
+            sid = str(session_id)
+            return [verify_session(self.store, self.index, sid, anchors=anchors.get(sid, []))]
+        return verify_store(self.store, self.index, anchors=anchors)
+
+    # ------------------------------------------------------------------------------------------
+    # loading, checked
+    def _load(self, session_id: str, anchors: dict[str, list[Anchor]] | None = None) -> Session:
+        """The session, refused (`DamagedSession`) when its events do not chain (checked by the
+        store on the way in) or the log disagrees with the newest head anchored in git."""
+        session = self.store.load(session_id)
+        found = (self._anchors() if anchors is None else anchors).get(str(session.id), [])
+        if found:
+            newest = found[0]
+            at = session.last_digest if newest.version == session.version else None
+            if at is None and newest.version < session.version:
+                at = self.store.head_digest(session.id, newest.version)
+            problem = anchor_problem(newest, session.version, at)
+            if problem is not None:
+                raise DamagedSession(str(session.id), problem[1], kind=problem[0])
+        return session
+
+    def _checked_events(self, session_id: str) -> list[Any]:
+        """The session's events, each checked to chain, and checked against every anchor in git."""
+        events = self.store.domain_events(session_id, checked=True)
+        sid = str(events[0].originator_id)
+        for anchor in self._anchors().get(sid, []):
+            at = events[anchor.version - 1].digest if anchor.version <= len(events) else None
+            problem = anchor_problem(anchor, len(events), at)
+            if problem is not None:
+                raise DamagedSession(sid, problem[1], kind=problem[0])
+        return events
+
+    def _anchors(self) -> dict[str, list[Anchor]]:
+        """The log heads anchored in this workspace's git history, per session (read, never created:
+        a read command must not make a repository)."""
+        workspace = self._ports.workspace
+        if workspace is None and (self.home / ".git").exists():
+            from distill_es.workspace.git_workspace import GitWorkspace
+
+            workspace = GitWorkspace(self.home)
+        trailers = getattr(workspace, "commit_trailers", None)
+        return anchors_by_session(trailers()) if trailers is not None else {}
+
+    def _log_head(self, session: Session, method: Any) -> dict[str, str]:
+        """`log_head=` for a workspace commit, when the workspace takes it: the session's last saved
+        event (a step starts with nothing pending; if something were, the saved head is unknown)."""
+        if session.pending_events or not accepts_keyword(method, "log_head"):
+            return {}
+        return {"log_head": anchor_value(session.version, session.last_digest)}
 
     # ------------------------------------------------------------------------------------------
     # the steps
@@ -716,7 +794,12 @@ class Engine:
         if workspace.dirty_paths():  # our own half-written files from a crash (the intent is recorded)
             workspace.restore(str(progress.pre_sha))
         try:
-            applied = workspace.apply(progress.edit, session_id=str(session.id), risk_tier=progress.risk_tier)
+            applied = workspace.apply(
+                progress.edit,
+                session_id=str(session.id),
+                risk_tier=progress.risk_tier,
+                **self._log_head(session, workspace.apply),
+            )
         except OpNotAvailable as exc:
             session.skip_edit(edit_id=step.edit_id, reason=str(exc))
             return
@@ -761,7 +844,9 @@ class Engine:
         if workspace.dirty_paths():  # a revert interrupted by a crash: start it again from HEAD
             workspace.restore(workspace.head_sha())
         commit = str(session.edits[edit_id].commit_sha)
-        return workspace.revert(commit, session_id=str(session.id), edit_id=edit_id)
+        return workspace.revert(
+            commit, session_id=str(session.id), edit_id=edit_id, **self._log_head(session, workspace.revert)
+        )
 
     def _do_RevertEdit(self, session: Session, step: steps.RevertEdit) -> None:
         revert_sha = self._revert(session, step.edit_id)

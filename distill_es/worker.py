@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distill_es.domain.errors import DistillError, SessionBusy, SessionInterrupted
+from distill_es.domain.errors import DamagedSession, DistillError, SessionBusy, SessionInterrupted
 from distill_es.engine import Engine
 from distill_es.store.app import EventStore
 from distill_es.store.projections import SessionIndex
@@ -45,6 +45,7 @@ class WorkerReport:
     finished: list[str] = field(default_factory=list)
     interrupted: list[str] = field(default_factory=list)
     busy_skips: int = 0
+    damaged: list[str] = field(default_factory=list)  # skipped for this worker's lifetime
 
 
 def runnable_sessions(index: SessionIndex) -> list[dict[str, Any]]:
@@ -72,7 +73,7 @@ def work(
             ran = False
             busy_workspaces: set[str] = set()  # one busy session there means the workspace is taken
             for row in runnable_sessions(index):
-                if row["workspace"] in busy_workspaces:
+                if row["workspace"] in busy_workspaces or row["session_id"] in report.damaged:
                     continue
                 if _run_one(row, store_url, open_engine, report):
                     ran = True
@@ -97,6 +98,10 @@ def _run_one(row: dict[str, Any], store_url: str, open_engine: EngineOpener, rep
         session = engine.run(session_id)
     except SessionBusy:
         report.busy_skips += 1  # another worker holds it (or its workspace): try the next one
+        return False
+    except DamagedSession as exc:
+        log.error("session %s skipped: %s", session_id, exc)  # no retry can mend a damaged log
+        report.damaged.append(session_id)
         return False
     except SessionInterrupted as exc:
         log.warning("session %s interrupted: %s", session_id, exc)

@@ -8,6 +8,7 @@ never orphans stored events.
 from __future__ import annotations
 
 import contextlib
+import hmac
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -16,9 +17,11 @@ from urllib.parse import unquote, urlparse
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError, StoredEvent
+from eventsourcing.utils import resolve_topic
 
-from distill_es.domain.errors import ConcurrentSessionWrite, SessionNotFound, SettingsError
+from distill_es.domain import events as ev
+from distill_es.domain.errors import ConcurrentSessionWrite, DamagedSession, SessionNotFound, SettingsError
 from distill_es.domain.events import SessionStarted
 from distill_es.domain.session import Session
 
@@ -74,8 +77,76 @@ def _fold(session: Any, events: Iterable[Any]) -> Any:
     """The library's projector, minus its per-event `isinstance` against a runtime Protocol (an
     assert that costs more than folding the event itself): our events are our own classes."""
     for event in events:
+        event.__dict__.pop(_RAW_PAYLOAD, None)
         session = event.mutate(session)
     return session
+
+
+# Where `_ChainMapper` keeps an upcast event's payload as it was stored (its digest covers that).
+_RAW_PAYLOAD = "__distill_raw_payload__"
+_NOT_PAYLOAD = ev.ENVELOPE_KEYS | {"originator_id", "originator_version", _RAW_PAYLOAD}
+
+
+def _checked_fold(session: Any, events: Iterable[Any]) -> Any:
+    """`_fold` that checks, on the way, that each session event chains to the one before it (the
+    snapshot's digest, or the genesis), and turns any event that does not decode or fold into
+    `DamagedSession`. Only the events after the snapshot are read, so the check costs one digest
+    per event actually folded."""
+    version, sid = 0, ""
+    try:
+        for event in events:
+            version, sid = event.originator_version, str(event.originator_id)
+            if isinstance(event, ev.ChainedEvent | ev.SessionStarted):
+                previous = ev.genesis_digest(sid) if session is None else session.last_digest
+                if not chains_to(previous, event):
+                    raise DamagedSession(
+                        sid, f"event {version} does not chain to the one before it", kind="unchained"
+                    )
+            session = _fold(session, [event])
+    except (DamagedSession, PersistenceError):
+        raise
+    except Exception as exc:  # hostile stored bytes: any failure to decode or fold is damage
+        where = f"event {version}" if version else "its first event"
+        raise DamagedSession(
+            sid, f"{where} cannot be read back: {type(exc).__name__}: {_short(exc)}", kind="unreadable"
+        ) from exc
+    return session
+
+
+def chains_to(previous: str, event: Any) -> bool:
+    """Whether `event`'s recorded digest is the one computed from `previous` and its own content."""
+    payload = event.__dict__.get(_RAW_PAYLOAD)
+    if payload is None:
+        payload = {k: v for k, v in event.__dict__.items() if k not in _NOT_PAYLOAD}
+    expected = ev.chain_digest(previous, event.TOPIC, event.originator_version, event.timestamp, payload)
+    return hmac.compare_digest(expected, str(event.digest))
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _ChainMapper(Mapper):  # type: ignore[type-arg]
+    """The library's mapper, except that an event upcast on the way in keeps its payload as stored
+    (the digest was computed over that, not over the upcast shape)."""
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        cls = resolve_topic(stored_event.topic)
+        if getattr(cls, "class_version", 1) == 1:
+            return super().to_domain_event(stored_event)
+        raw = self._decoded(stored_event)
+        event = super().to_domain_event(stored_event)
+        event.__dict__[_RAW_PAYLOAD] = {k: v for k, v in raw.items() if k not in _NOT_PAYLOAD}
+        return event
+
+    def _decoded(self, stored_event: StoredEvent) -> dict[str, Any]:
+        data = stored_event.state
+        if self.cipher:
+            data = self.cipher.decrypt(data)
+        if self.compressor:
+            data = self.compressor.decompress(data)
+        return self.transcoder.decode(data)
 
 
 class SessionApplication(Application):
@@ -83,6 +154,10 @@ class SessionApplication(Application):
     # Snapshots are taken by EventStore.save from the session in hand: the library's interval
     # snapshots would reload the whole session from the store on every 100th save.
     is_snapshotting_enabled = True
+
+    def construct_mapper(self) -> Mapper:  # type: ignore[type-arg]
+        mapper = super().construct_mapper()
+        return _ChainMapper(mapper.transcoder, mapper.compressor, mapper.cipher)
 
 
 class EventStore:
@@ -129,11 +204,31 @@ class EventStore:
 
     # --- reading ---------------------------------------------------------------------------
     def load(self, session_id: str | UUID, version: int | None = None) -> Session:
+        """The session, its events checked on the way: `DamagedSession` when they do not decode,
+        fold, chain, or make a valid session."""
         sid = parse_session_id(session_id)
         try:
-            return self.app.repository.get(sid, version=version, projector_func=_fold)
+            session = self.app.repository.get(sid, version=version, projector_func=_checked_fold)
         except AggregateNotFoundError:
             raise SessionNotFound(f"no session {session_id} in store {self.url}") from None
+        try:
+            session.view()  # a fold that ends in an invalid state (a forged cost, a bad field)
+        except Exception as exc:
+            raise DamagedSession(
+                str(sid), f"its state is invalid: {type(exc).__name__}: {_short(exc)}", kind="invalid"
+            ) from exc
+        return session
+
+    def head_digest(self, session_id: str | UUID, version: int) -> str | None:
+        """The digest recorded by the session's event at `version` (None if there is no such event)."""
+        sid = parse_session_id(session_id)
+        rows = self.app.recorder.select_events(sid, gt=version - 1, lte=version)
+        if not rows:
+            return None
+        try:
+            return str(self.decode_state(rows[0]).get("digest"))
+        except Exception as exc:
+            raise DamagedSession(str(sid), f"event {version} cannot be read back: {_short(exc)}") from exc
 
     def find(self, aggregate_id: UUID) -> Any | None:
         """Any aggregate in this store (a training run, a loop, a trigger log) by id, or None."""
@@ -158,10 +253,24 @@ class EventStore:
         """The session folded from its events alone, ignoring snapshots (what audits trust)."""
         return _fold(None, self.domain_events(session_id))
 
-    def domain_events(self, session_id: str | UUID) -> list[Any]:
-        events = list(self.app.events.get(parse_session_id(session_id)))
+    def domain_events(self, session_id: str | UUID, *, checked: bool = False) -> list[Any]:
+        """The session's events in order. `checked`: each must decode and chain to the one before,
+        else `DamagedSession` (what a command that acts on them needs)."""
+        sid = parse_session_id(session_id)
+        try:
+            events = list(self.app.events.get(sid))
+        except PersistenceError:
+            raise
+        except Exception as exc:
+            if not checked:
+                raise
+            raise DamagedSession(str(sid), f"its events cannot be read back: {_short(exc)}") from exc
         if not events:
             raise SessionNotFound(f"no session {session_id} in store {self.url}")
+        if checked:
+            _check_chain(str(sid), events)
+        for event in events:
+            event.__dict__.pop(_RAW_PAYLOAD, None)
         return events
 
     def stored_events(self, session_id: str | UUID) -> list[StoredEvent]:
@@ -201,6 +310,16 @@ class EventStore:
 
     def close(self) -> None:
         self.app.close()
+
+
+def _check_chain(sid: str, events: list[Any]) -> None:
+    previous = ev.genesis_digest(sid)
+    for expected_version, event in enumerate(events, start=1):
+        if event.originator_version != expected_version or not chains_to(previous, event):
+            raise DamagedSession(
+                sid, f"event {expected_version} does not chain to the one before it", kind="unchained"
+            )
+        previous = event.digest
 
 
 def parse_session_id(session_id: str | UUID) -> UUID:
