@@ -146,6 +146,7 @@ def verify_session(
     sid = parse_session_id(session_id)
     count, damage, last_digest, last_version = _verify_chain(store, sid)
     damage.extend(_check_anchors(store, sid, anchors, last_version))
+    damage.sort(key=lambda d: d.position)
     view = None
     if not damage:
         try:
