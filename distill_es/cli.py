@@ -674,7 +674,11 @@ def sessions(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List this workspace's sessions, newest first."""
+    """List this workspace's sessions, newest first.
+
+    A damaged session is listed on stderr as damaged (with what `distill-es verify` will detail);
+    the others are listed as usual.
+    """
     path = resolve_home(ctx, home)
     filters: dict[str, Any] = {"limit": limit}
     if trigger is not None:
@@ -848,9 +852,11 @@ def verify(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Check the event log: digests chain, sessions replay, projections agree.
+    """Check the event log: digests chain, sessions replay, projections agree, and every log head
+    anchored in the workspace's git history (Distill-Log-Head trailers) is still in the log.
 
-    Exit 1 when damage is found, listing session, position (event version) and kind.
+    Exit 1 when damage is found, listing session, position (event version) and kind. The anchors do
+    not need the index: a cut or rewritten log is found with .distill_es/views*.sqlite deleted.
     """
     path = resolve_home(ctx, home)
     with open_engine(ctx, path) as engine:

@@ -31,8 +31,13 @@ from distill_es.domain.errors import SettingsError
 ENVELOPE_KEYS = frozenset({"timestamp", "digest", "class_version", "originator_topic"})
 
 
+# One encoder for every digest: `json.dumps` with options builds a new encoder per call, which costs
+# as much as encoding a small payload (loads recompute a digest per event).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _CANONICAL.encode(value)
 
 
 def genesis_digest(session_id: str) -> str:
@@ -46,11 +51,17 @@ HMAC_KEY_ENV = "DISTILL_ES_HMAC_KEY"
 HMAC_KEY_FILE_ENV = "DISTILL_ES_HMAC_KEY_FILE"
 
 
-def chain_digest(previous: str, topic: str, version: int, timestamp: datetime, payload: dict) -> str:
+_NO_KEY = b""
+
+
+def chain_digest(
+    previous: str, topic: str, version: int, timestamp: datetime, payload: dict, key: bytes | None = _NO_KEY
+) -> str:
     """sha256 over the previous digest, the event's identity, its time and its canonical payload
-    (HMAC-SHA256 under the configured key, when there is one)."""
+    (HMAC-SHA256 under the configured key, when there is one; `key` saves a loop looking it up)."""
     material = "\n".join([previous, topic, str(version), timestamp.isoformat(), canonical_json(payload)])
-    key = digest_key()
+    if key is _NO_KEY:
+        key = digest_key()
     if key is not None:
         return hmac.new(key, material.encode(), hashlib.sha256).hexdigest()
     return hashlib.sha256(material.encode()).hexdigest()

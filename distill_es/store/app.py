@@ -85,27 +85,34 @@ def _fold(session: Any, events: Iterable[Any]) -> Any:
 # Where `_ChainMapper` keeps an upcast event's payload as it was stored (its digest covers that).
 _RAW_PAYLOAD = "__distill_raw_payload__"
 _NOT_PAYLOAD = ev.ENVELOPE_KEYS | {"originator_id", "originator_version", _RAW_PAYLOAD}
+_CHAINED = (ev.ChainedEvent, ev.SessionStarted)
 
 
-def _checked_fold(session: Any, events: Iterable[Any]) -> Any:
+def _checked_fold(session: Any, events: Iterable[Any], sid: str = "") -> Any:
     """`_fold` that checks, on the way, that each session event chains to the one before it (the
     snapshot's digest, or the genesis), and turns any event that does not decode or fold into
     `DamagedSession`. Only the events after the snapshot are read, so the check costs one digest
     per event actually folded."""
-    version, sid = 0, ""
+    version, key = 0, ev.digest_key()
     try:
         for event in events:
-            version, sid = event.originator_version, str(event.originator_id)
-            if isinstance(event, ev.ChainedEvent | ev.SessionStarted):
-                previous = ev.genesis_digest(sid) if session is None else session.last_digest
-                if not chains_to(previous, event):
+            version = event.originator_version
+            if isinstance(event, _CHAINED):
+                if session is None:
+                    sid = str(event.originator_id)
+                previous = session.last_digest if session is not None else ev.genesis_digest(sid)
+                if not chains_to(previous, event, key):
                     raise DamagedSession(
-                        sid, f"event {version} does not chain to the one before it", kind="unchained"
+                        str(event.originator_id),
+                        f"event {version} does not chain to the one before it",
+                        kind="unchained",
                     )
-            session = _fold(session, [event])
+                event.__dict__.pop(_RAW_PAYLOAD, None)
+            session = event.mutate(session)
     except (DamagedSession, PersistenceError):
         raise
     except Exception as exc:  # hostile stored bytes: any failure to decode or fold is damage
+        sid = str(session.id) if session is not None else sid
         where = f"event {version}" if version else "its first event"
         raise DamagedSession(
             sid, f"{where} cannot be read back: {type(exc).__name__}: {_short(exc)}", kind="unreadable"
@@ -113,13 +120,16 @@ def _checked_fold(session: Any, events: Iterable[Any]) -> Any:
     return session
 
 
-def chains_to(previous: str, event: Any) -> bool:
+def chains_to(previous: str, event: Any, key: bytes | None) -> bool:
     """Whether `event`'s recorded digest is the one computed from `previous` and its own content."""
-    payload = event.__dict__.get(_RAW_PAYLOAD)
+    state = event.__dict__
+    payload = state.get(_RAW_PAYLOAD)
     if payload is None:
-        payload = {k: v for k, v in event.__dict__.items() if k not in _NOT_PAYLOAD}
-    expected = ev.chain_digest(previous, event.TOPIC, event.originator_version, event.timestamp, payload)
-    return hmac.compare_digest(expected, str(event.digest))
+        payload = {k: v for k, v in state.items() if k not in _NOT_PAYLOAD}
+    expected = ev.chain_digest(
+        previous, event.TOPIC, state["originator_version"], state["timestamp"], payload, key
+    )
+    return hmac.compare_digest(expected, str(state.get("digest")))
 
 
 def _short(exc: BaseException, limit: int = 200) -> str:
@@ -208,7 +218,9 @@ class EventStore:
         fold, chain, or make a valid session."""
         sid = parse_session_id(session_id)
         try:
-            session = self.app.repository.get(sid, version=version, projector_func=_checked_fold)
+            session = self.app.repository.get(
+                sid, version=version, projector_func=lambda s, e: _checked_fold(s, e, str(sid))
+            )
         except AggregateNotFoundError:
             raise SessionNotFound(f"no session {session_id} in store {self.url}") from None
         try:
@@ -313,9 +325,9 @@ class EventStore:
 
 
 def _check_chain(sid: str, events: list[Any]) -> None:
-    previous = ev.genesis_digest(sid)
+    previous, key = ev.genesis_digest(sid), ev.digest_key()
     for expected_version, event in enumerate(events, start=1):
-        if event.originator_version != expected_version or not chains_to(previous, event):
+        if event.originator_version != expected_version or not chains_to(previous, event, key):
             raise DamagedSession(
                 sid, f"event {expected_version} does not chain to the one before it", kind="unchained"
             )

@@ -206,9 +206,7 @@ class GitWorkspace:
         sha = self.head_sha()
         return AppliedEdit(commit_sha=sha, tree_sha=self.tree_sha(), changed_files=self._changed_files(sha))
 
-    def revert(
-        self, commit_sha: str, *, session_id: str, edit_id: str, log_head: str | None = None
-    ) -> str:
+    def revert(self, commit_sha: str, *, session_id: str, edit_id: str, log_head: str | None = None) -> str:
         """Undo exactly `commit_sha` as a new commit; `WorkspaceConflict` (repo left clean) if it cannot.
 
         `log_head` as for `apply`."""
