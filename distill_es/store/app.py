@@ -103,9 +103,7 @@ def _checked_fold(session: Any, events: Iterable[Any], sid: str = "") -> Any:
                 previous = session.last_digest if session is not None else ev.genesis_digest(sid)
                 if not chains_to(previous, event, key):
                     raise DamagedSession(
-                        str(event.originator_id),
-                        f"event {version} does not chain to the one before it",
-                        kind="unchained",
+                        str(event.originator_id), _unchained(previous, event, key), "unchained"
                     )
                 event.__dict__.pop(_RAW_PAYLOAD, None)
             session = event.mutate(session)
@@ -130,6 +128,14 @@ def chains_to(previous: str, event: Any, key: bytes | None) -> bool:
         previous, event.TOPIC, state["originator_version"], state["timestamp"], payload, key
     )
     return hmac.compare_digest(expected, str(state.get("digest")))
+
+
+def _unchained(previous: str, event: Any, key: bytes | None) -> str:
+    """Why `event` does not chain, saying so when the HMAC key is what differs."""
+    reason = f"event {event.originator_version} does not chain to the one before it"
+    if key is not None and chains_to(previous, event, None):
+        reason += " under the HMAC key: it was recorded (or rewritten) without it"
+    return reason
 
 
 def _short(exc: BaseException, limit: int = 200) -> str:
@@ -327,10 +333,10 @@ class EventStore:
 def _check_chain(sid: str, events: list[Any]) -> None:
     previous, key = ev.genesis_digest(sid), ev.digest_key()
     for expected_version, event in enumerate(events, start=1):
-        if event.originator_version != expected_version or not chains_to(previous, event, key):
-            raise DamagedSession(
-                sid, f"event {expected_version} does not chain to the one before it", kind="unchained"
-            )
+        if event.originator_version != expected_version:
+            raise DamagedSession(sid, f"event {expected_version} is missing", kind="unchained")
+        if not chains_to(previous, event, key):
+            raise DamagedSession(sid, _unchained(previous, event, key), kind="unchained")
         previous = event.digest
 
 

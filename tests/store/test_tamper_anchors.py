@@ -214,6 +214,16 @@ def test_a_keyed_store_read_without_the_key_is_refused_not_trusted(keyed_scene, 
     monkeypatch.delenv(ev.HMAC_KEY_ENV)
     result = scene.cli("show", target)
     assert result.exit_code == 4 and "is damaged" in result.output
+    monkeypatch.setenv(ev.HMAC_KEY_ENV, "another key")
+    result = scene.cli("show", target)
+    assert result.exit_code == 4 and "does not chain" in result.output
+
+
+def test_an_unkeyed_session_read_with_a_key_says_so(scene, monkeypatch) -> None:
+    scene, target, _, _ = scene
+    monkeypatch.setenv(ev.HMAC_KEY_ENV, "a key set after the fact")
+    result = scene.cli("show", target)
+    assert result.exit_code == 4 and "without it" in " ".join(result.output.split())
 
 
 # --- property: every truncation and every recomputed rewrite up to the last anchor is caught --------
