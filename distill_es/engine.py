@@ -396,7 +396,18 @@ class Engine:
         return work(self.store.url, self.state_dir, **options)
 
     def pending_reviews(self) -> list[dict[str, Any]]:
-        return self.index.review_queue(workspace=str(self.home))
+        """Edits waiting for a reviewer, oldest first; never those of a damaged session (approving
+        one would be refused: see `sessions_and_damage` to name them)."""
+        items = self.index.review_queue(workspace=str(self.home))
+        anchors = self._anchors()
+        sound: dict[str, bool] = {}
+        for sid in {item["session_id"] for item in items}:
+            try:
+                self._load(sid, anchors)
+                sound[sid] = True
+            except DamagedSession:
+                sound[sid] = False
+        return [item for item in items if sound[item["session_id"]]]
 
     def verify(self, session_id: str | None = None) -> list[SessionReport]:
         """Audit the log: chains, replays, the index, and the log heads anchored in this workspace's

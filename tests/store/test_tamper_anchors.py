@@ -134,6 +134,9 @@ def assert_refused_everywhere(scene: Scene, session_id: str, bystander: str) -> 
         assert "bug" not in result.output
     verified = scene.cli("verify")
     assert verified.exit_code == 1 and session_id in verified.output
+    reviews = scene.engine()
+    assert {item["session_id"] for item in reviews.pending_reviews()} == {bystander}
+    reviews.close()
     listed = scene.cli("sessions")
     assert listed.exit_code == 0 and bystander[:8] in listed.output
     assert f"session {session_id} is damaged" in " ".join(listed.output.split())
