@@ -42,6 +42,7 @@ from distill_es.domain.errors import (
 )
 from distill_es.domain.vocabulary import AutonomyMode, LearningSession, SessionStatus, Trigger, TriggerKind
 from distill_es.settings import SETTINGS_FILE
+from distill_es.terminal_safe import SafeConsole, inert, json_safe
 from distill_es.training.cli import build_training_app
 from distill_es.workspace.scaffold import is_workspace
 
@@ -55,10 +56,11 @@ API_KEY_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 
 def _console(stderr: bool = False) -> Console:
     """A console on the current stream (CliRunner swaps them per call). Pipes and logs get 120
-    columns unless $COLUMNS says otherwise: rich's 80 would squeeze the edits table's reasons out."""
+    columns unless $COLUMNS says otherwise: rich's 80 would squeeze the edits table's reasons out.
+    Outside text is printed inert (no markup, control characters escaped): see terminal_safe."""
     stream = sys.stderr if stderr else sys.stdout
     wide = not stream.isatty() and "COLUMNS" not in os.environ
-    return Console(file=stream, highlight=False, width=120 if wide else None)
+    return SafeConsole(file=stream, width=120 if wide else None)
 
 
 def out() -> Console:
@@ -119,9 +121,10 @@ def report_error(exc: BaseException, *, debug: bool) -> int:
     message = exc.message if isinstance(exc, CliFailure) else str(exc)
     if not isinstance(exc, DistillError | CliFailure):
         message = f"unexpected {type(exc).__name__}: {message}"
-    err().print(Text(f"error: {message}", style="bold red"), soft_wrap=True)
+    # Messages embed outside strings (edit ids, file lines, server replies): one inert line each.
+    err().print(Text(f"error: {inert(message)}", style="bold red"), soft_wrap=True)
     if hint := _hint_for(exc):
-        err().print(Text(f"hint: {hint}"), soft_wrap=True)
+        err().print(Text(f"hint: {inert(hint)}"), soft_wrap=True)
     return exit_code_for(exc)
 
 
@@ -406,14 +409,15 @@ def build_trigger(kind: TriggerKind, trace_ids: list[str], description: str | No
 
 def print_json(data: Any) -> None:
     """JSON alone on stdout (no rich: nothing may wrap or colour it)."""
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    typer.echo(json_safe(json.dumps(data, indent=2, ensure_ascii=False, default=str)))
 
 
 def session_exit(view: LearningSession, home: Path) -> None:
     """Exit 1 when the session failed, saying why on stderr."""
     if view.status != SessionStatus.FAILED:
         return
-    err().print(Text(f"error: session {view.id} failed: {view.error}", style="bold red"), soft_wrap=True)
+    failure = f"error: session {inert(view.id)} failed: {inert(view.error)}"
+    err().print(Text(failure, style="bold red"), soft_wrap=True)
     if is_demo(home) and "no recorded response" in (view.error or ""):
         # The shipped cassette holds the first demo session only; later sessions ask other questions.
         err().print(
@@ -693,7 +697,7 @@ def sessions(
     elif views:
         out().print(render.sessions_table(views))
     for problem in [] if as_json else damaged:
-        err().print(Text(f"damaged: {problem}", style="bold red"), soft_wrap=True)
+        err().print(Text(f"damaged: {inert(problem)}", style="bold red"), soft_wrap=True)
 
 
 def _parse_at(value: str) -> int | datetime:
@@ -770,8 +774,8 @@ def review(ctx: typer.Context, home: HomeOption = None, as_json: JsonOption = Fa
         return
     out().print(render.review_items(items))
     first = items[0]
-    out().print(f"decide with: distill-es approve {first['session_id']} {first['edit_id']} --by NAME   "
-              "(or reject … --by NAME --reason TEXT)", soft_wrap=True)  # fmt: skip
+    decide = f"distill-es approve {inert(first['session_id'])} {inert(first['edit_id'])} --by NAME"
+    out().print(f"decide with: {decide}   (or reject … --by NAME --reason TEXT)", soft_wrap=True)
 
 
 @app.command()
@@ -838,6 +842,36 @@ def rollback(
     _, path = act_on_session(ctx, home, session, lambda e, sid: e.rollback(sid, requested_by=by))
     out().print(Text("\nworkspace git log (newest first):", style="bold"))
     out().print(git_log(path), end="", soft_wrap=True)
+
+
+@app.command()
+def cancel(
+    ctx: typer.Context,
+    session: SessionArg,
+    by: Annotated[
+        str, typer.Option("--by", metavar="NAME", help="Who cancels (recorded).", show_default=False)
+    ],
+    reason: Annotated[
+        str, typer.Option("--reason", metavar="TEXT", help="Why (recorded in the log).", show_default=False)
+    ],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """End a session that cannot go on (initiated, diagnosing, planning or executing).
+
+    It rests failed, reason `cancelled`, with who and why in its history. Edits it had committed but
+    not gated are reverted; its accepted edits stay (`rollback` reverts them). Exit 0 once cancelled;
+    4 if the session already rests (or another process is running it).
+    """
+    if not by.strip() or not reason.strip():
+        raise CliFailure(2, "cancel needs a name (--by) and a reason (--reason)")
+    path = resolve_home(ctx, home)
+    with open_engine(ctx, path) as engine:
+        view = engine.cancel(resolve_session(engine, session), by=by, reason=reason)
+    if as_json:
+        print_json(view.model_dump(mode="json"))
+        return
+    out().print(render.session_summary(view))
 
 
 @app.command()

@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from distill_es.domain.vocabulary import AutonomyMode, SessionStatus
+from distill_es.terminal_safe import SafeConsole, inert
 from distill_es.triggers import OnDemandTrigger
 
 if TYPE_CHECKING:  # the loop, the daemon and the engine are imported by the commands that run them:
@@ -41,15 +42,15 @@ JsonOption = Annotated[
 
 
 def _out() -> Console:
-    return Console(file=sys.stdout, highlight=False, width=None if sys.stdout.isatty() else 120)
+    return SafeConsole(file=sys.stdout, width=None if sys.stdout.isatty() else 120)
 
 
 def _err() -> Console:
-    return Console(file=sys.stderr, highlight=False, width=None if sys.stderr.isatty() else 120)
+    return SafeConsole(file=sys.stderr, width=None if sys.stderr.isatty() else 120)
 
 
 def _fail(code: int, message: str, hint: str = "") -> typer.Exit:
-    _err().print(Text(f"error: {message}", style="bold red"), soft_wrap=True)
+    _err().print(Text(f"error: {inert(message)}", style="bold red"), soft_wrap=True)
     if hint:
         _err().print(Text(f"hint: {hint}"), soft_wrap=True)
     return typer.Exit(code)
@@ -67,15 +68,15 @@ def loop_table(view: LoopView) -> Table:
         improved = "—" if s.improved is None else ("yes" if s.improved else "no")
         cost = "—" if s.cost_usd is None else f"{s.cost_usd:.4f}"
         table.add_row(
-            str(s.iteration), s.session_id[:8], s.status or "in flight", _score(s.before_score),
-            _score(s.after_score), _score(s.best_score), improved, cost, s.note,
+            str(s.iteration), inert(s.session_id[:8]), inert(s.status or "in flight"), _score(s.before_score),
+            _score(s.after_score), _score(s.best_score), improved, cost, inert(s.note),
         )  # fmt: skip
     return table
 
 
 def loop_summary(view: LoopView) -> Text:
     reason = view.stop_reason.value if view.stop_reason else "still running"
-    text = f"{reason}: {view.detail}" if view.detail else reason
+    text = f"{reason}: {inert(view.detail)}" if view.detail else reason
     return Text(
         f"{text}\n{len(view.sessions)} session(s), best gated score {_score(view.best_score)}, "
         f"total cost ${view.total_cost_usd:.4f} of ${view.params.max_total_cost_usd:.2f}"
@@ -88,7 +89,8 @@ def loops_table(views: list[LoopView]) -> Table:
         table.add_column(column)
     for v in views:
         table.add_row(
-            v.id[:8], v.status, str(len(v.sessions)), _score(v.best_score), f"{v.total_cost_usd:.4f}",
+            inert(v.id[:8]), inert(v.status), str(len(v.sessions)), _score(v.best_score),
+            f"{v.total_cost_usd:.4f}",
             v.stop_reason.value if v.stop_reason else "—", f"{v.started_at:%Y-%m-%d %H:%M}",
         )  # fmt: skip
     return table
@@ -150,7 +152,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
             loop_id = _resolve_loop(engine, resume) if resume else None
 
             def progress(message: str, _view: LoopView) -> None:
-                _err().print(Text(f"▸ {message}"), soft_wrap=True)
+                _err().print(Text(f"▸ {inert(message)}"), soft_wrap=True)
 
             view = run_loop(
                 engine, OnDemandTrigger({"source": "distill-es loop"}), stagnation_k=stagnation_k,
@@ -205,7 +207,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
 
         def show(result: DaemonTick) -> None:
             for line in result.lines():
-                _out().print(Text(line), soft_wrap=True)
+                _out().print(Text(inert(line)), soft_wrap=True)
 
         try:
             last = run_daemon(engine, once=once, interval_seconds=interval, on_tick=show)
@@ -238,4 +240,6 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         if as_json:
             typer.echo(json.dumps(flag.model_dump(mode="json"), indent=2))
         else:
-            _out().print(f"flagged trace {flag.trace_id} (flag {flag.flag_id}, {flag.status})")
+            _out().print(
+                f"flagged trace {inert(flag.trace_id)} (flag {inert(flag.flag_id)}, {inert(flag.status)})"
+            )

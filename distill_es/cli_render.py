@@ -2,6 +2,10 @@
 
 Nothing here decides anything; it only turns engine values (session views, timeline dicts, review
 items, verify reports) into renderables. Keeping it apart keeps `cli.py` about commands.
+
+Every string that came from outside (the teacher's ids, rationales, diffs and diagnosis; traces;
+benchmark files; reviewers' notes; imported logs; error texts) goes through `terminal_safe.inert` here,
+before layout, and into `Text` objects, never into markup.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from rich.status import Status
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
+
+from distill_es.terminal_safe import inert, safe_text
 
 if TYPE_CHECKING:  # types only: importing the engine's modules here would slow every command's start
     from distill_es.domain.next_step import Step
@@ -41,8 +47,13 @@ STATUS_STYLE = {
 }
 
 
+def _cell(value: RenderableType) -> RenderableType:
+    """A table cell: strings as `Text`, so no console parses them as markup."""
+    return safe_text(value) if isinstance(value, str) else value
+
+
 def status_text(status: str) -> Text:
-    return Text(status, style=STATUS_STYLE.get(status, "bold"))
+    return safe_text(status, STATUS_STYLE.get(status, "bold"))
 
 
 def short_sha(sha: str | None) -> str:
@@ -59,12 +70,12 @@ def _delta(value: float | None) -> str:
 def _reason(outcome: EditOutcome, target: str) -> str:
     """Why the edit ended where it did, in a few words."""
     if outcome.error:
-        return outcome.error
+        return inert(outcome.error)
     if outcome.status == "applied":
         gain = outcome.cluster_deltas.get(target)
-        return f"gate passed: {target} {gain:+.3f}" if gain is not None else "gate passed"
+        return f"gate passed: {inert(target)} {gain:+.3f}" if gain is not None else "gate passed"
     if outcome.status == "pending_review":
-        return f"waiting for a reviewer ({outcome.risk_tier or 'review'} tier)"
+        return f"waiting for a reviewer ({inert(outcome.risk_tier or 'review')} tier)"
     if outcome.status == "rolled_back":
         return "reverted by a rollback"
     return ""
@@ -84,12 +95,12 @@ def edit_rows(view: LearningSession) -> list[EditRow]:
         op = edit.op.value if edit else "?"
         if outcome is None:  # planned but not decided yet (the session stopped part-way)
             tier = edit.risk_tier.value if edit else ""
-            rows.append((edit_id, op, tier, Text("in progress", style="dim"), "—", ""))
+            rows.append((inert(edit_id), op, tier, Text("in progress", style="dim"), "—", ""))
             continue
         tier = outcome.risk_tier.value if outcome.risk_tier else ""
-        status = Text(outcome.status, style=OUTCOME_STYLE.get(outcome.status, ""))
+        status = safe_text(outcome.status, OUTCOME_STYLE.get(outcome.status, ""))
         reason = _reason(outcome, edit.expected_improvement if edit else "")
-        rows.append((edit_id, op, tier, status, _delta(outcome.benchmark_delta), reason))
+        rows.append((inert(edit_id), op, tier, status, _delta(outcome.benchmark_delta), reason))
     return rows
 
 
@@ -108,7 +119,7 @@ class EditsTable:
         if wide:
             table.add_column("reason", overflow="fold", min_width=16, ratio=1)
         for row in self.rows:
-            table.add_row(*(row if wide else row[:5]))
+            table.add_row(*(_cell(value) for value in (row if wide else row[:5])))
         yield table
         if not wide:
             for edit_id, *_, reason in self.rows:
@@ -137,7 +148,7 @@ def benchmark_line(view: LearningSession) -> Text | None:
 def session_summary(view: LearningSession) -> Group:
     """The end-of-run summary: status line, cost and benchmark, edits table."""
     head = Text("session ")
-    head.append(view.id, style="bold")
+    head.append(inert(view.id), style="bold")
     head.append("  ")
     head.append_text(status_text(view.status.value))
     facts = Text(f"teacher cost ${view.teacher_cost_usd:.4f}")
@@ -147,7 +158,7 @@ def session_summary(view: LearningSession) -> Group:
         facts.append_text(line)
     parts: list[RenderableType] = [head, facts]
     if view.error:
-        parts.append(Text(f"error: {view.error}", style="red"))
+        parts.append(Text(f"error: {inert(view.error)}", style="red"))
     if view.plan is not None or view.edit_outcomes:
         parts.append(edits_table(view))
     return Group(*parts)
@@ -164,10 +175,10 @@ def session_detail(view: LearningSession) -> Group:
     facts.add_column(style="bold")
     facts.add_column()
     rows: list[tuple[str, RenderableType]] = [
-        ("id", view.id),
+        ("id", safe_text(view.id)),
         ("status", status_text(view.status.value)),
         ("version", str(view.version)),
-        ("trigger", f"{view.trigger.value} {view.trigger_metadata or ''}".strip()),
+        ("trigger", safe_text(f"{view.trigger.value} {view.trigger_metadata or ''}".strip())),
         ("autonomy", view.autonomy_mode.value),
         ("started", view.started_at.isoformat(timespec="seconds")),
         ("ended", view.ended_at.isoformat(timespec="seconds") if view.ended_at else "—"),
@@ -176,16 +187,18 @@ def session_detail(view: LearningSession) -> Group:
         ("git", f"{short_sha(view.git_checkpoint_pre)} → {short_sha(view.git_checkpoint_post)}"),
     ]
     if view.parent_session_id:
-        rows.append(("parent", view.parent_session_id))
+        rows.append(("parent", safe_text(view.parent_session_id)))
     if view.error:
-        rows.append(("error", Text(view.error, style="red")))
+        rows.append(("error", safe_text(view.error, "red")))
     for name, value in rows:
-        facts.add_row(name, value)
+        facts.add_row(name, _cell(value))
     parts: list[RenderableType] = [facts]
     if line := benchmark_line(view):
         parts.append(line)
     if view.diagnosis_markdown:
-        parts.append(Panel(Markdown(view.diagnosis_markdown), title="diagnosis", title_align="left"))
+        # No hyperlinks: a link's text must not hide where it points.
+        diagnosis = Markdown(inert(view.diagnosis_markdown, multiline=True), hyperlinks=False)
+        parts.append(Panel(diagnosis, title="diagnosis", title_align="left"))
     if view.plan is not None or view.edit_outcomes:
         parts.append(edits_table(view))
     return Group(*parts)
@@ -208,7 +221,7 @@ def _edit_counts(view: LearningSession) -> str:
     counts: dict[str, int] = {}
     for outcome in view.edit_outcomes:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
-    return ", ".join(f"{n} {SHORT_OUTCOME.get(s, s)}" for s, n in counts.items()) or "—"
+    return ", ".join(f"{n} {inert(SHORT_OUTCOME.get(s, s))}" for s, n in counts.items()) or "—"
 
 
 def sessions_table(views: Sequence[LearningSession]) -> Table:
@@ -219,12 +232,12 @@ def sessions_table(views: Sequence[LearningSession]) -> Table:
     table.add_column("edits", overflow="fold")
     for view in views:
         table.add_row(
-            view.id[:8],
+            safe_text(view.id[:8]),
             status_text(view.status.value),
             view.trigger.value,
             view.started_at.strftime("%Y-%m-%d %H:%M"),
             f"${view.teacher_cost_usd:.4f}",
-            _edit_counts(view),
+            safe_text(_edit_counts(view)),
         )
     return table
 
@@ -233,10 +246,10 @@ def history_lines(entries: Iterable[dict[str, Any]]) -> Text:
     """One line per event: version, time, who, what."""
     text = Text()
     for entry in entries:
-        text.append(f"{entry['version']:>4}  ", style="dim")
-        text.append(f"{entry['at'][:19].replace('T', ' ')}  ")
-        text.append(f"{entry['who']:<8} ", style="bold")
-        text.append(f"{entry['what']}\n")
+        text.append(f"{inert(entry['version']):>4}  ", style="dim")
+        text.append(f"{inert(entry['at'][:19]).replace('T', ' ')}  ")
+        text.append(f"{inert(entry['who']):<8} ", style="bold")
+        text.append(f"{inert(entry['what'])}\n")
     return text
 
 
@@ -245,12 +258,12 @@ def review_items(items: Sequence[dict[str, Any]]) -> Group:
     parts: list[RenderableType] = []
     for item in items:
         head = Text()
-        head.append(f"{item['edit_id']}", style="bold yellow")
-        head.append(f"  session {item['session_id']}\n")
-        head.append(f"{item['op']} on {item['target']}  ({item['risk_tier']} tier, for cluster ")
-        head.append(f"{item['target_cluster']})\n")
-        head.append(item.get("rationale") or "", style="italic")
-        preview = item.get("preview") or "(no preview)"
+        head.append(inert(item["edit_id"]), style="bold yellow")
+        head.append(f"  session {inert(item['session_id'])}\n")
+        head.append(f"{inert(item['op'])} on {inert(item['target'])}  ({inert(item['risk_tier'])} tier, ")
+        head.append(f"for cluster {inert(item['target_cluster'])})\n")
+        head.append(inert(item.get("rationale") or "", multiline=True), style="italic")
+        preview = inert(item.get("preview") or "(no preview)", multiline=True)
         parts.append(
             Panel(Group(head, Syntax(preview, "diff", theme="ansi_dark", word_wrap=True)), expand=True)
         )
@@ -265,15 +278,16 @@ def verify_table(reports: Sequence[SessionReport]) -> Table:
     table.add_column("detail", overflow="fold")
     for report in reports:
         if report.ok:
-            table.add_row(report.session_id, str(report.events), Text("ok", style="green"), "", "", "")
+            ok = Text("ok", style="green")
+            table.add_row(safe_text(report.session_id), str(report.events), ok, "", "", "")
         for damage in report.damage:
             table.add_row(
-                damage.session_id,
+                safe_text(damage.session_id),
                 str(report.events),
                 Text("DAMAGED", style="bold red"),
                 str(damage.position),
-                damage.kind,
-                damage.detail,
+                safe_text(damage.kind),
+                safe_text(damage.detail),
             )
     return table
 
@@ -291,19 +305,18 @@ def benchmark_view(
     table.add_column("query", overflow="fold")
     for task in tasks:
         table.add_row(
-            task.task_id,
-            task.category or "",
-            task.query_class or "",
-            ", ".join(task_clusters.get(task.task_id, [])),
-            task.query,
+            safe_text(task.task_id),
+            safe_text(task.category or ""),
+            safe_text(task.query_class or ""),
+            safe_text(", ".join(task_clusters.get(task.task_id, []))),
+            safe_text(task.query),
         )
     parts: list[RenderableType] = [table]
     if session_id is None or before is None:
         parts.append(Text("no session has scored the benchmark yet", style="dim"))
         return Group(*parts)
-    scores = Table(
-        title="latest cluster scores", title_justify="left", caption=f"measured by session {session_id}"
-    )
+    caption = safe_text(f"measured by session {session_id}")
+    scores = Table(title="latest cluster scores", title_justify="left", caption=caption)
     for name in ("cluster", "before", "after", "change"):
         scores.add_column(name, no_wrap=True)
     clusters = list(before.cluster_scores) + [
@@ -315,7 +328,7 @@ def benchmark_view(
         if after is not None:
             a = after.overall_score if cluster == "overall" else after.cluster_scores.get(cluster)
         change = _delta(a - b) if a is not None and b is not None else "—"
-        scores.add_row(cluster, _score(b), _score(a), change)
+        scores.add_row(safe_text(cluster), _score(b), _score(a), change)
     parts.append(scores)
     return Group(*parts)
 
@@ -343,7 +356,7 @@ def describe_step(view: LearningSession, step: Step) -> str:
     if call_key.startswith("diagnose/"):
         parts.append(f"turn {call_key.split('/', 1)[1]}")
     parts.append(f"${view.teacher_cost_usd:.4f}")
-    return " · ".join(parts)
+    return inert(" · ".join(parts))  # edit ids and names come from the teacher
 
 
 def describe_scoring(progress: ScoringProgress) -> str:
@@ -382,7 +395,7 @@ class StepProgress:
         """Every task scored (from the scorer's threads; the engine serialises the calls)."""
         line = describe_scoring(progress)
         if self._status is not None:
-            self._status.update(line)
+            self._status.update(Text(line))  # a str status would be parsed as markup
         elif progress.scored == progress.to_score:  # logs: one line per tree, when it is done
             self.console.print(Text(f"  {line}", style="dim"))
 
@@ -393,6 +406,6 @@ class StepProgress:
             self._phase = phase
             self.console.print(Text(f"▸ {phase}", style="bold"))
         if self._status is not None:
-            self._status.update(line)
+            self._status.update(Text(line))
         elif step.kind in ("CallTeacher", "ScoreTree"):
             self.console.print(Text(f"  {line}", style="dim"))

@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 import typer
 
 from distill_es.domain.errors import DistillError, SessionNotFound
+from distill_es.terminal_safe import inert, json_safe
 
 if TYPE_CHECKING:
     from distill_es.engine import Engine
@@ -77,9 +78,9 @@ def _reporting() -> Iterator[None]:
         if not isinstance(exc, _Failure | TransferError | SessionNotFound):
             raise
         message = exc.message if isinstance(exc, _Failure) else str(exc)
-        typer.echo(f"error: {message}", err=True)
+        typer.echo(f"error: {inert(message)}", err=True)  # messages quote the file being imported
         if hint := _hint_for(exc):
-            typer.echo(f"hint: {hint}", err=True)
+            typer.echo(f"hint: {inert(hint)}", err=True)
         raise typer.Exit(_code_for(exc)) from None
 
 
@@ -187,7 +188,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
                     sys.stdout.flush()
                     return
                 end = json.loads(_write_atomically(out, lines))["end"]
-            typer.echo(f"exported {end['events']} events of {end['sessions']} session(s) to {out}")
+            typer.echo(f"exported {end['events']} events of {end['sessions']} session(s) to {inert(out)}")
 
     @app.command("import")
     def import_(
@@ -222,12 +223,13 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
                 engine.index.catch_up()
                 damaged = [r for s in report.sessions for r in engine.verify(s.session_id) if not r.ok]
             if as_json:
-                typer.echo(report.model_dump_json())
+                typer.echo(json_safe(report.model_dump_json()))
             else:
                 count = len(report.sessions)
-                typer.echo(f"imported {report.events} events of {count} session(s) into {report.store}")
+                store = inert(report.store)
+                typer.echo(f"imported {report.events} events of {count} session(s) into {store}")
                 for item in report.sessions:
-                    typer.echo(f"  {item.session_id}  {item.events} events")
+                    typer.echo(f"  {inert(item.session_id)}  {item.events} events")
             if damaged:
                 details: list[Any] = [d.detail for r in damaged for d in r.damage]
                 raise _Failure(1, f"imported, but verify reports damage: {'; '.join(map(str, details))}")

@@ -35,6 +35,7 @@ from distill_es.domain.vocabulary import LearningSession, SessionStatus, Trigger
 from distill_es.loop import ACTIVE_STATUSES
 from distill_es.ports import TraceRecord, TraceSource
 from distill_es.store.locks import exclusive
+from distill_es.terminal_safe import inert
 from distill_es.trigger_settings import ClusterSettings, TriggerSettings
 from distill_es.triggers import ClusterTrigger, ScheduledTrigger
 
@@ -556,7 +557,7 @@ def run_daemon(
             if once:
                 raise
             result = DaemonTick(clock(), action="error", note=f"{type(exc).__name__}: {exc}")
-            log.warning(result.note)
+            log.warning(inert(result.note))  # no handler configured: Python prints it to stderr as is
         ticks += 1
         if on_tick is not None:
             on_tick(result)

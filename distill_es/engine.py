@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distill_es.adapters.benchmark import load_benchmark
+from distill_es.adapters.benchmark import BENCHMARK_FILE, load_benchmark
 from distill_es.adapters.judge import MatchJudge
 from distill_es.adapters.pricing import cost_of
 from distill_es.adapters.scorer import StudentScorer
 from distill_es.adapters.teacher import default_teacher, request_digest, response_to_dict, usage_of
 from distill_es.adapters.traces import open_trace_source
+from distill_es.domain import lifecycle
 from distill_es.domain import next_step as steps
 from distill_es.domain.errors import (
     CassetteMiss,
@@ -32,6 +33,7 @@ from distill_es.domain.errors import (
     OpNotAvailable,
     SessionInterrupted,
     WorkspaceConflict,
+    WorkspaceError,
 )
 from distill_es.domain.next_step import next_step
 from distill_es.domain.session import Session
@@ -56,6 +58,8 @@ from distill_es.store.app import STATE_DIR, EventStore, default_store_url
 from distill_es.store.locks import exclusive
 from distill_es.store.projections import SessionIndex, cost_ledger, timeline
 from distill_es.store.verify import SessionReport, verify_session, verify_store
+from distill_es.workspace.files import DESCRIPTIONS_FILE, prompt_path, read_inside
+from distill_es.workspace.toml_config import read_config, read_workspace_toml
 
 SELF_RUN_MAX_TOKENS = 2048
 StepObserver = Callable[[LearningSession, steps.Step], None]
@@ -261,20 +265,18 @@ class Engine:
         settings = self.settings
         if autonomy is not None:
             settings = settings.with_overrides(session={"autonomy_mode": AutonomyMode(autonomy).value})
-        dirty = self.workspace.dirty_paths()
-        if dirty:
-            raise WorkspaceConflict(
-                f"the workspace {self.home} has uncommitted changes in tracked files: {', '.join(dirty)}; "
-                "commit or discard them before starting a session"
+        # Every precondition before anything is recorded: a refused start leaves no session behind.
+        with exclusive(self.store.url, self.state_dir, *self._workspace_lock()):
+            self._check_inputs(settings)
+            self._require_clean_workspace("before starting a session")
+            session = Session.start(
+                trigger=trigger,
+                autonomy_mode=settings.session.autonomy_mode,
+                settings=settings.model_dump(mode="json"),
+                workspace=str(self.home),
+                parent_session_id=parent_session_id,
             )
-        session = Session.start(
-            trigger=trigger,
-            autonomy_mode=settings.session.autonomy_mode,
-            settings=settings.model_dump(mode="json"),
-            workspace=str(self.home),
-            parent_session_id=parent_session_id,
-        )
-        self.store.save(session)
+            self.store.save(session)
         return str(session.id)
 
     def run(self, session_id: str) -> LearningSession:
@@ -299,6 +301,8 @@ class Engine:
         with self._running(session_id):
             session = self._load(session_id)
             session.approve_edit(edit_id=edit_id, reviewer=reviewer, note=note)
+            self._require_clean_workspace(f"before session {session_id} can apply edit {edit_id}")
+            self._require_readable_config()  # an approval must not be spent on a file that cannot be edited
             self.store.save(session)
         return self.run(session_id)
 
@@ -306,6 +310,7 @@ class Engine:
         with self._running(session_id):
             session = self._load(session_id)
             session.reject_edit(edit_id=edit_id, reviewer=reviewer, reason=reason)
+            self._require_clean_workspace(f"before session {session_id} can go on")
             self.store.save(session)
         return self.run(session_id)
 
@@ -314,8 +319,28 @@ class Engine:
         with self._running(session_id):
             session = self._load(session_id)
             session.request_rollback(requested_by=requested_by)
+            self._require_clean_workspace(f"before session {session_id} can be rolled back")
             self.store.save(session)
         return self.run(session_id)
+
+    def cancel(self, session_id: str, *, by: str, reason: str) -> LearningSession:
+        """End a session that cannot go on: it rests `failed` (reason_code `cancelled`), who and why
+        recorded. Refused while another process runs it. Edits it had committed but not yet gated (or
+        gated as rejected but not reverted yet) are reverted first, and a half-applied edit's files are
+        restored, so a cancelled session leaves the workspace as its accepted edits made it; those stay,
+        and `rollback` reverts them. See docs/engine.md "Cancel"."""
+        with exclusive(self.store.url, self.state_dir, *self._session_lock(session_id)):
+            session = self._load(session_id)  # a damaged log gets nothing appended, not even this
+            lifecycle.decide(session, "cancel", session_id=session_id)  # illegal from a resting state
+            unsettled = self._unsettled_edits(session)
+            if unsettled:
+                with exclusive(self.store.url, self.state_dir, *self._workspace_lock()):
+                    for edit_id in unsettled:
+                        self._settle_for_cancel(session, edit_id, by)
+            session.cancel(cancelled_by=by, reason=reason)
+            self.store.save(session)
+        self.index.catch_up()
+        return session.view()
 
     # ------------------------------------------------------------------------------------------
     # queries
@@ -471,10 +496,89 @@ class Engine:
     def _running(self, session_id: str) -> Iterator[None]:
         """One process per session, and one running session per workspace (their edits and gate
         readings would interleave otherwise)."""
-        session_lock = (f"session:{session_id}", f"session {session_id}")
-        workspace_lock = (f"workspace:{self.home}", f"the workspace {self.home}")
-        with exclusive(self.store.url, self.state_dir, *session_lock, workspace_lock):
+        locks = (*self._session_lock(session_id), self._workspace_lock())
+        with exclusive(self.store.url, self.state_dir, *locks):
             yield
+
+    @staticmethod
+    def _session_lock(session_id: str) -> tuple[str, str]:
+        return f"session:{session_id}", f"session {session_id}"
+
+    def _workspace_lock(self) -> tuple[str, str]:
+        return f"workspace:{self.home}", f"the workspace {self.home}"
+
+    # ------------------------------------------------------------------------------------------
+    # preconditions: checked before a command records anything
+    def _require_clean_workspace(self, when: str) -> None:
+        dirty = self.workspace.dirty_paths()
+        if dirty:
+            raise WorkspaceConflict(
+                f"the workspace {self.home} has uncommitted changes in tracked files: {', '.join(dirty)}; "
+                f"commit or discard them {when} (nothing was recorded)"
+            )
+
+    def _require_readable_config(self) -> None:
+        """The TOML files edits change parse (`WorkspaceError` naming the file and line)."""
+        read_config(self.home)
+        read_workspace_toml(self.home, DESCRIPTIONS_FILE)
+
+    def _check_inputs(self, settings: Settings) -> None:
+        """The files a session reads parse, and a session that would go on to pay the teacher has a
+        benchmark to measure its edits with. Each error names the file (and line). (With too few
+        traces the session is recorded and rests failed as a cold start: it never calls the teacher.)"""
+        self._require_readable_config()
+        traces = self.traces.count()  # parses every traces.jsonl line / queries traces.db
+        benchmark = load_benchmark(self.home)
+        if not benchmark and traces >= settings.session.min_traces:
+            raise WorkspaceError(f"{self._no_benchmark_error()}; add tasks before starting a session")
+
+    def _no_benchmark_error(self) -> str:
+        return (
+            f"{self.home / BENCHMARK_FILE} has no tasks (one JSON object a line): "
+            "the gate could not measure any edit"
+        )
+
+    # ------------------------------------------------------------------------------------------
+    # cancel
+    @staticmethod
+    def _unsettled_edits(session: Session) -> list[str]:
+        """Edits whose effect on the workspace is not final: committed (or being applied) without a
+        gate verdict, or rejected by the gate and not reverted yet."""
+        unsettled = []
+        for edit_id, p in session.edits.items():
+            in_flight = p.outcome is None and p.pre_sha is not None and p.gate is None
+            unreverted = p.outcome == "rejected_by_gate" and p.gate is not None and p.revert_sha is None
+            if in_flight or unreverted:
+                unsettled.append(edit_id)
+        return unsettled
+
+    def _settle_for_cancel(self, session: Session, edit_id: str, by: str) -> None:
+        progress = session.edits[edit_id]
+        workspace = self.workspace
+        if progress.commit_sha is None:
+            found = workspace.find_edit_commit(str(session.id), edit_id)
+            if found is None:  # never committed: put back whatever the apply had written
+                if workspace.dirty_paths():
+                    workspace.restore(str(progress.pre_sha))
+                reason = f"the session was cancelled by {by} before it was applied"
+                session.skip_edit(edit_id=edit_id, reason=reason)
+                return
+            session.record_apply(
+                edit_id=edit_id,
+                commit_sha=found,
+                tree_sha=workspace.tree_sha(),
+                changed_files=[],
+                reconciled=True,
+            )
+        gated = progress.gate is not None
+        session.revert_edit(
+            edit_id=edit_id, revert_sha=self._revert(session, edit_id), tree_sha=workspace.tree_sha()
+        )
+        if not gated:
+            session.skip_edit(
+                edit_id=edit_id,
+                reason=f"the session was cancelled by {by} before its gate; its commit was reverted",
+            )
 
     def _perform(self, session: Session, step: steps.Step) -> None:
         handler = getattr(self, f"_do_{step.kind}")
@@ -490,6 +594,9 @@ class Engine:
         )
 
     def _do_BeginDiagnosis(self, session: Session, _: steps.BeginDiagnosis) -> None:
+        if not load_benchmark(self.home):  # emptied since `start`: fail before the first paid call
+            session.fail(error=self._no_benchmark_error(), reason_code="no_benchmark")
+            return
         session.begin_diagnosis()
 
     def _do_Fail(self, session: Session, step: steps.Fail) -> None:
@@ -650,8 +757,8 @@ class Engine:
         )
 
     def _read_prompt(self, agent: str) -> str | None:
-        path = self.home / "agents" / agent / "system_prompt.md"
-        return path.read_text(encoding="utf-8") if path.is_file() else None
+        """The agent's prompt, read only inside the workspace (`InvalidEdit` otherwise)."""
+        return read_inside(self.home, prompt_path(agent))
 
     def _do_RouteEdit(self, session: Session, step: steps.RouteEdit) -> None:
         preview = ""
@@ -696,10 +803,7 @@ class Engine:
     def _do_ChooseGateTasks(self, session: Session, _: steps.ChooseGateTasks) -> None:
         benchmark = load_benchmark(self.home)
         if not benchmark:
-            session.fail(
-                error=f"{self.home / 'benchmark.jsonl'} has no tasks: the gate cannot measure any edit",
-                reason_code="no_benchmark",
-            )
+            session.fail(error=self._no_benchmark_error(), reason_code="no_benchmark")
             return
         seed = stable_seed(str(session.id))
         task_ids = choose_gate_tasks(

@@ -23,6 +23,7 @@ from distill_es.domain.errors import DamagedSession, DistillError, SessionBusy, 
 from distill_es.engine import Engine
 from distill_es.store.app import EventStore
 from distill_es.store.projections import SessionIndex
+from distill_es.terminal_safe import InertFormatter
 
 RUNNABLE = ("initiated", "diagnosing", "planning", "executing")
 log = logging.getLogger("distill_es.worker")
@@ -130,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Only our own records: transitions logs every callback at INFO, which costs real CPU here.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    for handler in logging.getLogger().handlers:  # messages quote errors from outside: print them inert
+        handler.setFormatter(InertFormatter("%(asctime)s %(name)s %(message)s"))
     log.setLevel(logging.INFO)
     if args.migrate:
         migrate(args.store)

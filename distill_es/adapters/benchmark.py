@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from distill_es.adapters.traces import decode_line
 from distill_es.domain.errors import WorkspaceError
 from distill_es.domain.payloads import describe_validation
 from distill_es.ports import BenchmarkTask
@@ -24,13 +25,16 @@ def load_benchmark(home: str | Path) -> list[BenchmarkTask]:
         return []
     tasks: list[BenchmarkTask] = []
     seen: dict[str, int] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        line = decode_line(raw, path, lineno)
         if not line.strip():
             continue
         try:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
             raise WorkspaceError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise WorkspaceError(f"{path}:{lineno}: JSON nested too deeply") from None
         if not isinstance(data, dict):
             raise WorkspaceError(f"{path}:{lineno}: expected a JSON object, got {type(data).__name__}")
         try:

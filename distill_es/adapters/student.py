@@ -19,9 +19,10 @@ from typing import Any
 
 import openai
 
-from distill_es.domain.errors import WorkspaceError
+from distill_es.domain.errors import InvalidEdit, WorkspaceError
 from distill_es.ports import BenchmarkTask, ResultObserver, StudentResult
 from distill_es.settings import StudentSettings
+from distill_es.workspace.files import CONFIG_FILE, DESCRIPTIONS_FILE, few_shot_path, prompt_path, read_inside
 
 # Standard chat-completions parameters go at the top level; the extra sampling knobs vLLM, Ollama and
 # llama.cpp accept go in `extra_body`. Other agent keys (max_turns, class, tools) are not sent.
@@ -33,13 +34,22 @@ EXTRA_BODY_PARAMS = frozenset({"top_k", "min_p", "repetition_penalty", "repeat_p
 _THINK = re.compile(r"^\s*<think>.*?</think>\s*", re.DOTALL)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
+def _read(home: Path, relative: str) -> str | None:
+    """A workspace file's text, read only inside the workspace (as edits are written)."""
+    try:
+        return read_inside(home, relative)
+    except InvalidEdit as exc:  # a symlink or name pointing out of the workspace
+        raise WorkspaceError(f"{home}: refusing to read {relative}: {exc}") from None
+
+
+def _read_toml(home: Path, relative: str) -> dict[str, Any]:
+    text = _read(home, relative)
+    if text is None:
         return {}
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise WorkspaceError(f"{path}: not valid TOML ({exc})") from None
+        raise WorkspaceError(f"{home / relative}: not valid TOML ({exc})") from None
 
 
 def _table(data: dict[str, Any], *keys: str) -> dict[str, Any]:
@@ -51,11 +61,13 @@ def _table(data: dict[str, Any], *keys: str) -> dict[str, Any]:
     return data
 
 
-def _few_shot(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
+def _few_shot(home: Path, relative: str) -> list[dict[str, str]]:
+    text = _read(home, relative)
+    if text is None:
         return []
+    path = home / relative
     try:
-        pairs = json.loads(path.read_text(encoding="utf-8"))
+        pairs = json.loads(text)
     except json.JSONDecodeError as exc:
         raise WorkspaceError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
     if not isinstance(pairs, list):
@@ -78,7 +90,7 @@ def _few_shot(path: Path) -> list[dict[str, str]]:
 def _tools_section(home: Path, tools: list[str]) -> str:
     if not tools:
         return ""
-    descriptions = _read_toml(home / "tools" / "descriptions.toml")
+    descriptions = _read_toml(home, DESCRIPTIONS_FILE)
     lines = []
     for name in tools:
         description = _table(descriptions, name).get("description")
@@ -113,17 +125,19 @@ class AgentView:
 
 def read_agent(home: str | Path) -> AgentView:
     home = Path(home)
-    config = _read_toml(home / "config.toml")
+    config = _read_toml(home, CONFIG_FILE)
     agent_name = _table(config, "agent").get("default")
     agent_name = agent_name if isinstance(agent_name, str) and agent_name else "default"
     agent = _table(config, "agent", agent_name)
-    agent_dir = home / "agents" / agent_name
-    prompt_path = agent_dir / "system_prompt.md"
-    system = prompt_path.read_text(encoding="utf-8").strip() if prompt_path.is_file() else ""
+    try:
+        prompt_file, few_shot_file = prompt_path(agent_name), few_shot_path(agent_name)
+    except InvalidEdit as exc:
+        raise WorkspaceError(f"{home / CONFIG_FILE}: [agent] default: {exc}") from None
+    system = (_read(home, prompt_file) or "").strip()
     tools = [t for t in agent.get("tools", []) if isinstance(t, str)]
     system = "\n\n".join(part for part in (system, _tools_section(home, tools)) if part)
     preamble: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
-    preamble += _few_shot(agent_dir / "few_shot.json")
+    preamble += _few_shot(home, few_shot_file)
     return AgentView(config, agent, preamble)
 
 

@@ -83,6 +83,16 @@ class EmptyTraceSource:
 # --- traces.jsonl -------------------------------------------------------------------------------
 
 
+def decode_line(raw: bytes, path: Path, lineno: int) -> str:
+    """One line of a JSON Lines file as text; bytes that are not UTF-8 are an error naming the line."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = raw[exc.start : exc.start + 1]
+        where = f"{path}:{lineno}"
+        raise WorkspaceError(f"{where}: not valid UTF-8 (byte {bad!r} at column {exc.start + 1})") from None
+
+
 def parse_trace_line(data: Any) -> TraceRecord:
     """One traces.jsonl object as a TraceRecord. Keys outside the contract are kept in `metadata`."""
     if not isinstance(data, dict):
@@ -129,14 +139,17 @@ class JsonlTraceSource:
 
     def _parse(self) -> tuple[list[TraceRecord], dict[str, TraceRecord]]:
         by_id: dict[str, tuple[int, TraceRecord]] = {}
-        with self.path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
+        with self.path.open("rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                line = decode_line(raw, self.path, lineno)
                 if not line.strip():
                     continue
                 try:
                     record = parse_trace_line(json.loads(line))
                 except json.JSONDecodeError as exc:
                     raise WorkspaceError(f"{self.path}:{lineno}: not valid JSON ({exc.msg})") from None
+                except RecursionError:
+                    raise WorkspaceError(f"{self.path}:{lineno}: JSON nested too deeply") from None
                 except ValidationError as exc:
                     raise WorkspaceError(f"{self.path}:{lineno}: {describe_validation(exc)}") from None
                 except ValueError as exc:

@@ -347,6 +347,14 @@ class SessionFailed(SessionEvent):
         state["reason_code"] = "error"
 
 
+class SessionCancelled(SessionEvent):
+    """A person ended a session that could not go on; it rests `failed` with reason_code `cancelled`."""
+
+    TOPIC = "distill_es.SessionCancelled.v1"
+    cancelled_by: str
+    reason: str
+
+
 # --- rollback ----------------------------------------------------------------------------------
 class RollbackRequested(SessionEvent):
     TOPIC = "distill_es.RollbackRequested.v1"

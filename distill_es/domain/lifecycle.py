@@ -37,6 +37,9 @@ MOVES: list[dict[str, Any]] = [
      "conditions": ["nothing_pending"]},
     {"trigger": "fail", "source": ["initiated", "diagnosing", "planning", "executing"],
      "dest": "failed"},
+    # A person ends a session that cannot go on (recorded with who and why); it rests failed.
+    {"trigger": "cancel", "source": ["initiated", "diagnosing", "planning", "executing"],
+     "dest": "failed"},
     {"trigger": "approve_edit", "source": "awaiting_review", "dest": "executing",
      "conditions": ["edit_is_pending"], "unless": ["rollback_is_requested"]},
     # Rejecting the last pending edit (with nothing approved left to apply) ends the session.

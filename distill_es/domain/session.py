@@ -423,6 +423,15 @@ class Session(ev.ChainedRecording, Aggregate):
         self._decide("fail")
         self._record(ev.SessionFailed, error=error, reason_code=reason_code)
 
+    def cancel(self, *, cancelled_by: str, reason: str) -> None:
+        """A person ends the session (it rests failed, reason_code `cancelled`); who and why are recorded."""
+        self._decide("cancel")  # first: cancelling a resting session is an illegal transition
+        if not cancelled_by.strip():
+            raise DistillError("a cancellation needs the name of the person cancelling (--by)")
+        if not reason.strip():
+            raise DistillError("a cancellation needs a reason (--reason)")
+        self._record(ev.SessionCancelled, cancelled_by=cancelled_by, reason=reason)
+
     def request_rollback(self, *, requested_by: str) -> None:
         self._decide("request_rollback")
         self._record(ev.RollbackRequested, requested_by=requested_by)
@@ -725,6 +734,13 @@ class Session(ev.ChainedRecording, Aggregate):
     def _(self, e: ev.SessionFailed) -> None:
         self.status = SessionStatus.FAILED.value
         self.error, self.reason_code = e.error, e.reason_code
+        self.ended_at = e.timestamp
+        self._after(e)
+
+    @evolve.register
+    def _(self, e: ev.SessionCancelled) -> None:
+        self.status = SessionStatus.FAILED.value
+        self.error, self.reason_code = f"cancelled by {e.cancelled_by}: {e.reason}", "cancelled"
         self.ended_at = e.timestamp
         self._after(e)
 

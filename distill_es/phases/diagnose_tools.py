@@ -21,10 +21,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from distill_es.adapters.scrub import scrub, scrub_obj
-from distill_es.domain.errors import InvalidTeacherOutput
+from distill_es.domain.errors import DistillError, InvalidEdit, InvalidTeacherOutput
 from distill_es.domain.payloads import SafeName
 from distill_es.domain.vocabulary import FailureCluster, Value
 from distill_es.ports import BenchmarkTask, Judge, StudentResult, StudentRunner, TraceRecord, TraceSource
+from distill_es.workspace.files import CONFIG_FILE, DESCRIPTIONS_FILE, prompt_path, read_inside
 
 SUBMIT_DIAGNOSIS = "submit_diagnosis"
 MAX_CLUSTERS = 20
@@ -369,13 +370,26 @@ def _as_object(tool_input: Any, what: str) -> dict[str, Any]:
     return tool_input
 
 
-def _read_toml(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
+def _read_file(home: Path, relative: str) -> str | None:
+    """A workspace file's text (None when absent), read only inside the workspace, like writes."""
+    try:
+        return read_inside(home, relative)
+    except InvalidEdit:  # where it points is none of the teacher's business
+        raise _ToolError(
+            f"refused to read {relative}: it resolves outside the workspace (or into engine files)"
+        ) from None
+    except DistillError as exc:  # a directory, bad UTF-8
+        raise _ToolError(f"cannot read {relative}: {exc}") from None
+
+
+def _read_toml(home: Path, relative: str) -> dict[str, Any] | None:
+    text = _read_file(home, relative)
+    if text is None:
         return None
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise _ToolError(f"{path.name} is not valid TOML: {exc}") from None
+        raise _ToolError(f"{relative} is not valid TOML: {exc}") from None
 
 
 # --- the toolbox --------------------------------------------------------------------------------
@@ -429,6 +443,9 @@ class Toolbox:
             outcome = ToolOutcome(
                 content=scrub(f"tool {name!r} failed: {type(exc).__name__}: {exc}"), is_error=True
             )
+        # Every tool's text passes here: one last scrub catches what a handler did not (names, ids,
+        # categories, messages quoting files). Idempotent, so scrubbed fields are unchanged.
+        outcome = outcome.model_copy(update={"content": scrub(outcome.content)})
         limit = self.limits.max_result_chars
         if len(outcome.content) > limit:
             outcome = outcome.model_copy(update={"content": truncate_result(outcome.content, limit)})
@@ -498,7 +515,7 @@ class Toolbox:
             raise _ToolError(f"trace {_short_repr(args.trace_id)} not found")
         lim = self.limits
         steps = [
-            _cut(scrub(step if isinstance(step, str) else _json(step)), lim.step_chars)
+            _cut(scrub(step) if isinstance(step, str) else scrub(_json(scrub_obj(step))), lim.step_chars)
             for step in trace.steps[: lim.trace_steps]
         ]
         body = {
@@ -531,7 +548,7 @@ class Toolbox:
 
     def _agents(self) -> dict[str, dict[str, Any]]:
         """config.toml's `[agent.<name>]` tables (`[agent] default = ...` is not an agent)."""
-        agents = (_read_toml(self.home / "config.toml") or {}).get("agent", {})
+        agents = (_read_toml(self.home, CONFIG_FILE) or {}).get("agent", {})
         if not isinstance(agents, dict):
             return {}
         return {name: table for name, table in sorted(agents.items()) if isinstance(table, dict)}
@@ -547,18 +564,18 @@ class Toolbox:
         return using
 
     def _descriptions(self) -> dict[str, Any]:
-        return _read_toml(self.home / "tools" / "descriptions.toml") or {}
+        return _read_toml(self.home, DESCRIPTIONS_FILE) or {}
 
     def _get_current_config(self, _: _NoInput) -> ToolOutcome:
-        path = self.home / "config.toml"
-        if not path.is_file():
+        text = _read_file(self.home, CONFIG_FILE)
+        if text is None:
             return ToolOutcome(content="No config.toml found.")
-        return ToolOutcome(content=scrub(path.read_text(encoding="utf-8", errors="replace")))
+        return ToolOutcome(content=scrub(text))
 
     def _get_agent_prompt(self, args: _AgentName) -> ToolOutcome:
-        path = self.home / "agents" / args.agent_name / "system_prompt.md"
-        if path.is_file():
-            return ToolOutcome(content=scrub(path.read_text(encoding="utf-8", errors="replace")))
+        text = _read_file(self.home, prompt_path(args.agent_name))
+        if text is not None:
+            return ToolOutcome(content=scrub(text))
         agents = self._agents()
         if args.agent_name in agents:
             return ToolOutcome(content=f"Agent {args.agent_name!r} has no system_prompt.md override.")

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from pydantic import Field, ValidationError
 
-from distill_es.domain.errors import InvalidEdit, InvalidTeacherOutput
+from distill_es.adapters.scrub import scrub
+from distill_es.domain.errors import DistillError, InvalidEdit, InvalidTeacherOutput
 from distill_es.domain.payloads import PAYLOAD_MODELS, PatchSystemPrompt, parse_payload
 from distill_es.domain.policy import assign_tier
 from distill_es.domain.prompt_diff import apply_unified_diff, changed_line_ratio
@@ -37,6 +39,7 @@ from distill_es.domain.vocabulary import (
     Value,
 )
 from distill_es.phases.diagnose_tools import describe_errors
+from distill_es.workspace.files import prompt_path
 
 SUBMIT_PLAN = "submit_plan"
 MAX_EDITS = 50  # edits beyond this are rejected unread ("too many edits")
@@ -241,7 +244,7 @@ def plan_user_prompt(
         names = ", ".join(c.id for c in dropped)
         parts.append(f"Dropped for insufficient evidence (do not target them): {names}")
     for agent in sorted(current_prompts or {}):
-        text = (current_prompts or {})[agent]
+        text = scrub((current_prompts or {})[agent])  # workspace file text: scrubbed like the tools
         fence = _fence(text)
         parts += [f"## Current system prompt of agent `{agent}`", f"{fence}\n{text.rstrip(chr(10))}\n{fence}"]
     parts.append(
@@ -298,6 +301,19 @@ def raw_excerpt(raw: Any, limit: int = RAW_EXCERPT_CHARS) -> Any:
     return f"{text[:limit]}...[truncated from {len(text)} chars]"
 
 
+# An edit id goes into commit trailers (`Edit-ID: <id>`) and onto review screens: one short token,
+# so no id can forge a trailer line or carry control characters.
+_SAFE_EDIT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
+
+
+def _check_edit_id(edit_id: Any) -> None:
+    if isinstance(edit_id, str) and not _SAFE_EDIT_ID.fullmatch(edit_id):
+        raise InvalidEdit(
+            f"edit id {edit_id[:120]!r} is not allowed: an id is 1 to 100 letters, digits, '_', '.', ':' "
+            "or '-', starting with a letter or digit (it goes into a git commit trailer)"
+        )
+
+
 def _edit_id(raw: Any) -> str | None:
     if isinstance(raw, dict) and isinstance(raw.get("id"), str) and raw["id"]:
         return raw["id"][:200]
@@ -352,6 +368,7 @@ def _freeze_one(raw: Any, ctx: _Context) -> tuple[Edit, bool]:
     """The accepted edit and whether it was downgraded; `InvalidEdit` says why it is rejected."""
     if not isinstance(raw, dict):
         raise InvalidEdit(f"an edit must be a JSON object, got {type(raw).__name__}")
+    _check_edit_id(raw.get("id"))
     edit_id = _edit_id(raw)
     if edit_id is not None:
         if edit_id in ctx.seen_ids:
@@ -387,10 +404,10 @@ def _freeze_one(raw: Any, ctx: _Context) -> tuple[Edit, bool]:
 
 
 def _check_patch(payload: PatchSystemPrompt, ctx: _Context) -> tuple[Value, bool]:
-    where = f"agents/{payload.agent}/system_prompt.md"
+    where = prompt_path(payload.agent)
     try:
         original = ctx.read_prompt(payload.agent)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, DistillError) as exc:  # a refused path, bad UTF-8, unreadable file
         raise InvalidEdit(f"cannot read {where}: {exc}") from None
     if original is None:
         raise InvalidEdit(f"{where} does not exist; use replace_system_prompt to create it")

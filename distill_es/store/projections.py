@@ -93,6 +93,8 @@ def describe(event: Any) -> tuple[str, str]:
             return "engine", f"completed at {_short(event.git_post)}"
         case ev.SessionFailed():
             return "engine", f"failed ({event.reason_code}): {event.error}"
+        case ev.SessionCancelled():
+            return event.cancelled_by, f"cancelled: {event.reason}"
         case ev.RollbackRequested():
             return event.requested_by, "rollback requested"
         case ev.EditRolledBack():
@@ -167,6 +169,7 @@ ROW_CHANGING_TOPICS = frozenset(
         ev.SessionAwaitingReview,
         ev.SessionCompleted,
         ev.SessionFailed,
+        ev.SessionCancelled,
         ev.SessionRolledBack,
     )
 )
@@ -220,6 +223,9 @@ def fold_index_row(row: dict[str, Any] | None, event: Any) -> dict[str, Any]:
             row["status"], row["ended_at"] = "completed", event.timestamp.isoformat()
         case ev.SessionFailed():
             row["status"], row["ended_at"], row["error"] = "failed", event.timestamp.isoformat(), event.error
+        case ev.SessionCancelled():
+            row["status"], row["ended_at"] = "failed", event.timestamp.isoformat()
+            row["error"] = f"cancelled by {event.cancelled_by}: {event.reason}"
         case ev.SessionRolledBack():
             row["status"], row["ended_at"] = "rolled_back", event.timestamp.isoformat()
             row["pending"] = {}

@@ -88,17 +88,20 @@ CONTRACT: dict[str, dict[str, frozenset[str]]] = {
         "check_readiness": _F({"initiated"}),
         "begin_diagnosis": _F({"diagnosing"}),
         "fail": _F({"failed"}),
+        "cancel": _F({"failed"}),
     },
     "diagnosing": {
         "record_teacher_call": _F({"diagnosing"}),
         "record_tool_result": _F({"diagnosing"}),
         "submit_diagnosis": _F({"planning"}),
         "fail": _F({"failed"}),
+        "cancel": _F({"failed"}),
     },
     "planning": {
         "record_teacher_call": _F({"planning"}),
         "freeze_plan": _F({"executing"}),
         "fail": _F({"failed"}),
+        "cancel": _F({"failed"}),
     },
     "executing": {
         **{
@@ -112,6 +115,7 @@ CONTRACT: dict[str, dict[str, frozenset[str]]] = {
         "await_review": _F({"awaiting_review"}),
         "complete": _F({"completed"}),
         "fail": _F({"failed"}),
+        "cancel": _F({"failed"}),
     },
     "awaiting_review": {
         "approve_edit": _F({"executing"}),
@@ -163,6 +167,7 @@ TERMINAL_PROBES: dict[str, dict[str, Any]] = {
     "await_review": {"git_post": None},
     "complete": {"git_post": None},
     "fail": {"error": "probe", "reason_code": "error"},
+    "cancel": {"cancelled_by": "probe", "reason": "probe"},
     "request_rollback": {"requested_by": "probe"},
     "roll_back_edit": {"edit_id": "e1", "revert_sha": "e" * 40},
     "roll_back": {"git_post": None},
@@ -397,6 +402,8 @@ class SessionMachineTest(RuleBasedStateMachine):
             assert live.pending_edit_ids(), "awaiting review with nothing pending"
         elif live.status == "failed":
             assert live.error, "failed without an error"
+            if live.reason_code == "cancelled":  # who and why are part of the record
+                assert live.error.startswith("cancelled by "), live.error
         elif live.status == "rolled_back":
             assert not live.applied_unreverted_ids(), "rolled back with applied edits still in place"
         for edit_id, progress in live.edits.items():  # nothing lands that a reviewer still has to decide

@@ -549,6 +549,8 @@ def _draw_payload(draw: st.DrawFn, name: str, session: Session | None) -> dict[s
             return {"git_post": draw(_GIT)}
         case "fail":
             return {"error": draw(_words), "reason_code": draw(_REASON_CODES)}
+        case "cancel":
+            return {"cancelled_by": draw(_reviewers), "reason": draw(_words)}
         case "request_rollback":
             return {"requested_by": draw(_reviewers)}
         case "roll_back_edit":

@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from distill_es.domain.errors import WorkspaceError
+from distill_es.terminal_safe import SafeConsole, inert, safe_text
 
 if TYPE_CHECKING:  # the service (and the engine under it) is imported by the commands that use it
     from distill_es.training.service import TrainingService
@@ -64,7 +65,7 @@ def default_opener(ctx: typer.Context, home: Path | None) -> Iterator[Any]:
 def _console() -> Console:
     # The stream of the moment (test runners swap it); pipes get 120 columns, as the main CLI's.
     wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
-    return Console(file=sys.stdout, highlight=False, width=120 if wide else None)
+    return SafeConsole(file=sys.stdout, width=120 if wide else None)
 
 
 def _short(value: str | None, n: int = 8) -> str:
@@ -79,8 +80,8 @@ def runs_table(views: list[TrainingRunView]) -> Table:
         deployable = "-" if v.deployable is None else ("yes" if v.deployable else "no")
         detail = v.reason_code or (f"delta {v.delta:+.3f}" if v.delta is not None else "")
         table.add_row(
-            _short(v.run_id), _short(v.session_id), v.edit_id, v.backend, v.state, str(v.attempts),
-            v.verdict or "-", deployable, detail,
+            inert(_short(v.run_id)), inert(_short(v.session_id)), inert(v.edit_id), inert(v.backend),
+            inert(v.state), str(v.attempts), inert(v.verdict or "-"), deployable, inert(detail),
         )  # fmt: skip
     return table
 
@@ -89,55 +90,56 @@ def lineage_text(lineage: Lineage) -> Group:
     run, spec, budget = lineage.run, lineage.spec, lineage.spec["budget"]
     trainer = json.dumps(lineage.trainer_command) if lineage.trainer_command else "(none: dry run)"
     parts: list[Any] = [
-        Text(f"training run {run.run_id}", style="bold"),
-        Text(f"  session {run.session_id}, edit {run.edit_id}; state {run.state}"),
-        Text(f"  {run.summary}"),
+        safe_text(f"training run {run.run_id}", style="bold"),
+        safe_text(f"  session {run.session_id}, edit {run.edit_id}; state {run.state}"),
+        safe_text(f"  {run.summary}"),
         Text("spec", style="bold"),
-        Text(
+        safe_text(
             f"  experiment {spec['experiment_id']}: {spec['backend']} / {spec['training_mode']} on "
             f"{spec['target_model_family']} ({spec['hardware_tier']})"
         ),
-        Text("  hyperparameters " + ", ".join(f"{k}={v}" for k, v in spec["hyperparameters"].items())),
+        safe_text("  hyperparameters " + ", ".join(f"{k}={v}" for k, v in spec["hyperparameters"].items())),
         Text(
             f"  budget {budget['max_wall_clock_minutes']:g} min, {budget['max_train_tokens']} tokens; "
             f"config {_short(spec['config_fingerprint'], 12)}, code {_short(spec['code_hash'], 12)}"
         ),
-        Text(f"  trainer {trainer}"),
+        safe_text(f"  trainer {trainer}"),
     ]
     if lineage.dataset:
         d = lineage.dataset
         counts = ", ".join(f"{k} {n}" for k, n in sorted(d["counts"].items())) or "empty"
         parts.append(Text("dataset", style="bold"))
         parts.append(
-            Text(f"  {d['rows']} rows ({counts}), sha256 {_short(d['fingerprint'], 12)}: {d['path']}")
+            safe_text(f"  {d['rows']} rows ({counts}), sha256 {_short(d['fingerprint'], 12)}: {d['path']}")
         )
         if d["benchmark_task_ids"]:
             parts.append(
-                Text(f"  benchmark tasks in the data: {', '.join(d['benchmark_task_ids'])}", style="yellow")
+                safe_text(f"  benchmark tasks in the data: {', '.join(d['benchmark_task_ids'])}", "yellow")
             )
     if lineage.attempts:
         parts.append(Text("attempts", style="bold"))
         for a in lineage.attempts:
-            parts.append(Text(f"  #{a['attempt']} {a['started_at']}: {a['outcome']}"))
+            parts.append(safe_text(f"  #{a['attempt']} {a['started_at']}: {a['outcome']}"))
     if lineage.failure:
         f = lineage.failure
-        parts.append(Text(f"failed ({f['reason_code']}): {f['message']}", style="red"))
+        parts.append(safe_text(f"failed ({f['reason_code']}): {f['message']}", style="red"))
     if lineage.dry_run:
-        parts.append(Text(f"dry run: {lineage.dry_run['message']}"))
+        parts.append(safe_text(f"dry run: {lineage.dry_run['message']}"))
     if lineage.checkpoint:
         c = lineage.checkpoint
         parts.append(Text("checkpoint", style="bold"))
-        parts.append(Text(f"  {c['checkpoint_id']} ({c['adapter_format']}): {c['artifact_path']}"))
+        parts.append(safe_text(f"  {c['checkpoint_id']} ({c['adapter_format']}): {c['artifact_path']}"))
     if lineage.eval:
-        parts.append(Text(f"eval {lineage.eval['verdict']}: {lineage.eval['reason']}", style="bold"))
+        parts.append(safe_text(f"eval {lineage.eval['verdict']}: {lineage.eval['reason']}", style="bold"))
     if lineage.promotion:
         p = lineage.promotion
         parts.append(
-            Text(f"promotion: {'deployable' if p['deployable'] else 'not deployable'} — {p['reason']}")
+            safe_text(f"promotion: {'deployable' if p['deployable'] else 'not deployable'} — {p['reason']}")
         )
     parts.append(Text("events", style="bold"))
     for e in lineage.events:
-        parts.append(Text(f"  v{e['version']} {e['at']} {e['type']} {_short(e['digest'], 12)}", style="dim"))
+        line = f"  v{e['version']} {e['at']} {e['type']} {_short(e['digest'], 12)}"
+        parts.append(safe_text(line, "dim"))
     return Group(*parts)
 
 

@@ -31,20 +31,18 @@ from distill_es.domain.prompt_diff import apply_unified_diff
 from distill_es.domain.vocabulary import Edit, EditOp, Value
 from distill_es.ports import EditCheck
 from distill_es.workspace import toml_config
-from distill_es.workspace.files import atomic_write_text, read_text, resolve_inside
+from distill_es.workspace.files import (
+    atomic_write_text,
+    few_shot_path,
+    prompt_path,
+    read_text,
+    resolve_inside,
+)
 
 CONFIG = toml_config.CONFIG
 DESCRIPTIONS = toml_config.DESCRIPTIONS
 
 P = TypeVar("P", bound=Value)
-
-
-def prompt_path(agent: str) -> str:
-    return f"agents/{agent}/system_prompt.md"
-
-
-def few_shot_path(agent: str) -> str:
-    return f"agents/{agent}/few_shot.json"
 
 
 @dataclass(frozen=True)

@@ -10,20 +10,21 @@ nothing makes no commit, and a revert that does not apply is aborted with the re
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import re
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from git import Git, GitCommandError
-from pydantic import TypeAdapter, ValidationError
 
 from distill_es.domain.errors import InvalidEdit, WorkspaceConflict, WorkspaceError
-from distill_es.domain.payloads import SafeName, describe_validation
 from distill_es.domain.vocabulary import Edit, EditRiskTier
 from distill_es.ports import AppliedEdit, EditCheck
 from distill_es.store.anchors import ANCHOR_TRAILER
-from distill_es.workspace.appliers import applier_for, prompt_path
-from distill_es.workspace.files import atomic_write_text, read_text, resolve_inside
+from distill_es.workspace.appliers import applier_for
+from distill_es.workspace.files import atomic_write_text, prompt_path, read_inside, read_text
 
 TRACKED_PATHS = ("config.toml", "agents", "tools")
 # Anchored to the root: `traces.jsonl` must not also hide `agents/x/traces.jsonl`.
@@ -44,7 +45,6 @@ _GIT_OPTS = ("-c", "commit.gpgsign=false", "-c", "core.editor=true")
 BASELINE_TRAILER = ("Distill-ES", "baseline")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _TRAILER_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*): (.*)$")
-_SAFE_NAME: TypeAdapter[str] = TypeAdapter(SafeName)
 
 
 def parse_trailers(message: str) -> dict[str, list[str]]:
@@ -80,12 +80,36 @@ def _log_head_trailer(log_head: str | None) -> str:
     return f"\n{ANCHOR_TRAILER}: {_trailer_value('log head', log_head)}"
 
 
+def merged_gitignore(current: str) -> str:
+    """`current` with the engine's ignore patterns appended once (the user's lines kept as they are)."""
+    lines = current.splitlines()
+    missing = [pattern for pattern in IGNORED_PATTERNS if pattern not in lines]
+    if not missing:
+        return current
+    block = ([GITIGNORE_HEADER] if GITIGNORE_HEADER not in lines else []) + missing
+    prefix = current if not current or current.endswith("\n") else current + "\n"
+    return prefix + "\n".join(block) + "\n"
+
+
+@contextlib.contextmanager
+def _directory_lock(root: Path) -> Iterator[None]:
+    """An exclusive `flock` on the workspace directory itself, released by the kernel if we die: two
+    first runs in one workspace create the repo and the baseline one after the other."""
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def summary_line(edit: Edit) -> str:
     """A one-line commit subject naming the op and what it touches."""
     keys = ("agent", "query_class", "model", "param", "tool_name", "target_model")
     parts = [f"{k}={edit.payload[k]}" for k in keys if isinstance(edit.payload.get(k), str)]
     subject = " ".join([f"{edit.op.value}:", *(parts or [edit.target or edit.id])])
     subject = " ".join(subject.split())  # no newlines or runs of blanks from a teacher's payload
+    subject = "".join(ch if ch.isprintable() else "?" for ch in subject)  # no control characters either
     return subject if len(subject) <= 100 else subject[:99] + "…"
 
 
@@ -99,25 +123,118 @@ class GitWorkspace:
     # --- setup --------------------------------------------------------------------------------
 
     def init(self) -> str:
-        """Create the repo if needed and the baseline commit once; returns the baseline's full sha."""
+        """Create the repo if needed and the baseline commit once; returns the baseline's full sha.
+
+        Never commits a change the engine did not make: in a repo that already has commits, tracked
+        files under the managed paths with uncommitted (or staged) changes refuse the baseline
+        (`WorkspaceConflict` naming them). The baseline is built in the engine's own index, so the
+        user's staged files never ride along. Concurrent first runs wait for each other.
+        """
         if not self.root.is_dir():
             raise WorkspaceError(f"workspace {self.root} does not exist or is not a directory")
+        with _directory_lock(self.root):
+            return self._init_locked()
+
+    def _init_locked(self) -> str:
         if not (self.root / ".git").exists():
             self._git("init", "-q")
             self._git("config", "user.name", GIT_NAME)
             self._git("config", "user.email", GIT_EMAIL)
             self._git("config", "core.autocrlf", "false")  # files must stay byte-identical
-        self._write_gitignore()
         baseline = self._find_commit(lambda t: BASELINE_TRAILER[1] in t.get(BASELINE_TRAILER[0], []))
         if baseline is not None:
+            self._write_gitignore()
             return baseline
-        paths = self._stage(extra=(".gitignore",))
+        head = self._optional_head()
+        if head is not None:
+            self._refuse_user_changes()
+        self._write_gitignore()
+        return self._commit_baseline(head)
+
+    def _staged_paths(self, head: str | None) -> set[str]:
+        """Paths (top-level parts and full paths) the user has staged relative to `head`."""
+        if head is None:
+            out = self._git("ls-files", "-z", "--cached")
+        else:
+            out = self._git("diff", "--cached", "--name-only", "-z", head)
+        staged = {p for p in out.split("\0") if p}
+        return staged | {p.split("/", 1)[0] for p in staged}
+
+    def _optional_head(self) -> str | None:
+        """HEAD's sha, or None in a repo without commits."""
+        try:
+            return self._git("rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+        except GitCommandError:
+            return None
+
+    def _refuse_user_changes(self) -> None:
+        """Tracked managed files the user changed and did not commit: the baseline must not take them."""
+        out = self._git("status", "--porcelain=v1", "-z", "--untracked-files=no", "--no-renames", "--",
+                        *TRACKED_PATHS)  # fmt: skip
+        changed = sorted({entry[3:] for entry in out.split("\0") if len(entry) > 3})
+        if changed:
+            raise WorkspaceConflict(
+                f"{self.root} has uncommitted changes to files distill_es manages: {', '.join(changed)}; "
+                "commit or discard them first (the baseline commit never includes your uncommitted work)"
+            )
+
+    def _commit_baseline(self, head: str | None) -> str:
+        """The baseline commit, made from the engine's own index: HEAD's tree plus the managed paths
+        (only untracked files can differ from HEAD there) and the engine's .gitignore patterns merged
+        into HEAD's .gitignore. HEAD moves; the user's index is updated for exactly those paths."""
+        git_dir = Path(self._git("rev-parse", "--absolute-git-dir"))
+        index = git_dir / "distill_es-baseline.index"
+        index.unlink(missing_ok=True)
+        try:
+            if head is not None:
+                self._git_with_index(index, "read-tree", head)
+            managed = self._known(TRACKED_PATHS)
+            if managed:
+                self._git_with_index(index, "add", "-A", "--", *managed)
+            # HEAD's own .gitignore plus our patterns: the user's uncommitted lines stay uncommitted.
+            blob = self._hash_blob(merged_gitignore(self._show(head, ".gitignore")))
+            self._git_with_index(index, "update-index", "--add", "--cacheinfo", f"100644,{blob},.gitignore")
+            tree = self._git_with_index(index, "write-tree")
+        finally:
+            index.unlink(missing_ok=True)
         message = (
             "distill_es: baseline of config.toml, agents/, tools/\n\n"
             f"{BASELINE_TRAILER[0]}: {BASELINE_TRAILER[1]}"
         )
-        self._commit(message, only=paths, allow_empty=True)
-        return self.head_sha()
+        staged_before = self._staged_paths(head)
+        parents = ["-p", head] if head is not None else []
+        sha = self._git("commit-tree", tree, *parents, "-m", message)
+        self._git("update-ref", "-m", "distill_es: baseline", "HEAD", sha, head or "")
+        self._sync_user_index(staged_before, [*managed, ".gitignore"])
+        return sha
+
+    def _show(self, head: str | None, path: str) -> str:
+        """The file's text at `head` ("" without a head or without the file)."""
+        if head is None:
+            return ""
+        try:
+            return self._git("show", f"{head}:{path}", strip_newline_in_stdout=False)
+        except GitCommandError:
+            return ""
+
+    def _hash_blob(self, text: str) -> str:
+        with tempfile.NamedTemporaryFile("wb", delete=False) as handle:
+            handle.write(text.encode("utf-8"))
+        try:
+            return self._git("hash-object", "-w", "--no-filters", handle.name)
+        finally:
+            os.unlink(handle.name)
+
+    def _git_with_index(self, index: Path, *args: str) -> str:
+        """A git command on the engine's own index file, never the user's."""
+        return self._git(*args, index_file=index)
+
+    def _sync_user_index(self, staged_before: set[str], paths: list[str]) -> None:
+        """After HEAD moved to the baseline, the user's index entries for `paths` follow it (or git would
+        show our files as staged deletions), except entries the user had staged themselves."""
+        ours = [p for p in paths if p not in staged_before]
+        if ours:
+            self._git("reset", "-q", "HEAD", "--", *ours)
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -137,11 +254,7 @@ class GitWorkspace:
 
     def read_prompt(self, agent: str) -> str:
         """The agent's current system prompt; "" when it has none."""
-        try:
-            _SAFE_NAME.validate_python(agent)
-        except ValidationError as exc:
-            raise InvalidEdit(f"agent name: {describe_validation(exc)}") from None
-        return read_text(resolve_inside(self.root, prompt_path(agent))) or ""
+        return read_inside(self.root, prompt_path(agent)) or ""
 
     def find_edit_commit(self, session_id: str, edit_id: str) -> str | None:
         """The newest commit whose trailers say exactly this `Edit-ID` and `Session-ID`."""
@@ -276,9 +389,7 @@ class GitWorkspace:
 
     # --- internals ----------------------------------------------------------------------------
 
-    def _git(self, *args: str) -> str:
-        if args[0] != "init" and not (self.root / ".git").exists():
-            raise WorkspaceError(f"{self.root} is not a git workspace yet; run init() first")
+    def _env(self, index_file: Path | None = None) -> dict[str, str]:
         env = dict(_GIT_ENV)
         if not (self.root / ".git").is_file():  # a plain repo (not a linked worktree or submodule)
             # Pin the repo: a GIT_DIR / GIT_INDEX_FILE inherited from a git hook must not redirect us.
@@ -286,7 +397,26 @@ class GitWorkspace:
             env.update(
                 GIT_DIR=str(git_dir), GIT_WORK_TREE=str(self.root), GIT_INDEX_FILE=str(git_dir / "index")
             )
-        return self._cmd.execute(["git", *_GIT_OPTS, *args], env=env)
+        if index_file is not None:
+            env["GIT_INDEX_FILE"] = str(index_file)
+        return env
+
+    def _git(self, *args: str, index_file: Path | None = None, strip_newline_in_stdout: bool = True) -> str:
+        if args[0] != "init" and not (self.root / ".git").exists():
+            raise WorkspaceError(f"{self.root} is not a git workspace yet; run init() first")
+        try:
+            return self._cmd.execute(
+                ["git", *_GIT_OPTS, *args],
+                env=self._env(index_file),
+                strip_newline_in_stdout=strip_newline_in_stdout,
+            )
+        except GitCommandError as exc:
+            if "index.lock" in str(exc.stderr):
+                raise WorkspaceConflict(
+                    f"another git process is working in {self.root} (its .git/index.lock is taken); "
+                    "wait for it to finish, or remove .git/index.lock if no git process is running"
+                ) from None
+            raise
 
     def _rev_parse(self, rev: str) -> str:
         try:
@@ -382,10 +512,6 @@ class GitWorkspace:
     def _write_gitignore(self) -> None:
         path = self.root / ".gitignore"
         current = read_text(path) or ""
-        lines = current.splitlines()
-        missing = [pattern for pattern in IGNORED_PATTERNS if pattern not in lines]
-        if not missing:
-            return
-        block = ([GITIGNORE_HEADER] if GITIGNORE_HEADER not in lines else []) + missing
-        prefix = current if not current or current.endswith("\n") else current + "\n"
-        atomic_write_text(path, prefix + "\n".join(block) + "\n")
+        merged = merged_gitignore(current)
+        if merged != current:
+            atomic_write_text(path, merged)

@@ -9,6 +9,7 @@ from typing import Any
 
 from distill_es.domain.errors import WorkspaceConflict
 from distill_es.settings import DEFAULT_SETTINGS_TOML, SETTINGS_FILE
+from distill_es.workspace.files import DESCRIPTIONS_FILE, few_shot_path, prompt_path
 
 DEFAULT_CONFIG = """\
 # The student agent's configuration. distill_es sessions edit this file, one git commit per edit.
@@ -67,9 +68,9 @@ def create_workspace(
     (home / "agents" / agent).mkdir(parents=True, exist_ok=True)
     (home / "tools").mkdir(parents=True, exist_ok=True)
     (home / "config.toml").write_text(config_toml or DEFAULT_CONFIG.format(agent=agent, model=model))
-    (home / "agents" / agent / "system_prompt.md").write_text(system_prompt)
-    (home / "agents" / agent / "few_shot.json").write_text(json.dumps(few_shot or [], indent=2) + "\n")
-    (home / "tools" / "descriptions.toml").write_text(tool_descriptions_toml)
+    (home / prompt_path(agent)).write_text(system_prompt)
+    (home / few_shot_path(agent)).write_text(json.dumps(few_shot or [], indent=2) + "\n")
+    (home / DESCRIPTIONS_FILE).write_text(tool_descriptions_toml)
     (home / "traces.jsonl").write_text(_jsonl(traces))
     (home / "benchmark.jsonl").write_text(_jsonl(benchmark))
     (home / SETTINGS_FILE).write_text(settings_toml)

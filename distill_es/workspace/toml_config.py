@@ -17,6 +17,7 @@ import copy
 import math
 import tomllib
 from collections.abc import MutableMapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import tomlkit
@@ -24,6 +25,7 @@ from tomlkit.items import Array, InlineTable
 from tomlkit.toml_document import TOMLDocument
 
 from distill_es.domain.errors import InvalidEdit, WorkspaceError
+from distill_es.workspace.files import read_inside
 
 CONFIG = "config.toml"
 DESCRIPTIONS = "tools/descriptions.toml"
@@ -48,6 +50,18 @@ def load(text: str, source: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise WorkspaceError(f"{source} is not valid TOML: {exc}") from None
+
+
+def read_workspace_toml(root: Path, relative: str) -> dict[str, Any]:
+    """A workspace TOML file as plain data ({} when absent), read only inside the workspace; a file
+    that does not parse is a `WorkspaceError` naming it and the line."""
+    text = read_inside(root, relative)
+    return {} if text is None else load(text, str(Path(root) / relative))
+
+
+def read_config(root: Path) -> dict[str, Any]:
+    """`<root>/config.toml` as plain data ({} when absent)."""
+    return read_workspace_toml(root, CONFIG)
 
 
 def _parse(text: str, source: str) -> TOMLDocument:

@@ -53,3 +53,10 @@ def test_bad_lines_name_file_and_line(tmp_path, bad, message):
     _write(tmp_path, json.dumps({"task_id": "a", "query": "q", "reference_answer": "r"}), bad)
     with pytest.raises(WorkspaceError, match=message):
         load_benchmark(tmp_path)
+
+
+def test_a_non_utf8_line_names_file_and_line(tmp_path):
+    good = json.dumps({"task_id": "a", "query": "q", "reference_answer": "r"}).encode()
+    (tmp_path / "benchmark.jsonl").write_bytes(good + b"\n" + b'{"task_id": "\xff"}\n')
+    with pytest.raises(WorkspaceError, match=r"benchmark\.jsonl:2: not valid UTF-8"):
+        load_benchmark(tmp_path)

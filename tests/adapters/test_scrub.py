@@ -4,6 +4,8 @@ import pytest
 
 from distill_es.adapters.scrub import SECRET_PATTERNS, scrub, scrub_obj
 
+from .test_scrub_corpus import SAMPLES  # one sample per format, shared with the teacher-server test
+
 # Fake credentials, assembled so no real-looking key sits in the source as one literal.
 ANTHROPIC = "sk-ant-api03-" + "Ab3_" * 10
 OPENAI = "sk-" + "T3stKey" * 6
@@ -40,6 +42,7 @@ CASES = [
     ("credential", "CLIENT_SECRET = s3cr3tvalue", "s3cr3tvalue"),
     ("credential", '{"access_token": "tok_98765"}', "tok_98765"),
     ("email", "write to jane.doe+work@mail.example.co.uk today", "jane.doe+work@mail.example.co.uk"),
+    *((s.kind, s.text, s.secret) for s in SAMPLES),
 ]
 
 
@@ -88,13 +91,15 @@ def test_scrub_obj_recurses_and_copies():
         "query": f"my key is {OPENAI}",
         "steps": [{"input": {"email": "a@b.io"}}, 3, None, ("t", "x@y.org")],
         "n": 1.5,
-        "api_key": "the key name itself stays",
+        "api_key": "the key name stays, its value goes",
+        "trace_id": "t001",
     }
     out = scrub_obj(data)
     assert out == {
         "query": "my key is [REDACTED:openai_key]",
         "steps": [{"input": {"email": "[REDACTED:email]"}}, 3, None, ["t", "[REDACTED:email]"]],
         "n": 1.5,
-        "api_key": "the key name itself stays",
+        "api_key": "[REDACTED:credential]",  # as `api_key = …` in text would be
+        "trace_id": "t001",
     }
     assert data["query"].endswith(OPENAI)  # input untouched

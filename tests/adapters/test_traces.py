@@ -301,3 +301,21 @@ def test_open_trace_source_prefers_jsonl_then_db_then_empty(tmp_path, traces_db)
     empty = open_trace_source(tmp_path / "nowhere")
     assert isinstance(empty, EmptyTraceSource) and isinstance(empty, TraceSource)
     assert (empty.count(), empty.list(), empty.get("x"), empty.search("x")) == (0, [], None, [])
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (
+            b'{"trace_id": "t3", "query": "caf\xe9"}',
+            r"traces\.jsonl:3: not valid UTF-8 \(byte b'\\xe9' at column 33\)",
+        ),
+        (b"[" * 100_000, r"traces\.jsonl:3: JSON nested too deeply"),
+    ],
+)
+def test_undecodable_lines_name_file_and_line(tmp_path, bad: bytes, message: str) -> None:
+    path = tmp_path / "traces.jsonl"
+    good = b'{"trace_id": "t1"}\n{"trace_id": "t2"}\n'
+    path.write_bytes(good + bad + b"\n")
+    with pytest.raises(WorkspaceError, match=message):
+        JsonlTraceSource(path).count()

@@ -52,20 +52,24 @@ ORACLE: dict[tuple[str, str], set[str]] = {
     ("initiated", "check_readiness"): {"initiated"},
     ("initiated", "begin_diagnosis"): {"diagnosing"},
     ("initiated", "fail"): {"failed"},
+    ("initiated", "cancel"): {"failed"},
     # diagnosing: a teacher tool loop, ended by the submitted diagnosis
     ("diagnosing", "record_teacher_call"): {"diagnosing"},
     ("diagnosing", "record_tool_result"): {"diagnosing"},
     ("diagnosing", "submit_diagnosis"): {"planning"},
     ("diagnosing", "fail"): {"failed"},
+    ("diagnosing", "cancel"): {"failed"},
     # planning: one teacher call, then the plan is frozen
     ("planning", "record_teacher_call"): {"planning"},
     ("planning", "freeze_plan"): {"executing"},
     ("planning", "fail"): {"failed"},
+    ("planning", "cancel"): {"failed"},
     # executing: facts about edits, then rest (review, completed) or fail
     **{("executing", fact): {"executing"} for fact in EXECUTING_FACTS},
     ("executing", "await_review"): {"awaiting_review"},
     ("executing", "complete"): {"completed"},
     ("executing", "fail"): {"failed"},
+    ("executing", "cancel"): {"failed"},
     # awaiting_review: a reviewer decides; the last decision may complete the session
     ("awaiting_review", "approve_edit"): {"executing"},
     ("awaiting_review", "reject_edit"): {"executing", "completed"},

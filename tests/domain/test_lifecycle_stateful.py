@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import run_state_machine_as_test
 from transitions import Machine
 
+from distill_es.domain import errors as lifecycle_errors
 from distill_es.domain import events as ev
 from distill_es.domain import lifecycle
 from distill_es.domain.payloads import parse_payload
@@ -173,3 +174,33 @@ def test_legal_only_commands_are_legal_and_histories_replay(data: st.DataObject,
     if legal:
         command = data.draw(strategies.commands(session, legal_only=True))
         assert command.name in legal
+
+
+# --- cancel: a person's way out, from every state the contract names ------------------------------
+
+CANCELLABLE = {"initiated", "diagnosing", "planning", "executing"}
+
+
+@settings(KIT, max_examples=80)
+@given(session=strategies.event_histories(max_steps=25), data=st.data())
+def test_cancel_ends_every_unfinished_session_and_nothing_else(session: Session, data: st.DataObject) -> None:
+    command = data.draw(strategies.commands(session, names=["cancel"]))
+    status, version = session.status, session.version
+    if status not in CANCELLABLE:
+        with pytest.raises(lifecycle_errors.IllegalTransition):
+            strategies.fire(session, command)
+        assert (session.status, session.version) == (status, version)
+        return
+    strategies.fire(session, command)
+    assert session.status == SessionStatus.FAILED and session.reason_code == "cancelled"
+    by, reason = command.kwargs["cancelled_by"], command.kwargs["reason"]
+    assert session.error == f"cancelled by {by}: {reason}"
+    assert session.version == version + 1
+    event = list(session.pending_events)[-1]
+    assert isinstance(event, ev.SessionCancelled) and event.cancelled_by == by and event.reason == reason
+    replayed: Any = None
+    for each in session.pending_events:
+        replayed = each.mutate(replayed)
+    assert session_state(replayed) == session_state(session)
+    assert "cancel" not in lifecycle.legal_commands(session.status)  # once is enough
+    assert "request_rollback" in lifecycle.legal_commands(session.status)  # its accepted edits can go

@@ -144,7 +144,7 @@ def test_a_new_session_is_initiated_and_holds_only_its_start() -> None:
         {"trace_id": "trace-42"},
     )
     assert (view.autonomy_mode, view.version, view.ended_at, view.edit_outcomes) == ("manual", 1, None, [])
-    assert session.legal_commands() == ["begin_diagnosis", "check_readiness", "fail"]
+    assert session.legal_commands() == ["begin_diagnosis", "cancel", "check_readiness", "fail"]
 
 
 def test_a_whole_session_through_review_to_completion() -> None:

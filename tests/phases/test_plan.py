@@ -356,3 +356,38 @@ def test_freeze_plan_only_raises_invalid_teacher_output(tool_input: Any) -> None
     assert len(frozen.plan.edits) + len(frozen.rejected) == len(edits)
     assert len({e.id for e in frozen.plan.edits}) == len(frozen.plan.edits)
     json.dumps(frozen.model_dump(mode="json"), allow_nan=False)
+
+
+# --- edit ids go into commit trailers: one safe token (issue 13) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    [
+        "e-nl\nEdit-ID: e-temp",  # would forge a second trailer line
+        "e1\r",
+        " e1",
+        "e1\x1b[2J",
+        "e/../1",
+        "x" * 101,
+        "-leading-dash",
+        "tab\there",
+    ],
+)
+def test_an_unsafe_edit_id_is_refused_at_plan_time_naming_it(bad_id: str) -> None:
+    good = edit(id="edit_ok", payload={"query_class": "geo", "model": "m"})
+    frozen = freeze({"edits": [edit(id=bad_id), good]})
+    assert [e.id for e in frozen.plan.edits] == ["edit_ok"]
+    assert len(frozen.rejected) == 1
+    reason = frozen.rejected[0].reason
+    assert reason.startswith("edit id ") and "is not allowed" in reason
+    assert "\n" not in reason  # the id is quoted with its escapes, never raw
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=120))
+def test_every_frozen_edit_id_is_one_trailer_safe_token(edit_id: str) -> None:
+    frozen = freeze({"edits": [edit(id=edit_id)]})
+    for accepted in frozen.plan.edits:
+        assert accepted.id.isascii() and accepted.id.isprintable() and " " not in accepted.id
+        assert len(accepted.id) <= 100
