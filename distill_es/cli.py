@@ -34,6 +34,7 @@ from distill_es import __version__, cli_loop, cli_transfer
 from distill_es import cli_render as render
 from distill_es.domain.errors import (
     ConcurrentSessionWrite,
+    DamagedSession,
     DistillError,
     IllegalTransition,
     NotAWorkspace,
@@ -94,8 +95,8 @@ def exit_code_for(exc: BaseException) -> int:
         return 3
     if isinstance(exc, StoreUnavailable):
         return 1  # the machine or the database, not the command: fix it and run the command again
-    if isinstance(exc, IllegalTransition | ConcurrentSessionWrite | WorkspaceConflict):
-        return 4
+    if isinstance(exc, IllegalTransition | ConcurrentSessionWrite | WorkspaceConflict | DamagedSession):
+        return 4  # a damaged session: refused like a conflict, nothing was done
     if isinstance(exc, SettingsError):
         return 2
     return 1
@@ -116,6 +117,8 @@ def _hint_for(exc: BaseException) -> str:
         return f"fix {SETTINGS_FILE} (every key is optional; see docs/getting-started.md)"
     if isinstance(exc, SessionInterrupted):
         return "nothing was lost: continue with `distill-es resume SESSION`"
+    if isinstance(exc, DamagedSession):
+        return ""  # one line: the message names the session and `distill-es verify`
     if not isinstance(exc, DistillError):
         return "this is a bug in distill-es; rerun with --debug to see the traceback"
     return ""
@@ -342,7 +345,7 @@ def resolve_session(engine: Engine, ref: str) -> str:
         return str(UUID(ref))
     except ValueError:
         pass
-    matches = [view.id for view in engine.sessions() if view.id.startswith(ref)]
+    matches = [sid for sid in engine.session_ids() if sid.startswith(ref)]  # damaged ones too
     if len(matches) == 1:
         return matches[0]
     if not matches:
@@ -720,19 +723,26 @@ def sessions(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List this workspace's sessions, newest first."""
+    """List this workspace's sessions, newest first.
+
+    A damaged session is listed on stderr as damaged (with what `distill-es verify` will detail);
+    the others are listed as usual.
+    """
     path = resolve_home(ctx, home)
     filters: dict[str, Any] = {"limit": limit}
     if trigger is not None:
         filters["trigger"] = trigger.value
     with open_engine(ctx, path, read_only=True) as engine:
-        views = engine.sessions(status=status, **filters)
+        views, damaged = engine.sessions_and_damage(status=status, **filters)
     if as_json:
-        print_json([view.model_dump(mode="json") for view in views])
-    elif not views:
+        listed = [view.model_dump(mode="json") for view in views]
+        print_json(listed + [{"id": d.session_id, "status": "damaged", "error": str(d)} for d in damaged])
+    elif not views and not damaged:
         out().print("no sessions yet: start one with `distill-es run` (or try `distill-es demo`)")
-    else:
+    elif views:
         out().print(render.sessions_table(views))
+    for problem in [] if as_json else damaged:
+        err().print(Text(f"damaged: {inert(problem)}", style="bold red"), soft_wrap=True)
 
 
 def _parse_at(value: str) -> int | datetime:
@@ -921,9 +931,11 @@ def verify(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Check the event log: digests chain, sessions replay, projections agree.
+    """Check the event log: digests chain, sessions replay, projections agree, and every log head
+    anchored in the workspace's git history (Distill-Log-Head trailers) is still in the log.
 
-    Exit 1 when damage is found, listing session, position (event version) and kind.
+    Exit 1 when damage is found, listing session, position (event version) and kind. The anchors do
+    not need the index: a cut or rewritten log is found with .distill_es/views*.sqlite deleted.
     """
     path = resolve_home(ctx, home)
     with open_engine(ctx, path, read_only=True) as engine:

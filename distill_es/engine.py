@@ -34,6 +34,7 @@ from distill_es.domain import lifecycle
 from distill_es.domain import next_step as steps
 from distill_es.domain.errors import (
     CassetteMiss,
+    DamagedSession,
     DistillError,
     EndpointUnavailable,
     InvalidEdit,
@@ -63,6 +64,7 @@ from distill_es.ports import (
     accepts_keyword,
 )
 from distill_es.settings import Settings
+from distill_es.store.anchors import Anchor, anchor_problem, anchor_value, anchors_by_session
 from distill_es.store.app import STATE_DIR, EventStore, default_store_url, open_store
 from distill_es.store.locks import exclusive
 from distill_es.store.projections import SessionIndex, cost_ledger, timeline
@@ -121,6 +123,7 @@ class _LedgerJudge:
         except EndpointUnavailable as exc:
             self._down = exc
             raise
+        usage_of(message)  # a reply whose token counts are invalid is a judge error, never a cost
         with self._lock:
             self._calls.append((task.task_id, self.inner.request(task, output), message))
         return verdict
@@ -366,7 +369,7 @@ class Engine:
     def run(self, session_id: str) -> LearningSession:
         """Drive the session until it rests (completed, awaiting_review, failed, rolled_back)."""
         with self._running(session_id):
-            session = self.store.load(session_id)
+            session = self._load(session_id)
             while True:
                 step = next_step(session)
                 if isinstance(step, steps.Rest):
@@ -387,7 +390,7 @@ class Engine:
     def approve(self, session_id: str, edit_id: str, *, reviewer: str, note: str = "") -> LearningSession:
         """Approve a pending edit: it is applied and gated now, and the session moves on."""
         with self._running(session_id):
-            session = self.store.load(session_id)
+            session = self._load(session_id)
             session.approve_edit(edit_id=edit_id, reviewer=reviewer, note=note)
             self._require_clean_workspace(f"before session {session_id} can apply edit {edit_id}")
             self._require_readable_config()  # an approval must not be spent on a file that cannot be edited
@@ -396,7 +399,7 @@ class Engine:
 
     def reject(self, session_id: str, edit_id: str, *, reviewer: str, reason: str) -> LearningSession:
         with self._running(session_id):
-            session = self.store.load(session_id)
+            session = self._load(session_id)
             session.reject_edit(edit_id=edit_id, reviewer=reviewer, reason=reason)
             self._require_clean_workspace(f"before session {session_id} can go on")
             self.store.save(session)
@@ -405,7 +408,7 @@ class Engine:
     def rollback(self, session_id: str, *, requested_by: str = "user") -> LearningSession:
         """Revert every applied edit of the session, newest first; the session ends ROLLED_BACK."""
         with self._running(session_id):
-            session = self.store.load(session_id)
+            session = self._load(session_id)
             session.request_rollback(requested_by=requested_by)
             self._require_clean_workspace(f"before session {session_id} can be rolled back")
             self.store.save(session)
@@ -418,7 +421,7 @@ class Engine:
         restored, so a cancelled session leaves the workspace as its accepted edits made it; those stay,
         and `rollback` reverts them. See docs/engine.md "Cancel"."""
         with exclusive(self.store.url, self.state_dir, *self._session_lock(session_id)):
-            session = self.store.load(session_id)
+            session = self._load(session_id)  # a damaged log gets nothing appended, not even this
             lifecycle.decide(session, "cancel", session_id=session_id)  # illegal from a resting state
             unsettled = self._unsettled_edits(session)
             if unsettled:
@@ -433,23 +436,49 @@ class Engine:
     # ------------------------------------------------------------------------------------------
     # queries
     def get(self, session_id: str, version: int | None = None) -> LearningSession:
+        session = self._load(session_id)  # the whole session must be sound before any version is shown
+        if version is None:
+            return session.view()
         return self.store.load(session_id, version=version).view()
 
     def get_at(self, session_id: str, at: Any) -> LearningSession:
+        self._load(session_id)
         return self.store.load_at(session_id, at).view()
 
     def history(self, session_id: str) -> list[dict[str, Any]]:
-        return timeline(self.store.domain_events(session_id))
+        return timeline(self._checked_events(session_id))
 
     def cost_ledger(self, session_id: str) -> list[dict[str, Any]]:
-        return cost_ledger(self.store.domain_events(session_id))
+        return cost_ledger(self._checked_events(session_id))
 
     def sessions(self, status: SessionStatus | str | None = None, **filters: Any) -> list[LearningSession]:
-        """Sessions of this workspace, newest first (filters: trigger, since, until, limit)."""
+        """Sessions of this workspace, newest first (filters: trigger, since, until, limit); damaged
+        sessions are left out (see `sessions_and_damage`)."""
+        return self.sessions_and_damage(status, **filters)[0]
+
+    def sessions_and_damage(
+        self, status: SessionStatus | str | None = None, **filters: Any
+    ) -> tuple[list[LearningSession], list[DamagedSession]]:
+        """(the sound sessions, the damaged ones) of this workspace, newest first: one damaged
+        session never hides the others."""
         rows = self.index.rows(
             status=SessionStatus(status).value if status else None, workspace=str(self.home), **filters
         )
-        return [self.store.load(row["session_id"]).view() for row in rows]
+        anchors = self._anchors()
+        views: list[LearningSession] = []
+        damaged: list[DamagedSession] = []
+        for row in rows:
+            try:
+                if row.get("damage"):
+                    raise DamagedSession(row["session_id"], row["damage"])
+                views.append(self._load(row["session_id"], anchors).view())
+            except DamagedSession as exc:
+                damaged.append(exc)
+        return views, damaged
+
+    def session_ids(self) -> list[str]:
+        """Every session id of this workspace the index knows, damaged ones included, newest first."""
+        return [row["session_id"] for row in self.index.rows(workspace=str(self.home))]
 
     def loop(self, trigger: Trigger | None = None, **options: Any) -> Any:
         """Sessions back to back, each chained to the previous (paper Algorithm 1); resumable.
@@ -483,13 +512,74 @@ class Engine:
         return work(self.store.url, self.state_dir, **options)
 
     def pending_reviews(self) -> list[dict[str, Any]]:
-        return self.index.review_queue(workspace=str(self.home))
+        """Edits waiting for a reviewer, oldest first; never those of a damaged session (approving
+        one would be refused: see `sessions_and_damage` to name them)."""
+        items = self.index.review_queue(workspace=str(self.home))
+        anchors = self._anchors()
+        sound: dict[str, bool] = {}
+        for sid in {item["session_id"] for item in items}:
+            try:
+                self._load(sid, anchors)
+                sound[sid] = True
+            except DamagedSession:
+                sound[sid] = False
+        return [item for item in items if sound[item["session_id"]]]
 
     def verify(self, session_id: str | None = None) -> list[SessionReport]:
+        """Audit the log: chains, replays, the index, and the log heads anchored in this workspace's
+        git history (which do not depend on the index: they hold with the views deleted)."""
         self.index.catch_up()
+        anchors = self._anchors()
         if session_id is not None:
-            return [verify_session(self.store, self.index, session_id)]
-        return verify_store(self.store, self.index)
+            sid = str(session_id)
+            return [verify_session(self.store, self.index, sid, anchors=anchors.get(sid, []))]
+        return verify_store(self.store, self.index, anchors=anchors)
+
+    # ------------------------------------------------------------------------------------------
+    # loading, checked
+    def _load(self, session_id: str, anchors: dict[str, list[Anchor]] | None = None) -> Session:
+        """The session, refused (`DamagedSession`) when its events do not chain (checked by the
+        store on the way in) or the log disagrees with the newest head anchored in git."""
+        session = self.store.load(session_id)
+        found = (self._anchors() if anchors is None else anchors).get(str(session.id), [])
+        if found:
+            newest = found[0]
+            at = session.last_digest if newest.version == session.version else None
+            if at is None and newest.version < session.version:
+                at = self.store.head_digest(session.id, newest.version)
+            problem = anchor_problem(newest, session.version, at)
+            if problem is not None:
+                raise DamagedSession(str(session.id), problem[1], kind=problem[0])
+        return session
+
+    def _checked_events(self, session_id: str) -> list[Any]:
+        """The session's events, each checked to chain, and checked against every anchor in git."""
+        events = self.store.domain_events(session_id, checked=True)
+        sid = str(events[0].originator_id)
+        for anchor in self._anchors().get(sid, []):
+            at = events[anchor.version - 1].digest if anchor.version <= len(events) else None
+            problem = anchor_problem(anchor, len(events), at)
+            if problem is not None:
+                raise DamagedSession(sid, problem[1], kind=problem[0])
+        return events
+
+    def _anchors(self) -> dict[str, list[Anchor]]:
+        """The log heads anchored in this workspace's git history, per session (read, never created:
+        a read command must not make a repository)."""
+        workspace = self._ports.workspace
+        if workspace is None and (self.home / ".git").exists():
+            from distill_es.workspace.git_workspace import GitWorkspace
+
+            workspace = GitWorkspace(self.home)
+        trailers = getattr(workspace, "commit_trailers", None)
+        return anchors_by_session(trailers()) if trailers is not None else {}
+
+    def _log_head(self, session: Session, method: Any) -> dict[str, str]:
+        """`log_head=` for a workspace commit, when the workspace takes it: the session's last saved
+        event (a step starts with nothing pending; if something were, the saved head is unknown)."""
+        if session.pending_events or not accepts_keyword(method, "log_head"):
+            return {}
+        return {"log_head": anchor_value(session.version, session.last_digest)}
 
     # ------------------------------------------------------------------------------------------
     # the steps
@@ -668,7 +758,17 @@ class Engine:
                 f"teacher call {call_key} of session {session.id} did not complete ({type(exc).__name__}: "
                 f"{exc}); nothing was recorded — run the session again to resume"
             ) from exc
-        usage = usage_of(message)
+        try:
+            usage = usage_of(message)
+        except InvalidTeacherOutput as exc:
+            if purpose == "self_run":
+                raise  # run_self_on_task: the teacher hears it as a tool error and may go on
+            # A paid reply whose bill cannot be read: recorded as the session's failure, never priced.
+            session.fail(
+                error=f"the teacher's reply to {purpose} call {call_key} is invalid: {exc}",
+                reason_code="teacher_invalid_output",
+            )
+            return False
         model = str(getattr(message, "model", None) or params["model"])
         session.record_teacher_call(
             call_key=call_key,
@@ -930,7 +1030,12 @@ class Engine:
         if workspace.dirty_paths():  # our own half-written files from a crash (the intent is recorded)
             workspace.restore(str(progress.pre_sha))
         try:
-            applied = workspace.apply(progress.edit, session_id=str(session.id), risk_tier=progress.risk_tier)
+            applied = workspace.apply(
+                progress.edit,
+                session_id=str(session.id),
+                risk_tier=progress.risk_tier,
+                **self._log_head(session, workspace.apply),
+            )
         except OpNotAvailable as exc:
             session.skip_edit(edit_id=step.edit_id, reason=str(exc))
             return
@@ -975,7 +1080,9 @@ class Engine:
         if workspace.dirty_paths():  # a revert interrupted by a crash: start it again from HEAD
             workspace.restore(workspace.head_sha())
         commit = str(session.edits[edit_id].commit_sha)
-        return workspace.revert(commit, session_id=str(session.id), edit_id=edit_id)
+        return workspace.revert(
+            commit, session_id=str(session.id), edit_id=edit_id, **self._log_head(session, workspace.revert)
+        )
 
     def _do_RevertEdit(self, session: Session, step: steps.RevertEdit) -> None:
         revert_sha = self._revert(session, step.edit_id)

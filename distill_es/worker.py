@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from distill_es.domain.errors import DistillError, SessionBusy, SessionInterrupted
+from distill_es.domain.errors import DamagedSession, DistillError, SessionBusy, SessionInterrupted
 from distill_es.engine import Engine
 from distill_es.store.app import EventStore
 from distill_es.store.projections import SessionIndex
@@ -56,6 +56,7 @@ class WorkerReport:
     interrupted: list[str] = field(default_factory=list)
     busy_skips: int = 0
     backed_off: dict[str, str] = field(default_factory=dict)  # session id -> why, and until when
+    damaged: list[str] = field(default_factory=list)  # skipped for this worker's lifetime
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,11 @@ def work(
             ran = False
             busy_workspaces: set[str] = set()  # one busy session there means the workspace is taken
             for row in runnable_sessions(index):
-                if row["workspace"] in busy_workspaces or _backing_off(row, backoff, clock(), report):
+                if (
+                    row["workspace"] in busy_workspaces
+                    or row["session_id"] in report.damaged
+                    or _backing_off(row, backoff, clock(), report)
+                ):
                     continue
                 if _run_one(row, store_url, open_engine, report):
                     ran = True
@@ -151,6 +156,10 @@ def _run_one(row: dict[str, Any], store_url: str, open_engine: EngineOpener, rep
         session = engine.run(session_id)
     except SessionBusy:
         report.busy_skips += 1  # another worker holds it (or its workspace): try the next one
+        return False
+    except DamagedSession as exc:
+        log.error("session %s skipped: %s", session_id, exc)  # no retry can mend a damaged log
+        report.damaged.append(session_id)
         return False
     except SessionInterrupted as exc:  # recorded in its log by the engine: every worker backs off
         log.warning("session %s interrupted (recorded; backing off): %s", session_id, exc)

@@ -42,7 +42,10 @@ takes `--json` and then prints only JSON on stdout.
   settings in `distill_es.toml`, a missing `ANTHROPIC_API_KEY`.
 - `3` not found: no such session, or `--home` is not a workspace.
 - `4` illegal transition or conflict: approving an edit of a completed session, a session busy in
-  another process, uncommitted changes in the workspace, `init` or `demo` on an existing workspace.
+  another process, uncommitted changes in the workspace, `init` or `demo` on an existing workspace,
+  a damaged session (its stored events do not decode, fold or chain, or disagree with the log head
+  anchored in the workspace's git history): every command that loads it refuses with one line naming
+  the session and `distill-es verify`, and does nothing.
 - `130` interrupted with Ctrl-C (continue with `distill-es resume SESSION`).
 
 Errors are one or two lines on stderr (what was wrong, what to do); `--debug` adds the traceback.
@@ -55,6 +58,8 @@ Errors are one or two lines on stderr (what was wrong, what to do); `--debug` ad
   the default outside the demo.
 - `DISTILL_ES_STUDENT_URL`: the student's OpenAI-compatible endpoint (overrides `[student] base_url`
   in `distill_es.toml`).
+- `DISTILL_ES_HMAC_KEY` (or `DISTILL_ES_HMAC_KEY_FILE`, a file holding it): key every event digest
+  with HMAC-SHA256, so a chain recomputed without the key fails `verify` (docs/operations.md).
 """
 
 

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from distill_es.adapters.teacher import token_count
+
 _MILLION = 1_000_000
 CACHE_WRITE_FACTOR = 1.25  # 5-minute cache write
 CACHE_READ_FACTOR = 0.1
@@ -90,12 +92,15 @@ def price_for(model: str) -> ModelPrice:
 
 
 def _tokens(usage: Mapping[str, Any], key: str) -> int:
+    # Checked here too: a negative or absurd count must never become a (negative) price.
     value = usage.get(key)
-    return int(value) if value is not None else 0
+    return 0 if value is None else token_count(key, value)
 
 
 def cost_of(model: str, usage: Mapping[str, Any]) -> float:
-    """USD for one call. `usage` as the Messages API reports it; missing or None counts as 0."""
+    """USD for one call. `usage` as the Messages API reports it; missing or None counts as 0.
+
+    A count that is not an int in 0..MAX_TOKENS_PER_CALL raises `InvalidTeacherOutput`."""
     p = price_for(model)
     total = (
         _tokens(usage, "input_tokens") * p.input

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from distill_es.domain.errors import InvalidTeacherOutput
+
 if TYPE_CHECKING:
     import anthropic
 
@@ -157,10 +159,41 @@ def response_to_dict(message: Any) -> dict[str, Any]:
     return jsonable(dict(message))
 
 
+# A reply's token counts are hostile numbers: the largest context window is 1M tokens, so a count
+# beyond ten times that is a broken or forged reply, never a bill.
+MAX_TOKENS_PER_CALL = 10_000_000
+# The Messages API always reports these two; the cache counts are documented as nullable.
+REQUIRED_USAGE_KEYS = ("input_tokens", "output_tokens")
+
+
 def usage_of(message: Any) -> dict[str, int]:
-    """The four token counts of a Message (or its dict), as ints; None and missing count as 0."""
+    """The four token counts of a Message (or its dict), validated at the boundary.
+
+    Each count must be an int (not a bool, float or string) in 0..MAX_TOKENS_PER_CALL; the cache
+    counts may be null or missing (0). Anything else raises `InvalidTeacherOutput` naming the field.
+    """
     usage = message.get("usage") if isinstance(message, dict) else getattr(message, "usage", None)
     if isinstance(usage, BaseModel):
-        usage = usage.model_dump()
-    usage = usage or {}
-    return {key: int(usage.get(key) or 0) for key in USAGE_KEYS}
+        usage = usage.model_dump(warnings=False)  # the hostile values are checked below
+    if not isinstance(usage, dict):
+        raise InvalidTeacherOutput(f"the reply's usage is {_shown(usage)}, not an object of token counts")
+    return {key: token_count(key, usage.get(key)) for key in USAGE_KEYS}
+
+
+def token_count(key: str, value: Any) -> int:
+    """One usage count, checked: an int in 0..MAX_TOKENS_PER_CALL (a nullable cache count: None is 0)."""
+    if value is None and key not in REQUIRED_USAGE_KEYS:
+        return 0
+    if type(value) is not int:  # bool is an int subclass: `true` tokens is not a count
+        raise InvalidTeacherOutput(f"usage.{key} is {_shown(value)}, not a whole number of tokens")
+    if not 0 <= value <= MAX_TOKENS_PER_CALL:
+        raise InvalidTeacherOutput(
+            f"usage.{key} is {_shown(value)}, outside 0..{MAX_TOKENS_PER_CALL:,} tokens"
+        )
+    return value
+
+
+def _shown(value: Any) -> str:
+    """A short repr of a hostile value for an error message."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

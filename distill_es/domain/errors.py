@@ -68,6 +68,22 @@ class TamperedLog(DistillError):
     """The stored events of a session no longer chain: something was edited, deleted or reordered."""
 
 
+class DamagedSession(TamperedLog):
+    """A session whose stored events cannot be trusted or folded: nothing was done with it.
+
+    Raised on the way in by every command that loads a session (its events do not decode, do not fold,
+    do not chain, or disagree with the log heads anchored in the workspace's git history).
+    `distill-es verify SESSION` lists what is wrong, event by event.
+    """
+
+    def __init__(self, session_id: str, reason: str, kind: str = "damaged") -> None:
+        self.session_id, self.reason, self.kind = str(session_id), reason, kind
+        super().__init__(
+            f"session {session_id} is damaged ({reason}); nothing was done with it — "
+            f"run `distill-es verify {session_id}` for the details"
+        )
+
+
 class SettingsError(DistillError):
     pass
 

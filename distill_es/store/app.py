@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import hmac
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -19,10 +20,13 @@ from urllib.parse import ParseResult, unquote, urlparse
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError, StoredEvent
+from eventsourcing.utils import resolve_topic
 
+from distill_es.domain import events as ev
 from distill_es.domain.errors import (
     ConcurrentSessionWrite,
+    DamagedSession,
     DistillError,
     SessionNotFound,
     StoreError,
@@ -383,8 +387,92 @@ def _fold(session: Any, events: Iterable[Any]) -> Any:
     """The library's projector, minus its per-event `isinstance` against a runtime Protocol (an
     assert that costs more than folding the event itself): our events are our own classes."""
     for event in events:
+        event.__dict__.pop(_RAW_PAYLOAD, None)
         session = event.mutate(session)
     return session
+
+
+# Where `_ChainMapper` keeps an upcast event's payload as it was stored (its digest covers that).
+_RAW_PAYLOAD = "__distill_raw_payload__"
+_NOT_PAYLOAD = ev.ENVELOPE_KEYS | {"originator_id", "originator_version", _RAW_PAYLOAD}
+_CHAINED = (ev.ChainedEvent, ev.SessionStarted)
+
+
+def _checked_fold(session: Any, events: Iterable[Any], sid: str = "") -> Any:
+    """`_fold` that checks, on the way, that each session event chains to the one before it (the
+    snapshot's digest, or the genesis), and turns any event that does not decode or fold into
+    `DamagedSession`. Only the events after the snapshot are read, so the check costs one digest
+    per event actually folded."""
+    version, key = 0, ev.digest_key()
+    try:
+        for event in events:
+            version = event.originator_version
+            if isinstance(event, _CHAINED):
+                if session is None:
+                    sid = str(event.originator_id)
+                previous = session.last_digest if session is not None else ev.genesis_digest(sid)
+                if not chains_to(previous, event, key):
+                    raise DamagedSession(
+                        str(event.originator_id), _unchained(previous, event, key), "unchained"
+                    )
+                event.__dict__.pop(_RAW_PAYLOAD, None)
+            session = event.mutate(session)
+    except (DamagedSession, PersistenceError):
+        raise
+    except Exception as exc:  # hostile stored bytes: any failure to decode or fold is damage
+        sid = str(session.id) if session is not None else sid
+        where = f"event {version}" if version else "its first event"
+        raise DamagedSession(
+            sid, f"{where} cannot be read back: {type(exc).__name__}: {_short(exc)}", kind="unreadable"
+        ) from exc
+    return session
+
+
+def chains_to(previous: str, event: Any, key: bytes | None) -> bool:
+    """Whether `event`'s recorded digest is the one computed from `previous` and its own content."""
+    state = event.__dict__
+    payload = state.get(_RAW_PAYLOAD)
+    if payload is None:
+        payload = {k: v for k, v in state.items() if k not in _NOT_PAYLOAD}
+    expected = ev.chain_digest(
+        previous, event.TOPIC, state["originator_version"], state["timestamp"], payload, key
+    )
+    return hmac.compare_digest(expected, str(state.get("digest")))
+
+
+def _unchained(previous: str, event: Any, key: bytes | None) -> str:
+    """Why `event` does not chain, saying so when the HMAC key is what differs."""
+    reason = f"event {event.originator_version} does not chain to the one before it"
+    if key is not None and chains_to(previous, event, None):
+        reason += " under the HMAC key: it was recorded (or rewritten) without it"
+    return reason
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _ChainMapper(Mapper):  # type: ignore[type-arg]
+    """The library's mapper, except that an event upcast on the way in keeps its payload as stored
+    (the digest was computed over that, not over the upcast shape)."""
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        cls = resolve_topic(stored_event.topic)
+        if getattr(cls, "class_version", 1) == 1:
+            return super().to_domain_event(stored_event)
+        raw = self._decoded(stored_event)
+        event = super().to_domain_event(stored_event)
+        event.__dict__[_RAW_PAYLOAD] = {k: v for k, v in raw.items() if k not in _NOT_PAYLOAD}
+        return event
+
+    def _decoded(self, stored_event: StoredEvent) -> dict[str, Any]:
+        data = stored_event.state
+        if self.cipher:
+            data = self.cipher.decrypt(data)
+        if self.compressor:
+            data = self.compressor.decompress(data)
+        return self.transcoder.decode(data)
 
 
 class SessionApplication(Application):
@@ -392,6 +480,10 @@ class SessionApplication(Application):
     # Snapshots are taken by EventStore.save from the session in hand: the library's interval
     # snapshots would reload the whole session from the store on every 100th save.
     is_snapshotting_enabled = True
+
+    def construct_mapper(self) -> Mapper:  # type: ignore[type-arg]
+        mapper = super().construct_mapper()
+        return _ChainMapper(mapper.transcoder, mapper.compressor, mapper.cipher)
 
 
 class EventStore:
@@ -488,11 +580,33 @@ class EventStore:
     # --- reading ---------------------------------------------------------------------------
     @_store_call
     def load(self, session_id: str | UUID, version: int | None = None) -> Session:
+        """The session, its events checked on the way: `DamagedSession` when they do not decode,
+        fold, chain, or make a valid session."""
         sid = parse_session_id(session_id)
         try:
-            return self.app.repository.get(sid, version=version, projector_func=_fold)
+            session = self.app.repository.get(
+                sid, version=version, projector_func=lambda s, e: _checked_fold(s, e, str(sid))
+            )
         except AggregateNotFoundError:
             raise SessionNotFound(f"no session {session_id} in store {self.url}") from None
+        try:
+            session.view()  # a fold that ends in an invalid state (a forged cost, a bad field)
+        except Exception as exc:
+            raise DamagedSession(
+                str(sid), f"its state is invalid: {type(exc).__name__}: {_short(exc)}", kind="invalid"
+            ) from exc
+        return session
+
+    def head_digest(self, session_id: str | UUID, version: int) -> str | None:
+        """The digest recorded by the session's event at `version` (None if there is no such event)."""
+        sid = parse_session_id(session_id)
+        rows = self.app.recorder.select_events(sid, gt=version - 1, lte=version)
+        if not rows:
+            return None
+        try:
+            return str(self.decode_state(rows[0]).get("digest"))
+        except Exception as exc:
+            raise DamagedSession(str(sid), f"event {version} cannot be read back: {_short(exc)}") from exc
 
     @_store_call
     def find(self, aggregate_id: UUID) -> Any | None:
@@ -520,10 +634,24 @@ class EventStore:
         return _fold(None, self.domain_events(session_id))
 
     @_store_call
-    def domain_events(self, session_id: str | UUID) -> list[Any]:
-        events = list(self.app.events.get(parse_session_id(session_id)))
+    def domain_events(self, session_id: str | UUID, *, checked: bool = False) -> list[Any]:
+        """The session's events in order. `checked`: each must decode and chain to the one before,
+        else `DamagedSession` (what a command that acts on them needs)."""
+        sid = parse_session_id(session_id)
+        try:
+            events = list(self.app.events.get(sid))
+        except PersistenceError:
+            raise
+        except Exception as exc:
+            if not checked:
+                raise
+            raise DamagedSession(str(sid), f"its events cannot be read back: {_short(exc)}") from exc
         if not events:
             raise SessionNotFound(f"no session {session_id} in store {self.url}")
+        if checked:
+            _check_chain(str(sid), events)
+        for event in events:
+            event.__dict__.pop(_RAW_PAYLOAD, None)
         return events
 
     @_store_call
@@ -566,6 +694,16 @@ class EventStore:
 
     def close(self) -> None:
         self.app.close()
+
+
+def _check_chain(sid: str, events: list[Any]) -> None:
+    previous, key = ev.genesis_digest(sid), ev.digest_key()
+    for expected_version, event in enumerate(events, start=1):
+        if event.originator_version != expected_version:
+            raise DamagedSession(sid, f"event {expected_version} is missing", kind="unchained")
+        if not chains_to(previous, event, key):
+            raise DamagedSession(sid, _unchained(previous, event, key), kind="unchained")
+        previous = event.digest
 
 
 def parse_session_id(session_id: str | UUID) -> UUID:

@@ -255,6 +255,28 @@ def fold_interruption(row: dict[str, Any], event: ev.StepInterrupted) -> None:
     row["interruption"] = describe(event)[1]
 
 
+def damaged_row(row: dict[str, Any] | None, sid: str, version: int, reason: str) -> dict[str, Any]:
+    """The index row of a session whose events stopped folding: status `damaged`, and why. A session
+    whose first event does not fold has no known workspace or start time (verify still names it)."""
+    base = row or {
+        "session_id": sid,
+        "trigger": "unknown",
+        "trigger_metadata": {},
+        "autonomy_mode": "unknown",
+        "workspace": "",
+        "parent_session_id": None,
+        "started_at": datetime.fromtimestamp(0).astimezone().isoformat(),
+        "ended_at": None,
+        "error": None,
+        "teacher_cost_usd": 0.0,
+        "edits": {},
+        "pending": {},
+        "last_digest": None,
+        "updated_at": None,
+    }
+    return {**base, "status": "damaged", "damage": reason, "version": version, "pending": {}}
+
+
 def _worth_decoding(page: list[Any]) -> list[Any]:
     """The page's session events minus those a later event of the same session in the page makes
     moot: an event that changes nothing in a row but its version, digest and time (a tool result, a
@@ -362,7 +384,7 @@ class SessionIndex:
             if sid not in rows:
                 found = db.execute("SELECT row FROM session_index WHERE session_id = ?", (sid,)).fetchone()
                 rows[sid] = json.loads(found[0]) if found else None
-            rows[sid] = fold_index_row(rows[sid], self.store.to_domain_event(notification))
+            rows[sid] = self._folded(rows[sid], notification)
         db.executemany(
             "INSERT INTO session_index (session_id, started_epoch, status, trigger, workspace, row) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(session_id) DO UPDATE SET "
@@ -380,6 +402,18 @@ class SessionIndex:
                 if row is not None
             ],
         )
+
+    def _folded(self, row: dict[str, Any] | None, notification: Any) -> dict[str, Any]:
+        """`fold_index_row`, except that an event which does not decode or fold marks the row damaged
+        (and keeps it so) instead of stopping the catch-up of every other session."""
+        if row is not None and row.get("damage"):
+            row["version"] = notification.originator_version
+            return row
+        try:
+            return fold_index_row(row, self.store.to_domain_event(notification))
+        except Exception as exc:  # hostile stored bytes: one session's damage, not the index's
+            reason = f"event {notification.originator_version} cannot be read back: {type(exc).__name__}"
+            return damaged_row(row, str(notification.originator_id), notification.originator_version, reason)
 
     @_index_faults
     def rows(

@@ -14,6 +14,8 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from distill_es.domain import events as ev
+from distill_es.domain.errors import DamagedSession
+from distill_es.store.anchors import Anchor, anchor_problem
 from distill_es.store.app import EventStore, parse_session_id
 from distill_es.store.projections import SessionIndex
 
@@ -21,7 +23,8 @@ from distill_es.store.projections import SessionIndex
 class Damage(BaseModel):
     session_id: str
     position: int  # the event's version within its session (0: the session as a whole)
-    kind: str  # edited | deleted | reordered | truncated | undecodable | replay | projection
+    # edited | deleted | reordered | truncated | rewritten | undecodable | replay | snapshot | projection
+    kind: str
     detail: str
 
 
@@ -136,9 +139,14 @@ def verify_session(
     index: SessionIndex | None,
     session_id: str | UUID,
     index_rows: dict[str, dict[str, Any]] | None = None,
+    anchors: Iterable[Anchor] = (),
 ) -> SessionReport:
+    """One session's report. `anchors`: its log heads anchored in git (see store/anchors.py), which
+    catch a truncated or consistently rewritten log without any help from the index."""
     sid = parse_session_id(session_id)
     count, damage, last_digest, last_version = _verify_chain(store, sid)
+    damage.extend(_check_anchors(store, sid, anchors, last_version))
+    damage.sort(key=lambda d: d.position)
     view = None
     if not damage:
         try:
@@ -161,6 +169,22 @@ def verify_session(
         row = (index_rows or {}).get(str(sid)) if index_rows is not None else _index_row(index, str(sid))
         damage.extend(_compare_projection(str(sid), row, view, last_version, last_digest))
     return SessionReport(session_id=str(sid), events=count, ok=not damage, damage=damage)
+
+
+def _check_anchors(
+    store: EventStore, sid: UUID, anchors: Iterable[Anchor], last_version: int
+) -> list[Damage]:
+    found = []
+    for anchor in anchors:
+        try:
+            at = store.head_digest(sid, anchor.version)
+        except DamagedSession:
+            continue  # an undecodable row: reported by the chain check already
+        problem = anchor_problem(anchor, last_version, at)
+        if problem is not None:
+            kind, detail = problem
+            found.append(Damage(session_id=str(sid), position=anchor.version, kind=kind, detail=detail))
+    return found
 
 
 def _index_row(index: SessionIndex, sid: str) -> dict[str, Any] | None:
@@ -202,19 +226,28 @@ def _compare_projection(
 
 
 def verify_store(
-    store: EventStore, index: SessionIndex | None, session_ids: Iterable[UUID] | None = None
+    store: EventStore,
+    index: SessionIndex | None,
+    session_ids: Iterable[UUID] | None = None,
+    anchors: dict[str, list[Anchor]] | None = None,
 ) -> list[SessionReport]:
     """Verify every session (streamed), or the given ones.
 
-    With an index, sessions the index knows but the log no longer starts (their first event was
+    Sessions the index knows, or git anchors, but the log no longer starts (their first event was
     deleted, or all of them) are verified too: the log alone cannot name them.
     """
     rows = {r["session_id"]: r for r in index.rows()} if index is not None else None
+    anchors = anchors or {}
+
+    def one(sid: str | UUID) -> SessionReport:
+        return verify_session(store, index, sid, rows, anchors.get(str(sid), []))
+
     if session_ids is not None:
-        return [verify_session(store, index, sid, rows) for sid in session_ids]
-    reports = [verify_session(store, index, sid, rows) for sid in store.iter_session_ids()]
+        return [one(sid) for sid in session_ids]
+    reports = [one(sid) for sid in store.iter_session_ids()]
     seen = {report.session_id for report in reports}
-    for sid in rows or {}:
+    for sid in [*(rows or {}), *anchors]:
         if sid not in seen:
-            reports.append(verify_session(store, index, sid, rows))
+            seen.add(sid)
+            reports.append(one(sid))
     return reports

@@ -198,6 +198,12 @@ def tool_uses_reply(calls: Iterable[tuple[str, Mapping[str, Any]]], text: str | 
     return {"content": content, "stop_reason": "tool_use"}
 
 
+def with_usage(reply: Json | str, usage: Any) -> Json:
+    """`reply` served with exactly this `usage` block (e.g. a negative, string or null count)."""
+    full = text_reply(reply) if isinstance(reply, str) else dict(reply)
+    return {**full, "usage": usage}
+
+
 _ANTHROPIC_ERRORS = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -333,7 +339,8 @@ class ScriptedAnthropicServer(JsonHTTPServer):
             "content": content,
             "stop_reason": reply.get("stop_reason") or ("tool_use" if has_tool else "end_turn"),
             "stop_sequence": None,
-            "usage": reply.get("usage") or self._usage(request, content),
+            # A reply that carries "usage" is served with exactly that block, however hostile.
+            "usage": reply["usage"] if "usage" in reply else self._usage(request, content),
         }
 
     # -- usage and prompt caching ------------------------------------------------------------------
@@ -529,4 +536,5 @@ __all__ = [
     "text_reply",
     "tool_use_reply",
     "tool_uses_reply",
+    "with_usage",
 ]

@@ -22,6 +22,7 @@ from git import Git, GitCommandError
 from distill_es.domain.errors import InvalidEdit, WorkspaceConflict, WorkspaceError
 from distill_es.domain.vocabulary import Edit, EditRiskTier
 from distill_es.ports import AppliedEdit, EditCheck
+from distill_es.store.anchors import ANCHOR_TRAILER
 from distill_es.workspace.appliers import applier_for
 from distill_es.workspace.files import atomic_write_text, prompt_path, read_inside, read_text
 
@@ -70,6 +71,13 @@ def _trailer_value(what: str, value: str) -> str:
             f"{what} {value!r} cannot be recorded in a commit trailer (empty, multi-line or padded)"
         )
     return value
+
+
+def _log_head_trailer(log_head: str | None) -> str:
+    """The `Distill-Log-Head` trailer line (with its leading newline), or "" without a head."""
+    if log_head is None:
+        return ""
+    return f"\n{ANCHOR_TRAILER}: {_trailer_value('log head', log_head)}"
 
 
 def merged_gitignore(current: str) -> str:
@@ -254,6 +262,15 @@ class GitWorkspace:
             lambda t: edit_id in t.get("Edit-ID", []) and session_id in t.get("Session-ID", [])
         )
 
+    def commit_trailers(self) -> list[tuple[str, dict[str, list[str]]]]:
+        """(sha, trailers) of every commit in HEAD's history, newest first ([] without commits)."""
+        try:
+            out = self._git("log", "--format=%H%x00%B%x1e", "HEAD")
+        except GitCommandError:
+            return []
+        pairs = (record.strip("\n").partition("\0") for record in out.split("\x1e"))
+        return [(sha, parse_trailers(message)) for sha, _, message in pairs if sha]
+
     def find_revert_commit(self, session_id: str, edit_id: str) -> str | None:
         """The newest commit whose trailers say exactly this `Reverts-Edit-ID` and `Session-ID`."""
         return self._find_commit(
@@ -268,10 +285,15 @@ class GitWorkspace:
     def preview(self, edit: Edit) -> str:
         return applier_for(edit).preview(edit, self.root)
 
-    def apply(self, edit: Edit, *, session_id: str, risk_tier: EditRiskTier) -> AppliedEdit:
-        """Apply `edit` and commit it with its trailers; on any failure the tracked files are as before."""
+    def apply(
+        self, edit: Edit, *, session_id: str, risk_tier: EditRiskTier, log_head: str | None = None
+    ) -> AppliedEdit:
+        """Apply `edit` and commit it with its trailers; on any failure the tracked files are as before.
+
+        `log_head` (`<version>:<digest>` of the session's last saved event) is anchored in the commit."""
         _trailer_value("edit id", edit.id)
         _trailer_value("session id", session_id)
+        anchor = _log_head_trailer(log_head)
         pre_sha = self.head_sha()
         self._require_clean(f"apply edit {edit.id!r}")
         applier = applier_for(edit)
@@ -288,6 +310,7 @@ class GitWorkspace:
             message = (
                 f"{summary_line(edit)}\n\n"
                 f"Edit-ID: {edit.id}\nSession-ID: {session_id}\nRisk-Tier: {tier}\nOp: {edit.op.value}"
+                f"{anchor}"
             )
             self._commit(message, only=paths)
         except BaseException as exc:
@@ -296,10 +319,13 @@ class GitWorkspace:
         sha = self.head_sha()
         return AppliedEdit(commit_sha=sha, tree_sha=self.tree_sha(), changed_files=self._changed_files(sha))
 
-    def revert(self, commit_sha: str, *, session_id: str, edit_id: str) -> str:
-        """Undo exactly `commit_sha` as a new commit; `WorkspaceConflict` (repo left clean) if it cannot."""
+    def revert(self, commit_sha: str, *, session_id: str, edit_id: str, log_head: str | None = None) -> str:
+        """Undo exactly `commit_sha` as a new commit; `WorkspaceConflict` (repo left clean) if it cannot.
+
+        `log_head` as for `apply`."""
         _trailer_value("edit id", edit_id)
         _trailer_value("session id", session_id)
+        anchor = _log_head_trailer(log_head)
         sha = self._own_commit(commit_sha)
         trailers = parse_trailers(self._git("log", "-1", "--format=%B", sha))
         if edit_id not in trailers.get("Edit-ID", []):
@@ -331,7 +357,7 @@ class GitWorkspace:
         subject = self._git("log", "-1", "--format=%s", sha)
         message = (
             f"Revert edit {edit_id}: {subject}\n\nThis reverts commit {sha}.\n\n"
-            f"Reverts-Edit-ID: {edit_id}\nSession-ID: {session_id}\nReverted-Commit: {sha}"
+            f"Reverts-Edit-ID: {edit_id}\nSession-ID: {session_id}\nReverted-Commit: {sha}{anchor}"
         )
         try:
             # Empty when the change was already undone by hand: the revert is still recorded.

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import anthropic
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,6 +18,7 @@ from distill_es.adapters.teacher import (
     usage_of,
     with_prompt_cache,
 )
+from distill_es.domain.errors import InvalidTeacherOutput
 from distill_es.testing.servers import ScriptedAnthropicServer, text_reply
 
 PARAMS = {
@@ -173,12 +175,15 @@ def test_response_and_usage_helpers_through_the_real_client():
     }
     assert all(isinstance(v, int) for v in usage.values())
     assert usage["cache_creation_input_tokens"] > 0
-    assert usage_of({"usage": {"input_tokens": 3, "output_tokens": None}}) == {
+    # The cache counts are nullable in the API; the input and output counts never are (issue 13).
+    assert usage_of({"usage": {"input_tokens": 3, "output_tokens": 1, "cache_read_input_tokens": None}}) == {
         "input_tokens": 3,
-        "output_tokens": 0,
+        "output_tokens": 1,
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 0,
     }
+    with pytest.raises(InvalidTeacherOutput, match="output_tokens"):
+        usage_of({"usage": {"input_tokens": 3, "output_tokens": None}})
 
 
 def test_default_teacher_reads_the_environment(monkeypatch):

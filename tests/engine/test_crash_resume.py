@@ -53,9 +53,11 @@ def summary(engine: Engine, home: Path) -> dict[str, Any]:
         "events": [e["type"] for e in engine.history(session.id)],
         "ledger": [(c["call_key"], c["purpose"], c["cost_usd"]) for c in engine.cost_ledger(session.id)],
         "tree": git(home, "rev-parse", "HEAD^{tree}").strip(),
-        # Commit shas and session ids differ between runs; trees and messages must not.
+        # Commit shas, session ids and anchored log digests differ between runs; the rest must not.
         "history": re.sub(
-            r"\b[0-9a-f]{40}\b|\b[0-9a-f]{8}-[0-9a-f-]{27}\b", "<id>", git(home, "log", "--format=%s%n%b")
+            r"\b[0-9a-f]{64}\b|\b[0-9a-f]{40}\b|\b[0-9a-f]{8}-[0-9a-f-]{27}\b",
+            "<id>",
+            git(home, "log", "--format=%s%n%b"),
         ),
         "verified": [r.ok for r in engine.verify(session.id)],
     }
