@@ -136,6 +136,19 @@ class _LedgerJudge:
         return sorted(calls, key=lambda call: (call[0], request_digest(call[1])))
 
 
+def _check_against_index(seen: dict[str, Any] | None, sid: str, version: int, digest: str | None) -> None:
+    """`DamagedSession` when the log ends before, or differs at, the last event the index saw (`seen`
+    was read before the log: another writer can only add to it meanwhile)."""
+    if seen is None or seen.get("status") == "damaged":
+        return
+    if seen["version"] > version:
+        detail = f"the index saw {seen['version']} events, the log ends at version {version}"
+        raise DamagedSession(sid, detail, kind="truncated")
+    if seen["version"] == version and seen.get("last_digest") not in (None, digest):
+        detail = f"event {version}'s digest differs from the one the index recorded"
+        raise DamagedSession(sid, detail, kind="edited")
+
+
 def teacher_endpoint(teacher: Any) -> str:
     """Where a teacher client sends its requests, for messages (never a key)."""
     for candidate in (teacher, getattr(teacher, "inner", None), getattr(teacher, "_client", None)):
@@ -539,8 +552,11 @@ class Engine:
     # loading, checked
     def _load(self, session_id: str, anchors: dict[str, list[Anchor]] | None = None) -> Session:
         """The session, refused (`DamagedSession`) when its events do not chain (checked by the
-        store on the way in) or the log disagrees with the newest head anchored in git."""
+        store on the way in), the log disagrees with the newest head anchored in git, or it ends
+        before the last event the index saw (read before loading: another writer only adds)."""
+        seen = self.index.row(str(session_id))
         session = self.store.load(session_id)
+        _check_against_index(seen, str(session.id), session.version, session.last_digest)
         found = (self._anchors() if anchors is None else anchors).get(str(session.id), [])
         if found:
             newest = found[0]
@@ -554,8 +570,10 @@ class Engine:
 
     def _checked_events(self, session_id: str) -> list[Any]:
         """The session's events, each checked to chain, and checked against every anchor in git."""
+        seen = self.index.row(str(session_id))
         events = self.store.domain_events(session_id, checked=True)
         sid = str(events[0].originator_id)
+        _check_against_index(seen, sid, len(events), events[-1].digest)
         for anchor in self._anchors().get(sid, []):
             at = events[anchor.version - 1].digest if anchor.version <= len(events) else None
             problem = anchor_problem(anchor, len(events), at)

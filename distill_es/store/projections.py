@@ -448,6 +448,14 @@ class SessionIndex:
         with closing(self._connect()) as db:
             return [json.loads(r[0]) for r in db.execute(sql, params)]
 
+    @_index_faults
+    def row(self, session_id: str) -> dict[str, Any] | None:
+        """The session's row as the index last saw it, without catching up: what the log held at
+        some earlier moment, so a log that now ends before it was cut."""
+        with closing(self._connect()) as db:
+            found = db.execute("SELECT row FROM session_index WHERE session_id = ?", (session_id,)).fetchone()
+        return json.loads(found[0]) if found else None
+
     def review_queue(self, workspace: str | None = None) -> list[dict[str, Any]]:
         """Pending edits across sessions, oldest queued first."""
         items = []

@@ -174,6 +174,14 @@ def test_a_deleted_row_and_undecodable_bytes_are_damage_not_a_crash(scene) -> No
     assert_refused_everywhere(scene, target, bystander)
 
 
+def test_a_tail_cut_after_the_last_anchor_is_refused_while_the_index_remembers(scene) -> None:
+    """No commit vouches for the last events; the index, while it exists, does: loads compare with it."""
+    scene, target, bystander, anchored = scene
+    truncate(scene.url, target, keep=anchored[0] + 2)
+    assert_refused_everywhere(scene, target, bystander)
+    assert "the log ends at version" in scene.cli("show", target).output
+
+
 def test_without_a_key_a_rewrite_after_the_last_anchor_passes_as_documented(scene) -> None:
     """The limit stated in docs/operations.md: nothing outside the store vouches for the events
     recorded after the last commit, so without a key their rewrite verifies (the index, while it
