@@ -1069,8 +1069,24 @@ def worker(
     )
 
 
+def _undecodable_argument(argv: list[str]) -> str | None:
+    """The first argument that is not UTF-8 text (Python keeps its bad bytes as lone surrogates, which
+    no event, commit or JSON can hold), shown inert; None when every argument is text."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return inert(arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+    return None
+
+
 def main() -> None:
     """The `distill-es` entry point."""
+    bad = _undecodable_argument(sys.argv[1:])
+    if bad is not None:
+        err().print(Text(f"error: the argument {bad} is not UTF-8 text"), soft_wrap=True)
+        err().print(Text("hint: pass names, notes and reasons as UTF-8 text"), soft_wrap=True)
+        raise SystemExit(2)
     app()
 
 

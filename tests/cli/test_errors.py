@@ -201,3 +201,27 @@ def test_verify_finds_a_deleted_event_and_exits_1(fresh_demo: Demo) -> None:
     assert as_json.exit_code == 1
     damage = json.loads(as_json.stdout)[0]["damage"]
     assert any(d["kind"] == "deleted" and d["position"] == 5 for d in damage)
+
+
+def test_an_argument_that_is_not_utf8_is_a_usage_error_not_a_bug(tmp_path) -> None:
+    """A reviewer name with a stray byte (a Latin-1 terminal) cannot be recorded: exit 2, one line."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "distill_es.cli", "--home", str(tmp_path), "cancel", "s", "--by", b"a\x9bb",
+         "--reason", "r"],
+        capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert b"is not UTF-8 text" in result.stderr and b"a\\x9bb" in result.stderr
+    assert b"bug" not in result.stderr and b"\x9b" not in result.stderr
+
+
+def test_settings_that_are_not_utf8_are_a_settings_error_naming_the_file(tmp_path) -> None:
+    from distill_es.domain.errors import SettingsError
+    from distill_es.settings import SETTINGS_FILE, read_settings_file
+
+    (tmp_path / SETTINGS_FILE).write_bytes(b"[session]\nmin_traces = 3\n\xff\xfe\n")
+    with pytest.raises(SettingsError, match=r"distill_es\.toml: not UTF-8 text"):
+        read_settings_file(tmp_path)
