@@ -641,7 +641,8 @@ class Engine:
         dirty = self.workspace.dirty_paths()
         if dirty:
             raise WorkspaceConflict(
-                f"the workspace {self.home} has uncommitted changes in the files it manages: {', '.join(dirty)}; "
+                f"the workspace {self.home} has uncommitted changes in the files it manages: "
+                f"{', '.join(dirty)}; "
                 f"commit or discard them {when} (nothing was recorded)"
             )
 
