@@ -461,12 +461,13 @@ class _ChainMapper(Mapper):  # type: ignore[type-arg]
         cls = resolve_topic(stored_event.topic)
         if getattr(cls, "class_version", 1) == 1:
             return super().to_domain_event(stored_event)
-        raw = self._decoded(stored_event)
+        raw = self.decoded(stored_event)
         event = super().to_domain_event(stored_event)
         event.__dict__[_RAW_PAYLOAD] = {k: v for k, v in raw.items() if k not in _NOT_PAYLOAD}
         return event
 
-    def _decoded(self, stored_event: StoredEvent) -> dict[str, Any]:
+    def decoded(self, stored_event: StoredEvent) -> dict[str, Any]:
+        """The stored state as written (no upcasting): what the event's digest was computed over."""
         data = stored_event.state
         if self.cipher:
             data = self.cipher.decrypt(data)
@@ -660,13 +661,7 @@ class EventStore:
 
     def decode_state(self, stored: StoredEvent) -> dict[str, Any]:
         """The raw stored state of an event (no upcasting): what its digest was computed over."""
-        mapper = self.app.mapper
-        data = stored.state
-        if mapper.cipher:
-            data = mapper.cipher.decrypt(data)
-        if mapper.compressor:
-            data = mapper.compressor.decompress(data)
-        return mapper.transcoder.decode(data)
+        return self.app.mapper.decoded(stored)  # type: ignore[attr-defined]  # always a _ChainMapper
 
     @_store_call
     def notifications(self, start: int, limit: int = 1000) -> list[Any]:
