@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import pytest
@@ -33,3 +34,17 @@ def scripted_world(tmp_path: Path) -> Iterator[World]:
     ):
         home = world.create_demo_workspace(tmp_path / "ws", student_url=student_server.base_url)
         yield World(home, teacher_server, student_server)
+
+
+def outcome_of(view: Any) -> dict[str, Any]:
+    """A session's outcome with what differs between equal runs left out (ids, shas, times): what a
+    crash or an interruption must not change."""
+    return {
+        "status": view.status,
+        "error": view.error,
+        "outcomes": [
+            (o.edit_id, o.status, o.benchmark_delta, o.cluster_deltas, o.error) for o in view.edit_outcomes
+        ],
+        "before": view.benchmark_before.model_dump(exclude={"tree_sha"}) if view.benchmark_before else None,
+        "after": view.benchmark_after.model_dump(exclude={"tree_sha"}) if view.benchmark_after else None,
+    }

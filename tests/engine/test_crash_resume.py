@@ -24,6 +24,7 @@ from distill_es.demo.world import DemoStudent
 from distill_es.engine import Engine
 from distill_es.testing.servers import ScriptedAnthropicServer
 from distill_es.triggers import OnDemandTrigger
+from tests.engine.conftest import outcome_of
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,13 +43,7 @@ def summary(engine: Engine, home: Path) -> dict[str, Any]:
     [session] = engine.sessions()
     view = engine.get(session.id)
     return {
-        "status": view.status,
-        "error": view.error,
-        "outcomes": [
-            (o.edit_id, o.status, o.benchmark_delta, o.cluster_deltas, o.error) for o in view.edit_outcomes
-        ],
-        "before": view.benchmark_before.model_dump(exclude={"tree_sha"}) if view.benchmark_before else None,
-        "after": view.benchmark_after.model_dump(exclude={"tree_sha"}) if view.benchmark_after else None,
+        **outcome_of(view),
         "student_calls": (view.student_calls_made, view.student_calls_reused),
         "events": [e["type"] for e in engine.history(session.id)],
         "ledger": [(c["call_key"], c["purpose"], c["cost_usd"]) for c in engine.cost_ledger(session.id)],

@@ -19,6 +19,7 @@ from distill_es.domain.errors import EndpointUnavailable
 from distill_es.engine import Engine
 from distill_es.testing.servers import MALFORMED, ScriptedAnthropicServer, ScriptedStudentServer
 from distill_es.triggers import OnDemandTrigger
+from tests.engine.conftest import outcome_of
 
 FAST_NETWORK = {"backoff_seconds": 0.01, "max_backoff_seconds": 0.02, "max_rate_limit_wait_seconds": 2}
 SETTINGS = {"student": {"max_retries": 1, "timeout_seconds": 5}, "network": FAST_NETWORK}
@@ -28,13 +29,7 @@ def comparable(engine: Engine, sid: str) -> dict[str, Any]:
     """What an interruption must not change: the outcome (ids, shas and times aside)."""
     view = engine.get(sid)
     return {
-        "status": view.status,
-        "error": view.error,
-        "outcomes": [
-            (o.edit_id, o.status, o.benchmark_delta, o.cluster_deltas, o.error) for o in view.edit_outcomes
-        ],
-        "before": view.benchmark_before.model_dump(exclude={"tree_sha"}) if view.benchmark_before else None,
-        "after": view.benchmark_after.model_dump(exclude={"tree_sha"}) if view.benchmark_after else None,
+        **outcome_of(view),
         "scores": sorted(
             (s["task_id"], s["score"], s["output"], s["error"])
             for e in engine.store.domain_events(sid)
