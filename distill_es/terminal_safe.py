@@ -33,10 +33,11 @@ from rich.console import Console, ConsoleOptions, RenderableType
 from rich.segment import Segment
 from rich.text import Text
 
-# Categories Cc, Cf, Zl, Zp, Cs (tests/cli/test_terminal_safe.py checks this against unicodedata).
+# Categories Cc, Cf, Zl, Zp, Cs (tests/cli/test_terminal_safe.py checks this against unicodedata), and
+# U+2065, unassigned but inside the block of invisible operators and bidi isolates.
 _UNSAFE_RANGES = (
     "\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e"
-    "\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ud800-\udfff\ufeff\ufff9-\ufffb"
+    "\u200b-\u200f\u2028-\u202e\u2060-\u206f\ud800-\udfff\ufeff\ufff9-\ufffb"
     "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
     "\U000e0001\U000e0020-\U000e007f"
 )
