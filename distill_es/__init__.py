@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from distill_es.domain.triggers import ClusterTrigger, OnDemandTrigger, ScheduledTrigger, UserFlagTrigger
 from distill_es.domain.vocabulary import (
     AutonomyMode,
     BenchmarkSnapshot,
@@ -23,11 +24,10 @@ from distill_es.domain.vocabulary import (
     Trigger,
     TriggerKind,
 )
-from distill_es.triggers import ClusterTrigger, OnDemandTrigger, ScheduledTrigger, UserFlagTrigger
 
 if TYPE_CHECKING:
-    from distill_es.engine import Engine
-    from distill_es.settings import Settings
+    from distill_es.app.engine import Engine
+    from distill_es.config.settings import Settings
 
 __version__ = "0.1.0"
 
@@ -57,11 +57,11 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # The engine pulls in the anthropic and openai SDKs; load it only when someone asks for it.
     if name == "Engine":
-        from distill_es.engine import Engine
+        from distill_es.app.engine import Engine
 
         return Engine
     if name == "Settings":
-        from distill_es.settings import Settings
+        from distill_es.config.settings import Settings
 
         return Settings
     raise AttributeError(f"module 'distill_es' has no attribute {name!r}")

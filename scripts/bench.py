@@ -68,17 +68,17 @@ from distill_es.adapters.judge import MatchJudge
 from distill_es.adapters.pricing import price_for
 from distill_es.adapters.scorer import StudentScorer
 from distill_es.adapters.student import OpenAIStudent, build_chat_request
+from distill_es.app.engine import Engine
+from distill_es.config.settings import Settings, StudentSettings
 from distill_es.demo import world
+from distill_es.demo.servers import ScriptedAnthropicServer, ScriptedStudentServer
 from distill_es.domain import events as ev
 from distill_es.domain.errors import SessionInterrupted
 from distill_es.domain.next_step import next_step
-from distill_es.engine import Engine
-from distill_es.settings import Settings, StudentSettings
+from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.store import app as store_app
 from distill_es.store.app import EventStore
 from distill_es.store.projections import SessionIndex
-from distill_es.testing.servers import ScriptedAnthropicServer, ScriptedStudentServer
-from distill_es.triggers import OnDemandTrigger
 from distill_es.workspace.scaffold import create_workspace
 
 SNAPSHOT_NOT_AVAILABLE = "snapshot: not available yet"
@@ -701,7 +701,7 @@ class Bench:
         self.fig(
             "9.3",
             "resume.imports_ms",
-            "  of which imports (distill_es.engine + the anthropic SDK), beyond interpreter start",
+            "  of which imports (distill_es.app.engine + the anthropic SDK), beyond interpreter start",
             round(median(imports) * 1e3 - bare, 1),
             "ms",
             backend=backend,

@@ -19,7 +19,7 @@ import sys
 
 def bench_answer(request: dict) -> str:
     """The benchmark student's answer: 'What is N plus N?' -> 2N (every task right)."""
-    from distill_es.testing.servers import last_user_text
+    from distill_es.demo.servers import last_user_text
 
     text = last_user_text(request)
     try:
@@ -30,7 +30,7 @@ def bench_answer(request: dict) -> str:
 
 
 def student_server(args: argparse.Namespace) -> None:
-    from distill_es.testing.servers import ScriptedStudentServer
+    from distill_es.demo.servers import ScriptedStudentServer
 
     class NoDelayStudentServer(ScriptedStudentServer):
         """The shipped server writes headers and body in two sends without TCP_NODELAY, so Nagle plus
@@ -52,8 +52,8 @@ def student_server(args: argparse.Namespace) -> None:
 def session(args: argparse.Namespace) -> None:
     import anthropic
 
-    from distill_es.engine import Engine
-    from distill_es.triggers import OnDemandTrigger
+    from distill_es.app.engine import Engine
+    from distill_es.domain.triggers import OnDemandTrigger
 
     client = anthropic.Anthropic(base_url=args.teacher_url, api_key="bench", max_retries=0)
     engine = Engine.open(args.home, teacher=client, store_url=args.store)
@@ -69,7 +69,7 @@ def resume_api(args: argparse.Namespace) -> None:
 
     import anthropic  # noqa: F401 - the SDK the next side effect goes through; imported first to time it
 
-    from distill_es.engine import Engine
+    from distill_es.app.engine import Engine
 
     # The store's driver, as a process that has served before holds it (the engine imports it lazily).
     if args.store and args.store.startswith("postgres"):
@@ -85,7 +85,7 @@ def resume_api(args: argparse.Namespace) -> None:
 
 
 def verify_api(args: argparse.Namespace) -> None:
-    from distill_es.engine import Engine
+    from distill_es.app.engine import Engine
 
     engine = Engine.open(args.home, store_url=args.store)
     reports = engine.verify()

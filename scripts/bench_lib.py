@@ -25,12 +25,12 @@ from urllib.parse import unquote, urlparse
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 
+from distill_es.config.settings import Settings
 from distill_es.domain import events as ev
 from distill_es.domain.session import Session
+from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.domain.vocabulary import AutonomyMode
-from distill_es.settings import Settings
 from distill_es.store.app import EventStore, store_env
-from distill_es.triggers import OnDemandTrigger
 
 PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres", "connect_timeout": 3}
 SCRIPTS = Path(__file__).resolve().parent

@@ -74,7 +74,7 @@ def command_paths(command: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str,
 def help_text(path: tuple[str, ...]) -> str:
     from typer.testing import CliRunner
 
-    from distill_es.cli import app
+    from distill_es.cli.main import app
 
     result = CliRunner().invoke(app, [*path, "--help"], env=HELP_ENV, prog_name="distill-es")
     if result.exit_code != 0:
@@ -90,7 +90,7 @@ def help_text(path: tuple[str, ...]) -> str:
 def render() -> str:
     import typer
 
-    from distill_es.cli import app
+    from distill_es.cli.main import app
 
     sections = [HEADER]
     for path in command_paths(typer.main.get_command(app)):

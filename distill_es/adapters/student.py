@@ -21,9 +21,9 @@ from typing import Any
 import openai
 
 from distill_es.adapters.retry import MalformedResponse, RetryPolicy, WaitObserver, call_with_retries
+from distill_es.config.settings import NetworkSettings, StudentSettings
 from distill_es.domain.errors import EndpointUnavailable, InvalidEdit, RequestRefused, WorkspaceError
 from distill_es.ports import BenchmarkTask, ResultObserver, StudentResult
-from distill_es.settings import NetworkSettings, StudentSettings
 from distill_es.workspace.files import CONFIG_FILE, DESCRIPTIONS_FILE, few_shot_path, prompt_path, read_inside
 
 # Standard chat-completions parameters go at the top level; the extra sampling knobs vLLM, Ollama and

@@ -11,10 +11,10 @@ from typing import Any
 
 from distill_es.adapters.cassette import CassetteTeacher
 from distill_es.adapters.retry import WaitObserver
+from distill_es.app.engine import Engine, ScoringObserver, StepObserver
 from distill_es.demo import world
+from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.domain.vocabulary import LearningSession
-from distill_es.engine import Engine, ScoringObserver, StepObserver
-from distill_es.triggers import OnDemandTrigger
 
 CASSETTE = Path(__file__).with_name("cassette.jsonl")
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from distill_es.adapters.student import build_chat_request
+from distill_es.config.settings import StudentSettings
+from distill_es.demo.servers import text_reply, tool_uses_reply
 from distill_es.ports import BenchmarkTask, ResultObserver, StudentResult, run_in_turn
-from distill_es.settings import StudentSettings
-from distill_es.testing.servers import text_reply, tool_uses_reply
 
 AGENT = "assistant"
 MODEL = "qwen3.5:9b"

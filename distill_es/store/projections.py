@@ -246,7 +246,7 @@ def fold_index_row(row: dict[str, Any] | None, event: Any) -> dict[str, Any]:
 
 def fold_interruption(row: dict[str, Any], event: ev.StepInterrupted) -> None:
     """Interruptions in a row: contiguous versions. A session is interrupted *now* when its row's
-    `interrupted_version` is its `version` (workers back off by these, see distill_es.worker); any
+    `interrupted_version` is its `version` (workers back off by these, see distill_es.app.worker); any
     later event of the session, folded or skipped as moot, moves `version` past it."""
     follows = row.get("interrupted_version") == event.originator_version - 1
     row["interruptions"] = row.get("interruptions", 0) + 1 if follows else 1

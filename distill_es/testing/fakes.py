@@ -20,8 +20,8 @@ from typing import Any
 import anthropic
 from anthropic.types import Message
 
+from distill_es.demo.servers import AnthropicScript, Json, ScriptedAnthropicServer
 from distill_es.ports import BenchmarkTask, JudgeVerdict, ResultObserver, StudentResult, run_in_turn
-from distill_es.testing.servers import AnthropicScript, Json, ScriptedAnthropicServer
 
 # Keyword arguments of `messages.create` that the SDK sends as headers or options, not in the body.
 _CLIENT_OPTIONS = frozenset({"extra_headers", "extra_query", "timeout", "betas"})

@@ -28,11 +28,13 @@ from uuid import UUID
 
 from hypothesis import strategies as st
 
+from distill_es.config.settings import Settings
 from distill_es.domain import lifecycle
 from distill_es.domain.errors import DistillError
 from distill_es.domain.payloads import parse_payload
 from distill_es.domain.policy import assign_tier, route
 from distill_es.domain.session import Session
+from distill_es.domain.triggers import ClusterTrigger, OnDemandTrigger, ScheduledTrigger, UserFlagTrigger
 from distill_es.domain.vocabulary import (
     OP_PILLAR,
     AutonomyMode,
@@ -45,8 +47,6 @@ from distill_es.domain.vocabulary import (
     SessionStatus,
     Trigger,
 )
-from distill_es.settings import Settings
-from distill_es.triggers import ClusterTrigger, OnDemandTrigger, ScheduledTrigger, UserFlagTrigger
 
 __all__ = [
     "BOGUS_COMMAND",

@@ -17,10 +17,10 @@ import anthropic
 import pytest
 
 from distill_es.adapters.scrub import looks_random, scrub, scrub_obj
+from distill_es.app.engine import Engine
 from distill_es.demo import world
-from distill_es.engine import Engine
-from distill_es.testing.servers import ScriptedAnthropicServer, ScriptedStudentServer
-from distill_es.triggers import OnDemandTrigger
+from distill_es.demo.servers import ScriptedAnthropicServer, ScriptedStudentServer
+from distill_es.domain.triggers import OnDemandTrigger
 
 
 @dataclass(frozen=True)

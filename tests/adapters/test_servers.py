@@ -7,7 +7,7 @@ import openai
 import pytest
 
 from distill_es.adapters.teacher import with_prompt_cache
-from distill_es.testing.servers import (
+from distill_es.demo.servers import (
     ScriptedAnthropicServer,
     ScriptedStudentServer,
     text_reply,

@@ -18,8 +18,8 @@ from distill_es.adapters.teacher import (
     usage_of,
     with_prompt_cache,
 )
+from distill_es.demo.servers import ScriptedAnthropicServer, text_reply
 from distill_es.domain.errors import InvalidTeacherOutput
-from distill_es.testing.servers import ScriptedAnthropicServer, text_reply
 
 PARAMS = {
     "model": "claude-opus-4-6",

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from distill_es.cli import app
+from distill_es.cli.main import app
 
 ENV_VARS = ("DISTILL_ES_HOME", "DISTILL_ES_STORE", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN",
             "ANTHROPIC_BASE_URL", "DISTILL_ES_STUDENT_URL")  # fmt: skip

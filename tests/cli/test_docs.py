@@ -9,7 +9,7 @@ from types import ModuleType
 
 import typer
 
-from distill_es.cli import app
+from distill_es.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[2]
 

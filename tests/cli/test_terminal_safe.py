@@ -23,16 +23,16 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from distill_es import cli_render as render
+from distill_es.adapters.terminal_safe import SafeConsole, inert, json_safe
+from distill_es.app.engine import Engine
+from distill_es.cli import render as render
 from distill_es.demo import world
+from distill_es.demo.servers import tool_uses_reply
+from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.domain.vocabulary import BenchmarkSnapshot, LearningSession
-from distill_es.engine import Engine
 from distill_es.ports import BenchmarkTask
 from distill_es.store.verify import Damage, SessionReport
-from distill_es.terminal_safe import SafeConsole, inert, json_safe
 from distill_es.testing import ScriptedTeacher
-from distill_es.testing.servers import tool_uses_reply
-from distill_es.triggers import OnDemandTrigger
 
 from .conftest import cli
 
@@ -342,10 +342,10 @@ def test_benchmark_show_prints_any_benchmark_file_inert(
 @FAST
 @given(text=outside_text)
 def test_loop_and_training_renderers_print_outside_text_inert(text: str) -> None:
-    from distill_es.cli_loop import loop_summary, loop_table, loops_table
-    from distill_es.loop import LoopParams, LoopSessionRecord, LoopView
-    from distill_es.training.cli import lineage_text, runs_table
-    from distill_es.training.views import Lineage, TrainingRunView
+    from distill_es.app.loop import LoopParams, LoopSessionRecord, LoopView
+    from distill_es.cli.loop import loop_summary, loop_table, loops_table
+    from distill_es.cli.training import lineage_text, runs_table
+    from distill_es.domain.training.views import Lineage, TrainingRunView
 
     now = datetime.now(UTC)
     record = LoopSessionRecord.model_construct(
@@ -431,10 +431,10 @@ def test_loop_and_training_renderers_print_outside_text_inert(text: str) -> None
 def test_log_lines_quoting_outside_errors_are_inert() -> None:
     import logging
 
-    from distill_es.terminal_safe import InertFormatter
+    from distill_es.adapters.terminal_safe import InertFormatter
 
     record = logging.LogRecord(
-        "distill_es.worker",
+        "distill_es.app.worker",
         logging.WARNING,
         __file__,
         1,

@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import StoredEvent
 
+from distill_es.config.settings import Settings
 from distill_es.domain import events as ev
 from distill_es.domain import lifecycle
 from distill_es.domain.errors import ConcurrentSessionWrite, DistillError, GuardRejected, IllegalTransition
 from distill_es.domain.session import Session
+from distill_es.domain.triggers import OnDemandTrigger, UserFlagTrigger
 from distill_es.domain.vocabulary import (
     AutonomyMode,
     BenchmarkSnapshot,
@@ -30,11 +32,9 @@ from distill_es.domain.vocabulary import (
     LearningPlan,
     SessionStatus,
 )
-from distill_es.settings import Settings
 from distill_es.store.app import EventStore
 from distill_es.store.verify import verify_session
 from distill_es.testing.machine import session_state
-from distill_es.triggers import OnDemandTrigger, UserFlagTrigger
 
 SHA = {name: name[0] * 40 for name in ("apple", "bread", "cider", "dough", "eagle", "fjord", "grape")}
 CLUSTER = FailureCluster(

@@ -19,10 +19,10 @@ from typing import Any
 
 import anthropic
 
+from distill_es.app.engine import Engine
 from distill_es.demo.world import DemoStudent
-from distill_es.engine import Engine
+from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.store.app import EventStore
-from distill_es.triggers import OnDemandTrigger
 from distill_es.workspace import appliers, git_workspace
 
 

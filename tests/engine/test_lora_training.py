@@ -7,11 +7,11 @@ from typing import Any
 
 import anthropic
 
+from distill_es.app.engine import Engine
 from distill_es.demo import world
+from distill_es.demo.servers import ScriptedAnthropicServer, ScriptedStudentServer, tool_uses_reply
 from distill_es.domain import events as ev
-from distill_es.engine import Engine
-from distill_es.testing.servers import ScriptedAnthropicServer, ScriptedStudentServer, tool_uses_reply
-from distill_es.triggers import OnDemandTrigger
+from distill_es.domain.triggers import OnDemandTrigger
 
 LORA = {
     "id": "edit_lora",

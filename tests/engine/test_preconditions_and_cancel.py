@@ -19,9 +19,9 @@ from distill_es.domain.errors import (
     WorkspaceConflict,
 )
 from distill_es.domain.next_step import next_step
+from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.domain.vocabulary import SessionStatus
 from distill_es.store.locks import exclusive
-from distill_es.triggers import OnDemandTrigger
 
 from .conftest import World
 

@@ -9,8 +9,8 @@ import pytest
 
 from distill_es.demo import world
 from distill_es.domain.errors import IllegalTransition, WorkspaceConflict
+from distill_es.domain.triggers import ClusterTrigger, OnDemandTrigger, UserFlagTrigger
 from distill_es.domain.vocabulary import SessionStatus
-from distill_es.triggers import ClusterTrigger, OnDemandTrigger, UserFlagTrigger
 
 from .conftest import World
 

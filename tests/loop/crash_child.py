@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from distill_es import loop as loop_module
-from distill_es.triggers import OnDemandTrigger
+from distill_es.app import loop as loop_module
+from distill_es.domain.triggers import OnDemandTrigger
 from tests.loop.scripted import Beat, Script, open_engine
 
 K = 2

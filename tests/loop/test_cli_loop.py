@@ -10,9 +10,9 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
-from distill_es.cli_loop import register
-from distill_es.engine import Engine
-from distill_es.loop import loops
+from distill_es.app.engine import Engine
+from distill_es.app.loop import loops
+from distill_es.cli.loop import register
 from tests.loop.conftest import LoopWorld
 from tests.loop.scripted import FAIL, Beat
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from distill_es import daemon as daemon_module
-from distill_es.daemon import (
+from distill_es.app import daemon as daemon_module
+from distill_es.app.daemon import (
     TraceFlagged,
     TraceNotFound,
     TriggerLog,
@@ -21,14 +21,14 @@ from distill_es.daemon import (
     run_daemon,
     tick,
 )
+from distill_es.app.engine import Engine
+from distill_es.config.trigger_settings import ClusterSettings, TriggerSettings
 from distill_es.domain.errors import SessionInterrupted, WorkspaceConflict
+from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.domain.vocabulary import SessionStatus, TriggerKind
-from distill_es.engine import Engine
 from distill_es.ports import TraceRecord
 from distill_es.store.locks import exclusive
 from distill_es.store.verify import verify_chain
-from distill_es.trigger_settings import ClusterSettings, TriggerSettings
-from distill_es.triggers import OnDemandTrigger
 from tests.loop.conftest import LoopWorld
 from tests.loop.scripted import append_traces
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from distill_es.domain.errors import GuardRejected, IllegalTransition, WorkspaceConflict
-from distill_es.domain.vocabulary import SessionStatus, TriggerKind
-from distill_es.loop import (
+from distill_es.app.loop import (
     Loop,
     LoopNotFound,
     LoopParams,
@@ -19,7 +17,9 @@ from distill_es.loop import (
     session_cost,
     verify_loop,
 )
-from distill_es.triggers import OnDemandTrigger
+from distill_es.domain.errors import GuardRejected, IllegalTransition, WorkspaceConflict
+from distill_es.domain.triggers import OnDemandTrigger
+from distill_es.domain.vocabulary import SessionStatus, TriggerKind
 from tests.loop.conftest import LoopWorld
 from tests.loop.scripted import FAIL, Beat
 

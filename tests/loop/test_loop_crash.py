@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from distill_es import loop as loop_module
-from distill_es.loop import StopReason, get_loop, run_loop, verify_loop
-from distill_es.triggers import OnDemandTrigger
+from distill_es.app import loop as loop_module
+from distill_es.app.loop import StopReason, get_loop, run_loop, verify_loop
+from distill_es.domain.triggers import OnDemandTrigger
 from tests.loop.conftest import LoopWorld
 from tests.loop.crash_child import K
 from tests.loop.scripted import Beat

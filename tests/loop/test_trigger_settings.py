@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from distill_es.config.settings import SETTINGS_FILE, Settings
+from distill_es.config.trigger_settings import EXAMPLE_TOML, TriggerSettings
 from distill_es.domain.errors import SettingsError
-from distill_es.settings import SETTINGS_FILE, Settings
-from distill_es.trigger_settings import EXAMPLE_TOML, TriggerSettings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "loop-and-triggers.md"
 

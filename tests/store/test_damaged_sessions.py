@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from distill_es.app.engine import Engine
+from distill_es.app.worker import work
 from distill_es.demo import world
 from distill_es.domain.errors import DamagedSession
-from distill_es.engine import Engine
 from distill_es.store.app import EventStore
-from distill_es.worker import work
 from tests.cli.conftest import cli
 from tests.pg import fresh_database
 from tests.store.test_store import awaiting, diagnosing, start, teacher_call

@@ -21,9 +21,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from distill_es.config.settings import Settings
 from distill_es.domain import events as ev
 from distill_es.domain.errors import ConcurrentSessionWrite, SessionNotFound
 from distill_es.domain.session import Session
+from distill_es.domain.triggers import ClusterTrigger, OnDemandTrigger, ScheduledTrigger, UserFlagTrigger
 from distill_es.domain.vocabulary import (
     AutonomyMode,
     Edit,
@@ -34,13 +36,11 @@ from distill_es.domain.vocabulary import (
     LearningPlan,
     Trigger,
 )
-from distill_es.settings import Settings
 from distill_es.store.app import EventStore, is_postgres
 from distill_es.store.projections import SessionIndex, cost_ledger, fold_index_row, timeline
 from distill_es.store.verify import verify_session, verify_store
 from distill_es.testing.machine import fast_tmp
 from distill_es.testing.strategies import event_histories
-from distill_es.triggers import ClusterTrigger, OnDemandTrigger, ScheduledTrigger, UserFlagTrigger
 from tests.store import racing
 
 CLUSTER = FailureCluster(id="c1", student_failure_rate=0.5, teacher_success_rate=1.0)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from distill_es.app.engine import Engine
 from distill_es.demo import world
 from distill_es.demo.run import open_demo_engine, run_demo
 from distill_es.domain.errors import (
@@ -25,9 +26,8 @@ from distill_es.domain.errors import (
     StoreUnavailable,
     StoreUrlError,
 )
-from distill_es.engine import Engine
+from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.store.app import STATE_DIR, EventStore
-from distill_es.triggers import OnDemandTrigger
 from distill_es.workspace.scaffold import create_workspace, is_workspace
 from tests.faults import refusing_writes, stops_open_files
 from tests.pg import ADMIN, fresh_database

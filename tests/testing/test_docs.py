@@ -28,7 +28,7 @@ def test_the_documented_examples_are_the_ones_we_run(heading: str, test_file: st
 def test_the_documented_export_line_has_the_exported_keys():
     import json
 
-    from distill_es.transfer import EVENT_KEYS
+    from distill_es.app.transfer import EVENT_KEYS
 
     doc = (ROOT / "docs" / "testing.md").read_text(encoding="utf-8")
     line = re.search(r"```json\n(.*?)\n```", doc, flags=re.DOTALL)

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from distill_es.app.training.service import TrainingService
+from distill_es.config.settings import Settings
 from distill_es.demo.world import create_demo_workspace
 from distill_es.domain.session import Session
 from distill_es.domain.vocabulary import (
@@ -24,9 +26,7 @@ from distill_es.domain.vocabulary import (
     Trigger,
     TriggerKind,
 )
-from distill_es.settings import Settings
 from distill_es.store.app import EventStore
-from distill_es.training.service import TrainingService
 
 SECRET = "sk-ant-api03-" + "A" * 40
 TEACHER_ANSWER = "51"

@@ -8,8 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from distill_es.app.training.service import TrainingService
 from distill_es.store.app import EventStore
-from distill_es.training.service import TrainingService
 
 if __name__ == "__main__":
     url, home, run_id = sys.argv[1:4]

@@ -13,8 +13,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from distill_es.training.cli import build_training_app, training_app
-from distill_es.training.errors import TrainingRunNotFound
+from distill_es.cli.training import build_training_app, training_app
+from distill_es.domain.training.errors import TrainingRunNotFound
 
 from .conftest import GOOD_RESULT, LORA_EDIT_ID, World
 

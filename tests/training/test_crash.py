@@ -11,8 +11,8 @@ from pathlib import Path
 
 import psutil
 
-from distill_es.training.dataset import run_dir
-from distill_es.training.trainer import PID_FILE
+from distill_es.adapters.trainer import PID_FILE
+from distill_es.app.training.dataset import run_dir
 
 from .conftest import GOOD_RESULT, LORA_EDIT_ID, World
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 
 from distill_es.adapters.traces import EmptyTraceSource
-from distill_es.training.dataset import export_dataset, run_dir
+from distill_es.app.training.dataset import export_dataset, run_dir
 
 from .conftest import SECRET, STUDENT_ANSWER, TEACHER_ANSWER, World, lora_edit
 

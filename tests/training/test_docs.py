@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from distill_es.training import lifecycle
-from distill_es.training.reasons import FAILURE_REASONS
+from distill_es.domain.training import lifecycle
+from distill_es.domain.training.reasons import FAILURE_REASONS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "training.md"
 

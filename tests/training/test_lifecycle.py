@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pytest
 
 from distill_es.domain.errors import GuardRejected, IllegalTransition, UnknownCommand
-from distill_es.training import lifecycle
-from distill_es.training.errors import IllegalRunTransition, RunGuardRejected, UnknownRunCommand
+from distill_es.domain.training import lifecycle
+from distill_es.domain.training.errors import IllegalRunTransition, RunGuardRejected, UnknownRunCommand
 
 
 @dataclass

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from distill_es.domain.errors import IllegalTransition
-from distill_es.training.evaluation import EvalSummary
-from distill_es.training.run import TrainingRun, experiment_id_for, run_id_for
-from distill_es.training.spec import ExpectedArtifact, build_spec
+from distill_es.domain.training.evaluation import EvalSummary
+from distill_es.domain.training.run import TrainingRun, experiment_id_for, run_id_for
+from distill_es.domain.training.spec import ExpectedArtifact, build_spec
 
 from .test_lifecycle import LEGAL
 

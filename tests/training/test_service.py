@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from distill_es.adapters.trainer import trainer_argv
+from distill_es.app.training.dataset import export_dataset, run_dir
+from distill_es.domain.training import events as ev
+from distill_es.domain.training.errors import TrainingNotApproved, TrainingRunNotFound, TrainingSpecInvalid
+from distill_es.domain.training.run import TrainingRun, run_id_for
+from distill_es.domain.training.steps import NO_TRAINER
 from distill_es.store.projections import SessionIndex
-from distill_es.training import events as ev
-from distill_es.training.dataset import export_dataset, run_dir
-from distill_es.training.errors import TrainingNotApproved, TrainingRunNotFound, TrainingSpecInvalid
-from distill_es.training.run import TrainingRun, run_id_for
-from distill_es.training.steps import NO_TRAINER
-from distill_es.training.trainer import trainer_argv
 
 from .conftest import LORA_EDIT_ID, World, exemplar_edit, lora_edit
 

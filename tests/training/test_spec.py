@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from distill_es.training.errors import TrainingSpecInvalid
-from distill_es.training.evaluation import promotion, summarize_eval
-from distill_es.training.spec import (
+from distill_es.domain.training.errors import TrainingSpecInvalid
+from distill_es.domain.training.evaluation import promotion, summarize_eval
+from distill_es.domain.training.spec import (
     DatasetRef,
     EvalBlock,
     ExpectedArtifact,

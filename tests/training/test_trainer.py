@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from distill_es.training.trainer import (
+from distill_es.adapters.trainer import (
     LOG_FILE,
     PID_FILE,
     RESULT_FILE,

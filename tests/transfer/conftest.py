@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from distill_es.app.engine import Engine
 from distill_es.demo import world
+from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.domain.vocabulary import SessionStatus
-from distill_es.engine import Engine
 from distill_es.store.app import EventStore
 from distill_es.testing import ScriptedTeacher
-from distill_es.triggers import OnDemandTrigger
 from tests.pg import fresh_database
 
 

@@ -13,10 +13,10 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
-from distill_es.cli_transfer import register
-from distill_es.engine import Engine
+from distill_es.app.engine import Engine
+from distill_es.app.transfer import export_all
+from distill_es.cli.transfer import register
 from distill_es.store.app import EventStore
-from distill_es.transfer import export_all
 
 from .conftest import Source, open_engine
 
@@ -146,8 +146,8 @@ def test_a_failed_export_leaves_no_file(run, source: Source, tmp_path: Path):
 
 
 def test_mounted_the_way_the_main_app_opens_engines(source: Source, tmp_path: Path):
-    """The integration `distill_es.cli` needs: its own home resolution and engine, a store override."""
-    from distill_es import cli
+    """The integration `distill_es.cli.main` needs: its own home resolution and engine, a store override."""
+    from distill_es.cli import main as cli
 
     @contextmanager
     def opener(ctx: typer.Context, home: Path | None, store: str | None) -> Iterator[Engine]:

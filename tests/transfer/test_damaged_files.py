@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from distill_es.store.app import EventStore
-from distill_es.transfer import (
+from distill_es.app.transfer import (
     DamagedExport,
     DamagedSession,
     DuplicateSessions,
@@ -20,6 +19,7 @@ from distill_es.transfer import (
     export_session,
     import_events,
 )
+from distill_es.store.app import EventStore
 
 from .conftest import Source
 

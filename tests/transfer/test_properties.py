@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from distill_es.app.transfer import DamagedExport, export_session, import_events
 from distill_es.domain.session import Session
 from distill_es.store.app import EventStore
 from distill_es.testing import event_histories
-from distill_es.transfer import DamagedExport, export_session, import_events
 
 
 def rows(store: EventStore, session_id: object) -> list[tuple[int, str, bytes]]:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from distill_es.app.transfer import export_all, export_session, import_events
 from distill_es.domain import events as ev
 from distill_es.domain.vocabulary import SessionStatus
 from distill_es.store.app import EventStore
-from distill_es.transfer import export_all, export_session, import_events
 
 from .conftest import Source, open_engine
 

@@ -3,9 +3,9 @@ from uuid import uuid4
 from hypothesis import settings
 from hypothesis.stateful import rule
 
+from distill_es.app.transfer import export_session, import_events
 from distill_es.store.app import EventStore
 from distill_es.testing import MACHINE_SETTINGS, SessionMachineTest
-from distill_es.transfer import export_session, import_events
 
 
 class TravellingSessionMachine(SessionMachineTest):

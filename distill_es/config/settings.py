@@ -87,7 +87,7 @@ class Settings(_Section):
     gate: GateSettings = GateSettings()
     training: TrainingSettings = TrainingSettings()
     network: NetworkSettings = NetworkSettings()
-    # The daemon's [triggers] table; validated by distill_es.trigger_settings.TriggerSettings.
+    # The daemon's [triggers] table; validated by distill_es.config.trigger_settings.TriggerSettings.
     triggers: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod

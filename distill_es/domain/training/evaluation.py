@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from distill_es.training.spec import EvalBlock
+from distill_es.domain.training.spec import EvalBlock
 
 Verdict = Literal["pass", "fail", "compare_only"]
 DEPLOYABLE_VERDICTS: frozenset[str] = frozenset({"pass", "compare_only"})

@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from distill_es.domain.events import canonical_json
 from distill_es.domain.payloads import describe_validation
+from distill_es.domain.training.errors import TrainingSpecInvalid
 from distill_es.domain.vocabulary import Value
-from distill_es.training.errors import TrainingSpecInvalid
 
 SPEC_SCHEMA_VERSION = 1
 Backend = Literal["peft-trl-orpo", "unsloth-orpo", "dry-run"]

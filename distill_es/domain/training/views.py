@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from distill_es.domain.training.run import TrainingRun
 from distill_es.domain.vocabulary import Value
-from distill_es.training.run import TrainingRun
 
 
 class TrainingRunView(Value):

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from distill_es.domain.next_step import Step  # the engine's step base: `kind` names the step
-from distill_es.training.lifecycle import RunState
-from distill_es.training.run import TrainingRun
+from distill_es.domain.training.lifecycle import RunState
+from distill_es.domain.training.run import TrainingRun
 
 DEFAULT_MAX_ATTEMPTS = 3
 

@@ -29,18 +29,18 @@ from croniter import croniter
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import register_topic
 
+from distill_es.adapters.terminal_safe import inert
+from distill_es.app.loop import ACTIVE_STATUSES
+from distill_es.config.trigger_settings import ClusterSettings, TriggerSettings
 from distill_es.domain import events as ev
 from distill_es.domain.errors import ConcurrentSessionWrite, DistillError, SessionBusy
+from distill_es.domain.triggers import ClusterTrigger, ScheduledTrigger
 from distill_es.domain.vocabulary import LearningSession, SessionStatus, Trigger, TriggerKind, Value
-from distill_es.loop import ACTIVE_STATUSES
 from distill_es.ports import TraceRecord, TraceSource
 from distill_es.store.locks import exclusive
-from distill_es.terminal_safe import inert
-from distill_es.trigger_settings import ClusterSettings, TriggerSettings
-from distill_es.triggers import ClusterTrigger, ScheduledTrigger
 
 if TYPE_CHECKING:
-    from distill_es.engine import Engine
+    from distill_es.app.engine import Engine
 
 log = logging.getLogger("distill_es.daemon")
 WRITE_ATTEMPTS = 5

@@ -18,11 +18,11 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from distill_es.adapters.terminal_safe import inert, json_safe
 from distill_es.domain.errors import DistillError, SessionNotFound
-from distill_es.terminal_safe import inert, json_safe
 
 if TYPE_CHECKING:
-    from distill_es.engine import Engine
+    from distill_es.app.engine import Engine
     from distill_es.store.app import EventStore
 
 EngineOpener = Callable[..., "Engine | AbstractContextManager[Engine]"]
@@ -42,7 +42,7 @@ class _Failure(Exception):
 
 
 def _code_for(exc: Exception) -> int:
-    from distill_es.transfer import DuplicateSessions
+    from distill_es.app.transfer import DuplicateSessions
 
     if isinstance(exc, _Failure):
         return exc.code
@@ -54,7 +54,7 @@ def _code_for(exc: Exception) -> int:
 
 
 def _hint_for(exc: Exception) -> str:
-    from distill_es.transfer import DamagedExport, DamagedSession, DuplicateSessions
+    from distill_es.app.transfer import DamagedExport, DamagedSession, DuplicateSessions
 
     if isinstance(exc, _Failure):
         return exc.hint
@@ -73,7 +73,7 @@ def _reporting() -> Iterator[None]:
     try:
         yield
     except (_Failure, DistillError) as exc:
-        from distill_es.transfer import TransferError
+        from distill_es.app.transfer import TransferError
 
         if not isinstance(exc, _Failure | TransferError | SessionNotFound):
             raise
@@ -173,7 +173,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         One event per line with its position, type, schema version, timestamp, payload and digest
         chain, then an end line with the counts. `distill-es import` verifies and loads it elsewhere.
         """
-        from distill_es.transfer import export_all, export_session
+        from distill_es.app.transfer import export_all, export_session
 
         with _reporting():
             if (session is None) == (not all_sessions):
@@ -215,7 +215,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         A damaged file is refused with its line number and the reason (exit 1); a session the store
         already holds is refused (exit 4). Nothing is imported in either case.
         """
-        from distill_es.transfer import import_events
+        from distill_es.app.transfer import import_events
 
         with _reporting():
             source = _open_input(file)

@@ -30,8 +30,13 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from distill_es import __version__, cli_loop, cli_transfer
-from distill_es import cli_render as render
+from distill_es import __version__
+from distill_es.adapters.terminal_safe import SafeConsole, inert, json_safe
+from distill_es.cli import loop as cli_loop
+from distill_es.cli import render as render
+from distill_es.cli import transfer as cli_transfer
+from distill_es.cli.training import build_training_app
+from distill_es.config.settings import SETTINGS_FILE
 from distill_es.domain.errors import (
     ConcurrentSessionWrite,
     DamagedSession,
@@ -47,13 +52,10 @@ from distill_es.domain.errors import (
     WorkspaceConflict,
 )
 from distill_es.domain.vocabulary import AutonomyMode, LearningSession, SessionStatus, Trigger, TriggerKind
-from distill_es.settings import SETTINGS_FILE
-from distill_es.terminal_safe import SafeConsole, inert, json_safe
-from distill_es.training.cli import build_training_app
 from distill_es.workspace.scaffold import is_workspace
 
 if TYPE_CHECKING:  # the engine pulls in the anthropic and openai SDKs: imported only when a command needs it
-    from distill_es.engine import Engine
+    from distill_es.app.engine import Engine
 
 TEACHER_METAVAR = "anthropic|cassette:PATH"
 DEMO_MARKER = "# distill_es demo settings"
@@ -281,9 +283,9 @@ def is_demo(home: Path) -> bool:
 
 def _open_demo(home: Path, store: str | None, teacher: Any, progress: render.StepProgress | None) -> Engine:
     """The demo's engine (shipped cassette + DemoStudent), so demo follow-ups stay offline."""
+    from distill_es.app.engine import Engine
     from distill_es.demo import world
     from distill_es.demo.run import CASSETTE, open_demo_engine
-    from distill_es.engine import Engine
 
     if store is None:
         return open_demo_engine(home, teacher=teacher, **observers(progress))
@@ -309,7 +311,7 @@ def build_engine(
     """The engine on `home` (and `store`, else the global --store). Commands that drive a session
     (`drives`) on a demo workspace get the demo's teacher and student; read commands never build a
     teacher or student at all, and `read_only` ones create no store, table or folder either."""
-    from distill_es.engine import Engine
+    from distill_es.app.engine import Engine
 
     store = store or _globals(ctx).store
     if drives and is_demo(home):
@@ -414,7 +416,7 @@ def build_teacher(spec: str | None, record: Path | None) -> Any:
 
 
 def build_trigger(kind: TriggerKind, trace_ids: list[str], description: str | None) -> Trigger:
-    from distill_es import triggers
+    from distill_es.domain import triggers
 
     if kind == TriggerKind.USER_FLAG:
         if len(trace_ids) != 1:
@@ -583,7 +585,7 @@ def demo(
     the commands to try next.
     """
     from distill_es.demo import world
-    from distill_es.triggers import OnDemandTrigger
+    from distill_es.domain.triggers import OnDemandTrigger
 
     chosen = home or _globals(ctx).home
     target = (
@@ -1047,7 +1049,7 @@ def worker(
     a workspace) to one worker at a time, and a dead worker's sessions are picked up by the others.
     A session interrupted by an outside failure (recorded in its log) is backed off by every worker.
     """
-    from distill_es import worker as workers  # the engine and its SDKs load only when a worker runs
+    from distill_es.app import worker as workers  # the engine and its SDKs load only when a worker runs
 
     store = _globals(ctx).store or os.environ.get("DISTILL_ES_STORE")
     if not store:

@@ -20,27 +20,33 @@ from eventsourcing.persistence import IntegrityError
 
 from distill_es import __version__
 from distill_es.adapters.benchmark import BENCHMARK_FILE
-from distill_es.domain.errors import ConcurrentSessionWrite, DistillError
-from distill_es.domain.events import ENVELOPE_KEYS
-from distill_es.domain.payloads import LoraFinetune, parse_payload
-from distill_es.domain.session import Session
-from distill_es.domain.vocabulary import Edit, EditOp
-from distill_es.ports import TraceSource
-from distill_es.store.app import STATE_DIR, EventStore
-from distill_es.store.locks import exclusive
-from distill_es.training import events as ev
-from distill_es.training import steps
-from distill_es.training.dataset import (
+from distill_es.adapters.trainer import (
+    GRACE_SECONDS,
+    RESULT_FILE,
+    SPEC_FILE,
+    TrainerFailure,
+    TrainerOutcome,
+    run_trainer,
+    stop_orphan,
+    trainer_argv,
+)
+from distill_es.app.training.dataset import (
     DEFAULT_MAX_TRACES,
     export_dataset,
     fingerprint_file,
     run_dir,
     write_atomic,
 )
-from distill_es.training.errors import TrainingNotApproved, TrainingRunNotFound, TrainingSpecInvalid
-from distill_es.training.evaluation import promotion, summarize_eval
-from distill_es.training.run import TrainingRun, experiment_id_for, run_id_for
-from distill_es.training.spec import (
+from distill_es.domain.errors import ConcurrentSessionWrite, DistillError
+from distill_es.domain.events import ENVELOPE_KEYS
+from distill_es.domain.payloads import LoraFinetune, parse_payload
+from distill_es.domain.session import Session
+from distill_es.domain.training import events as ev
+from distill_es.domain.training import steps
+from distill_es.domain.training.errors import TrainingNotApproved, TrainingRunNotFound, TrainingSpecInvalid
+from distill_es.domain.training.evaluation import promotion, summarize_eval
+from distill_es.domain.training.run import TrainingRun, experiment_id_for, run_id_for
+from distill_es.domain.training.spec import (
     DEFAULT_HARDWARE_TIER,
     Budget,
     ExpectedArtifact,
@@ -53,17 +59,11 @@ from distill_es.training.spec import (
     resolve_hyperparameters,
     validate_result,
 )
-from distill_es.training.trainer import (
-    GRACE_SECONDS,
-    RESULT_FILE,
-    SPEC_FILE,
-    TrainerFailure,
-    TrainerOutcome,
-    run_trainer,
-    stop_orphan,
-    trainer_argv,
-)
-from distill_es.training.views import Lineage, TrainingRunView, lineage, run_view
+from distill_es.domain.training.views import Lineage, TrainingRunView, lineage, run_view
+from distill_es.domain.vocabulary import Edit, EditOp
+from distill_es.ports import TraceSource
+from distill_es.store.app import STATE_DIR, EventStore
+from distill_es.store.locks import exclusive
 
 DEFAULT_TIMEOUT_SECONDS = 240 * 60.0  # the seed's default wall-clock budget: 4 hours
 _RAW_RESULT_LIMIT = 20_000  # a rejected result is kept in the failure event only if it is this small

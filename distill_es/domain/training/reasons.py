@@ -7,7 +7,7 @@ FAILURE_REASONS: dict[str, str] = {
     "dataset_error": "the dataset could not be exported (session missing, unreadable traces)",
     "empty_dataset": "the export has no rows",
     "dataset_changed": "the exported file changed or vanished before an attempt",
-    # the trainer process (distill_es.training.trainer)
+    # the trainer process (distill_es.adapters.trainer)
     "trainer_missing": "the trainer command's executable was not found",
     "spawn_error": "the trainer could not be started (permissions, bad executable)",
     "nonzero_exit": "the trainer exited with a non-zero status",

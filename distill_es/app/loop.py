@@ -36,13 +36,13 @@ from distill_es.domain.errors import (
     WorkspaceConflict,
 )
 from distill_es.domain.payloads import describe_validation
+from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.domain.vocabulary import AutonomyMode, BenchmarkSnapshot, SessionStatus, Trigger, Value
 from distill_es.store.locks import exclusive
 from distill_es.store.verify import Damage, verify_chain
-from distill_es.triggers import OnDemandTrigger
 
 if TYPE_CHECKING:  # the engine will import this module to expose `engine.loop(...)`
-    from distill_es.engine import Engine
+    from distill_es.app.engine import Engine
 
 ACTIVE_STATUSES = frozenset({"initiated", "diagnosing", "planning", "executing"})
 

@@ -30,6 +30,7 @@ from distill_es.adapters.retry import (
 from distill_es.adapters.scorer import StudentScorer
 from distill_es.adapters.teacher import default_teacher, request_digest, response_to_dict, usage_of
 from distill_es.adapters.traces import open_trace_source
+from distill_es.config.settings import Settings
 from distill_es.domain import lifecycle
 from distill_es.domain import next_step as steps
 from distill_es.domain.errors import (
@@ -63,7 +64,6 @@ from distill_es.ports import (
     Workspace,
     accepts_keyword,
 )
-from distill_es.settings import Settings
 from distill_es.store.anchors import Anchor, anchor_problem, anchor_value, anchors_by_session
 from distill_es.store.app import STATE_DIR, EventStore, default_store_url, open_store
 from distill_es.store.locks import exclusive
@@ -497,30 +497,30 @@ class Engine:
         """Sessions back to back, each chained to the previous (paper Algorithm 1); resumable.
         Options: stagnation_k=5, stagnation_eps=0.001, max_total_cost_usd=50.0, loop_id=None,
         autonomy=None, on_progress=None. See docs/loop-and-triggers.md."""
-        from distill_es.loop import run_loop
+        from distill_es.app.loop import run_loop
 
         return run_loop(self, trigger, **options)
 
     def loops(self) -> list[Any]:
-        from distill_es.loop import loops
+        from distill_es.app.loop import loops
 
         return loops(self)
 
     def get_loop(self, loop_id: str) -> Any:
-        from distill_es.loop import get_loop
+        from distill_es.app.loop import get_loop
 
         return get_loop(self, loop_id)
 
     def flag(self, trace_id: str, *, note: str = "", flagged_by: str = "user") -> Any:
         """Flag a trace for the daemon's user_flag trigger (recorded as an event)."""
-        from distill_es.daemon import flag_trace
+        from distill_es.app.daemon import flag_trace
 
         return flag_trace(self, trace_id, note=note, flagged_by=flagged_by)
 
     def work(self, **options: Any) -> Any:
         """Run as a worker on this engine's store: claim runnable sessions (of any workspace) until
-        idle. Options as `distill_es.worker.work`."""
-        from distill_es.worker import work
+        idle. Options as `distill_es.app.worker.work`."""
+        from distill_es.app.worker import work
 
         return work(self.store.url, self.state_dir, **options)
 
@@ -912,8 +912,8 @@ class Engine:
         session.skip_edit(edit_id=step.edit_id, reason=step.reason)
 
     def _do_TrainEdit(self, session: Session, step: steps.TrainEdit) -> None:
-        from distill_es.training.errors import TrainingSpecInvalid
-        from distill_es.training.service import TrainingService
+        from distill_es.app.training.service import TrainingService
+        from distill_es.domain.training.errors import TrainingSpecInvalid
 
         training = session.settings.get("training", {})
         service = TrainingService(

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from distill_es.domain import rulebook
-from distill_es.training.errors import IllegalRunTransition, RunGuardRejected, UnknownRunCommand
+from distill_es.domain.training.errors import IllegalRunTransition, RunGuardRejected, UnknownRunCommand
 
 
 class RunState(StrEnum):

@@ -21,15 +21,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from distill_es.adapters.terminal_safe import SafeConsole, inert
+from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.domain.vocabulary import AutonomyMode, SessionStatus
-from distill_es.terminal_safe import SafeConsole, inert
-from distill_es.triggers import OnDemandTrigger
 
 if TYPE_CHECKING:  # the loop, the daemon and the engine are imported by the commands that run them:
     # every other command (and --help) starts without them
-    from distill_es.daemon import DaemonTick
-    from distill_es.engine import Engine
-    from distill_es.loop import LoopView
+    from distill_es.app.daemon import DaemonTick
+    from distill_es.app.engine import Engine
+    from distill_es.app.loop import LoopView
 
 EngineOpener = Callable[..., "Engine"]  # (home: Path | None, *, read_only: bool = False)
 
@@ -99,7 +99,7 @@ def loops_table(views: list[LoopView]) -> Table:
 
 def _resolve_loop(engine: Engine, ref: str) -> str:
     """A loop id, or a unique prefix of one of this workspace's loops."""
-    from distill_es.loop import get_loop, loops
+    from distill_es.app.loop import get_loop, loops
 
     ref = ref.strip().lower()
     matches = [v.id for v in loops(engine) if v.id.startswith(ref)] if ref else []
@@ -151,7 +151,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         Stops on stagnation, budget, a failed session, or a session awaiting review. Exit 1 only when
         a session failed.
         """
-        from distill_es.loop import LoopNotFound, StopReason, run_loop
+        from distill_es.app.loop import LoopNotFound, StopReason, run_loop
 
         if max_total_cost <= 0:
             raise _fail(2, f"--max-total-cost must be above 0, got {max_total_cost}")
@@ -182,7 +182,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
     @app.command("loops")
     def loops_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
         """List this workspace's loops, newest first."""
-        from distill_es.loop import loops
+        from distill_es.app.loop import loops
 
         engine = open_engine(home, **_reading(open_engine))
         try:
@@ -209,7 +209,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         Prints, every evaluation, what fired and why, and what did not and why. At most one session
         runs per workspace at a time.
         """
-        from distill_es.daemon import run_daemon
+        from distill_es.app.daemon import run_daemon
 
         engine = open_engine(home)
 
@@ -236,7 +236,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Flag a trace: the daemon's user_flag trigger starts a session about it (once)."""
-        from distill_es.daemon import TraceNotFound, flag_trace
+        from distill_es.app.daemon import TraceNotFound, flag_trace
 
         engine = open_engine(home)
         try:

@@ -18,12 +18,12 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.utils import register_topic
 
 from distill_es.domain.errors import DistillError
-from distill_es.training import events as ev
-from distill_es.training import lifecycle
-from distill_es.training.evaluation import EvalSummary
-from distill_es.training.lifecycle import RunState
-from distill_es.training.reasons import FAILURE_REASONS
-from distill_es.training.spec import DatasetRef, ExperimentSpec
+from distill_es.domain.training import events as ev
+from distill_es.domain.training import lifecycle
+from distill_es.domain.training.evaluation import EvalSummary
+from distill_es.domain.training.lifecycle import RunState
+from distill_es.domain.training.reasons import FAILURE_REASONS
+from distill_es.domain.training.spec import DatasetRef, ExperimentSpec
 
 RUN_NAMESPACE = uuid5(NAMESPACE_URL, "https://distill-es/training-run")
 

@@ -21,12 +21,12 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from distill_es.adapters.terminal_safe import SafeConsole, inert, safe_text
 from distill_es.domain.errors import WorkspaceError
-from distill_es.terminal_safe import SafeConsole, inert, safe_text
 
 if TYPE_CHECKING:  # the service (and the engine under it) is imported by the commands that use it
-    from distill_es.training.service import TrainingService
-    from distill_es.training.views import Lineage, TrainingRunView
+    from distill_es.app.training.service import TrainingService
+    from distill_es.domain.training.views import Lineage, TrainingRunView
 
 Opener = Callable[[typer.Context, Path | None], AbstractContextManager[Any]]
 
@@ -46,7 +46,7 @@ JsonOption = Annotated[
 
 @contextmanager
 def default_opener(ctx: typer.Context, home: Path | None) -> Iterator[Any]:
-    from distill_es.engine import Engine  # late: reading runs must not import the engine's adapters early
+    from distill_es.app.engine import Engine  # late: reading runs must not import the engine's adapters early
     from distill_es.workspace.scaffold import is_workspace
 
     root = getattr(ctx.find_root(), "obj", None)
@@ -153,7 +153,7 @@ def build_training_app(opener: Opener | None = None) -> typer.Typer:
     @contextmanager
     def service(ctx: typer.Context, home: Path | None) -> Iterator[TrainingService]:
         with open_workspace(ctx, home) as engine:
-            from distill_es.training.service import TrainingService
+            from distill_es.app.training.service import TrainingService
 
             yield TrainingService(engine.store, engine.home, None)
 

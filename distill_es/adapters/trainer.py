@@ -9,7 +9,7 @@
 - wall-clock timeout: the whole process group gets SIGTERM, then SIGKILL after a grace period.
 
 `run_trainer` never raises for anything the trainer does: it returns `TrainerOk` or
-`TrainerFailure(reason_code, message)` (codes: `distill_es.training.reasons`). The trainer runs in
+`TrainerFailure(reason_code, message)` (codes: `distill_es.domain.training.reasons`). The trainer runs in
 its own session (process group), so a timeout kills its children too — and a trainer left behind by a
 crashed driver can be found from `trainer.pid` and stopped before the attempt is re-run
 (`stop_orphan`).

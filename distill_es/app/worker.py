@@ -1,0 +1,219 @@
+"""Workers: claim runnable sessions from a shared store and run them.
+
+Any number of workers may share one PostgreSQL store. They coordinate only through the database:
+`Engine.run` holds a session-level advisory lock for the session and one for its workspace, so two
+workers never run the same session (or two sessions on one workspace) at once. The server drops a
+dead worker's locks with its connection, so another worker picks its session up on its next poll.
+
+A session interrupted by an outside failure (a dead student, a rate-limited teacher: `StepInterrupted`
+in its log) is backed off: it is tried again only `backoff_seconds × 2^(n-1)` (capped) after its n-th
+interruption in a row. The delay is computed from the log (the index row), not from a worker's memory,
+so every worker — and a restarted one — agrees; any progress of the session resets it.
+
+    python -m distill_es.app.worker --store postgresql://postgres@127.0.0.1:5432/db --state-dir DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from distill_es.adapters.terminal_safe import InertFormatter
+from distill_es.app.engine import Engine
+from distill_es.domain.errors import DamagedSession, DistillError, SessionBusy, SessionInterrupted
+from distill_es.store.app import EventStore
+from distill_es.store.projections import SessionIndex
+
+RUNNABLE = ("initiated", "diagnosing", "planning", "executing")
+log = logging.getLogger("distill_es.worker")
+
+EngineOpener = Callable[[Path, str], Engine]
+Clock = Callable[[], datetime]
+BACKOFF_SECONDS = 30.0  # after the first interruption in a row; doubles with each one
+MAX_BACKOFF_SECONDS = 3600.0
+
+
+def default_opener(home: Path, store_url: str) -> Engine:
+    return Engine.open(home, store_url=store_url, create_tables=False)
+
+
+def migrate(store_url: str) -> None:
+    """Create the store's tables once, before workers start (they run with table creation off, so
+    several starting at the same moment never race on DDL)."""
+    EventStore(store_url, create_tables=True).close()
+
+
+@dataclass
+class WorkerReport:
+    finished: list[str] = field(default_factory=list)
+    interrupted: list[str] = field(default_factory=list)
+    busy_skips: int = 0
+    backed_off: dict[str, str] = field(default_factory=dict)  # session id -> why, and until when
+    damaged: list[str] = field(default_factory=list)  # skipped for this worker's lifetime
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How long workers leave a session alone after its recorded interruptions."""
+
+    base_seconds: float = BACKOFF_SECONDS
+    max_seconds: float = MAX_BACKOFF_SECONDS
+
+    def until(self, row: dict[str, Any]) -> datetime | None:
+        """When the session may run again, or None when it is not interrupted now."""
+        if row.get("interrupted_version") is None or row.get("interrupted_version") != row.get("version"):
+            return None
+        in_a_row = max(1, int(row.get("interruptions", 1)))
+        delay = min(self.base_seconds * 2.0 ** (in_a_row - 1), self.max_seconds)
+        return datetime.fromisoformat(row["interrupted_at"]) + timedelta(seconds=delay)
+
+    def why(self, row: dict[str, Any], until: datetime) -> str:
+        times = "once" if row.get("interruptions", 1) == 1 else f"{row['interruptions']} times in a row"
+        what = row.get("interruption", "an outside failure")
+        return f"interrupted {times} ({what}); next try {until.isoformat(timespec='seconds')}"
+
+
+def runnable_sessions(index: SessionIndex) -> list[dict[str, Any]]:
+    """Sessions not yet at rest, oldest first (fairness: a queue, not a stack)."""
+    rows = [row for status in RUNNABLE for row in index.rows(status=status)]
+    return sorted(rows, key=lambda row: (row["started_at"], row["session_id"]))
+
+
+def work(
+    store_url: str,
+    state_dir: Path,
+    *,
+    open_engine: EngineOpener = default_opener,
+    poll_seconds: float = 0.5,
+    idle_polls_before_exit: int | None = None,
+    max_sessions: int | None = None,
+    backoff: Backoff | None = None,
+    clock: Clock = lambda: datetime.now(UTC),
+) -> WorkerReport:
+    """Run sessions until idle for `idle_polls_before_exit` polls (None: forever) or `max_sessions` done.
+    Interrupted sessions wait out their `backoff` (a poll with only those is an idle poll)."""
+    backoff = backoff or Backoff()
+    store = EventStore(store_url, create_tables=False)
+    index = SessionIndex(Path(state_dir) / "worker-views.sqlite", store)
+    report = WorkerReport()
+    idle = 0
+    try:
+        while max_sessions is None or len(report.finished) < max_sessions:
+            ran = False
+            busy_workspaces: set[str] = set()  # one busy session there means the workspace is taken
+            for row in runnable_sessions(index):
+                if (
+                    row["workspace"] in busy_workspaces
+                    or row["session_id"] in report.damaged
+                    or _backing_off(row, backoff, clock(), report)
+                ):
+                    continue
+                if _run_one(row, store_url, open_engine, report):
+                    ran = True
+                    break  # re-read the queue: others may have finished sessions meanwhile
+                busy_workspaces.add(row["workspace"])
+            if ran:
+                idle = 0
+                continue
+            idle += 1
+            if idle_polls_before_exit is not None and idle >= idle_polls_before_exit:
+                break
+            time.sleep(poll_seconds)
+    finally:
+        store.close()
+    return report
+
+
+def _backing_off(row: dict[str, Any], backoff: Backoff, now: datetime, report: WorkerReport) -> bool:
+    """True while the session's recorded interruptions say to leave it alone (said once per episode)."""
+    until = backoff.until(row)
+    session_id = row["session_id"]
+    if until is None or until <= now:
+        return False
+    why = backoff.why(row, until)
+    if report.backed_off.get(session_id) != why:
+        log.warning("session %s backed off: %s", session_id, why)
+        report.backed_off[session_id] = why
+    return True
+
+
+def _run_one(row: dict[str, Any], store_url: str, open_engine: EngineOpener, report: WorkerReport) -> bool:
+    session_id = row["session_id"]
+    try:
+        engine = open_engine(Path(row["workspace"]), store_url)
+    except DistillError as exc:  # the workspace is gone, or the store failed: the worker goes on
+        log.error("session %s could not be opened: %s", session_id, exc)
+        report.interrupted.append(session_id)
+        return False
+    try:
+        session = engine.run(session_id)
+    except SessionBusy:
+        report.busy_skips += 1  # another worker holds it (or its workspace): try the next one
+        return False
+    except DamagedSession as exc:
+        log.error("session %s skipped: %s", session_id, exc)  # no retry can mend a damaged log
+        report.damaged.append(session_id)
+        return False
+    except SessionInterrupted as exc:  # recorded in its log by the engine: every worker backs off
+        log.warning("session %s interrupted (recorded; backing off): %s", session_id, exc)
+        report.interrupted.append(session_id)
+        return False
+    except DistillError as exc:
+        log.error("session %s could not run: %s", session_id, exc)
+        report.interrupted.append(session_id)
+        return False
+    finally:
+        engine.close()
+    log.info("session %s rests %s", session_id, session.status.value)
+    report.finished.append(session_id)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m distill_es.worker", description=__doc__.splitlines()[0])
+    parser.add_argument("--store", required=True, help="postgresql://user@host:port/db (or sqlite:///path)")
+    parser.add_argument(
+        "--state-dir", required=True, type=Path, help="where this worker keeps its read models"
+    )
+    parser.add_argument("--poll", type=float, default=0.5, help="seconds between polls when idle")
+    parser.add_argument("--exit-when-idle", type=int, default=None, metavar="POLLS")
+    parser.add_argument("--migrate", action="store_true", help="create the store's tables first")
+    parser.add_argument(
+        "--backoff",
+        type=float,
+        default=BACKOFF_SECONDS,
+        metavar="SECONDS",
+        help="leave a session interrupted by an outside failure alone this long (doubling, capped at 1 h)",
+    )
+    args = parser.parse_args(argv)
+    # Only our own records: transitions logs every callback at INFO, which costs real CPU here.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    for handler in logging.getLogger().handlers:  # messages quote errors from outside: print them inert
+        handler.setFormatter(InertFormatter("%(asctime)s %(name)s %(message)s"))
+    log.setLevel(logging.INFO)
+    if args.migrate:
+        migrate(args.store)
+    report = work(
+        args.store,
+        args.state_dir,
+        poll_seconds=args.poll,
+        idle_polls_before_exit=args.exit_when_idle,
+        backoff=Backoff(base_seconds=args.backoff),
+    )
+    print(
+        f"finished {len(report.finished)} sessions, {len(report.interrupted)} interrupted, "
+        f"{len(report.backed_off)} backed off after outside failures",
+        flush=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
