@@ -72,9 +72,10 @@ from distill_es.app.engine import Engine
 from distill_es.config.settings import Settings, StudentSettings
 from distill_es.demo import world
 from distill_es.demo.servers import ScriptedAnthropicServer, ScriptedStudentServer
-from distill_es.domain import events as ev
+from distill_es.domain import chain
 from distill_es.domain.errors import SessionInterrupted
-from distill_es.domain.next_step import next_step
+from distill_es.domain.session import events as ev
+from distill_es.domain.session.next_step import next_step
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.store import app as store_app
 from distill_es.store.app import EventStore
@@ -243,7 +244,8 @@ class Bench:
                 ledger = engine.cost_ledger(view.id)
                 payload = sum(
                     payload_json_size(
-                        {k: v for k, v in engine.store.decode_state(r).items() if k not in ev.ENVELOPE_KEYS}
+                        {k: v for k, v in engine.store.decode_state(r).items()
+                         if k not in chain.ENVELOPE_KEYS}
                     )
                     for r in engine.store.stored_events(view.id)
                 )
@@ -744,7 +746,9 @@ class Bench:
         self.meta["verify_store_build_s"] = round(time.perf_counter() - started, 1)
         first = next(writer.iter_session_ids())
         payload = sum(
-            payload_json_size({k: v for k, v in writer.decode_state(r).items() if k not in ev.ENVELOPE_KEYS})
+            payload_json_size(
+                {k: v for k, v in writer.decode_state(r).items() if k not in chain.ENVELOPE_KEYS}
+            )
             for r in writer.stored_events(first)
         )
         writer.close()

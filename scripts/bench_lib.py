@@ -26,8 +26,8 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 
 from distill_es.config.settings import Settings
-from distill_es.domain import events as ev
-from distill_es.domain.session import Session
+from distill_es.domain import chain
+from distill_es.domain.session.aggregate import Session
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.domain.vocabulary import AutonomyMode
 from distill_es.store.app import EventStore, store_env
@@ -89,7 +89,7 @@ def payload_for(i: int) -> tuple[str, dict[str, Any]]:
 
 
 def payload_json_size(payload: dict[str, Any]) -> int:
-    return len(ev.canonical_json(payload).encode())
+    return len(chain.canonical_json(payload).encode())
 
 
 # --- synthetic engine sessions --------------------------------------------------------------------

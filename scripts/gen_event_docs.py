@@ -10,7 +10,7 @@ import sys
 import typing
 from pathlib import Path
 
-from distill_es.domain import events as ev
+from distill_es.domain.session import events as ev
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "events.md"
 ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_topic", "digest"}

@@ -6,8 +6,8 @@ import threading
 import unicodedata
 from typing import Any
 
-from distill_es.adapters.scrub import scrub
 from distill_es.domain.errors import InvalidTeacherOutput
+from distill_es.domain.scrub import scrub
 from distill_es.ports import BenchmarkTask, JudgeVerdict
 
 

@@ -32,7 +32,7 @@ from eventsourcing.utils import register_topic
 from distill_es.adapters.terminal_safe import inert
 from distill_es.app.loop import ACTIVE_STATUSES
 from distill_es.config.trigger_settings import ClusterSettings, TriggerSettings
-from distill_es.domain import events as ev
+from distill_es.domain import chain
 from distill_es.domain.errors import ConcurrentSessionWrite, DistillError, SessionBusy
 from distill_es.domain.triggers import ClusterTrigger, ScheduledTrigger
 from distill_es.domain.vocabulary import LearningSession, SessionStatus, Trigger, TriggerKind, Value
@@ -51,7 +51,7 @@ class TraceNotFound(DistillError):
 
 
 # --- the trigger log: flags, firings, launches --------------------------------------------------------
-class TriggerLogEvent(ev.ChainedEvent):
+class TriggerLogEvent(chain.ChainedEvent):
     """Base of every non-initial TriggerLog event."""
 
 
@@ -119,7 +119,7 @@ class Flag(Value):
     session_id: str | None = None
 
 
-class TriggerLog(ev.ChainedRecording, Aggregate):
+class TriggerLog(chain.ChainedRecording, Aggregate):
     """One per workspace; its id is derived from the workspace path."""
 
     @staticmethod

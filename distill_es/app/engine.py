@@ -31,8 +31,7 @@ from distill_es.adapters.scorer import StudentScorer
 from distill_es.adapters.teacher import default_teacher, request_digest, response_to_dict, usage_of
 from distill_es.adapters.traces import open_trace_source
 from distill_es.config.settings import Settings
-from distill_es.domain import lifecycle
-from distill_es.domain import next_step as steps
+from distill_es.domain.anchors import Anchor, anchor_problem, anchor_value, anchors_by_session
 from distill_es.domain.errors import (
     CassetteMiss,
     DamagedSession,
@@ -47,8 +46,10 @@ from distill_es.domain.errors import (
     WorkspaceConflict,
     WorkspaceError,
 )
-from distill_es.domain.next_step import next_step
-from distill_es.domain.session import Session
+from distill_es.domain.session import lifecycle
+from distill_es.domain.session import next_step as steps
+from distill_es.domain.session.aggregate import Session
+from distill_es.domain.session.next_step import next_step
 from distill_es.domain.vocabulary import AutonomyMode, LearningSession, SessionStatus, Trigger
 from distill_es.phases.diagnose import diagnose_request
 from distill_es.phases.diagnose_tools import SelfRun, Toolbox, parse_diagnosis
@@ -64,7 +65,6 @@ from distill_es.ports import (
     Workspace,
     accepts_keyword,
 )
-from distill_es.store.anchors import Anchor, anchor_problem, anchor_value, anchors_by_session
 from distill_es.store.app import STATE_DIR, EventStore, default_store_url, open_store
 from distill_es.store.locks import exclusive
 from distill_es.store.projections import SessionIndex, cost_ledger, timeline

@@ -27,8 +27,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.utils import register_topic
 from pydantic import Field, ValidationError
 
-from distill_es.domain import events as ev
-from distill_es.domain import rulebook
+from distill_es.domain import chain, rulebook
 from distill_es.domain.errors import (
     DistillError,
     IllegalTransition,
@@ -137,7 +136,7 @@ def assess(
 
 
 # --- events --------------------------------------------------------------------------------------------
-class LoopEvent(ev.ChainedEvent):
+class LoopEvent(chain.ChainedEvent):
     """Base of every non-initial loop event (explicit topic, JSON payload, chained digest)."""
 
 
@@ -244,7 +243,7 @@ class _Session:
     finished: LoopSessionFinished | None = None
 
 
-class Loop(ev.ChainedRecording, Aggregate):
+class Loop(chain.ChainedRecording, Aggregate):
     @classmethod
     def begin(cls, *, loop_id: UUID, workspace: str, trigger: Trigger, params: LoopParams) -> Loop:
         return cls._create_chained(

@@ -34,9 +34,10 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from pydantic import BaseModel
 
-from distill_es.domain import events as ev
+from distill_es.domain import chain
 from distill_es.domain.errors import DistillError, SessionNotFound
-from distill_es.domain.session import Session
+from distill_es.domain.session import events as ev
+from distill_es.domain.session.aggregate import Session
 from distill_es.store.app import EventStore, parse_session_id
 
 EVENT_KEYS = frozenset(
@@ -117,15 +118,15 @@ def _session_lines(store: EventStore, session_id: str | UUID) -> Iterator[str]:
         raise SessionNotFound(f"no session {session_id} in store {store.url}")
     if stored[0].topic != ev.SessionStarted.TOPIC:
         raise SessionNotFound(f"{sid} in store {store.url} is not a session")
-    previous = ev.genesis_digest(str(sid))
+    previous = chain.genesis_digest(str(sid))
     for expected, record in enumerate(stored, start=1):
         state = store.decode_state(record)
-        payload = {k: v for k, v in state.items() if k not in ev.ENVELOPE_KEYS}
+        payload = {k: v for k, v in state.items() if k not in chain.ENVELOPE_KEYS}
         timestamp, digest = state.get("timestamp"), state.get("digest", "")
         # Checked while streaming: a file that import would refuse should fail here, where the damage is.
         if record.originator_version != expected or not isinstance(timestamp, datetime):
             raise DamagedSession(f"session {sid} is damaged at position {expected}; run `distill-es verify`")
-        if ev.chain_digest(previous, record.topic, expected, timestamp, payload) != digest:
+        if chain.chain_digest(previous, record.topic, expected, timestamp, payload) != digest:
             raise DamagedSession(
                 f"session {sid}: the digest of position {expected} does not recompute; "
                 "run `distill-es verify`"
@@ -258,7 +259,7 @@ class _Reader:
         schema, known = obj["schema_version"], getattr(cls, "class_version", 1)
         if type(schema) is not int or not 1 <= schema <= known:
             raise DamagedExport(number, f"schema_version {schema!r} of {topic} is not one this version reads")
-        if not isinstance(payload, dict) or ev.ENVELOPE_KEYS & set(payload):
+        if not isinstance(payload, dict) or chain.ENVELOPE_KEYS & set(payload):
             raise DamagedExport(number, "payload must be an object without envelope keys")
         timestamp = _timestamp(obj["timestamp"], number)
 
@@ -266,7 +267,7 @@ class _Reader:
         if pending is None:
             if position != 1:
                 raise DamagedExport(number, f"session {sid} starts at position {position}, not 1")
-            pending = self.sessions[sid] = _Pending(sid, number, last_digest=ev.genesis_digest(str(sid)))
+            pending = self.sessions[sid] = _Pending(sid, number, last_digest=chain.genesis_digest(str(sid)))
             self.segment_sessions += 1
         elif position == 1:
             raise DamagedExport(
@@ -282,7 +283,7 @@ class _Reader:
             raise DamagedExport(number, "previous_digest is not the digest of the event before it")
         digest = obj["digest"]
         try:
-            computed = ev.chain_digest(pending.last_digest, topic, position, timestamp, payload)
+            computed = chain.chain_digest(pending.last_digest, topic, position, timestamp, payload)
         except ValueError as exc:
             raise DamagedExport(number, f"payload cannot be digested ({exc})") from None
         if not isinstance(digest, str) or not _HEX64.fullmatch(digest) or computed != digest:

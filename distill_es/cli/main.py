@@ -955,7 +955,7 @@ def verify(
 @app.command()
 def diagram() -> None:
     """The session lifecycle as a Mermaid state diagram."""
-    from distill_es.domain.lifecycle import mermaid
+    from distill_es.domain.session.lifecycle import mermaid
 
     typer.echo(mermaid(), nl=False)
 

@@ -23,11 +23,11 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from distill_es.adapters.scrub import scrub
 from distill_es.domain.errors import DistillError, InvalidEdit, InvalidTeacherOutput
 from distill_es.domain.payloads import PAYLOAD_MODELS, PatchSystemPrompt, parse_payload
 from distill_es.domain.policy import assign_tier
 from distill_es.domain.prompt_diff import apply_unified_diff, changed_line_ratio
+from distill_es.domain.scrub import scrub
 from distill_es.domain.vocabulary import (
     OP_PILLAR,
     Edit,

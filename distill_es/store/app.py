@@ -23,7 +23,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError, StoredEvent
 from eventsourcing.utils import resolve_topic
 
-from distill_es.domain import events as ev
+from distill_es.domain import chain
 from distill_es.domain.errors import (
     ConcurrentSessionWrite,
     DamagedSession,
@@ -34,8 +34,9 @@ from distill_es.domain.errors import (
     StoreUnavailable,
     StoreUrlError,
 )
-from distill_es.domain.events import SessionStarted
-from distill_es.domain.session import Session
+from distill_es.domain.session import events as ev
+from distill_es.domain.session.aggregate import Session
+from distill_es.domain.session.events import SessionStarted
 
 STATE_DIR = ".distill_es"
 APP_NAME = "distill_es"
@@ -394,8 +395,8 @@ def _fold(session: Any, events: Iterable[Any]) -> Any:
 
 # Where `_ChainMapper` keeps an upcast event's payload as it was stored (its digest covers that).
 _RAW_PAYLOAD = "__distill_raw_payload__"
-_NOT_PAYLOAD = ev.ENVELOPE_KEYS | {"originator_id", "originator_version", _RAW_PAYLOAD}
-_CHAINED = (ev.ChainedEvent, ev.SessionStarted)
+_NOT_PAYLOAD = chain.ENVELOPE_KEYS | {"originator_id", "originator_version", _RAW_PAYLOAD}
+_CHAINED = (chain.ChainedEvent, ev.SessionStarted)
 
 
 def _checked_fold(session: Any, events: Iterable[Any], sid: str = "") -> Any:
@@ -403,14 +404,14 @@ def _checked_fold(session: Any, events: Iterable[Any], sid: str = "") -> Any:
     snapshot's digest, or the genesis), and turns any event that does not decode or fold into
     `DamagedSession`. Only the events after the snapshot are read, so the check costs one digest
     per event actually folded."""
-    version, key = 0, ev.digest_key()
+    version, key = 0, chain.digest_key()
     try:
         for event in events:
             version = event.originator_version
             if isinstance(event, _CHAINED):
                 if session is None:
                     sid = str(event.originator_id)
-                previous = session.last_digest if session is not None else ev.genesis_digest(sid)
+                previous = session.last_digest if session is not None else chain.genesis_digest(sid)
                 if not chains_to(previous, event, key):
                     raise DamagedSession(
                         str(event.originator_id), _unchained(previous, event, key), "unchained"
@@ -434,7 +435,7 @@ def chains_to(previous: str, event: Any, key: bytes | None) -> bool:
     payload = state.get(_RAW_PAYLOAD)
     if payload is None:
         payload = {k: v for k, v in state.items() if k not in _NOT_PAYLOAD}
-    expected = ev.chain_digest(
+    expected = chain.chain_digest(
         previous, event.TOPIC, state["originator_version"], state["timestamp"], payload, key
     )
     return hmac.compare_digest(expected, str(state.get("digest")))
@@ -692,7 +693,7 @@ class EventStore:
 
 
 def _check_chain(sid: str, events: list[Any]) -> None:
-    previous, key = ev.genesis_digest(sid), ev.digest_key()
+    previous, key = chain.genesis_digest(sid), chain.digest_key()
     for expected_version, event in enumerate(events, start=1):
         if event.originator_version != expected_version:
             raise DamagedSession(sid, f"event {expected_version} is missing", kind="unchained")

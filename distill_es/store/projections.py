@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import uuid4
 
-from distill_es.domain import events as ev
+from distill_es.domain.session import events as ev
 from distill_es.store.app import EventStore, store_fault
 
 # --- per-session folds --------------------------------------------------------------------------

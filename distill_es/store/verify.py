@@ -13,9 +13,9 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from distill_es.domain import events as ev
+from distill_es.domain import chain
+from distill_es.domain.anchors import Anchor, anchor_problem
 from distill_es.domain.errors import DamagedSession
-from distill_es.store.anchors import Anchor, anchor_problem
 from distill_es.store.app import EventStore, parse_session_id
 from distill_es.store.projections import SessionIndex
 
@@ -72,7 +72,7 @@ def _verify_chain(store: EventStore, session_id: UUID) -> tuple[int, list[Damage
         except Exception as exc:  # a row whose bytes no longer decode is damage, not a crash
             damage.append(Damage(session_id=sid, position=version, kind="undecodable", detail=str(exc)))
 
-    genesis = ev.genesis_digest(sid)
+    genesis = chain.genesis_digest(sid)
     unchained: list[int] = []
     for version, (topic, state) in rows.items():
         previous = genesis if version == 1 else _recorded(rows.get(version - 1))
@@ -102,8 +102,8 @@ def _recorded(row: tuple[str, dict[str, Any]] | None) -> str | None:
 
 
 def _digest(previous: str, version: int, topic: str, state: dict[str, Any]) -> str:
-    payload = {k: v for k, v in state.items() if k not in ev.ENVELOPE_KEYS}
-    return ev.chain_digest(previous, topic, version, state.get("timestamp"), payload)  # type: ignore[arg-type]
+    payload = {k: v for k, v in state.items() if k not in chain.ENVELOPE_KEYS}
+    return chain.chain_digest(previous, topic, version, state.get("timestamp"), payload)  # type: ignore[arg-type]
 
 
 def _original_versions(

@@ -51,7 +51,6 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from distill_es.domain import lifecycle
 from distill_es.domain.errors import (
     ConcurrentSessionWrite,
     DistillError,
@@ -59,7 +58,8 @@ from distill_es.domain.errors import (
     IllegalTransition,
     UnknownCommand,
 )
-from distill_es.domain.session import Session
+from distill_es.domain.session import lifecycle
+from distill_es.domain.session.aggregate import Session
 from distill_es.domain.vocabulary import BenchmarkSnapshot, LearningPlan
 from distill_es.store.app import EventStore
 from distill_es.store.projections import SessionIndex, fold_index_row

@@ -29,11 +29,11 @@ from uuid import UUID
 from hypothesis import strategies as st
 
 from distill_es.config.settings import Settings
-from distill_es.domain import lifecycle
 from distill_es.domain.errors import DistillError
 from distill_es.domain.payloads import parse_payload
 from distill_es.domain.policy import assign_tier, route
-from distill_es.domain.session import Session
+from distill_es.domain.session import lifecycle
+from distill_es.domain.session.aggregate import Session
 from distill_es.domain.triggers import ClusterTrigger, OnDemandTrigger, ScheduledTrigger, UserFlagTrigger
 from distill_es.domain.vocabulary import (
     OP_PILLAR,

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from git import Git, GitCommandError
 
+from distill_es.domain.anchors import ANCHOR_TRAILER
 from distill_es.domain.errors import InvalidEdit, WorkspaceConflict, WorkspaceError
 from distill_es.domain.vocabulary import Edit, EditRiskTier
 from distill_es.ports import AppliedEdit, EditCheck
-from distill_es.store.anchors import ANCHOR_TRAILER
 from distill_es.workspace.appliers import applier_for
 from distill_es.workspace.files import atomic_write_text, prompt_path, read_inside, read_text
 

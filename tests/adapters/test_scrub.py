@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from distill_es.adapters.scrub import SECRET_PATTERNS, scrub, scrub_obj
+from distill_es.domain.scrub import SECRET_PATTERNS, scrub, scrub_obj
 
 from .test_scrub_corpus import SAMPLES  # one sample per format, shared with the teacher-server test
 

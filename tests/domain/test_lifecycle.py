@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from distill_es.domain import lifecycle
 from distill_es.domain.errors import GuardRejected, IllegalTransition, UnknownCommand
+from distill_es.domain.session import lifecycle
 from distill_es.domain.vocabulary import SessionStatus
 
 STATES = [
@@ -272,7 +272,7 @@ def test_mermaid_needs_no_graphviz() -> None:
     code = (
         "import sys\n"
         "sys.modules['graphviz'] = None; sys.modules['pygraphviz'] = None  # importing them now fails\n"
-        "from distill_es.domain.lifecycle import mermaid\n"
+        "from distill_es.domain.session.lifecycle import mermaid\n"
         "print(mermaid(), end='')\n"
     )
     done = subprocess.run(

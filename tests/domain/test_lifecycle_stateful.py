@@ -17,12 +17,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import run_state_machine_as_test
 from transitions import Machine
 
+from distill_es.domain import chain
 from distill_es.domain import errors as lifecycle_errors
-from distill_es.domain import events as ev
-from distill_es.domain import lifecycle
 from distill_es.domain.payloads import parse_payload
 from distill_es.domain.policy import assign_tier
-from distill_es.domain.session import Session
+from distill_es.domain.session import events as ev
+from distill_es.domain.session import lifecycle
+from distill_es.domain.session.aggregate import Session
 from distill_es.domain.vocabulary import OP_PILLAR, Edit, LearningPlan, SessionStatus, TriggerKind
 from distill_es.store import projections
 from distill_es.testing import strategies
@@ -162,7 +163,7 @@ def test_every_command_gets_the_arguments_its_method_takes(data: st.DataObject) 
 def test_legal_only_commands_are_legal_and_histories_replay(data: st.DataObject, session: Session) -> None:
     events = list(session.pending_events)
     assert [e.originator_version for e in events] == list(range(1, session.version + 1))
-    previous = ev.genesis_digest(str(session.id))
+    previous = chain.genesis_digest(str(session.id))
     for event in events:
         assert event.digest != previous
         previous = event.digest

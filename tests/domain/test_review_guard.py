@@ -3,7 +3,7 @@
 import pytest
 
 from distill_es.domain.errors import DistillError
-from distill_es.domain.session import Session
+from distill_es.domain.session.aggregate import Session
 from distill_es.domain.vocabulary import Edit, FailureCluster, LearningPlan, Trigger
 
 CLUSTER = FailureCluster(id="c", student_failure_rate=1.0, teacher_success_rate=1.0, task_ids=["t"])

@@ -16,10 +16,11 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from distill_es.config.settings import Settings
-from distill_es.domain import events as ev
-from distill_es.domain import lifecycle
+from distill_es.domain import chain
 from distill_es.domain.errors import ConcurrentSessionWrite, DistillError, GuardRejected, IllegalTransition
-from distill_es.domain.session import Session
+from distill_es.domain.session import events as ev
+from distill_es.domain.session import lifecycle
+from distill_es.domain.session.aggregate import Session
 from distill_es.domain.triggers import OnDemandTrigger, UserFlagTrigger
 from distill_es.domain.vocabulary import (
     AutonomyMode,
@@ -201,11 +202,13 @@ def test_a_whole_session_through_review_to_completion() -> None:
 
 def test_every_event_chains_to_the_one_before() -> None:
     session = to_executing(new_session(), [AUTO_EDIT])
-    previous = ev.genesis_digest(str(session.id))
+    previous = chain.genesis_digest(str(session.id))
     for event in session.pending_events:
         payload = {k: v for k, v in vars(event).items() if k not in {"originator_id", "originator_version"}}
-        payload = {k: v for k, v in payload.items() if k not in ev.ENVELOPE_KEYS}
-        expected = ev.chain_digest(previous, event.TOPIC, event.originator_version, event.timestamp, payload)
+        payload = {k: v for k, v in payload.items() if k not in chain.ENVELOPE_KEYS}
+        expected = chain.chain_digest(
+            previous, event.TOPIC, event.originator_version, event.timestamp, payload
+        )
         assert event.digest == expected
         previous = event.digest
     assert session.last_digest == previous
@@ -432,7 +435,7 @@ def test_a_v1_session_failed_loads_with_the_default_reason_code_and_still_verifi
         at = datetime.fromisoformat("2026-01-05T10:00:00+00:00")
         payload = {"error": "too few traces"}
         version = session.version + 1
-        digest = ev.chain_digest(session.last_digest, ev.SessionFailed.TOPIC, version, at, payload)
+        digest = chain.chain_digest(session.last_digest, ev.SessionFailed.TOPIC, version, at, payload)
         mapper = store.app.mapper
         raw = mapper.transcoder.encode({"timestamp": at, "digest": digest, **payload})
         stored = StoredEvent(

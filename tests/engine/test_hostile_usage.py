@@ -13,8 +13,8 @@ from distill_es.adapters.pricing import cost_of
 from distill_es.adapters.teacher import MAX_TOKENS_PER_CALL, usage_of
 from distill_es.demo import world
 from distill_es.demo.servers import ScriptedAnthropicServer, with_usage
-from distill_es.domain import events as ev
 from distill_es.domain.errors import InvalidTeacherOutput
+from distill_es.domain.session import events as ev
 from distill_es.domain.triggers import OnDemandTrigger
 
 from .conftest import World

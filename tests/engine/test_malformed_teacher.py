@@ -11,7 +11,7 @@ import pytest
 from distill_es.app.engine import Engine
 from distill_es.demo import world
 from distill_es.demo.servers import text_reply, tool_uses_reply
-from distill_es.domain import events as ev
+from distill_es.domain.session import events as ev
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.testing import ScriptedTeacher
 

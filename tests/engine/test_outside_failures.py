@@ -16,8 +16,8 @@ from distill_es.adapters.judge import TeacherJudge
 from distill_es.app.engine import Engine
 from distill_es.demo import world
 from distill_es.demo.servers import MALFORMED, ScriptedAnthropicServer, ScriptedStudentServer
-from distill_es.domain import events as ev
 from distill_es.domain.errors import EndpointUnavailable
+from distill_es.domain.session import events as ev
 from distill_es.domain.triggers import OnDemandTrigger
 from tests.engine.conftest import outcome_of
 

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from distill_es.domain import next_step as steps
 from distill_es.domain.errors import (
     DistillError,
     IllegalTransition,
     SessionBusy,
     WorkspaceConflict,
 )
-from distill_es.domain.next_step import next_step
+from distill_es.domain.session import next_step as steps
+from distill_es.domain.session.next_step import next_step
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.domain.vocabulary import SessionStatus
 from distill_es.store.locks import exclusive

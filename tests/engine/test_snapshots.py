@@ -10,8 +10,8 @@ import pytest
 
 from distill_es.demo.run import open_demo_engine, run_demo
 from distill_es.domain.errors import DistillError
-from distill_es.domain.next_step import next_step
-from distill_es.domain.session import Session, SessionSnapshot
+from distill_es.domain.session.aggregate import Session, SessionSnapshot
+from distill_es.domain.session.next_step import next_step
 from distill_es.domain.vocabulary import Trigger
 from distill_es.store.app import SNAPSHOT_INTERVAL, EventStore
 from distill_es.store.verify import verify_session

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from distill_es.domain.errors import ConcurrentSessionWrite
-from distill_es.domain.session import Session
+from distill_es.domain.session.aggregate import Session
 from distill_es.store.app import EventStore
 
 ROUNDS = 4  # races per pair of processes

@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from distill_es.config.settings import Settings
-from distill_es.domain import events as ev
 from distill_es.domain.errors import ConcurrentSessionWrite, SessionNotFound
-from distill_es.domain.session import Session
+from distill_es.domain.session import events as ev
+from distill_es.domain.session.aggregate import Session
 from distill_es.domain.triggers import ClusterTrigger, OnDemandTrigger, ScheduledTrigger, UserFlagTrigger
 from distill_es.domain.vocabulary import (
     AutonomyMode,

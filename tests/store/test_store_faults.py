@@ -87,7 +87,7 @@ def test_a_workspace_that_never_ran_reads_as_empty_and_nothing_is_created(tmp_pa
 
 
 def _a_new_session(home: Path):  # type: ignore[no-untyped-def]
-    from distill_es.domain.session import Session
+    from distill_es.domain.session.aggregate import Session
 
     return Session.start(trigger=OnDemandTrigger(), autonomy_mode="auto", settings={}, workspace=str(home))
 

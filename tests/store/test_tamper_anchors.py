@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from distill_es.app.engine import Engine
 from distill_es.demo import world
 from distill_es.demo.servers import ScriptedAnthropicServer, ScriptedStudentServer
-from distill_es.domain import events as ev
+from distill_es.domain import chain
 from distill_es.domain.errors import DamagedSession
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.store.app import EventStore
@@ -98,15 +98,15 @@ def rewrite(store: EventStore, url: str, session_id: str, version: int, **change
     same algorithm (under whatever key the environment holds) and write the rows back."""
     raw = RawRows(url, uuid.UUID(session_id))
     mapper = store.app.mapper
-    previous = ev.genesis_digest(session_id)
+    previous = chain.genesis_digest(session_id)
     for stored_version, topic, state in rows_of(raw):
         decoded = mapper.transcoder.decode(mapper.compressor.decompress(state))
         if stored_version >= version:
             if stored_version == version:
                 decoded.update(changes)
-            payload = {k: v for k, v in decoded.items() if k not in ev.ENVELOPE_KEYS}
+            payload = {k: v for k, v in decoded.items() if k not in chain.ENVELOPE_KEYS}
             at = decoded["timestamp"]
-            decoded["digest"] = ev.chain_digest(previous, topic, stored_version, at, payload)
+            decoded["digest"] = chain.chain_digest(previous, topic, stored_version, at, payload)
             raw.set_state(stored_version, mapper.compressor.compress(mapper.transcoder.encode(decoded)))
         previous = decoded["digest"]
 
@@ -199,14 +199,14 @@ def test_without_a_key_a_rewrite_after_the_last_anchor_passes_as_documented(scen
 
 @pytest.fixture
 def keyed_scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv(ev.HMAC_KEY_ENV, "a key the attacker never sees")
+    monkeypatch.setenv(chain.HMAC_KEY_ENV, "a key the attacker never sees")
     yield from run_scene(tmp_path, f"sqlite:///{tmp_path / 'events.sqlite'}")
 
 
 def test_with_a_key_a_chain_recomputed_without_it_is_caught_anywhere(keyed_scene, monkeypatch) -> None:
     scene, target, bystander, anchored = keyed_scene
     with monkeypatch.context() as attacker:  # the attacker has the store, not the key
-        attacker.delenv(ev.HMAC_KEY_ENV)
+        attacker.delenv(chain.HMAC_KEY_ENV)
         store = EventStore(scene.url)
         rewrite(store, scene.url, target, anchored[0] + 2, preview="(nothing to see)")
         store.close()
@@ -222,17 +222,17 @@ def test_with_a_key_a_chain_recomputed_without_it_is_caught_anywhere(keyed_scene
 
 def test_a_keyed_store_read_without_the_key_is_refused_not_trusted(keyed_scene, monkeypatch) -> None:
     scene, target, _, _ = keyed_scene
-    monkeypatch.delenv(ev.HMAC_KEY_ENV)
+    monkeypatch.delenv(chain.HMAC_KEY_ENV)
     result = scene.cli("show", target)
     assert result.exit_code == 4 and "is damaged" in result.output
-    monkeypatch.setenv(ev.HMAC_KEY_ENV, "another key")
+    monkeypatch.setenv(chain.HMAC_KEY_ENV, "another key")
     result = scene.cli("show", target)
     assert result.exit_code == 4 and "does not chain" in result.output
 
 
 def test_an_unkeyed_session_read_with_a_key_says_so(scene, monkeypatch) -> None:
     scene, target, _, _ = scene
-    monkeypatch.setenv(ev.HMAC_KEY_ENV, "a key set after the fact")
+    monkeypatch.setenv(chain.HMAC_KEY_ENV, "a key set after the fact")
     result = scene.cli("show", target)
     assert result.exit_code == 4 and "without it" in " ".join(result.output.split())
 

@@ -16,7 +16,7 @@ import pytest
 from distill_es.app.training.service import TrainingService
 from distill_es.config.settings import Settings
 from distill_es.demo.world import create_demo_workspace
-from distill_es.domain.session import Session
+from distill_es.domain.session.aggregate import Session
 from distill_es.domain.vocabulary import (
     AutonomyMode,
     Edit,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from distill_es.app.transfer import DamagedExport, export_session, import_events
-from distill_es.domain.session import Session
+from distill_es.domain.session.aggregate import Session
 from distill_es.store.app import EventStore
 from distill_es.testing import event_histories
 

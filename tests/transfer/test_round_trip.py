@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from distill_es.app.transfer import export_all, export_session, import_events
-from distill_es.domain import events as ev
+from distill_es.domain import chain
 from distill_es.domain.vocabulary import SessionStatus
 from distill_es.store.app import EventStore
 
@@ -46,7 +46,7 @@ def test_export_is_one_line_per_event_in_order_with_its_chain_then_an_end_line(s
     assert [e["position"] for e in events] == list(range(1, len(history) + 1))
     assert [e["type"].split(".")[1] for e in events] == [h["type"] for h in history]
     assert {e["session_id"] for e in events} == {source.rolled_back}
-    assert events[0]["previous_digest"] == ev.genesis_digest(source.rolled_back)
+    assert events[0]["previous_digest"] == chain.genesis_digest(source.rolled_back)
     for before, after in itertools.pairwise(events):
         assert after["previous_digest"] == before["digest"]
     for line, event in zip(lines, events, strict=False):
@@ -55,7 +55,7 @@ def test_export_is_one_line_per_event_in_order_with_its_chain_then_an_end_line(s
     types = [e["type"] for e in events]
     assert "distill_es.EditApprovedByReviewer.v1" in types and types[-1] == "distill_es.SessionRolledBack.v1"
     assert all(e["schema_version"] == 1 for e in events)
-    assert all(not set(e["payload"]) & ev.ENVELOPE_KEYS for e in events)
+    assert all(not set(e["payload"]) & chain.ENVELOPE_KEYS for e in events)
 
 
 def test_sqlite_to_postgres_to_sqlite_is_byte_identical(source: Source, pg_url: str, sqlite_store):

@@ -11,7 +11,7 @@ from distill_es.app.engine import Engine
 from distill_es.app.worker import Backoff, work
 from distill_es.demo import world
 from distill_es.demo.servers import ScriptedAnthropicServer, ScriptedStudentServer
-from distill_es.domain import events as ev
+from distill_es.domain.session import events as ev
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.store.projections import SessionIndex
 

@@ -37,10 +37,11 @@ from distill_es.app.training.dataset import (
     run_dir,
     write_atomic,
 )
+from distill_es.domain import chain
+from distill_es.domain.chain import ENVELOPE_KEYS
 from distill_es.domain.errors import ConcurrentSessionWrite, DistillError
-from distill_es.domain.events import ENVELOPE_KEYS
 from distill_es.domain.payloads import LoraFinetune, parse_payload
-from distill_es.domain.session import Session
+from distill_es.domain.session.aggregate import Session
 from distill_es.domain.training import events as ev
 from distill_es.domain.training import steps
 from distill_es.domain.training.errors import TrainingNotApproved, TrainingRunNotFound, TrainingSpecInvalid
@@ -186,7 +187,7 @@ class TrainingService:
         for record in self.store.stored_events(rid):
             state = self.store.decode_state(record)
             payload = {k: v for k, v in state.items() if k not in ENVELOPE_KEYS}
-            computed = ev.chain_digest(
+            computed = chain.chain_digest(
                 previous, record.topic, record.originator_version, state.get("timestamp"), payload
             )
             if computed != state.get("digest"):

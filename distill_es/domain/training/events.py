@@ -1,6 +1,6 @@
 """The training run's event catalogue: one immutable event per fact, in the past tense.
 
-Same rules as the session's catalogue (`distill_es.domain.events`): explicit stable topics
+Same rules as the session's catalogue (`distill_es.domain.session.events`): explicit stable topics
 (`distill_es.Training*.v1`), JSON-only payloads, a `digest` chained to the previous event of the
 same run (the first one to a genesis digest of the run id), and `apply` only hands the event to the
 aggregate's `evolve`.
@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import register_topic
 
-from distill_es.domain.events import ChainedEvent, ChainedRecording, chain_digest  # one rule for all
+from distill_es.domain.chain import ChainedEvent, ChainedRecording, chain_digest
 
 __all__ = ["ChainedRecording", "chain_digest", "genesis_digest"]
 

@@ -17,6 +17,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import register_topic
 
+from distill_es.domain import chain
 from distill_es.domain.errors import DistillError
 from distill_es.domain.training import events as ev
 from distill_es.domain.training import lifecycle
@@ -47,7 +48,7 @@ class Attempt:
     ended_at: datetime | None = None
 
 
-class TrainingRun(ev.ChainedRecording, Aggregate):
+class TrainingRun(chain.ChainedRecording, Aggregate):
     """One training run for one approved `lora_finetune` edit. Build with `TrainingRun.request(...)`."""
 
     _genesis_digest = staticmethod(ev.genesis_digest)

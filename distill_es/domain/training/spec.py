@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from distill_es.domain.events import canonical_json
+from distill_es.domain.chain import canonical_json
 from distill_es.domain.payloads import describe_validation
 from distill_es.domain.training.errors import TrainingSpecInvalid
 from distill_es.domain.vocabulary import Value

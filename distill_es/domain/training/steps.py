@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from distill_es.domain.next_step import Step  # the engine's step base: `kind` names the step
+from distill_es.domain.session.next_step import Step  # the engine's step base: `kind` names the step
 from distill_es.domain.training.lifecycle import RunState
 from distill_es.domain.training.run import TrainingRun
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from distill_es.domain.policy import route
-from distill_es.domain.session import Session
+from distill_es.domain.session.aggregate import Session
 from distill_es.domain.vocabulary import EditOp, SessionStatus
 
 SUBMIT_DIAGNOSIS = "submit_diagnosis"

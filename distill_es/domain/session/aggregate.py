@@ -20,9 +20,10 @@ from uuid import UUID, uuid4
 from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.utils import register_topic
 
-from distill_es.domain import events as ev
-from distill_es.domain import lifecycle
+from distill_es.domain import chain
 from distill_es.domain.errors import DistillError
+from distill_es.domain.session import events as ev
+from distill_es.domain.session import lifecycle
 from distill_es.domain.vocabulary import (
     AutonomyMode,
     BenchmarkSnapshot,
@@ -148,7 +149,7 @@ class EditProgress:
         )
 
 
-class Session(ev.ChainedRecording, Aggregate):
+class Session(chain.ChainedRecording, Aggregate):
     """One learning session. Build with `Session.start(...)`; load from the store."""
 
     # ----------------------------------------------------------------------------------------

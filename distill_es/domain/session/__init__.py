@@ -1,0 +1,1 @@
+"""The learning session: its events, lifecycle, aggregate and next step."""
