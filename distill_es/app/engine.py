@@ -31,6 +31,7 @@ from distill_es.adapters.scorer import StudentScorer
 from distill_es.adapters.teacher import default_teacher, request_digest, response_to_dict, usage_of
 from distill_es.adapters.traces import open_trace_source
 from distill_es.config.settings import Settings
+from distill_es.domain import teacher_reply
 from distill_es.domain.anchors import Anchor, anchor_problem, anchor_value, anchors_by_session
 from distill_es.domain.errors import (
     CassetteMiss,
@@ -813,9 +814,7 @@ class Engine:
             if not self._teacher_call(session, key, "self_run", params):
                 raise DistillError("the teacher could not answer")
             call = session.teacher_calls[key]
-            text = "".join(
-                b.get("text", "") for b in call.response.get("content", []) if b.get("type") == "text"
-            )
+            text = teacher_reply.text_of(call.response)
             return SelfRun(output=text, cost_usd=call.cost_usd)
 
         toolbox = Toolbox(
@@ -848,7 +847,7 @@ class Engine:
             session.record_tool_result(
                 call_key=step.call_key,
                 tool_use_id=step.tool_use_id,
-                tool="submit_diagnosis",
+                tool=teacher_reply.SUBMIT_DIAGNOSIS,
                 content=str(exc),
                 is_error=True,
             )
@@ -860,14 +859,7 @@ class Engine:
 
     def _do_FreezePlan(self, session: Session, _: steps.FreezePlan) -> None:
         call = session.teacher_calls["plan"]
-        tool_input = next(
-            (
-                b.get("input")
-                for b in call.response.get("content", [])
-                if b.get("type") == "tool_use" and b.get("name") == "submit_plan"
-            ),
-            None,
-        )
+        tool_input = teacher_reply.tool_input(call.response, teacher_reply.SUBMIT_PLAN)
         try:
             if tool_input is None:
                 raise InvalidTeacherOutput("the teacher's plan response did not call submit_plan")

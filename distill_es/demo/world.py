@@ -21,6 +21,7 @@ from typing import Any
 from distill_es.adapters.student import build_chat_request
 from distill_es.config.settings import StudentSettings
 from distill_es.demo.servers import text_reply, tool_uses_reply
+from distill_es.domain.teacher_reply import SUBMIT_DIAGNOSIS, SUBMIT_PLAN
 from distill_es.ports import BenchmarkTask, ResultObserver, StudentResult, run_in_turn
 
 AGENT = "assistant"
@@ -269,8 +270,8 @@ def teacher_reply(request: dict[str, Any]) -> dict[str, Any]:
 
 def _teacher_spec(request: dict[str, Any]) -> dict[str, Any]:
     tool_choice = request.get("tool_choice") or {}
-    if tool_choice.get("name") == "submit_plan":
-        return {"tool_uses": [("submit_plan", {"edits": EDITS})], "text": None}
+    if tool_choice.get("name") == SUBMIT_PLAN:
+        return {"tool_uses": [(SUBMIT_PLAN, {"edits": EDITS})], "text": None}
     if not request.get("tools"):  # run_self_on_task: answer the question itself
         content = request["messages"][-1]["content"]
         query = content if isinstance(content, str) else content[-1].get("text", "")
@@ -297,7 +298,7 @@ def _teacher_spec(request: dict[str, Any]) -> dict[str, Any]:
         }
     return {
         "text": "I have enough evidence.",
-        "tool_uses": [("submit_diagnosis", {"diagnosis_markdown": DIAGNOSIS, "clusters": CLUSTERS})],
+        "tool_uses": [(SUBMIT_DIAGNOSIS, {"diagnosis_markdown": DIAGNOSIS, "clusters": CLUSTERS})],
     }
 
 

@@ -24,11 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from distill_es.domain.errors import DistillError, InvalidEdit, InvalidTeacherOutput, SessionInterrupted
 from distill_es.domain.payloads import SafeName
 from distill_es.domain.scrub import scrub, scrub_obj
+from distill_es.domain.teacher_reply import SUBMIT_DIAGNOSIS
 from distill_es.domain.vocabulary import FailureCluster, Value
 from distill_es.ports import BenchmarkTask, Judge, StudentResult, StudentRunner, TraceRecord, TraceSource
 from distill_es.workspace.files import CONFIG_FILE, DESCRIPTIONS_FILE, prompt_path, read_inside
 
-SUBMIT_DIAGNOSIS = "submit_diagnosis"
 MAX_CLUSTERS = 20
 
 

@@ -28,6 +28,7 @@ from distill_es.domain.payloads import PAYLOAD_MODELS, PatchSystemPrompt, parse_
 from distill_es.domain.policy import assign_tier
 from distill_es.domain.prompt_diff import apply_unified_diff, changed_line_ratio
 from distill_es.domain.scrub import scrub
+from distill_es.domain.teacher_reply import SUBMIT_PLAN
 from distill_es.domain.vocabulary import (
     OP_PILLAR,
     Edit,
@@ -41,7 +42,6 @@ from distill_es.domain.vocabulary import (
 from distill_es.phases.diagnose_tools import describe_errors
 from distill_es.workspace.files import prompt_path
 
-SUBMIT_PLAN = "submit_plan"
 MAX_EDITS = 50  # edits beyond this are rejected unread ("too many edits")
 DOWNGRADE_THRESHOLD = 0.5  # a patch changing more than this share of lines becomes a replace
 RAW_EXCERPT_CHARS = 2_000

@@ -27,6 +27,7 @@ from typing import Any
 
 from distill_es.adapters.benchmark import load_benchmark
 from distill_es.adapters.traces import open_trace_source
+from distill_es.domain import teacher_reply
 from distill_es.domain.scrub import scrub
 from distill_es.domain.session.aggregate import Session
 from distill_es.domain.vocabulary import EditOp
@@ -57,7 +58,7 @@ def _norm(text: str) -> str:
 
 
 def _text_of(response: dict[str, Any]) -> str:
-    return "".join(b.get("text", "") for b in response.get("content", []) if b.get("type") == "text").strip()
+    return teacher_reply.text_of(response).strip()
 
 
 def _row(source: str, ref: str, prompt: str, chosen: str, rejected: str | None) -> dict[str, Any]:

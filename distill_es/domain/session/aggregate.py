@@ -20,7 +20,7 @@ from uuid import UUID, uuid4
 from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.utils import register_topic
 
-from distill_es.domain import chain
+from distill_es.domain import chain, teacher_reply
 from distill_es.domain.errors import DistillError
 from distill_es.domain.session import events as ev
 from distill_es.domain.session import lifecycle
@@ -66,7 +66,7 @@ class DiagnoseTurn:
     results: dict[str, ToolResult] = field(default_factory=dict)
 
     def tool_uses(self) -> list[dict[str, Any]]:
-        return [b for b in self.response.get("content", []) if b.get("type") == "tool_use"]
+        return teacher_reply.tool_uses(self.response)
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""The Engine facade (filled in by the engine split)."""

@@ -1,0 +1,1 @@
+"""Wiring of the default adapters (filled in by the engine split)."""
