@@ -9,10 +9,9 @@ from pydantic import ValidationError
 
 from distill_es.adapters.traces import decode_line
 from distill_es.domain.errors import WorkspaceError
+from distill_es.domain.layout import BENCHMARK_FILE
 from distill_es.domain.payloads import describe_validation
 from distill_es.ports import BenchmarkTask
-
-BENCHMARK_FILE = "benchmark.jsonl"
 
 
 def load_benchmark(home: str | Path) -> list[BenchmarkTask]:

@@ -23,8 +23,9 @@ import openai
 from distill_es.adapters.retry import MalformedResponse, RetryPolicy, WaitObserver, call_with_retries
 from distill_es.config.settings import NetworkSettings, StudentSettings
 from distill_es.domain.errors import EndpointUnavailable, InvalidEdit, RequestRefused, WorkspaceError
+from distill_es.domain.layout import CONFIG_FILE, DESCRIPTIONS_FILE, few_shot_path, prompt_path
 from distill_es.ports import BenchmarkTask, ResultObserver, StudentResult
-from distill_es.workspace.files import CONFIG_FILE, DESCRIPTIONS_FILE, few_shot_path, prompt_path, read_inside
+from distill_es.workspace.files import read_inside
 
 # Standard chat-completions parameters go at the top level; the extra sampling knobs vLLM, Ollama and
 # llama.cpp accept go in `extra_body`. Other agent keys (max_turns, class, tools) are not sent.

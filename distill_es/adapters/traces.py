@@ -20,11 +20,10 @@ from urllib.request import pathname2url
 from pydantic import ValidationError
 
 from distill_es.domain.errors import WorkspaceError
+from distill_es.domain.layout import TRACES_DB, TRACES_JSONL
 from distill_es.domain.payloads import describe_validation
 from distill_es.ports import TraceRecord, TraceSource
 
-JSONL_FILE = "traces.jsonl"
-SQLITE_FILE = "traces.db"
 _FIELDS = set(TraceRecord.model_fields)
 
 
@@ -319,8 +318,8 @@ class OpenJarvisTraceSource:
 def open_trace_source(home: str | Path) -> TraceSource:
     """traces.jsonl if present, else traces.db, else an empty source."""
     home = Path(home)
-    if (home / JSONL_FILE).is_file():
-        return JsonlTraceSource(home / JSONL_FILE)
-    if (home / SQLITE_FILE).is_file():
-        return OpenJarvisTraceSource(home / SQLITE_FILE)
+    if (home / TRACES_JSONL).is_file():
+        return JsonlTraceSource(home / TRACES_JSONL)
+    if (home / TRACES_DB).is_file():
+        return OpenJarvisTraceSource(home / TRACES_DB)
     return EmptyTraceSource()

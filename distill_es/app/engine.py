@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distill_es.adapters.benchmark import BENCHMARK_FILE, load_benchmark
+from distill_es.adapters.benchmark import load_benchmark
 from distill_es.adapters.judge import MatchJudge
 from distill_es.adapters.pricing import cost_of
 from distill_es.adapters.retry import (
@@ -47,6 +47,7 @@ from distill_es.domain.errors import (
     WorkspaceConflict,
     WorkspaceError,
 )
+from distill_es.domain.layout import BENCHMARK_FILE, DESCRIPTIONS_FILE, STATE_DIR, prompt_path
 from distill_es.domain.session import lifecycle
 from distill_es.domain.session import next_step as steps
 from distill_es.domain.session.aggregate import Session
@@ -66,11 +67,11 @@ from distill_es.ports import (
     Workspace,
     accepts_keyword,
 )
-from distill_es.store.app import STATE_DIR, EventStore, default_store_url, open_store
+from distill_es.store.app import EventStore, default_store_url, open_store
 from distill_es.store.locks import exclusive
 from distill_es.store.projections import SessionIndex, cost_ledger, timeline
 from distill_es.store.verify import SessionReport, verify_session, verify_store
-from distill_es.workspace.files import DESCRIPTIONS_FILE, prompt_path, read_inside
+from distill_es.workspace.files import read_inside
 from distill_es.workspace.toml_config import read_config, read_workspace_toml
 
 SELF_RUN_MAX_TOKENS = 2048

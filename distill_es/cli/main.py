@@ -36,7 +36,6 @@ from distill_es.cli import loop as cli_loop
 from distill_es.cli import render as render
 from distill_es.cli import transfer as cli_transfer
 from distill_es.cli.training import build_training_app
-from distill_es.config.settings import SETTINGS_FILE
 from distill_es.domain.errors import (
     ConcurrentSessionWrite,
     DamagedSession,
@@ -51,6 +50,7 @@ from distill_es.domain.errors import (
     StoreUnavailable,
     WorkspaceConflict,
 )
+from distill_es.domain.layout import SETTINGS_FILE
 from distill_es.domain.vocabulary import AutonomyMode, LearningSession, SessionStatus, Trigger, TriggerKind
 from distill_es.workspace.scaffold import is_workspace
 

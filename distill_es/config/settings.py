@@ -13,10 +13,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from distill_es.domain.errors import SettingsError
+from distill_es.domain.layout import SETTINGS_FILE
 from distill_es.domain.payloads import describe_validation
 from distill_es.domain.vocabulary import AutonomyMode
-
-SETTINGS_FILE = "distill_es.toml"
 
 
 class _Section(BaseModel):

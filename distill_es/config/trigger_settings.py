@@ -14,8 +14,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from distill_es.config.settings import SETTINGS_FILE, read_settings_file
+from distill_es.config.settings import read_settings_file
 from distill_es.domain.errors import SettingsError
+from distill_es.domain.layout import SETTINGS_FILE
 from distill_es.domain.payloads import describe_validation
 
 

@@ -22,12 +22,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from distill_es.domain.errors import DistillError, InvalidEdit, InvalidTeacherOutput, SessionInterrupted
+from distill_es.domain.layout import CONFIG_FILE, DESCRIPTIONS_FILE, prompt_path
 from distill_es.domain.payloads import SafeName
 from distill_es.domain.scrub import scrub, scrub_obj
 from distill_es.domain.teacher_reply import SUBMIT_DIAGNOSIS
 from distill_es.domain.vocabulary import FailureCluster, Value
 from distill_es.ports import BenchmarkTask, Judge, StudentResult, StudentRunner, TraceRecord, TraceSource
-from distill_es.workspace.files import CONFIG_FILE, DESCRIPTIONS_FILE, prompt_path, read_inside
+from distill_es.workspace.files import read_inside
 
 MAX_CLUSTERS = 20
 

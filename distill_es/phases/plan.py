@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from distill_es.domain.errors import DistillError, InvalidEdit, InvalidTeacherOutput
+from distill_es.domain.layout import prompt_path
 from distill_es.domain.payloads import PAYLOAD_MODELS, PatchSystemPrompt, parse_payload
 from distill_es.domain.policy import assign_tier
 from distill_es.domain.prompt_diff import apply_unified_diff, changed_line_ratio
@@ -40,7 +41,6 @@ from distill_es.domain.vocabulary import (
     Value,
 )
 from distill_es.phases.diagnose_tools import describe_errors
-from distill_es.workspace.files import prompt_path
 
 MAX_EDITS = 50  # edits beyond this are rejected unread ("too many edits")
 DOWNGRADE_THRESHOLD = 0.5  # a patch changing more than this share of lines becomes a replace

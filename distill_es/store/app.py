@@ -34,11 +34,11 @@ from distill_es.domain.errors import (
     StoreUnavailable,
     StoreUrlError,
 )
+from distill_es.domain.layout import STATE_DIR
 from distill_es.domain.session import events as ev
 from distill_es.domain.session.aggregate import Session
 from distill_es.domain.session.events import SessionStarted
 
-STATE_DIR = ".distill_es"
 APP_NAME = "distill_es"
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from distill_es.domain.errors import DistillError, InvalidEdit, OpNotAvailable, WorkspaceError
+from distill_es.domain.layout import few_shot_path, prompt_path
 from distill_es.domain.payloads import (
     EditFewShotExemplars,
     EditToolDescription,
@@ -31,13 +32,7 @@ from distill_es.domain.prompt_diff import apply_unified_diff
 from distill_es.domain.vocabulary import Edit, EditOp, Value
 from distill_es.ports import EditCheck
 from distill_es.workspace import toml_config
-from distill_es.workspace.files import (
-    atomic_write_text,
-    few_shot_path,
-    prompt_path,
-    read_text,
-    resolve_inside,
-)
+from distill_es.workspace.files import atomic_write_text, read_text, resolve_inside
 
 CONFIG = toml_config.CONFIG
 DESCRIPTIONS = toml_config.DESCRIPTIONS

@@ -5,48 +5,21 @@ built paths from teacher-supplied names without checking where they pointed.
 
 Reads and writes share one containment check, `resolve_inside`: whatever the engine reads for the
 teacher or the student (config, prompts, few-shot, tool descriptions) resolves inside the workspace
-or is refused, exactly as an edit's writes are. Where an agent's files live is defined once here
-(`prompt_path`, `few_shot_path`), with the agent name checked on the way.
+or is refused, exactly as an edit's writes are. Where things live is defined once,
+in `domain/layout.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import tempfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from distill_es.domain.errors import InvalidEdit, WorkspaceError
+from distill_es.domain.layout import PRIVATE_DIRS
 
 TEMP_SUFFIX = ".distill_es-tmp"
-CONFIG_FILE = "config.toml"
-DESCRIPTIONS_FILE = "tools/descriptions.toml"
-# Engine state and git's own files: inside the workspace, but never the student's configuration.
-_PRIVATE_DIRS = (".git", ".distill_es")
-_SAFE_AGENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-
-
-def _checked_agent(agent: str) -> str:
-    """An agent name that is one plain path part (it may come from the teacher)."""
-    if not isinstance(agent, str) or not _SAFE_AGENT.match(agent) or ".." in agent:
-        raise InvalidEdit(
-            f"{agent!r} is not a safe agent name (letters, digits, '_', '-', '.'; no '..', no '/', "
-            "not absolute)"
-        )
-    return agent
-
-
-def prompt_path(agent: str) -> str:
-    """Where an agent's system prompt lives, relative to the workspace (the one definition)."""
-    return f"agents/{_checked_agent(agent)}/system_prompt.md"
-
-
-def few_shot_path(agent: str) -> str:
-    """Where an agent's few-shot exemplars live, relative to the workspace."""
-    return f"agents/{_checked_agent(agent)}/few_shot.json"
-
-
 def read_inside(root: Path, relative: str) -> str | None:
     """The text of a workspace file (None when it does not exist), read only if it resolves inside the
     workspace: `InvalidEdit` for a '..', an absolute path or a symlink pointing out, as for writes."""
@@ -69,7 +42,7 @@ def resolve_inside(root: Path, *parts: str) -> Path:
             f"path {joined.as_posix()!r} resolves to {target}, outside the workspace {base} "
             "(a '..' part or a symlink pointing out)"
         )
-    if target != base and target.relative_to(base).parts[0] in _PRIVATE_DIRS:
+    if target != base and target.relative_to(base).parts[0] in PRIVATE_DIRS:
         raise InvalidEdit(
             f"path {joined.as_posix()!r} resolves to {target}, inside the engine's or git's own files"
         )

@@ -21,12 +21,12 @@ from git import Git, GitCommandError
 
 from distill_es.domain.anchors import ANCHOR_TRAILER
 from distill_es.domain.errors import InvalidEdit, WorkspaceConflict, WorkspaceError
+from distill_es.domain.layout import TRACKED_PATHS, prompt_path
 from distill_es.domain.vocabulary import Edit, EditRiskTier
 from distill_es.ports import AppliedEdit, EditCheck
 from distill_es.workspace.appliers import applier_for
-from distill_es.workspace.files import atomic_write_text, prompt_path, read_inside, read_text
+from distill_es.workspace.files import atomic_write_text, read_inside, read_text
 
-TRACKED_PATHS = ("config.toml", "agents", "tools")
 # Anchored to the root: `traces.jsonl` must not also hide `agents/x/traces.jsonl`.
 IGNORED_PATTERNS = ("/.distill_es/", "/traces.jsonl", "/traces.db*", "/benchmark.jsonl", "/distill_es.toml")
 GITIGNORE_HEADER = "# distill_es: engine files, never part of the student's tracked configuration"

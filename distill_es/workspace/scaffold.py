@@ -7,9 +7,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from distill_es.config.settings import DEFAULT_SETTINGS_TOML, SETTINGS_FILE
+from distill_es.config.settings import DEFAULT_SETTINGS_TOML
 from distill_es.domain.errors import WorkspaceConflict
-from distill_es.workspace.files import DESCRIPTIONS_FILE, few_shot_path, prompt_path
+from distill_es.domain.layout import DESCRIPTIONS_FILE, SETTINGS_FILE, few_shot_path, prompt_path
 
 DEFAULT_CONFIG = """\
 # The student agent's configuration. distill_es sessions edit this file, one git commit per edit.

@@ -24,7 +24,8 @@ from distill_es.domain.errors import (
     WorkspaceConflict,
     WorkspaceError,
 )
-from distill_es.store.app import STATE_DIR, default_store_url
+from distill_es.domain.layout import STATE_DIR
+from distill_es.store.app import default_store_url
 from distill_es.store.locks import exclusive
 from tests.cli.conftest import Demo, cli, cli_json
 
@@ -219,8 +220,9 @@ def test_an_argument_that_is_not_utf8_is_a_usage_error_not_a_bug(tmp_path) -> No
 
 
 def test_settings_that_are_not_utf8_are_a_settings_error_naming_the_file(tmp_path) -> None:
-    from distill_es.config.settings import SETTINGS_FILE, read_settings_file
+    from distill_es.config.settings import read_settings_file
     from distill_es.domain.errors import SettingsError
+    from distill_es.domain.layout import SETTINGS_FILE
 
     (tmp_path / SETTINGS_FILE).write_bytes(b"[session]\nmin_traces = 3\n\xff\xfe\n")
     with pytest.raises(SettingsError, match=r"distill_es\.toml: not UTF-8 text"):

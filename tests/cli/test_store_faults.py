@@ -13,7 +13,7 @@ import pytest
 
 from distill_es.cli import main as cli_module
 from distill_es.domain.errors import NotAWorkspace, StoreMissing, StoreUnavailable, StoreUrlError
-from distill_es.store.app import STATE_DIR
+from distill_es.domain.layout import STATE_DIR
 from tests.cli.conftest import Demo, cli, cli_json
 from tests.faults import fill, grow, refusing_writes, small_disk
 

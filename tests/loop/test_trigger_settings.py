@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from distill_es.config.settings import SETTINGS_FILE, Settings
+from distill_es.config.settings import Settings
 from distill_es.config.trigger_settings import EXAMPLE_TOML, TriggerSettings
 from distill_es.domain.errors import SettingsError
+from distill_es.domain.layout import SETTINGS_FILE
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "loop-and-triggers.md"
 

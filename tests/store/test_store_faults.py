@@ -26,8 +26,9 @@ from distill_es.domain.errors import (
     StoreUnavailable,
     StoreUrlError,
 )
+from distill_es.domain.layout import STATE_DIR
 from distill_es.domain.triggers import OnDemandTrigger
-from distill_es.store.app import STATE_DIR, EventStore
+from distill_es.store.app import EventStore
 from distill_es.workspace.scaffold import create_workspace, is_workspace
 from tests.faults import refusing_writes, stops_open_files
 from tests.pg import ADMIN, fresh_database

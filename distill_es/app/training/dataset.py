@@ -28,13 +28,12 @@ from typing import Any
 from distill_es.adapters.benchmark import load_benchmark
 from distill_es.adapters.traces import open_trace_source
 from distill_es.domain import teacher_reply
+from distill_es.domain.layout import STATE_DIR, TRAINING_DIR
 from distill_es.domain.scrub import scrub
 from distill_es.domain.session.aggregate import Session
 from distill_es.domain.vocabulary import EditOp
 from distill_es.ports import BenchmarkTask, TraceRecord, TraceSource
-from distill_es.store.app import STATE_DIR
 
-TRAINING_DIR = "training"
 DATASET_FILE = "dataset.jsonl"
 DEFAULT_MAX_TRACES = 1000
 

@@ -19,7 +19,6 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError
 
 from distill_es import __version__
-from distill_es.adapters.benchmark import BENCHMARK_FILE
 from distill_es.adapters.trainer import (
     GRACE_SECONDS,
     RESULT_FILE,
@@ -40,6 +39,7 @@ from distill_es.app.training.dataset import (
 from distill_es.domain import chain
 from distill_es.domain.chain import ENVELOPE_KEYS
 from distill_es.domain.errors import ConcurrentSessionWrite, DistillError
+from distill_es.domain.layout import BENCHMARK_FILE, STATE_DIR
 from distill_es.domain.payloads import LoraFinetune, parse_payload
 from distill_es.domain.session.aggregate import Session
 from distill_es.domain.training import events as ev
@@ -63,7 +63,7 @@ from distill_es.domain.training.spec import (
 from distill_es.domain.training.views import Lineage, TrainingRunView, lineage, run_view
 from distill_es.domain.vocabulary import Edit, EditOp
 from distill_es.ports import TraceSource
-from distill_es.store.app import STATE_DIR, EventStore
+from distill_es.store.app import EventStore
 from distill_es.store.locks import exclusive
 
 DEFAULT_TIMEOUT_SECONDS = 240 * 60.0  # the seed's default wall-clock budget: 4 hours
