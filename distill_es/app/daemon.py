@@ -30,10 +30,10 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.utils import register_topic
 
 from distill_es.adapters.terminal_safe import inert
-from distill_es.app.loop import ACTIVE_STATUSES
 from distill_es.config.trigger_settings import ClusterSettings, TriggerSettings
 from distill_es.domain import chain
 from distill_es.domain.errors import ConcurrentSessionWrite, DistillError, SessionBusy
+from distill_es.domain.session.lifecycle import ACTIVE
 from distill_es.domain.triggers import ClusterTrigger, ScheduledTrigger
 from distill_es.domain.vocabulary import LearningSession, SessionStatus, Trigger, TriggerKind, Value
 from distill_es.ports import TraceRecord, TraceSource
@@ -440,7 +440,7 @@ def tick(engine: Engine, *, now: datetime, settings: TriggerSettings | None = No
 def _tick(engine: Engine, now: datetime, settings: TriggerSettings) -> DaemonTick:
     trigger_log = _load_log(engine)
     rows = engine.index.rows(workspace=str(engine.home))
-    active = [r for r in rows if r["status"] in ACTIVE_STATUSES]
+    active = [r for r in rows if r["status"] in ACTIVE]
     # A firing recorded before a crash, its session never recorded: launch it before anything else.
     for firing in trigger_log.unlaunched() if trigger_log else []:
         adopted = _session_of(rows, firing.firing_id)

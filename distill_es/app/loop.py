@@ -35,6 +35,7 @@ from distill_es.domain.errors import (
     WorkspaceConflict,
 )
 from distill_es.domain.payloads import describe_validation
+from distill_es.domain.session.lifecycle import ACTIVE
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.domain.vocabulary import AutonomyMode, BenchmarkSnapshot, SessionStatus, Trigger, Value
 from distill_es.store.locks import exclusive
@@ -43,7 +44,6 @@ from distill_es.store.verify import Damage, verify_chain
 if TYPE_CHECKING:  # the engine will import this module to expose `engine.loop(...)`
     from distill_es.app.engine import Engine
 
-ACTIVE_STATUSES = frozenset({"initiated", "diagnosing", "planning", "executing"})
 
 
 class LoopNotFound(SessionNotFound):
@@ -521,7 +521,7 @@ def _advance(engine: Engine, loop: Loop, say: Progress) -> None:
             )
             _stop(engine, loop, StopReason.AWAITING_REVIEW, detail, say)
             return
-        active = [r for r in _rows(engine) if r["status"] in ACTIVE_STATUSES]
+        active = [r for r in _rows(engine) if r["status"] in ACTIVE]
         if active:  # two sessions editing one workspace at once would trip over each other
             raise WorkspaceConflict(
                 f"session {active[0]['session_id']} is {active[0]['status']} on {engine.home}; finish it "

@@ -28,10 +28,10 @@ from typing import Any
 from distill_es.adapters.terminal_safe import InertFormatter
 from distill_es.app.engine import Engine
 from distill_es.domain.errors import DamagedSession, DistillError, SessionBusy, SessionInterrupted
+from distill_es.domain.session.lifecycle import ACTIVE
 from distill_es.store.app import EventStore
 from distill_es.store.projections import SessionIndex
 
-RUNNABLE = ("initiated", "diagnosing", "planning", "executing")
 log = logging.getLogger("distill_es.worker")
 
 EngineOpener = Callable[[Path, str], Engine]
@@ -82,7 +82,7 @@ class Backoff:
 
 def runnable_sessions(index: SessionIndex) -> list[dict[str, Any]]:
     """Sessions not yet at rest, oldest first (fairness: a queue, not a stack)."""
-    rows = [row for status in RUNNABLE for row in index.rows(status=status)]
+    rows = [row for status in sorted(ACTIVE) for row in index.rows(status=status)]
     return sorted(rows, key=lambda row: (row["started_at"], row["session_id"]))
 
 

@@ -22,6 +22,8 @@ TERMINAL: frozenset[str] = frozenset({S.ROLLED_BACK.value})
 RESTING: frozenset[str] = frozenset(
     {S.AWAITING_REVIEW.value, S.COMPLETED.value, S.FAILED.value, S.ROLLED_BACK.value}
 )
+# Not at rest: a session in one of these has a next step to run (workers claim them, loops wait).
+ACTIVE: frozenset[str] = frozenset(STATES) - RESTING
 
 # --- moves: (trigger, source(s), dest, guards) ------------------------------------------------
 # Guards are `_Decision` method names; several rows for one trigger are tried in order.
