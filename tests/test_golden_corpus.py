@@ -18,6 +18,7 @@ import difflib
 import fcntl
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -231,6 +232,18 @@ def test_the_corpus_covers_every_event_type_and_aggregate() -> None:
     schemas = {(json.loads(line).get("type"), json.loads(line).get("schema_version")) for line in exported}
     assert ("distill_es.SessionFailed.v1", 1) in schemas and ("distill_es.SessionFailed.v1", 2) in schemas
     assert any(row["table"] == "snapshots" for row in raw)
+
+    # What the documentation names, too (so a new event type cannot be forgotten here): every topic
+    # the docs mention, and every class version of every session event (docs/events.md, generated).
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    text = "\n".join(page.read_text(encoding="utf-8") for page in sorted(docs.glob("*.md")))
+    missing = sorted(set(re.findall(r"distill_es\.[A-Z][A-Za-z]+\.v[0-9]+", text)) - topics)
+    assert not missing, f"the docs name event types the corpus lacks: {missing}"
+    events_md = (docs / "events.md").read_text(encoding="utf-8")
+    versions = {(topic, v) for topic, latest in re.findall(r"topic `([^`]+)` · schema (\d+)", events_md)
+                for v in range(1, int(latest) + 1)}  # fmt: skip
+    assert versions, "docs/events.md lists no topics: has its format changed?"
+    assert not sorted(versions - schemas), f"class versions the corpus lacks: {sorted(versions - schemas)}"
 
 
 COVERED_TOPICS = [
