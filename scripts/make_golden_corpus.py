@@ -277,6 +277,10 @@ def main() -> None:
         "traces": [t for t in world.traces() if t["trace_id"] in {"t003", "t005"}],
     }
     (OUT / "workspace.json").write_text(json.dumps(workspace, indent=2, sort_keys=True) + "\n")
+    # `show --at TIME`: the session awaiting review at the moment of its 10th event.
+    times = [json.loads(line)["timestamp"] for line in export.stdout.splitlines()
+             if json.loads(line).get("session_id") == ids["sessions"]["awaiting_review"]]  # fmt: skip
+    ids["show_at_time"] = {"awaiting_review": times[9]}
     runs = json.loads(golden.cli(["training", "list", "--json"], home=HOME).stdout)
     by_session = {sid: role for role, sid in ids["sessions"].items()}
     ids["training_runs"] = {by_session[r["session_id"]]: r["run_id"] for r in runs}

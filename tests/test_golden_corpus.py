@@ -135,6 +135,8 @@ def commands(ids: dict[str, Any]) -> dict[str, list[str]]:
         for version in versions:
             at = ["show", ids["sessions"][role], "--at", str(version), "--json"]
             found[f"show_{role}_at_{version}.txt"] = at
+    for role, moment in sorted(ids["show_at_time"].items()):  # an ISO time with its zone: TZ plays no part
+        found[f"show_{role}_at_time.txt"] = ["show", ids["sessions"][role], "--at", moment, "--json"]
     found["verify_one_rolled_back.txt"] = ["verify", ids["sessions"]["rolled_back"], "--json"]
     for role, run_id in sorted(ids["training_runs"].items()):
         found[f"training_show_{role}.txt"] = ["training", "show", run_id, "--json"]
