@@ -10,9 +10,10 @@ test's own loader so the two can never disagree on how a corpus is loaded.
 What it records, in one workspace at the fixed path `GOLDEN_HOME` (the sessions, loops and trigger log
 of a workspace are found by its absolute path, which is part of their stored events):
 - sessions in every state: initiated, diagnosing / planning / executing (each interrupted by an outside
-  failure), awaiting_review, completed (approved, rejected), failed (cold start, v2), failed in the v1
-  shape of SessionFailed (written raw, as the first release stored it), cancelled, rolled_back, with
-  LoRA edits trained by a fake trainer (completed and failing runs) and as a dry run; a snapshot;
+  failure), awaiting_review (the loop's), completed (approved, rejected), failed (a cold start, the
+  daemon's), failed in the v1 shape of SessionFailed (written raw, as the first release stored it),
+  cancelled mid-gate, rolled_back; LoRA edits trained by a fake trainer, as a dry run and with a
+  failing trainer; a snapshot;
 - a loop, and a trigger log (a launched flag and a pending one);
 - the git anchors (Distill-Log-Head trailers) and the traces the read commands need.
 """
@@ -322,4 +323,5 @@ def anchors(home: Path) -> list[str]:
 
 
 if __name__ == "__main__":
-    main()
+    with golden.golden_lock():  # the test loads its copy at the same path
+        main()
