@@ -36,16 +36,17 @@ sys.path.insert(0, str(REPO))
 
 from eventsourcing.persistence import StoredEvent  # noqa: E402
 
-from distill_es.daemon import tick  # noqa: E402
+from distill_es.app.daemon import tick  # noqa: E402
+from distill_es.app.engine import Engine  # noqa: E402
+from distill_es.config.trigger_settings import TriggerSettings  # noqa: E402
 from distill_es.demo import world  # noqa: E402
-from distill_es.domain import events as ev  # noqa: E402
+from distill_es.domain import chain  # noqa: E402
 from distill_es.domain.errors import EndpointUnavailable, SessionInterrupted  # noqa: E402
-from distill_es.domain.session import Session  # noqa: E402
-from distill_es.engine import Engine  # noqa: E402
+from distill_es.domain.session import events as ev  # noqa: E402
+from distill_es.domain.session.aggregate import Session  # noqa: E402
+from distill_es.domain.triggers import OnDemandTrigger  # noqa: E402
 from distill_es.testing import ScriptedTeacher  # noqa: E402
 from distill_es.testing.servers import tool_uses_reply  # noqa: E402
-from distill_es.trigger_settings import TriggerSettings  # noqa: E402
-from distill_es.triggers import OnDemandTrigger  # noqa: E402
 from tests import test_golden_corpus as golden  # noqa: E402
 
 HOME = Path(golden.GOLDEN_HOME)
@@ -162,8 +163,8 @@ def write_trainer(mode: str) -> list[str]:
 
 def raw_failed_v1(engine: Engine) -> str:
     """A session that failed in SessionFailed's v1 shape (no reason_code, no class_version)."""
+    from distill_es.config.settings import Settings
     from distill_es.domain.vocabulary import AutonomyMode, Trigger, TriggerKind
-    from distill_es.settings import Settings
 
     session = Session.start(
         trigger=Trigger(kind=TriggerKind.ON_DEMAND, metadata={"source": "golden v1"}),
@@ -176,7 +177,7 @@ def raw_failed_v1(engine: Engine) -> str:
     at = datetime.now(UTC)
     payload = {"error": "too few traces (the first release's SessionFailed, without reason_code)"}
     version = session.version + 1
-    digest = ev.chain_digest(session.last_digest, ev.SessionFailed.TOPIC, version, at, payload)
+    digest = chain.chain_digest(session.last_digest, ev.SessionFailed.TOPIC, version, at, payload)
     mapper = engine.store.app.mapper
     raw = mapper.transcoder.encode({"timestamp": at, "digest": digest, **payload})
     stored = StoredEvent(originator_id=session.id, originator_version=version,
