@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from distill_es._version import __version__ as __version__
 from distill_es.domain.triggers import ClusterTrigger, OnDemandTrigger, ScheduledTrigger, UserFlagTrigger
 from distill_es.domain.vocabulary import (
     AutonomyMode,
@@ -28,8 +29,6 @@ from distill_es.domain.vocabulary import (
 if TYPE_CHECKING:
     from distill_es.app.engine import Engine
     from distill_es.config.settings import Settings
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AutonomyMode",
