@@ -80,6 +80,7 @@ from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.store import app as store_app
 from distill_es.store.app import EventStore
 from distill_es.store.projections import SessionIndex
+from distill_es.store.urls import default_store_url
 from distill_es.workspace.scaffold import create_workspace
 
 SNAPSHOT_NOT_AVAILABLE = "snapshot: not available yet"
@@ -739,7 +740,7 @@ class Bench:
     def big_store(self) -> None:
         s = self.sizes
         home = create_workspace(self.tmp / "verify_ws")
-        url = store_app.default_store_url(home)
+        url = default_store_url(home)
         writer = EventStore(url, snapshot_every=None)
         started = time.perf_counter()
         fill(writer, str(home), s.verify_sessions, s.events_per_session)

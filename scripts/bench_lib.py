@@ -30,7 +30,8 @@ from distill_es.domain import chain
 from distill_es.domain.session.aggregate import Session
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.domain.vocabulary import AutonomyMode
-from distill_es.store.app import EventStore, store_env
+from distill_es.store.app import EventStore
+from distill_es.store.urls import store_env
 
 PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres", "connect_timeout": 3}
 SCRIPTS = Path(__file__).resolve().parent

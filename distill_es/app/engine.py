@@ -67,9 +67,10 @@ from distill_es.ports import (
     Workspace,
     accepts_keyword,
 )
-from distill_es.store.app import EventStore, default_store_url, open_store
+from distill_es.store.app import EventStore, open_store
 from distill_es.store.locks import exclusive
 from distill_es.store.projections import SessionIndex, cost_ledger, timeline
+from distill_es.store.urls import default_store_url
 from distill_es.store.verify import SessionReport, verify_session, verify_store
 from distill_es.workspace.files import read_inside
 from distill_es.workspace.toml_config import read_config, read_workspace_toml

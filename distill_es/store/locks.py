@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from distill_es.domain.errors import SessionBusy
-from distill_es.store.app import is_postgres, pg_connect
+from distill_es.store.postgres import pg_connect
+from distill_es.store.urls import is_postgres
 
 
 def lock_key(name: str) -> int:

@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 from uuid import uuid4
 
 from distill_es.domain.session import events as ev
-from distill_es.store.app import EventStore, store_fault
+from distill_es.store.app import EventStore
+from distill_es.store.faults import store_fault
 
 # --- per-session folds --------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Audit: does every stored session still chain, replay, and agree with its projections?
 
-Digests are recomputed from the raw stored rows (before any upcasting), so they check exactly
+`verify_chain` serves every chained aggregate; the rest is about sessions. Digests are recomputed
+from the raw stored rows (before any upcasting), so they check exactly
 the bytes that were written. Sessions are streamed one at a time: memory does not grow with the
 size of the store.
 """
@@ -16,7 +17,9 @@ from pydantic import BaseModel
 from distill_es.domain import chain
 from distill_es.domain.anchors import Anchor, anchor_problem
 from distill_es.domain.errors import DamagedSession
+from distill_es.ports import AggregateStore
 from distill_es.store.app import EventStore, parse_session_id
+from distill_es.store.chained import genesis_for
 from distill_es.store.projections import SessionIndex
 
 
@@ -35,13 +38,14 @@ class SessionReport(BaseModel):
     damage: list[Damage] = []
 
 
-def verify_chain(store: EventStore, session_id: UUID) -> tuple[int, list[Damage], str | None]:
-    """(event count, damage found, last digest) for one session's stored events."""
+def verify_chain(store: AggregateStore, session_id: UUID) -> tuple[int, list[Damage], str | None]:
+    """(event count, damage found, last digest) for one aggregate's stored events: a session's, or a
+    training run's, loop's or trigger log's (each chains from the genesis of its own class)."""
     count, damage, last_digest, _ = _verify_chain(store, session_id)
     return count, damage, last_digest
 
 
-def _verify_chain(store: EventStore, session_id: UUID) -> tuple[int, list[Damage], str | None, int]:
+def _verify_chain(store: AggregateStore, session_id: UUID) -> tuple[int, list[Damage], str | None, int]:
     """`verify_chain`, plus the last stored version.
 
     Each row is checked against the digest recorded by the row stored before it. When some row does
@@ -72,7 +76,8 @@ def _verify_chain(store: EventStore, session_id: UUID) -> tuple[int, list[Damage
         except Exception as exc:  # a row whose bytes no longer decode is damage, not a crash
             damage.append(Damage(session_id=sid, position=version, kind="undecodable", detail=str(exc)))
 
-    genesis = chain.genesis_digest(sid)
+    first = rows.get(1)
+    genesis = genesis_for(first[1].get("originator_topic") if first else None)(sid)  # per aggregate class
     unchained: list[int] = []
     for version, (topic, state) in rows.items():
         previous = genesis if version == 1 else _recorded(rows.get(version - 1))

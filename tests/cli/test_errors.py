@@ -25,8 +25,8 @@ from distill_es.domain.errors import (
     WorkspaceError,
 )
 from distill_es.domain.layout import STATE_DIR
-from distill_es.store.app import default_store_url
 from distill_es.store.locks import exclusive
+from distill_es.store.urls import default_store_url
 from tests.cli.conftest import Demo, cli, cli_json
 
 

@@ -36,8 +36,9 @@ from distill_es.domain.vocabulary import (
     LearningPlan,
     Trigger,
 )
-from distill_es.store.app import EventStore, is_postgres
+from distill_es.store.app import EventStore
 from distill_es.store.projections import SessionIndex, cost_ledger, fold_index_row, timeline
+from distill_es.store.urls import is_postgres
 from distill_es.store.verify import verify_session, verify_store
 from distill_es.testing.machine import fast_tmp
 from distill_es.testing.strategies import event_histories

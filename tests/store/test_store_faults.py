@@ -299,7 +299,7 @@ def test_processes_creating_the_tables_at_the_same_moment_all_open_the_store(tmp
     ],
 )
 def test_environment_failures_become_store_errors_naming_the_store(error: Exception, says: str) -> None:
-    from distill_es.store.app import store_fault
+    from distill_es.store.faults import store_fault
 
     fault = store_fault(error, "the event store /s/events.sqlite")
     assert isinstance(fault, StoreUnavailable)
@@ -313,6 +313,6 @@ def test_environment_failures_become_store_errors_naming_the_store(error: Except
     [ValueError("connection refused"), KeyError("no such table"), RuntimeError("database is locked")],
 )
 def test_other_errors_are_not_taken_for_environment_faults(error: Exception) -> None:
-    from distill_es.store.app import store_fault
+    from distill_es.store.faults import store_fault
 
     assert store_fault(error, "the event store /s/events.sqlite") is None

@@ -16,9 +16,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError
-
-from distill_es import __version__
+from distill_es._version import __version__
 from distill_es.adapters.trainer import (
     GRACE_SECONDS,
     RESULT_FILE,
@@ -36,8 +34,6 @@ from distill_es.app.training.dataset import (
     run_dir,
     write_atomic,
 )
-from distill_es.domain import chain
-from distill_es.domain.chain import ENVELOPE_KEYS
 from distill_es.domain.errors import ConcurrentSessionWrite, DistillError
 from distill_es.domain.layout import BENCHMARK_FILE, STATE_DIR
 from distill_es.domain.payloads import LoraFinetune, parse_payload
@@ -65,6 +61,7 @@ from distill_es.domain.vocabulary import Edit, EditOp
 from distill_es.ports import TraceSource
 from distill_es.store.app import EventStore
 from distill_es.store.locks import exclusive
+from distill_es.store.verify import Damage, verify_chain
 
 DEFAULT_TIMEOUT_SECONDS = 240 * 60.0  # the seed's default wall-clock budget: 4 hours
 _RAW_RESULT_LIMIT = 20_000  # a rejected result is kept in the failure event only if it is this small
@@ -124,9 +121,9 @@ class TrainingService:
             baseline_score=baseline_score,
             min_delta=self.min_delta,
         )
-        # IntegrityError: another process recorded the same request first — same id, same run.
-        with contextlib.suppress(IntegrityError):
-            self.store.app.save(run)
+        # Another process recorded the same request first — same id, same run.
+        with contextlib.suppress(ConcurrentSessionWrite):
+            self.store.save(run)
         return str(rid)
 
     def train(self, session: Session, edit: Edit, *, baseline_score: float | None = None) -> TrainingRunView:
@@ -165,7 +162,7 @@ class TrainingService:
 
     def lineage(self, run_id: str) -> Lineage:
         rid = self._uuid(run_id)
-        return lineage(self._load(rid), list(self.store.app.events.get(rid)))
+        return lineage(self._load(rid), self.store.domain_events(rid))
 
     def resolve(self, ref: str) -> str:
         """A full run id as given; a unique prefix resolved against this workspace's runs."""
@@ -181,19 +178,12 @@ class TrainingService:
         return matches[0]
 
     def verify(self, run_id: str) -> list[str]:
-        """Problems with the run's digest chain (empty: every stored event chains to the genesis)."""
+        """Problems with the run's digest chain (empty: every stored event chains to the genesis), one
+        line per damaged version (the store's check, as sessions and loops get it)."""
         rid = self._uuid(run_id)
-        previous, problems = ev.genesis_digest(str(rid)), []
-        for record in self.store.stored_events(rid):
-            state = self.store.decode_state(record)
-            payload = {k: v for k, v in state.items() if k not in ENVELOPE_KEYS}
-            computed = chain.chain_digest(
-                previous, record.topic, record.originator_version, state.get("timestamp"), payload
-            )
-            if computed != state.get("digest"):
-                problems.append(f"v{record.originator_version} {record.topic}: digest does not chain")
-            previous = state.get("digest", computed)
-        return problems
+        _, damage, _ = verify_chain(self.store, rid)
+        topics = {record.originator_version: record.topic for record in self.store.stored_events(rid)}
+        return [_problem(d, topics.get(d.position, "(missing)")) for d in damage]
 
     # ------------------------------------------------------------------------------------------
     # the steps
@@ -399,25 +389,13 @@ class TrainingService:
         return run
 
     def _save(self, run: TrainingRun) -> None:
-        if not run.pending_events:
-            return
-        try:
-            self.store.app.save(run)
-        except IntegrityError:
-            raise ConcurrentSessionWrite(
-                f"training run {run.id} was written by someone else since it was loaded; "
-                "nothing of this write was stored — drive it again"
-            ) from None
+        self.store.save(run)  # a conflict: ConcurrentSessionWrite, nothing of this write stored
 
-    def _run_ids(self, batch: int = 1000) -> list[UUID]:
+    def _run_ids(self) -> list[UUID]:
         """Every training run id in the store, from the log (creation events only)."""
-        ids, position = [], 0
-        recorder = self.store.app.recorder
-        while True:
-            page = recorder.select_notifications(
-                position, batch, topics=[ev.TrainingRequested.TOPIC], inclusive_of_start=False
-            )
-            if not page:
-                return ids
-            ids.extend(n.originator_id for n in page)
-            position = page[-1].id
+        return list(self.store.aggregate_ids(ev.TrainingRequested.TOPIC))
+
+
+def _problem(damage: Damage, topic: str) -> str:
+    what = "digest does not chain" if damage.kind in ("edited", "reordered") else damage.kind
+    return f"v{damage.position} {topic}: {what}"
