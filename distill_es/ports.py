@@ -7,13 +7,14 @@ may pass any object that fits.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+from uuid import UUID
 
 from pydantic import Field
 
-from distill_es.domain.vocabulary import Edit, EditRiskTier, Value
+from distill_es.domain.vocabulary import AutonomyMode, Edit, EditRiskTier, LearningSession, Trigger, Value
 
 
 class BenchmarkTask(Value):
@@ -186,3 +187,72 @@ class Workspace(Protocol):
     def restore(self, sha: str) -> None: ...
 
     def dirty_paths(self) -> list[str]: ...
+
+
+# --- what loops, the daemon and workers need of the engine ------------------------------------------
+class AggregateStore(Protocol):
+    """The event store as loops and trigger logs use it (`distill_es.store.app.EventStore` fits)."""
+
+    @property
+    def url(self) -> str: ...
+
+    def save(self, aggregate: Any) -> int: ...
+
+    def find(self, aggregate_id: UUID) -> Any | None: ...
+
+    def aggregate_ids(self, created_topic: str, batch: int = 1000) -> Iterator[UUID]: ...
+
+    def stored_events(self, aggregate_id: str | UUID) -> list[Any]:
+        """The aggregate's rows as stored (what a digest-chain check reads)."""
+        ...
+
+    def decode_state(self, stored: Any) -> dict[str, Any]: ...
+
+
+class SessionRows(Protocol):
+    """The session index's rows, newest first (`distill_es.store.projections.SessionIndex` fits)."""
+
+    def rows(self, **filters: Any) -> list[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class SessionRunner(Protocol):
+    """Runs the sessions of one workspace: what `app.loop`, `app.daemon` and `app.worker` depend on
+    (the Engine fits), so that none of them imports the engine."""
+
+    @property
+    def home(self) -> Path: ...
+
+    @property
+    def state_dir(self) -> Path: ...
+
+    @property
+    def store(self) -> AggregateStore: ...
+
+    @property
+    def index(self) -> SessionRows: ...
+
+    @property
+    def traces(self) -> TraceSource: ...
+
+    def start(
+        self,
+        trigger: Trigger,
+        *,
+        autonomy: AutonomyMode | str | None = None,
+        parent_session_id: str | None = None,
+    ) -> str:
+        """Record a new session (nothing else happens until `run`); its id."""
+        ...
+
+    def run(self, session_id: str) -> LearningSession:
+        """Drive the session until it rests; SessionBusy when another process runs it."""
+        ...
+
+    def cost_ledger(self, session_id: str) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+# Opens a runner on a workspace and a store URL, creating no tables (the worker's engine opener).
+RunnerOpener = Callable[[Path, str], SessionRunner]

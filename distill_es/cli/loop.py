@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # the loop, the daemon and the engine are imported by the com
     # every other command (and --help) starts without them
     from distill_es.app.daemon import DaemonTick
     from distill_es.app.engine import Engine
-    from distill_es.app.loop import LoopView
+    from distill_es.domain.loop.views import LoopView
 
 EngineOpener = Callable[..., "Engine"]  # (home: Path | None, *, read_only: bool = False)
 
@@ -151,7 +151,9 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         Stops on stagnation, budget, a failed session, or a session awaiting review. Exit 1 only when
         a session failed.
         """
-        from distill_es.app.loop import LoopNotFound, StopReason, run_loop
+        from distill_es.app.loop import run_loop
+        from distill_es.domain.loop.errors import LoopNotFound
+        from distill_es.domain.loop.rules import StopReason
 
         if max_total_cost <= 0:
             raise _fail(2, f"--max-total-cost must be above 0, got {max_total_cost}")
@@ -236,7 +238,8 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Flag a trace: the daemon's user_flag trigger starts a session about it (once)."""
-        from distill_es.app.daemon import TraceNotFound, flag_trace
+        from distill_es.app.daemon import flag_trace
+        from distill_es.domain.trigger_log.errors import TraceNotFound
 
         engine = open_engine(home)
         try:

@@ -342,9 +342,9 @@ def test_benchmark_show_prints_any_benchmark_file_inert(
 @FAST
 @given(text=outside_text)
 def test_loop_and_training_renderers_print_outside_text_inert(text: str) -> None:
-    from distill_es.app.loop import LoopParams, LoopSessionRecord, LoopView
     from distill_es.cli.loop import loop_summary, loop_table, loops_table
     from distill_es.cli.training import lineage_text, runs_table
+    from distill_es.domain.loop.views import LoopParams, LoopSessionRecord, LoopView
     from distill_es.domain.training.views import Lineage, TrainingRunView
 
     now = datetime.now(UTC)

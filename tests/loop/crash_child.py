@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_es.app import loop as loop_module
+from distill_es.domain.loop.aggregate import Loop
 from distill_es.domain.triggers import OnDemandTrigger
 from tests.loop.scripted import Beat, Script, open_engine
 
@@ -51,14 +52,14 @@ def main() -> None:
 
         engine.on_step = observe_then_die
     elif mode == "after-start":
-        record = loop_module.Loop.record_session_started
+        record = Loop.record_session_started
 
         def record_or_die(self: Any, **options: Any) -> None:
             if options["iteration"] == 2:
                 die()
             record(self, **options)
 
-        loop_module.Loop.record_session_started = record_or_die  # type: ignore[method-assign]
+        Loop.record_session_started = record_or_die  # type: ignore[method-assign]
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     loop_module.run_loop(engine, OnDemandTrigger(), stagnation_k=K, autonomy="auto", loop_id=loop_id)

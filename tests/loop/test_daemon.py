@@ -10,20 +10,14 @@ from typing import Any
 import pytest
 
 from distill_es.app import daemon as daemon_module
-from distill_es.app.daemon import (
-    TraceFlagged,
-    TraceNotFound,
-    TriggerLog,
-    evaluate_cluster,
-    evaluate_scheduled,
-    flag_trace,
-    list_flags,
-    run_daemon,
-    tick,
-)
+from distill_es.app.daemon import flag_trace, list_flags, run_daemon, tick
 from distill_es.app.engine import Engine
 from distill_es.config.trigger_settings import ClusterSettings, TriggerSettings
 from distill_es.domain.errors import SessionInterrupted, WorkspaceConflict
+from distill_es.domain.trigger_log.aggregate import TriggerLog
+from distill_es.domain.trigger_log.errors import TraceNotFound
+from distill_es.domain.trigger_log.events import TraceFlagged
+from distill_es.domain.trigger_log.rules import evaluate_cluster, evaluate_scheduled
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.domain.vocabulary import SessionStatus, TriggerKind
 from distill_es.ports import TraceRecord

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from distill_es.app.loop import (
-    Loop,
-    LoopNotFound,
-    LoopParams,
-    LoopSessionFinished,
-    StopReason,
-    assess,
-    get_loop,
-    loops,
-    run_loop,
-    session_cost,
-    verify_loop,
-)
+from distill_es.app.loop import get_loop, loops, run_loop, session_cost, verify_loop
 from distill_es.domain.errors import GuardRejected, IllegalTransition, WorkspaceConflict
+from distill_es.domain.loop.aggregate import Loop
+from distill_es.domain.loop.errors import LoopNotFound
+from distill_es.domain.loop.events import LoopSessionFinished
+from distill_es.domain.loop.rules import StopReason, assess
+from distill_es.domain.loop.views import LoopParams
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.domain.vocabulary import SessionStatus, TriggerKind
 from tests.loop.conftest import LoopWorld

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from distill_es.app import loop as loop_module
-from distill_es.app.loop import StopReason, get_loop, run_loop, verify_loop
+from distill_es.app.loop import get_loop, run_loop, verify_loop
+from distill_es.domain.loop.aggregate import Loop
+from distill_es.domain.loop.rules import StopReason
 from distill_es.domain.triggers import OnDemandTrigger
 from tests.loop.conftest import LoopWorld
 from tests.loop.crash_child import K
@@ -52,14 +53,14 @@ def crash_in_process(loop_world: LoopWorld, loop_id: str, mode: str, monkeypatch
 
         engine.on_step = observe_then_crash
     else:
-        record = loop_module.Loop.record_session_started
+        record = Loop.record_session_started
 
         def record_or_crash(self: Any, **options: Any) -> None:
             if options["iteration"] == 2:
                 raise Crash
             record(self, **options)
 
-        monkeypatch.setattr(loop_module.Loop, "record_session_started", record_or_crash)
+        monkeypatch.setattr(Loop, "record_session_started", record_or_crash)
     with pytest.raises(Crash):
         run_loop(engine, OnDemandTrigger(), stagnation_k=K, autonomy="auto", loop_id=loop_id)
     monkeypatch.undo()
