@@ -10,14 +10,16 @@ in its log) is backed off: it is tried again only `backoff_seconds × 2^(n-1)` (
 interruption in a row. The delay is computed from the log (the index row), not from a worker's memory,
 so every worker — and a restarted one — agrees; any progress of the session resets it.
 
-    python -m distill_es.app.worker --store postgresql://postgres@127.0.0.1:5432/db --state-dir DIR
+Depends on a `SessionRunner` (`distill_es.ports`), not on the engine: the caller hands in the opener
+(`distill_es.compose.open_worker_runner`, which opens the engine on the session's workspace).
+
+    python -m distill_es.worker --store postgresql://postgres@127.0.0.1:5432/db --state-dir DIR
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,22 +28,17 @@ from pathlib import Path
 from typing import Any
 
 from distill_es.adapters.terminal_safe import InertFormatter
-from distill_es.app.engine import Engine
 from distill_es.domain.errors import DamagedSession, DistillError, SessionBusy, SessionInterrupted
 from distill_es.domain.session.lifecycle import ACTIVE
+from distill_es.ports import RunnerOpener
 from distill_es.store.app import EventStore
 from distill_es.store.projections import SessionIndex
 
 log = logging.getLogger("distill_es.worker")
 
-EngineOpener = Callable[[Path, str], Engine]
 Clock = Callable[[], datetime]
 BACKOFF_SECONDS = 30.0  # after the first interruption in a row; doubles with each one
 MAX_BACKOFF_SECONDS = 3600.0
-
-
-def default_opener(home: Path, store_url: str) -> Engine:
-    return Engine.open(home, store_url=store_url, create_tables=False)
 
 
 def migrate(store_url: str) -> None:
@@ -90,7 +87,7 @@ def work(
     store_url: str,
     state_dir: Path,
     *,
-    open_engine: EngineOpener = default_opener,
+    open_runner: RunnerOpener,
     poll_seconds: float = 0.5,
     idle_polls_before_exit: int | None = None,
     max_sessions: int | None = None,
@@ -98,7 +95,8 @@ def work(
     clock: Clock = lambda: datetime.now(UTC),
 ) -> WorkerReport:
     """Run sessions until idle for `idle_polls_before_exit` polls (None: forever) or `max_sessions` done.
-    Interrupted sessions wait out their `backoff` (a poll with only those is an idle poll)."""
+    Interrupted sessions wait out their `backoff` (a poll with only those is an idle poll).
+    `open_runner(workspace, store_url)` opens a runner on a session's workspace, creating no tables."""
     backoff = backoff or Backoff()
     store = EventStore(store_url, create_tables=False)
     index = SessionIndex(Path(state_dir) / "worker-views.sqlite", store)
@@ -115,7 +113,7 @@ def work(
                     or _backing_off(row, backoff, clock(), report)
                 ):
                     continue
-                if _run_one(row, store_url, open_engine, report):
+                if _run_one(row, store_url, open_runner, report):
                     ran = True
                     break  # re-read the queue: others may have finished sessions meanwhile
                 busy_workspaces.add(row["workspace"])
@@ -144,16 +142,16 @@ def _backing_off(row: dict[str, Any], backoff: Backoff, now: datetime, report: W
     return True
 
 
-def _run_one(row: dict[str, Any], store_url: str, open_engine: EngineOpener, report: WorkerReport) -> bool:
+def _run_one(row: dict[str, Any], store_url: str, open_runner: RunnerOpener, report: WorkerReport) -> bool:
     session_id = row["session_id"]
     try:
-        engine = open_engine(Path(row["workspace"]), store_url)
+        runner = open_runner(Path(row["workspace"]), store_url)
     except DistillError as exc:  # the workspace is gone, or the store failed: the worker goes on
         log.error("session %s could not be opened: %s", session_id, exc)
         report.interrupted.append(session_id)
         return False
     try:
-        session = engine.run(session_id)
+        session = runner.run(session_id)
     except SessionBusy:
         report.busy_skips += 1  # another worker holds it (or its workspace): try the next one
         return False
@@ -170,13 +168,14 @@ def _run_one(row: dict[str, Any], store_url: str, open_engine: EngineOpener, rep
         report.interrupted.append(session_id)
         return False
     finally:
-        engine.close()
+        runner.close()
     log.info("session %s rests %s", session_id, session.status.value)
     report.finished.append(session_id)
     return True
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, open_runner: RunnerOpener) -> int:
+    """`python -m distill_es.worker` (the shim there hands in the opener)."""
     parser = argparse.ArgumentParser(prog="python -m distill_es.worker", description=__doc__.splitlines()[0])
     parser.add_argument("--store", required=True, help="postgresql://user@host:port/db (or sqlite:///path)")
     parser.add_argument(
@@ -203,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     report = work(
         args.store,
         args.state_dir,
+        open_runner=open_runner,
         poll_seconds=args.poll,
         idle_polls_before_exit=args.exit_when_idle,
         backoff=Backoff(base_seconds=args.backoff),
@@ -213,7 +213,3 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

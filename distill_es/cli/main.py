@@ -129,7 +129,7 @@ def _hint_for(exc: BaseException) -> str:
 def environment_fault(exc: BaseException) -> BaseException:
     """A StoreError in place of a raw disk or database failure that escaped the store's own
     translation (a blob, a lock file, a git commit on a full disk); any other error as it is."""
-    from distill_es.store.app import store_fault
+    from distill_es.store.faults import store_fault
 
     if isinstance(exc, DistillError | CliFailure):  # ours already say what happened
         return exc
@@ -471,7 +471,7 @@ def _store_option(engine: Engine) -> str:
     nothing for a URL with a password, which is not printed (it is in $DISTILL_ES_STORE or known)."""
     from urllib.parse import urlparse
 
-    from distill_es.store.app import default_store_url
+    from distill_es.store.urls import default_store_url
 
     url = engine.store.url
     if url == default_store_url(engine.home) or urlparse(url).password:
@@ -1050,6 +1050,7 @@ def worker(
     A session interrupted by an outside failure (recorded in its log) is backed off by every worker.
     """
     from distill_es.app import worker as workers  # the engine and its SDKs load only when a worker runs
+    from distill_es.compose import open_worker_runner
 
     store = _globals(ctx).store or os.environ.get("DISTILL_ES_STORE")
     if not store:
@@ -1061,6 +1062,7 @@ def worker(
     report = workers.work(
         store,
         state_dir,
+        open_runner=open_worker_runner,
         poll_seconds=poll,
         idle_polls_before_exit=exit_when_idle,
         backoff=workers.Backoff(base_seconds=backoff),

@@ -34,7 +34,7 @@ def test_workers_back_off_an_interrupted_session_and_all_agree(
         engine = Engine.open(home)
         sid = engine.start(OnDemandTrigger())
         url = engine.store.url
-        polls = {"poll_seconds": 0.01, "idle_polls_before_exit": 4, "open_engine": opener}
+        polls = {"poll_seconds": 0.01, "idle_polls_before_exit": 4, "open_runner": opener}
 
         # Before: the worker ran the session again on every poll, forever.
         first = work(url, tmp_path / "w1", **polls)
