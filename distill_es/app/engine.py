@@ -69,7 +69,8 @@ from distill_es.ports import (
 )
 from distill_es.store.app import EventStore, open_store
 from distill_es.store.locks import exclusive
-from distill_es.store.projections import SessionIndex, cost_ledger, timeline
+from distill_es.store.projections import SessionIndex
+from distill_es.store.timeline import cost_ledger, timeline
 from distill_es.store.urls import default_store_url
 from distill_es.store.verify import SessionReport, verify_session, verify_store
 from distill_es.workspace.files import read_inside

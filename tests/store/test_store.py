@@ -37,7 +37,8 @@ from distill_es.domain.vocabulary import (
     Trigger,
 )
 from distill_es.store.app import EventStore
-from distill_es.store.projections import SessionIndex, cost_ledger, fold_index_row, timeline
+from distill_es.store.projections import SessionIndex, fold_index_row
+from distill_es.store.timeline import cost_ledger, timeline
 from distill_es.store.urls import is_postgres
 from distill_es.store.verify import verify_session, verify_store
 from distill_es.testing.machine import fast_tmp
