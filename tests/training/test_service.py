@@ -360,3 +360,18 @@ def test_verify_finds_an_edited_event(world: World) -> None:
     db.commit()
     db.close()
     assert service.verify(run_id) == [f"v4 {ev.TrainingFailed.TOPIC}: digest does not chain"]
+
+
+def test_every_step_has_exactly_one_handler() -> None:
+    """`drive` performs a step through the table keyed by its type, never by its name."""
+    import inspect
+
+    from distill_es.app.training.service import HANDLERS
+    from distill_es.domain.training import steps as training_steps
+
+    defined = {
+        cls for _, cls in inspect.getmembers(training_steps, inspect.isclass)
+        if issubclass(cls, training_steps.Step) and cls.__module__ == training_steps.__name__
+    }  # fmt: skip
+    assert set(HANDLERS) == defined - {training_steps.Rest}
+    assert len(set(HANDLERS.values())) == len(HANDLERS)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -143,7 +144,7 @@ class TrainingService:
                 step = steps.next_step(run, self.max_attempts)
                 if isinstance(step, steps.Rest):
                     return run_view(run)
-                getattr(self, f"_do_{step.kind}")(run, step)
+                HANDLERS[type(step)](self, run, step)
                 self._save(run)
 
     # ------------------------------------------------------------------------------------------
@@ -187,7 +188,7 @@ class TrainingService:
 
     # ------------------------------------------------------------------------------------------
     # the steps
-    def _do_ExportDataset(self, run: TrainingRun, _: steps.ExportDataset) -> None:
+    def _export_dataset(self, run: TrainingRun, _: steps.ExportDataset) -> None:
         try:
             session = self.store.load(run.session_id)
             export = export_dataset(
@@ -204,13 +205,13 @@ class TrainingService:
             benchmark_task_ids=export.benchmark_task_ids,
         )
 
-    def _do_Fail(self, run: TrainingRun, step: steps.Fail) -> None:
+    def _fail(self, run: TrainingRun, step: steps.Fail) -> None:
         run.fail(reason_code=step.reason_code, message=step.message)
 
-    def _do_CompleteDryRun(self, run: TrainingRun, step: steps.CompleteDryRun) -> None:
+    def _complete_dry_run(self, run: TrainingRun, step: steps.CompleteDryRun) -> None:
         run.complete_dry_run(message=step.message)
 
-    def _do_RunTrainer(self, run: TrainingRun, step: steps.RunTrainer) -> None:
+    def _run_trainer(self, run: TrainingRun, step: steps.RunTrainer) -> None:
         folder = run_dir(self.home, run.run_id)
         stop_orphan(folder)  # a trainer left running by a driver that died must not race the new one
         spec = run.full_spec
@@ -234,12 +235,12 @@ class TrainingService:
         )
         self._record_outcome(run, attempt, spec, outcome)
 
-    def _do_AttachEval(self, run: TrainingRun, _: steps.AttachEval) -> None:
+    def _attach_eval(self, run: TrainingRun, _: steps.AttachEval) -> None:
         assert run.finished is not None
         result = TrainerResult.model_validate(run.finished.result)
         run.attach_eval(summarize_eval(result.eval, run.baseline_score, run.min_delta))
 
-    def _do_DecidePromotion(self, run: TrainingRun, _: steps.DecidePromotion) -> None:
+    def _decide_promotion(self, run: TrainingRun, _: steps.DecidePromotion) -> None:
         assert run.eval is not None
         deployable, reason = promotion(run.eval.verdict)
         run.decide_promotion(deployable=deployable, reason=reason)
@@ -394,6 +395,18 @@ class TrainingService:
     def _run_ids(self) -> list[UUID]:
         """Every training run id in the store, from the log (creation events only)."""
         return list(self.store.aggregate_ids(ev.TrainingRequested.TOPIC))
+
+
+# Each step of `steps.next_step` and the one method that performs it (a test checks every step has one).
+Handler = Callable[[TrainingService, TrainingRun, Any], None]
+HANDLERS: dict[type[steps.Step], Handler] = {
+    steps.ExportDataset: TrainingService._export_dataset,
+    steps.Fail: TrainingService._fail,
+    steps.CompleteDryRun: TrainingService._complete_dry_run,
+    steps.RunTrainer: TrainingService._run_trainer,
+    steps.AttachEval: TrainingService._attach_eval,
+    steps.DecidePromotion: TrainingService._decide_promotion,
+}
 
 
 def _problem(damage: Damage, topic: str) -> str:
