@@ -31,11 +31,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import StoredEvent
 from pydantic import BaseModel
 
 from distill_es.domain import chain
-from distill_es.domain.errors import DistillError, SessionNotFound
+from distill_es.domain.errors import ConcurrentSessionWrite, DistillError, SessionNotFound
 from distill_es.domain.session import events as ev
 from distill_es.domain.session.aggregate import Session
 from distill_es.store.app import EventStore, parse_session_id
@@ -205,7 +205,7 @@ class _Reader:
     """Checks the lines one by one and keeps each session's rows, encoded for the target store."""
 
     def __init__(self, store: EventStore) -> None:
-        self.mapper = store.app.mapper
+        self.store = store
         self.sessions: dict[UUID, _Pending] = {}
         self.segment_events = self.segment_sessions = 0
         self.open_segment = False
@@ -308,15 +308,10 @@ class _Reader:
         state.update(payload)
         if schema > 1:
             state["class_version"] = schema
-        data = self.mapper.transcoder.encode(state)
-        # The transcoder gives some object shapes a meaning ({"_type_": …}); a payload that does not
-        # come back as it went in would be a different event once stored.
-        if self.mapper.transcoder.decode(data) != state:
-            raise DamagedExport(number, "payload does not survive the store's encoding unchanged")
-        if self.mapper.compressor:
-            data = self.mapper.compressor.compress(data)
-        if self.mapper.cipher:
-            data = self.mapper.cipher.encrypt(data)
+        try:
+            data = self.store.encode_state(state)
+        except ValueError as exc:
+            raise DamagedExport(number, str(exc)) from None
         return StoredEvent(originator_id=sid, originator_version=position, topic=cls.TOPIC, state=data)  # type: ignore[attr-defined]
 
     def finish(self) -> list[_Pending]:
@@ -343,7 +338,7 @@ def import_events(store: EventStore, lines: Iterable[str]) -> ImportReport:
             reader.last_line = number
     sessions = reader.finish()
 
-    present = [p for p in sessions if store.app.recorder.select_events(p.session_id, limit=1)]
+    present = [p for p in sessions if store.has_events(p.session_id)]
     if present:
         ids = [str(p.session_id) for p in present]
         raise DuplicateSessions(
@@ -354,8 +349,8 @@ def import_events(store: EventStore, lines: Iterable[str]) -> ImportReport:
     done: list[ImportedSession] = []
     for pending in sessions:
         try:
-            store.app.recorder.insert_events(pending.rows)
-        except IntegrityError:
+            store.insert_rows(pending.rows)
+        except ConcurrentSessionWrite:
             written = ", ".join(d.session_id for d in done) or "none"
             raise DuplicateSessions(
                 [str(pending.session_id)],

@@ -261,6 +261,37 @@ class EventStore:
         """The raw stored state of an event (no upcasting): what its digest was computed over."""
         return self.app.mapper.decoded(stored)  # type: ignore[attr-defined]  # always a ChainMapper
 
+    def encode_state(self, state: dict[str, Any]) -> bytes:
+        """The bytes this store writes for an event's state (the inverse of `decode_state`).
+        ValueError when the state would not come back as it went in: the transcoder gives some
+        object shapes a meaning ({"_type_": …}), and such a payload would be a different event."""
+        mapper = self.app.mapper
+        data = mapper.transcoder.encode(state)
+        if mapper.transcoder.decode(data) != state:
+            raise ValueError("payload does not survive the store's encoding unchanged")
+        if mapper.compressor:
+            data = mapper.compressor.compress(data)
+        if mapper.cipher:
+            data = mapper.cipher.encrypt(data)
+        return data
+
+    @_store_call
+    def has_events(self, aggregate_id: str | UUID) -> bool:
+        return bool(self.app.recorder.select_events(parse_session_id(aggregate_id), limit=1))
+
+    @_store_call
+    def insert_rows(self, rows: list[StoredEvent]) -> None:
+        """Append already-encoded rows of one aggregate in one atomic insert (an import); rows that
+        someone else wrote first: ConcurrentSessionWrite, and nothing of these is stored."""
+        self._refuse_if_never_created()
+        try:
+            self.app.recorder.insert_events(rows)
+        except IntegrityError:
+            where = rows[0].originator_id if rows else "?"
+            raise ConcurrentSessionWrite(
+                f"{where} was written by someone else; nothing of this write was stored"
+            ) from None
+
     @_store_call
     def notifications(self, start: int, limit: int = 1000) -> list[Any]:
         """Up to `limit` notifications after position `start` (exclusive), in log order."""
