@@ -95,6 +95,22 @@ class ChainedEvent(Aggregate.Event):
         aggregate.evolve(self)
 
 
+class ChainedCreated(Aggregate.Created):
+    """Base of every aggregate's first event: an explicit topic registered on definition, a digest
+    chained to the genesis of the aggregate's id, and an `apply` that hands it to `evolve`."""
+
+    TOPIC: ClassVar[str]
+    digest: str
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "TOPIC" in cls.__dict__:
+            register_topic(cls.TOPIC, cls)
+
+    def apply(self, aggregate: Any) -> None:
+        aggregate.evolve(self)
+
+
 class ChainedRecording:
     """Mixin for the aggregates: record an event with its digest chained to `last_digest`."""
 

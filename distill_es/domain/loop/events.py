@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-from eventsourcing.domain import Aggregate
-from eventsourcing.utils import register_topic
+from typing import Any
 
 from distill_es.domain import chain
 
@@ -14,18 +11,11 @@ class LoopEvent(chain.ChainedEvent):
     """Base of every non-initial loop event (explicit topic, JSON payload, chained digest)."""
 
 
-class LoopStarted(Aggregate.Created):
-    TOPIC: ClassVar[str] = "distill_es.LoopStarted.v1"
-    digest: str
+class LoopStarted(chain.ChainedCreated):
+    TOPIC = "distill_es.LoopStarted.v1"
     workspace: str
     trigger: dict[str, Any]  # the base trigger; each session gets a copy naming loop and iteration
     params: dict[str, Any]  # LoopParams
-
-    def apply(self, aggregate: Any) -> None:
-        aggregate.evolve(self)
-
-
-register_topic(LoopStarted.TOPIC, LoopStarted)
 
 
 class LoopSessionStarted(LoopEvent):

@@ -9,12 +9,9 @@ aggregate's `evolve`.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, ClassVar
+from typing import Any
 
-from eventsourcing.domain import Aggregate
-from eventsourcing.utils import register_topic
-
-from distill_es.domain.chain import ChainedEvent, ChainedRecording, chain_digest
+from distill_es.domain.chain import ChainedCreated, ChainedEvent, ChainedRecording, chain_digest
 
 __all__ = ["ChainedRecording", "chain_digest", "genesis_digest"]
 
@@ -28,11 +25,10 @@ class TrainingEvent(ChainedEvent):
     """Base of every non-initial training run event."""
 
 
-class TrainingRequested(Aggregate.Created):
+class TrainingRequested(ChainedCreated):
     """An approved `lora_finetune` edit asked for a training run: the spec it will train under."""
 
-    TOPIC: ClassVar[str] = "distill_es.TrainingRequested.v1"
-    digest: str
+    TOPIC = "distill_es.TrainingRequested.v1"
     session_id: str
     edit_id: str
     workspace: str
@@ -40,12 +36,6 @@ class TrainingRequested(Aggregate.Created):
     trainer_command: list[str] | None  # None: no trainer configured, the run ends as a dry run
     baseline_score: float | None
     min_delta: float
-
-    def apply(self, aggregate: Any) -> None:
-        aggregate.evolve(self)
-
-
-register_topic(TrainingRequested.TOPIC, TrainingRequested)
 
 
 class TrainingDatasetExported(TrainingEvent):

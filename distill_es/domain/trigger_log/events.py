@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-from eventsourcing.domain import Aggregate
-from eventsourcing.utils import register_topic
+from typing import Any
 
 from distill_es.domain import chain
 
@@ -14,16 +11,9 @@ class TriggerLogEvent(chain.ChainedEvent):
     """Base of every non-initial TriggerLog event."""
 
 
-class TriggerLogOpened(Aggregate.Created):
-    TOPIC: ClassVar[str] = "distill_es.TriggerLogOpened.v1"
-    digest: str
+class TriggerLogOpened(chain.ChainedCreated):
+    TOPIC = "distill_es.TriggerLogOpened.v1"
     workspace: str
-
-    def apply(self, aggregate: Any) -> None:
-        aggregate.evolve(self)
-
-
-register_topic(TriggerLogOpened.TOPIC, TriggerLogOpened)
 
 
 class TraceFlagged(TriggerLogEvent):
