@@ -7,8 +7,8 @@ import sys
 from distill_es.app import worker as _worker
 
 if __name__ == "__main__":
-    from distill_es.compose import open_worker_runner  # the engine and its SDKs: only when a worker runs
+    from distill_es.compose import open_runner  # the engine and its SDKs: only when a worker runs
 
-    sys.exit(_worker.main(open_runner=open_worker_runner))
+    sys.exit(_worker.main(open_runner=open_runner))
 else:  # `import distill_es.worker` is the same module as distill_es.app.worker
     sys.modules[__name__] = _worker

@@ -1050,7 +1050,7 @@ def worker(
     A session interrupted by an outside failure (recorded in its log) is backed off by every worker.
     """
     from distill_es.app import worker as workers  # the engine and its SDKs load only when a worker runs
-    from distill_es.compose import open_worker_runner
+    from distill_es.compose import open_runner
 
     store = _globals(ctx).store or os.environ.get("DISTILL_ES_STORE")
     if not store:
@@ -1062,7 +1062,7 @@ def worker(
     report = workers.work(
         store,
         state_dir,
-        open_runner=open_worker_runner,
+        open_runner=open_runner,
         poll_seconds=poll,
         idle_polls_before_exit=exit_when_idle,
         backoff=workers.Backoff(base_seconds=backoff),
