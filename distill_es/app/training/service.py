@@ -22,8 +22,6 @@ from distill_es.adapters.trainer import (
     GRACE_SECONDS,
     RESULT_FILE,
     SPEC_FILE,
-    TrainerFailure,
-    TrainerOutcome,
     run_trainer,
     stop_orphan,
     trainer_argv,
@@ -35,6 +33,7 @@ from distill_es.app.training.dataset import (
     run_dir,
     write_atomic,
 )
+from distill_es.app.training.outcome import record_outcome
 from distill_es.domain.errors import ConcurrentSessionWrite, DistillError
 from distill_es.domain.layout import BENCHMARK_FILE, STATE_DIR
 from distill_es.domain.payloads import LoraFinetune, parse_payload
@@ -50,12 +49,9 @@ from distill_es.domain.training.spec import (
     ExpectedArtifact,
     ExperimentSpec,
     TrainerResult,
-    artifact_location,
     build_spec,
     code_hash,
-    parse_result,
     resolve_hyperparameters,
-    validate_result,
 )
 from distill_es.domain.training.views import Lineage, TrainingRunView, lineage, run_view
 from distill_es.domain.vocabulary import Edit, EditOp
@@ -65,7 +61,6 @@ from distill_es.store.locks import exclusive
 from distill_es.store.verify import Damage, verify_chain
 
 DEFAULT_TIMEOUT_SECONDS = 240 * 60.0  # the seed's default wall-clock budget: 4 hours
-_RAW_RESULT_LIMIT = 20_000  # a rejected result is kept in the failure event only if it is this small
 
 
 class TrainingService:
@@ -233,7 +228,7 @@ class TrainingService:
             header=f"attempt {attempt}",
             grace_seconds=self.grace_seconds,
         )
-        self._record_outcome(run, attempt, spec, outcome)
+        record_outcome(run, attempt, spec, outcome)
 
     def _attach_eval(self, run: TrainingRun, _: steps.AttachEval) -> None:
         assert run.finished is not None
@@ -244,68 +239,6 @@ class TrainingService:
         assert run.eval is not None
         deployable, reason = promotion(run.eval.verdict)
         run.decide_promotion(deployable=deployable, reason=reason)
-
-    def _record_outcome(
-        self, run: TrainingRun, attempt: int, spec: ExperimentSpec, outcome: TrainerOutcome
-    ) -> None:
-        if isinstance(outcome, TrainerFailure):
-            run.fail(
-                reason_code=outcome.reason_code,
-                message=outcome.message,
-                attempt=attempt,
-                details=outcome.details,
-            )
-            return
-        details: dict[str, Any] = {
-            "exit_code": outcome.exit_code,
-            "duration_seconds": outcome.duration_seconds,
-        }
-        if len(repr(outcome.result)) <= _RAW_RESULT_LIMIT:
-            details["result"] = outcome.result
-        parsed = parse_result(outcome.result)
-        if isinstance(parsed, str):
-            run.fail(reason_code="invalid_result", message=parsed, attempt=attempt, details=details)
-            return
-        problems = validate_result(spec, parsed)
-        if problems:
-            message = "the trainer's result does not match the experiment spec: " + "; ".join(problems)
-            run.fail(
-                reason_code="spec_mismatch",
-                message=message,
-                attempt=attempt,
-                details={**details, "problems": problems},
-            )
-            return
-        if parsed.status == "failed":
-            reason = parsed.failure_reason or "no reason given"
-            message = f"the trainer reported failure: {reason}"
-            run.fail(reason_code="trainer_failed", message=message, attempt=attempt, details=details)
-            return
-        if parsed.status == "dry_run":
-            run.complete_dry_run(
-                message="the trainer validated the spec and reported a dry run (nothing was trained)",
-                attempt=attempt,
-                result=parsed.model_dump(mode="json"),
-            )
-            return
-        assert parsed.artifact is not None and spec.dataset is not None
-        run.register_checkpoint(
-            checkpoint_id=parsed.checkpoint_id or f"ckpt-{spec.experiment_id}",
-            artifact_path=str(artifact_location(spec, parsed.artifact)),
-            adapter_format=parsed.artifact.adapter_format,
-            experiment_id=spec.experiment_id,
-            target_model_family=spec.target_model_family,
-            dataset_fingerprint=spec.dataset.fingerprint,
-            config_fingerprint=spec.config_fingerprint,
-            code_hash=spec.code_hash,
-        )
-        run.finish(
-            attempt=attempt,
-            result=parsed.model_dump(mode="json"),
-            source=outcome.source,
-            exit_code=outcome.exit_code,
-            duration_seconds=outcome.duration_seconds,
-        )
 
     # ------------------------------------------------------------------------------------------
     # helpers
