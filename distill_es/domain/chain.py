@@ -95,20 +95,10 @@ class ChainedEvent(Aggregate.Event):
         aggregate.evolve(self)
 
 
-class ChainedCreated(Aggregate.Created):
-    """Base of every aggregate's first event: an explicit topic registered on definition, a digest
-    chained to the genesis of the aggregate's id, and an `apply` that hands it to `evolve`."""
-
-    TOPIC: ClassVar[str]
-    digest: str
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "TOPIC" in cls.__dict__:
-            register_topic(cls.TOPIC, cls)
-
-    def apply(self, aggregate: Any) -> None:
-        aggregate.evolve(self)
+class ChainedCreated(ChainedEvent, Aggregate.Created):
+    """Base of every aggregate's first event: a `ChainedEvent` (topic, digest, apply) that creates the
+    aggregate; its digest chains to the genesis of the aggregate's id. Fields stay in the stored
+    order: the library's envelope, `originator_topic`, `digest`, then the payload."""
 
 
 class ChainedRecording:
