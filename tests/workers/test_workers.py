@@ -63,7 +63,7 @@ def test_four_workers_forty_sessions_one_killed_halfway(pg_url: str, tmp_path: P
                 [
                     sys.executable,
                     "-m",
-                    "distill_es.app.worker",
+                    "distill_es.worker",
                     "--store",
                     pg_url,
                     "--state-dir",
