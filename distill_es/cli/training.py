@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console, Group
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from distill_es.adapters.terminal_safe import SafeConsole, inert, safe_text
+from distill_es.adapters.terminal_safe import inert, safe_text
+from distill_es.cli.console import out
+from distill_es.cli.options import HomeOption, JsonOption
 from distill_es.domain.errors import WorkspaceError
 
 if TYPE_CHECKING:  # the service (and the engine under it) is imported by the commands that use it
@@ -29,19 +30,6 @@ if TYPE_CHECKING:  # the service (and the engine under it) is imported by the co
     from distill_es.domain.training.views import Lineage, TrainingRunView
 
 Opener = Callable[[typer.Context, Path | None], AbstractContextManager[Any]]
-
-HomeOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--home",
-        metavar="DIR",
-        show_default=False,
-        help="The workspace (else --home, $DISTILL_ES_HOME, cwd).",
-    ),
-]
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print machine-readable JSON to stdout, nothing else.")
-]
 
 
 @contextmanager
@@ -61,12 +49,6 @@ def default_opener(ctx: typer.Context, home: Path | None) -> Iterator[Any]:
         yield engine
     finally:
         engine.close()
-
-
-def _console() -> Console:
-    # The stream of the moment (test runners swap it); pipes get 120 columns, as the main CLI's.
-    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
-    return SafeConsole(file=sys.stdout, width=120 if wide else None)
 
 
 def _short(value: str | None, n: int = 8) -> str:
@@ -175,9 +157,9 @@ def build_training_app(opener: Opener | None = None) -> typer.Typer:
         if as_json:
             typer.echo(json.dumps([v.model_dump(mode="json") for v in views], indent=2))
         elif not views:
-            _console().print("no training runs")
+            out().print("no training runs")
         else:
-            _console().print(runs_table(views))
+            out().print(runs_table(views))
 
     @app.command("show")
     def show_run(
@@ -194,7 +176,7 @@ def build_training_app(opener: Opener | None = None) -> typer.Typer:
         if as_json:
             typer.echo(json.dumps(lineage.model_dump(mode="json"), indent=2))
         else:
-            _console().print(lineage_text(lineage), soft_wrap=True)
+            out().print(lineage_text(lineage), soft_wrap=True)
 
     return app
 
