@@ -78,14 +78,12 @@ def loops_table(views: list[LoopView]) -> Table:
 
 def _resolve_loop(engine: Engine, ref: str) -> str:
     """A loop id, or a unique prefix of one of this workspace's loops."""
-    from distill_es.app.loop import get_loop, loops
-
     ref = ref.strip().lower()
-    matches = [v.id for v in loops(engine) if v.id.startswith(ref)] if ref else []
+    matches = [v.id for v in engine.loops() if v.id.startswith(ref)] if ref else []
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        get_loop(engine, ref)  # a full id of another workspace's loop still resolves; else LoopNotFound
+        engine.get_loop(ref)  # a full id of another workspace's loop still resolves; else LoopNotFound
         return ref
     raise _fail(
         2, f"loop prefix {ref!r} is ambiguous: it matches {len(matches)} loops", "give more characters"
@@ -130,7 +128,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         Stops on stagnation, budget, a failed session, or a session awaiting review. Exit 1 only when
         a session failed.
         """
-        from distill_es.app.loop import LoopNotFound, StopReason, run_loop
+        from distill_es.app.loop import LoopNotFound, StopReason
 
         if max_total_cost <= 0:
             raise _fail(2, f"--max-total-cost must be above 0, got {max_total_cost}")
@@ -141,8 +139,8 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
             def progress(message: str, _view: LoopView) -> None:
                 err().print(Text(f"▸ {inert(message)}"), soft_wrap=True)
 
-            view = run_loop(
-                engine, OnDemandTrigger({"source": "distill-es loop"}), stagnation_k=stagnation_k,
+            view = engine.loop(
+                OnDemandTrigger({"source": "distill-es loop"}), stagnation_k=stagnation_k,
                 stagnation_eps=eps, max_total_cost_usd=max_total_cost, loop_id=loop_id, autonomy=autonomy,
                 on_progress=None if as_json else progress,
             )  # fmt: skip
@@ -161,11 +159,9 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
     @app.command("loops")
     def loops_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
         """List this workspace's loops, newest first."""
-        from distill_es.app.loop import loops
-
         engine = open_engine(home, **_reading(open_engine))
         try:
-            views = loops(engine)
+            views = engine.loops()
         finally:
             engine.close()
         if as_json:
@@ -215,11 +211,11 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Flag a trace: the daemon's user_flag trigger starts a session about it (once)."""
-        from distill_es.app.daemon import TraceNotFound, flag_trace
+        from distill_es.app.daemon import TraceNotFound
 
         engine = open_engine(home)
         try:
-            flag = flag_trace(engine, trace_id, note=note, flagged_by=by)
+            flag = engine.flag(trace_id, note=note, flagged_by=by)
         except TraceNotFound as exc:
             raise _fail(3, str(exc), "flag a trace_id from traces.jsonl / traces.db") from None
         finally:

@@ -25,7 +25,7 @@ from distill_es.cli import transfer as cli_transfer
 from distill_es.cli.console import err
 from distill_es.cli.errors import report_error
 from distill_es.cli.options import ROOT_CONTEXT, Globals
-from distill_es.cli.training import build_training_app
+from distill_es.cli.training import training_app
 from distill_es.cli.worker import worker
 
 
@@ -97,7 +97,7 @@ cli_transfer.register(app, engines.transfer_engine)
 cli_loop.register(app, engines.loop_engine)
 app.command()(worker)
 app.add_typer(workspace.benchmark_app, name="benchmark")
-app.add_typer(build_training_app(engines.training_engine), name="training")
+app.add_typer(training_app, name="training")
 
 
 def _undecodable_argument(argv: list[str]) -> str | None:
