@@ -6,7 +6,6 @@ import anthropic
 import openai
 import pytest
 
-from distill_es.adapters.teacher import with_prompt_cache
 from distill_es.demo.servers import (
     ScriptedAnthropicServer,
     ScriptedStudentServer,
@@ -14,6 +13,7 @@ from distill_es.demo.servers import (
     tool_use_reply,
     tool_uses_reply,
 )
+from distill_es.phases.prompt_cache import with_prompt_cache
 
 PARAMS = {
     "model": "claude-opus-4-6",
