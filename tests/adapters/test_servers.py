@@ -6,14 +6,14 @@ import anthropic
 import openai
 import pytest
 
-from distill_es.demo.servers import (
+from distill_es.phases.prompt_cache import with_prompt_cache
+from distill_es.testing.servers import (
     ScriptedAnthropicServer,
     ScriptedStudentServer,
     text_reply,
     tool_use_reply,
     tool_uses_reply,
 )
-from distill_es.phases.prompt_cache import with_prompt_cache
 
 PARAMS = {
     "model": "claude-opus-4-6",

@@ -15,9 +15,9 @@ from distill_es.adapters.teacher import (
     response_to_dict,
     usage_of,
 )
-from distill_es.demo.servers import ScriptedAnthropicServer, text_reply
 from distill_es.domain.errors import InvalidTeacherOutput
 from distill_es.phases.prompt_cache import with_prompt_cache
+from distill_es.testing.servers import ScriptedAnthropicServer, text_reply
 
 PARAMS = {
     "model": "claude-opus-4-6",
