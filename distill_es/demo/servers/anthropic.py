@@ -7,7 +7,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from distill_es.demo.servers.derive import request_id, sha, tokens
-from distill_es.demo.servers.json_http import MALFORMED, MALFORMED_BODY, FailureQueue, Json, JsonHTTPServer
+from distill_es.demo.servers.json_http import (
+    MALFORMED,
+    MALFORMED_BODY,
+    FailureQueue,
+    InjectedFailures,
+    Json,
+    JsonHTTPServer,
+)
 from distill_es.demo.servers.replies import text_reply
 from distill_es.domain.chain import canonical_json
 
@@ -23,7 +30,7 @@ _ANTHROPIC_ERRORS = {
 AnthropicScript = Sequence[Json | str] | Callable[[Json], Json | str]
 
 
-class ScriptedAnthropicServer(JsonHTTPServer):
+class ScriptedAnthropicServer(InjectedFailures, JsonHTTPServer):
     """`POST /v1/messages`, answered from `script`: a list of replies consumed in order, or a callable
     `(request) -> reply`. A reply is a full Message dict, a compact one (`text_reply`, `tool_use_reply`,
     `tool_uses_reply`) or a plain string; the server fills id, model, stop_reason and usage.
@@ -63,14 +70,6 @@ class ScriptedAnthropicServer(JsonHTTPServer):
         the default `retry-after-ms` (e.g. `{"retry-after": "3600"}`); `MALFORMED`: a 200 that is not
         JSON."""
         self._failures.add(status, count, headers)
-
-    @property
-    def failures_injected(self) -> int:
-        return self._failures.injected
-
-    def clear_failures(self) -> None:
-        """Answer normally again: drop the failures `fail_next` queued and not yet served."""
-        self._failures.clear()
 
     def _error(
         self, status: int, message: str, retry: bool, extra: Mapping[str, str] | None = None

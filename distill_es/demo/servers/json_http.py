@@ -148,3 +148,18 @@ class FailureQueue:
                 return None
             self.injected += 1
             return self._pending.pop(0)
+
+
+class InjectedFailures:
+    """What a server answering from a `FailureQueue` tells and offers its test (each server has its own
+    `fail_next`, with its API's usual failure status as the default)."""
+
+    _failures: FailureQueue
+
+    @property
+    def failures_injected(self) -> int:
+        return self._failures.injected
+
+    def clear_failures(self) -> None:
+        """Answer normally again: drop the failures `fail_next` queued and not yet served."""
+        self._failures.clear()

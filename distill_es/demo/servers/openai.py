@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from distill_es.demo.servers.derive import request_id, tokens
-from distill_es.demo.servers.json_http import MALFORMED, MALFORMED_BODY, FailureQueue, Json, JsonHTTPServer
+from distill_es.demo.servers.json_http import (
+    MALFORMED,
+    MALFORMED_BODY,
+    FailureQueue,
+    InjectedFailures,
+    Json,
+    JsonHTTPServer,
+)
 
 
 def last_user_text(request: Json) -> str:
@@ -19,7 +26,7 @@ def last_user_text(request: Json) -> str:
     return ""
 
 
-class ScriptedStudentServer(JsonHTTPServer):
+class ScriptedStudentServer(InjectedFailures, JsonHTTPServer):
     """`POST /v1/chat/completions` and `GET /v1/models`, like Ollama / vLLM / llama.cpp serve them.
 
     `answer` is `(request) -> str` or a dict from the last user message to the answer (`default`
@@ -57,14 +64,6 @@ class ScriptedStudentServer(JsonHTTPServer):
     def fail_next(self, status: int = 500, count: int = 1, headers: Mapping[str, str] | None = None) -> None:
         """As `ScriptedAnthropicServer.fail_next` (`MALFORMED`: a 200 that is not JSON)."""
         self._failures.add(status, count, headers)
-
-    @property
-    def failures_injected(self) -> int:
-        return self._failures.injected
-
-    def clear_failures(self) -> None:
-        """Answer normally again: drop the failures `fail_next` queued and not yet served."""
-        self._failures.clear()
 
     def handle(self, method: str, path: str, body: Json | None) -> tuple[int, Json, dict[str, str]]:
         if method == "GET" and path == "/v1/models":
