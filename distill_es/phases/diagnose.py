@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from distill_es.adapters.teacher import with_prompt_cache
-from distill_es.domain.session.aggregate import DiagnoseTurn
+from distill_es.domain.session.records import DiagnoseTurn
 from distill_es.phases.diagnose_tools import DIAGNOSE_USER_PROMPT, diagnose_system_prompt, tool_definitions
 
 NUDGE = (

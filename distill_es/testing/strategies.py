@@ -399,6 +399,7 @@ _REASON_CODES = st.sampled_from(["cold_start", "no_clusters", "budget_exhausted"
 _ROUTES = st.sampled_from(["apply", "review"])
 _LABELS = st.sampled_from(["before", "after"])
 _BOGUS_KWARGS = st.dictionaries(_key_names, _json_leaf, max_size=2)
+_NONBLANK = _words.filter(str.strip)
 
 
 def _teacher_call(draw: st.DrawFn, session: Session | None) -> dict[str, Any]:
@@ -550,7 +551,7 @@ def _draw_payload(draw: st.DrawFn, name: str, session: Session | None) -> dict[s
         case "fail":
             return {"error": draw(_words), "reason_code": draw(_REASON_CODES)}
         case "cancel":
-            return {"cancelled_by": draw(_reviewers), "reason": draw(_words)}
+            return {"cancelled_by": draw(_reviewers), "reason": draw(_NONBLANK)}  # blank: refused
         case "request_rollback":
             return {"requested_by": draw(_reviewers)}
         case "roll_back_edit":
