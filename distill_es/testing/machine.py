@@ -13,6 +13,10 @@ after every step, that
 - every accepted command lands where `CONTRACT` says, and every refusal is a typed `IllegalTransition`
   (or subclass) that agrees with `CONTRACT`, names the command, the state and what is legal, and
   appends and changes nothing; the lifecycle offers exactly the contract's commands;
+- every accepted command on one edit moves that edit where `EDIT_CONTRACT` says, and every refusal of
+  one agrees with it (`IllegalEditTransition` for a move the edit's state does not have, naming the edit,
+  its state and what is legal for it; `EditGuardRejected` for a move whose guard does not hold); the
+  edit lifecycle offers exactly the contract's commands for every edit's state;
 - resting states mean what they say, and no edit routed to review lands before a reviewer approves it;
 - the terminal state accepts nothing at all;
 - the index rebuilt from scratch equals the live index, and the live index agrees with the session;
@@ -58,8 +62,10 @@ from distill_es.domain.errors import (
     IllegalTransition,
     UnknownCommand,
 )
-from distill_es.domain.session import lifecycle
+from distill_es.domain.session import edit_lifecycle, lifecycle
 from distill_es.domain.session.aggregate import Session
+from distill_es.domain.session.errors import EditGuardRejected, IllegalEditTransition
+from distill_es.domain.session.records import EditProgress
 from distill_es.domain.vocabulary import BenchmarkSnapshot, LearningPlan
 from distill_es.store.app import EventStore
 from distill_es.store.projections import SessionIndex, fold_index_row
@@ -68,6 +74,7 @@ from distill_es.testing.strategies import BOGUS_COMMAND, Command, commands, fire
 
 __all__ = [
     "CONTRACT",
+    "EDIT_CONTRACT",
     "MACHINE_SETTINGS",
     "TERMINAL_PROBES",
     "SessionMachineTest",
@@ -136,6 +143,34 @@ CONTRACT: dict[str, dict[str, frozenset[str]]] = {
     },
     "rolled_back": {},
 }  # fmt: skip
+
+# The edit lifecycle as the contract's outcomes imply it, written out by hand — deliberately NOT derived
+# from `edit_lifecycle.MOVES`. edit state -> {per-edit command -> states the edit may be in after it}.
+EDIT_CONTRACT: dict[str, dict[str, frozenset[str]]] = {
+    "planned": {"route_edit": _F({"routed", "queued_for_review"})},
+    "routed": {"validate_edit": _F({"validated", "invalid"}), "skip_edit": _F({"skipped"})},
+    "queued_for_review": {"approve_edit": _F({"approved"}), "reject_edit": _F({"rejected"})},
+    "approved": {"validate_edit": _F({"validated", "invalid"}), "skip_edit": _F({"skipped"})},
+    "validated": {
+        "start_apply": _F({"apply_started"}),  # files
+        "record_training": _F({"trained", "training_rejected", "training_failed"}),  # weights
+        "skip_edit": _F({"skipped"}),
+    },
+    "apply_started": {
+        "record_apply": _F({"applied"}),
+        "validate_edit": _F({"invalid"}),  # applying it failed
+        "skip_edit": _F({"skipped"}),
+    },
+    "applied": {"record_gate": _F({"gated", "gate_rejected"}), "revert_edit": _F({"withdrawn"})},
+    "gate_rejected": {"revert_edit": _F({"reverted"})},
+    "withdrawn": {"skip_edit": _F({"skipped"})},
+    "gated": {"roll_back_edit": _F({"rolled_back"})},
+    "trained": {"roll_back_edit": _F({"rolled_back"})},
+    **{end: {} for end in (
+        "invalid", "rejected", "reverted", "skipped", "training_rejected", "training_failed", "rolled_back",
+    )},
+}  # fmt: skip
+_EDIT_COMMANDS = frozenset(c for moves in EDIT_CONTRACT.values() for c in moves)
 
 _PROBE_SNAPSHOT = BenchmarkSnapshot(benchmark_version="personal_v1", overall_score=0.5, task_count=1)
 
@@ -250,10 +285,17 @@ class SessionMachineTest(RuleBasedStateMachine):
         live = self.session
         source, version, before = live.status, live.version, _snapshot(live)
         allowed = self.contract.get(source, {})
+        edit = self._edit_named(command)
+        edit_source = edit.state if edit is not None else ""
         try:
             fire(live, command)
         except DistillError as exc:
             self._check_refusal(command, source, allowed, exc)
+            if isinstance(exc, IllegalEditTransition):
+                assert edit is not None, (
+                    f"{command!r} names no edit of the session, yet the edit table refused it"
+                )
+                self._check_edit_refusal(command, edit_source, exc)
             assert live.version == version and not live.pending_events, (
                 f"{command!r} was refused in {source} ({exc}) but appended events"
             )
@@ -269,8 +311,38 @@ class SessionMachineTest(RuleBasedStateMachine):
             f"the contract allows {sorted(allowed[command.name])}"
         )
         assert live.version > version, f"{command!r} was accepted but recorded nothing"
+        if edit is not None:
+            moves = EDIT_CONTRACT[edit_source]
+            assert command.name in moves and edit.state in moves[command.name], (
+                f"{command!r} moved its edit {edit_source} -> {edit.state}; the edit contract allows "
+                f"{ {name: sorted(dests) for name, dests in moves.items()} }"
+            )
         self.save()
         return True
+
+    def _edit_named(self, command: Command) -> EditProgress | None:
+        """The edit a per-edit command names, when the session has it."""
+        if command.name not in _EDIT_COMMANDS:
+            return None
+        return self.session.edits.get(str(command.kwargs.get("edit_id")))
+
+    @staticmethod
+    def _check_edit_refusal(command: Command, state: str, exc: IllegalEditTransition) -> None:
+        moves = EDIT_CONTRACT[state]
+        if command.name in moves:
+            assert isinstance(exc, EditGuardRejected), (
+                f"{command!r} is a contract move of an edit in {state} but was refused as illegal: {exc}"
+            )
+            return
+        assert not isinstance(exc, EditGuardRejected), (
+            f"{command!r} is no move of an edit in {state} at all, yet the refusal is a guard's: {exc}"
+        )
+        message = str(exc)
+        assert command.name in message and repr(state) in message and repr(exc.edit_id) in message, message
+        for legal in moves:
+            assert legal in message, (
+                f"refusal of {command.name!r} in {state} omits legal {legal!r}: {message}"
+            )
 
     def _check_refusal(
         self, command: Command, source: str, allowed: dict[str, frozenset[str]], exc: DistillError
@@ -362,6 +434,20 @@ class SessionMachineTest(RuleBasedStateMachine):
         else:
             raise AssertionError("a writer holding a stale copy appended without a conflict")
 
+    @rule(data=st.data())
+    def fire_at_an_edit(self, data: st.DataObject) -> None:
+        """Any per-edit command at any edit of the session, whatever state that edit is in: mostly
+        illegal for it, so the edit table's refusals are exercised as often as its moves."""
+        edits = self.session.edits
+        if not edits or not self.is_active():
+            return
+        edit_id = data.draw(st.sampled_from(sorted(edits)), label="edit_id")
+        name = data.draw(st.sampled_from(sorted(_EDIT_COMMANDS)), label="name")
+        if name not in self.contract.get(self.session.status, {}):
+            return  # the session's own refusal: fire_any covers it
+        command = data.draw(commands(self.session, names=[name]), label="command")
+        self.apply_command(Command(name, {**command.kwargs, "edit_id": edit_id}))
+
     @rule()
     def snapshot_then_reload(self) -> None:
         """A snapshot of the current version loads back as exactly the live state."""
@@ -395,6 +481,15 @@ class SessionMachineTest(RuleBasedStateMachine):
             f"in {status} the lifecycle offers {sorted(offered)}; "
             f"the contract allows {sorted(self.contract.get(status, {}))}"
         )
+
+    @invariant()
+    def edit_lifecycle_offers_the_contract(self) -> None:
+        for edit_id, progress in self.session.edits.items():
+            offered = set(edit_lifecycle.legal_commands(progress.state))
+            assert offered == set(EDIT_CONTRACT[progress.state]), (
+                f"edit {edit_id} in {progress.state}: the edit lifecycle offers {sorted(offered)}; "
+                f"the edit contract allows {sorted(EDIT_CONTRACT[progress.state])}"
+            )
 
     @invariant()
     def resting_states_mean_what_they_say(self) -> None:

@@ -62,8 +62,10 @@ MOVES: list[dict[str, Any]] = [
      "conditions": ["check_passed"]},
     {"trigger": "validate_edit", "source": [E.ROUTED, E.APPROVED], "dest": E.INVALID},
     # Applying can still fail (the op does not fit the workspace): recorded as a failed check.
-    {"trigger": "validate_edit", "source": E.APPLY_STARTED, "dest": E.INVALID, "unless": ["check_passed"]},
-    {"trigger": "start_apply", "source": E.VALIDATED, "dest": E.APPLY_STARTED, "unless": ["is_training"]},
+    {"trigger": "validate_edit", "source": E.APPLY_STARTED, "dest": E.INVALID,
+     "conditions": ["check_failed"]},
+    {"trigger": "start_apply", "source": E.VALIDATED, "dest": E.APPLY_STARTED,
+     "conditions": ["is_not_training"]},
     {"trigger": "record_apply", "source": E.APPLY_STARTED, "dest": E.APPLIED},
     {"trigger": "record_gate", "source": E.APPLIED, "dest": E.GATED, "conditions": ["gate_accepted"]},
     {"trigger": "record_gate", "source": E.APPLIED, "dest": E.GATE_REJECTED},
@@ -155,6 +157,10 @@ class _Decision(rulebook.Decision):
     def check_passed(self, _: Any) -> bool:
         return self.data.get("ok") is True
 
+    def check_failed(self, _: Any) -> bool:
+        failed = self.data.get("ok") is False
+        return self._check(failed, "once applying has started, only a failed check is recorded")
+
     def gate_accepted(self, _: Any) -> bool:
         return self.data.get("accepted") is True
 
@@ -165,13 +171,11 @@ class _Decision(rulebook.Decision):
         return self.data.get("state") == "completed"
 
     def is_training(self, _: Any) -> bool:
-        training = self.edit.op == EditOp.LORA_FINETUNE
-        why = (
-            "a lora_finetune edit is trained, never applied"
-            if training
-            else "only a lora_finetune edit is trained"
-        )
-        return self._check(training, why)
+        return self._check(self.edit.op == EditOp.LORA_FINETUNE, "only a lora_finetune edit is trained")
+
+    def is_not_training(self, _: Any) -> bool:
+        ok = self.edit.op != EditOp.LORA_FINETUNE
+        return self._check(ok, "a lora_finetune edit is trained, never applied")
 
 
 def legal_commands(state: str) -> list[str]:
