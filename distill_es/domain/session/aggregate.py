@@ -76,7 +76,7 @@ class Session(SessionState, chain.ChainedRecording, Aggregate):
         return bool(self.clusters)
 
     def pending_edit_ids(self) -> list[str]:
-        return [eid for eid, p in self.edits.items() if p.outcome == "pending_review"]
+        return [eid for eid, p in self.edits.items() if p.state == edit_lifecycle.EditState.QUEUED_FOR_REVIEW]
 
     def approved_unapplied_ids(self) -> list[str]:
         return [eid for eid, p in self.edits.items() if p.approved_by and p.outcome is None]

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from distill_es.domain.session import lifecycle
 from distill_es.domain.session.records import EditProgress
+from distill_es.domain.session.state import SessionState
 from distill_es.domain.vocabulary import EditOutcome, LearningSession, SessionStatus
 
-if TYPE_CHECKING:  # the aggregate imports this module to build its view
-    from distill_es.domain.session.aggregate import Session
 
-
-def learning_session(session: Session) -> LearningSession:
+def learning_session(session: SessionState) -> LearningSession:
     outcomes = [o for p in session.edits.values() if (o := edit_outcome(p)) is not None]
     return LearningSession(
         id=str(session.id),
@@ -65,7 +61,7 @@ def edit_outcome(p: EditProgress) -> EditOutcome | None:
     )
 
 
-def interruption_line(session: Session) -> str | None:
+def interruption_line(session: SessionState) -> str | None:
     """The last outside failure, while no progress has been recorded since it."""
     last = session.last_interruption
     if not session.interruptions_in_a_row or last is None:
