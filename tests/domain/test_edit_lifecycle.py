@@ -237,3 +237,16 @@ def test_the_documented_diagram_is_the_table() -> None:
     text = (Path(__file__).parents[2] / "docs" / "engine.md").read_text(encoding="utf-8")
     diagram = re.search(r"### Edits: a lifecycle of their own.*?```mermaid\n(.*?)```", text, re.S)
     assert diagram is not None and diagram.group(1) == edit_lifecycle.mermaid()
+
+
+@KIT
+@given(session=strategies.event_histories(max_steps=30))
+def test_unsettled_edits_are_the_ones_a_cancel_must_settle(session: Session) -> None:
+    """In flight (intent recorded, no gate verdict) or refused by the gate and not reverted yet."""
+    expected = [
+        eid
+        for eid, p in session.edits.items()
+        if (p.outcome is None and p.pre_sha is not None and p.gate is None)
+        or (p.outcome == "rejected_by_gate" and p.gate is not None and p.revert_sha is None)
+    ]
+    assert session.unsettled_edit_ids() == expected

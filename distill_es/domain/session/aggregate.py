@@ -84,6 +84,10 @@ class Session(SessionState, chain.ChainedRecording, Aggregate):
     def applied_unreverted_ids(self) -> list[str]:
         return [eid for eid, p in self.edits.items() if p.outcome == "applied"]
 
+    def unsettled_edit_ids(self) -> list[str]:
+        """Edits whose effect on the workspace is not final (see `edit_lifecycle.UNSETTLED`)."""
+        return [eid for eid, p in self.edits.items() if p.state in edit_lifecycle.UNSETTLED]
+
     def legal_commands(self) -> list[str]:
         return lifecycle.legal_commands(self.status)
 

@@ -82,6 +82,10 @@ MOVES: list[dict[str, Any]] = [
     {"trigger": "roll_back_edit", "source": [E.GATED, E.TRAINED], "dest": E.ROLLED_BACK},
 ]  # fmt: skip
 
+# Edits whose effect on the workspace is not final: being applied, committed without a gate verdict,
+# or refused by the gate and not reverted yet (a cancel settles them first).
+UNSETTLED: frozenset[str] = frozenset({E.APPLY_STARTED, E.APPLIED, E.GATE_REJECTED})
+
 MACHINE = rulebook.build_machine("Edit", STATES, rulebook.transition_table(MOVES, {}, {}))
 COMMANDS: frozenset[str] = frozenset(MACHINE.events)
 TERMINAL: frozenset[str] = frozenset(s for s in STATES if not MACHINE.get_triggers(s))
