@@ -26,7 +26,8 @@ from distill_es.domain.session.errors import EditGuardRejected, IllegalEditTrans
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.domain.vocabulary import Edit, EditOp, FailureCluster, LearningPlan
 from distill_es.testing import strategies
-from distill_es.testing.machine import EDIT_CONTRACT, MACHINE_SETTINGS, session_state
+from distill_es.testing.contracts import EDIT_CONTRACT
+from distill_es.testing.machine import MACHINE_SETTINGS, session_state
 
 KIT = settings(MACHINE_SETTINGS, max_examples=120)  # about one history in six is executing
 EDIT_COMMANDS = sorted({c for moves in EDIT_CONTRACT.values() for c in moves})
