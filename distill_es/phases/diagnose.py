@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from distill_es.domain import teacher_reply
-from distill_es.domain.session.aggregate import DiagnoseTurn
+from distill_es.domain.session.records import DiagnoseTurn
 from distill_es.phases.diagnose_tools import tool_definitions
 from distill_es.phases.prompt_cache import with_prompt_cache
 

@@ -38,6 +38,7 @@ from distill_es.domain.layout import STATE_DIR
 from distill_es.domain.session import events as ev
 from distill_es.domain.session.aggregate import Session
 from distill_es.domain.session.events import SessionStarted
+from distill_es.store.snapshots import SessionSnapshot  # noqa: F401 - sessions snapshot in this form
 
 APP_NAME = "distill_es"
 
