@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_es.adapters.benchmark import load_benchmark
+from distill_es.adapters.diagnose_toolbox import Toolbox
 from distill_es.adapters.judge import MatchJudge
 from distill_es.adapters.pricing import cost_of
 from distill_es.adapters.retry import (
@@ -54,9 +55,11 @@ from distill_es.domain.session.aggregate import Session
 from distill_es.domain.session.next_step import next_step
 from distill_es.domain.vocabulary import AutonomyMode, LearningSession, SessionStatus, Trigger
 from distill_es.phases.diagnose import diagnose_request
-from distill_es.phases.diagnose_tools import SelfRun, Toolbox, parse_diagnosis
+from distill_es.phases.diagnosis import parse_diagnosis
 from distill_es.phases.gate import choose_gate_tasks, evaluate_gate, snapshot, stable_seed
-from distill_es.phases.plan import build_plan_request, freeze_plan
+from distill_es.phases.plan import freeze_plan
+from distill_es.phases.plan_request import build_plan_request
+from distill_es.phases.teacher_protocol import SelfRun
 from distill_es.ports import (
     BenchmarkTask,
     Judge,

@@ -18,7 +18,6 @@ Depends on a `SessionRunner` (`distill_es.ports`), not on the engine: the caller
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from collections.abc import Callable
@@ -27,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from distill_es.adapters.terminal_safe import InertFormatter
 from distill_es.domain.errors import DamagedSession, DistillError, SessionBusy, SessionInterrupted
 from distill_es.domain.session.lifecycle import ACTIVE
 from distill_es.ports import RunnerOpener
@@ -172,44 +170,3 @@ def _run_one(row: dict[str, Any], store_url: str, open_runner: RunnerOpener, rep
     log.info("session %s rests %s", session_id, session.status.value)
     report.finished.append(session_id)
     return True
-
-
-def main(argv: list[str] | None = None, *, open_runner: RunnerOpener) -> int:
-    """`python -m distill_es.worker` (the shim there hands in the opener)."""
-    parser = argparse.ArgumentParser(prog="python -m distill_es.worker", description=__doc__.splitlines()[0])
-    parser.add_argument("--store", required=True, help="postgresql://user@host:port/db (or sqlite:///path)")
-    parser.add_argument(
-        "--state-dir", required=True, type=Path, help="where this worker keeps its read models"
-    )
-    parser.add_argument("--poll", type=float, default=0.5, help="seconds between polls when idle")
-    parser.add_argument("--exit-when-idle", type=int, default=None, metavar="POLLS")
-    parser.add_argument("--migrate", action="store_true", help="create the store's tables first")
-    parser.add_argument(
-        "--backoff",
-        type=float,
-        default=BACKOFF_SECONDS,
-        metavar="SECONDS",
-        help="leave a session interrupted by an outside failure alone this long (doubling, capped at 1 h)",
-    )
-    args = parser.parse_args(argv)
-    # Only our own records: transitions logs every callback at INFO, which costs real CPU here.
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    for handler in logging.getLogger().handlers:  # messages quote errors from outside: print them inert
-        handler.setFormatter(InertFormatter("%(asctime)s %(name)s %(message)s"))
-    log.setLevel(logging.INFO)
-    if args.migrate:
-        migrate(args.store)
-    report = work(
-        args.store,
-        args.state_dir,
-        open_runner=open_runner,
-        poll_seconds=args.poll,
-        idle_polls_before_exit=args.exit_when_idle,
-        backoff=Backoff(base_seconds=args.backoff),
-    )
-    print(
-        f"finished {len(report.finished)} sessions, {len(report.interrupted)} interrupted, "
-        f"{len(report.backed_off)} backed off after outside failures",
-        flush=True,
-    )
-    return 0

@@ -38,6 +38,7 @@ from distill_es.store.postgres import (
     pg_probe,
     pg_tables_present,
 )
+from distill_es.store.snapshots import SessionSnapshot  # noqa: F401 - sessions snapshot in this form
 from distill_es.store.urls import describe_store, is_postgres, sqlite_path, store_env
 
 APP_NAME = "distill_es"

@@ -21,6 +21,7 @@ from distill_es.ports import AggregateStore
 from distill_es.store.app import EventStore, parse_session_id
 from distill_es.store.chained import genesis_for
 from distill_es.store.projections import SessionIndex
+from distill_es.store.snapshots import snapshot_state
 
 
 class Damage(BaseModel):
@@ -158,7 +159,7 @@ def verify_session(
             session = store.replay(sid)  # from events alone: a snapshot must not vouch for itself
             view = session.view()
             loaded = store.load(sid)
-            if loaded.snapshot_state() != session.snapshot_state():
+            if snapshot_state(loaded) != snapshot_state(session):
                 detail = "the state loaded through the latest snapshot differs from the events' replay"
                 damage.append(
                     Damage(session_id=str(sid), position=loaded.version, kind="snapshot", detail=detail)

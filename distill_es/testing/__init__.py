@@ -24,18 +24,20 @@ _STRATEGIES = (
     "started_sessions",
     "triggers",
 )
-_MACHINE = ("CONTRACT", "MACHINE_SETTINGS", "SessionMachineTest")
+_MACHINE = ("MACHINE_SETTINGS", "SessionMachineTest")
 _LAZY = {
     **dict.fromkeys(_STRATEGIES, "distill_es.testing.strategies"),
     **dict.fromkeys(_MACHINE, "distill_es.testing.machine"),
+    "CONTRACT": "distill_es.testing.contracts",
     "ScriptedJudge": "distill_es.testing.fakes",
     "ScriptedStudent": "distill_es.testing.fakes",
     "ScriptedTeacher": "distill_es.testing.fakes",
 }
 
 if TYPE_CHECKING:
+    from distill_es.testing.contracts import CONTRACT
     from distill_es.testing.fakes import ScriptedJudge, ScriptedStudent, ScriptedTeacher
-    from distill_es.testing.machine import CONTRACT, MACHINE_SETTINGS, SessionMachineTest
+    from distill_es.testing.machine import MACHINE_SETTINGS, SessionMachineTest
     from distill_es.testing.strategies import (
         BOGUS_COMMAND,
         Command,

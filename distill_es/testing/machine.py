@@ -13,6 +13,10 @@ after every step, that
 - every accepted command lands where `CONTRACT` says, and every refusal is a typed `IllegalTransition`
   (or subclass) that agrees with `CONTRACT`, names the command, the state and what is legal, and
   appends and changes nothing; the lifecycle offers exactly the contract's commands;
+- every accepted command on one edit moves that edit where `EDIT_CONTRACT` says, and every refusal of
+  one agrees with it (`IllegalEditTransition` for a move the edit's state does not have, naming the edit,
+  its state and what is legal for it; `EditGuardRejected` for a move whose guard does not hold); the
+  edit lifecycle offers exactly the contract's commands for every edit's state;
 - resting states mean what they say, and no edit routed to review lands before a reviewer approves it;
 - the terminal state accepts nothing at all;
 - the index rebuilt from scratch equals the live index, and the live index agrees with the session;
@@ -34,7 +38,7 @@ Run it as a test, or subclass it and add rules (`self.live`, `self.store`, `self
     TestMyMachine.settings = MACHINE_SETTINGS          # or your own settings(...)
 
 Override `store_url(root)` to run the same machine on PostgreSQL (give each example a fresh database),
-and `contract` if your lifecycle differs.
+and `contract` if your lifecycle differs (the hand-written contracts are in `distill_es.testing.contracts`).
 """
 
 from __future__ import annotations
@@ -58,126 +62,25 @@ from distill_es.domain.errors import (
     IllegalTransition,
     UnknownCommand,
 )
-from distill_es.domain.session import lifecycle
+from distill_es.domain.session import edit_lifecycle, lifecycle
 from distill_es.domain.session.aggregate import Session
-from distill_es.domain.vocabulary import BenchmarkSnapshot, LearningPlan
+from distill_es.domain.session.errors import EditGuardRejected, IllegalEditTransition
+from distill_es.domain.session.records import EditProgress
 from distill_es.store.app import EventStore
 from distill_es.store.projections import SessionIndex, fold_index_row
 from distill_es.store.verify import verify_chain, verify_session
+from distill_es.testing.contracts import CONTRACT, EDIT_CONTRACT, TERMINAL_PROBES
 from distill_es.testing.strategies import BOGUS_COMMAND, Command, commands, fire, started_sessions
 
 __all__ = [
-    "CONTRACT",
     "MACHINE_SETTINGS",
-    "TERMINAL_PROBES",
     "SessionMachineTest",
     "fast_tmp",
     "session_state",
 ]
 
-_F = frozenset
-_ROLLBACK_FROM = {"request_rollback", "roll_back_edit"}
 _ALL_NAMES = [*sorted(lifecycle.COMMANDS), BOGUS_COMMAND]
-
-# The lifecycle as CONTRACT.md states it, written out by hand — deliberately NOT derived from
-# `lifecycle.MOVES`, so a change to the machine that the contract does not allow shows up here.
-# state -> {command -> states the session may be in after the command}. Commands that record a fact
-# without moving stay in their state.
-CONTRACT: dict[str, dict[str, frozenset[str]]] = {
-    "initiated": {
-        "check_readiness": _F({"initiated"}),
-        "begin_diagnosis": _F({"diagnosing"}),
-        "fail": _F({"failed"}),
-        "cancel": _F({"failed"}),
-        "record_interruption": _F({"initiated"}),
-    },
-    "diagnosing": {
-        "record_teacher_call": _F({"diagnosing"}),
-        "record_tool_result": _F({"diagnosing"}),
-        "submit_diagnosis": _F({"planning"}),
-        "fail": _F({"failed"}),
-        "cancel": _F({"failed"}),
-        "record_interruption": _F({"diagnosing"}),
-    },
-    "planning": {
-        "record_teacher_call": _F({"planning"}),
-        "freeze_plan": _F({"executing"}),
-        "fail": _F({"failed"}),
-        "cancel": _F({"failed"}),
-        "record_interruption": _F({"planning"}),
-    },
-    "executing": {
-        **{
-            fact: _F({"executing"})
-            for fact in (
-                "record_teacher_call", "route_edit", "validate_edit", "start_apply", "record_apply",
-                "skip_edit", "record_training", "choose_gate_tasks", "record_scores", "capture_benchmark",
-                "record_gate", "revert_edit", "record_interruption",
-            )
-        },
-        "await_review": _F({"awaiting_review"}),
-        "complete": _F({"completed"}),
-        "fail": _F({"failed"}),
-        "cancel": _F({"failed"}),
-    },
-    "awaiting_review": {
-        "approve_edit": _F({"executing"}),
-        "reject_edit": _F({"executing", "completed"}),  # completed when the last pending edit is decided
-        **{fact: _F({"awaiting_review"}) for fact in _ROLLBACK_FROM},
-        "roll_back": _F({"rolled_back"}),
-    },
-    "completed": {
-        **{fact: _F({"completed"}) for fact in _ROLLBACK_FROM},
-        "roll_back": _F({"rolled_back"}),
-    },
-    "failed": {
-        **{fact: _F({"failed"}) for fact in _ROLLBACK_FROM},
-        "roll_back": _F({"rolled_back"}),
-    },
-    "rolled_back": {},
-}  # fmt: skip
-
-_PROBE_SNAPSHOT = BenchmarkSnapshot(benchmark_version="personal_v1", overall_score=0.5, task_count=1)
-
-# Plausible payloads for probing a terminal session with every command (invariants cannot draw).
-TERMINAL_PROBES: dict[str, dict[str, Any]] = {
-    "check_readiness": {"trace_count": 50, "min_traces": 20, "git_head": None, "git_tree": None},
-    "begin_diagnosis": {},
-    "record_teacher_call": {
-        "call_key": "probe/1", "purpose": "judge", "model": "m", "request_digest": "0" * 64,
-        "response": {"content": []}, "usage": {}, "cost_usd": 0.0,
-    },
-    "record_tool_result": {"call_key": "diagnose/1", "tool_use_id": "toolu_1", "tool": "list_traces",
-                           "content": "", "is_error": False},
-    "submit_diagnosis": {"markdown": "# d", "clusters": []},
-    "freeze_plan": {"plan": LearningPlan(session_id="probe"), "rejected": [], "tier_changes": [],
-                    "downgrades": []},
-    "route_edit": {"edit_id": "e1", "route": "apply"},
-    "validate_edit": {"edit_id": "e1", "ok": True, "reason": ""},
-    "start_apply": {"edit_id": "e1", "pre_sha": "a" * 40, "pre_tree": "b" * 40},
-    "record_apply": {"edit_id": "e1", "commit_sha": "c" * 40, "tree_sha": "d" * 40, "changed_files": []},
-    "skip_edit": {"edit_id": "e1", "reason": "probe"},
-    "record_training": {"edit_id": "e1", "run_id": "r1", "state": "dry_run", "deployable": None,
-                        "summary": "probe"},
-    "choose_gate_tasks": {"seed": 1, "task_ids": []},
-    "record_scores": {"tree_sha": "d" * 40, "seed": 1, "student_model": "m", "scores": []},
-    "capture_benchmark": {"label": "after", "snapshot": _PROBE_SNAPSHOT},
-    "record_gate": {"edit_id": "e1", "before": _PROBE_SNAPSHOT, "after": _PROBE_SNAPSHOT, "delta": 0.0,
-                    "cluster_deltas": {}, "accepted": True, "reason": "probe"},
-    "revert_edit": {"edit_id": "e1", "revert_sha": "e" * 40, "tree_sha": "f" * 40},
-    "approve_edit": {"edit_id": "e1", "reviewer": "probe", "note": ""},
-    "reject_edit": {"edit_id": "e1", "reviewer": "probe", "reason": "probe"},
-    "await_review": {"git_post": None},
-    "complete": {"git_post": None},
-    "fail": {"error": "probe", "reason_code": "error"},
-    "cancel": {"cancelled_by": "probe", "reason": "probe"},
-    "request_rollback": {"requested_by": "probe"},
-    "roll_back_edit": {"edit_id": "e1", "revert_sha": "e" * 40},
-    "roll_back": {"git_post": None},
-    "record_interruption": {"step": "ScoreTree", "role": "student", "endpoint": "http://127.0.0.1:9/v1",
-                            "error_class": "APIConnectionError", "error": "probe", "attempts": 1},
-    BOGUS_COMMAND: {},
-}  # fmt: skip
+_EDIT_COMMANDS = frozenset(c for moves in EDIT_CONTRACT.values() for c in moves)
 
 
 def session_state(session: Session) -> dict[str, Any]:
@@ -250,10 +153,17 @@ class SessionMachineTest(RuleBasedStateMachine):
         live = self.session
         source, version, before = live.status, live.version, _snapshot(live)
         allowed = self.contract.get(source, {})
+        edit = self._edit_named(command)
+        edit_source = edit.state if edit is not None else ""
         try:
             fire(live, command)
         except DistillError as exc:
             self._check_refusal(command, source, allowed, exc)
+            if isinstance(exc, IllegalEditTransition):
+                assert edit is not None, (
+                    f"{command!r} names no edit of the session, yet the edit table refused it"
+                )
+                self._check_edit_refusal(command, edit_source, exc)
             assert live.version == version and not live.pending_events, (
                 f"{command!r} was refused in {source} ({exc}) but appended events"
             )
@@ -269,8 +179,38 @@ class SessionMachineTest(RuleBasedStateMachine):
             f"the contract allows {sorted(allowed[command.name])}"
         )
         assert live.version > version, f"{command!r} was accepted but recorded nothing"
+        if edit is not None:
+            moves = EDIT_CONTRACT[edit_source]
+            assert command.name in moves and edit.state in moves[command.name], (
+                f"{command!r} moved its edit {edit_source} -> {edit.state}; the edit contract allows "
+                f"{ {name: sorted(dests) for name, dests in moves.items()} }"
+            )
         self.save()
         return True
+
+    def _edit_named(self, command: Command) -> EditProgress | None:
+        """The edit a per-edit command names, when the session has it."""
+        if command.name not in _EDIT_COMMANDS:
+            return None
+        return self.session.edits.get(str(command.kwargs.get("edit_id")))
+
+    @staticmethod
+    def _check_edit_refusal(command: Command, state: str, exc: IllegalEditTransition) -> None:
+        moves = EDIT_CONTRACT[state]
+        if command.name in moves:
+            assert isinstance(exc, EditGuardRejected), (
+                f"{command!r} is a contract move of an edit in {state} but was refused as illegal: {exc}"
+            )
+            return
+        assert not isinstance(exc, EditGuardRejected), (
+            f"{command!r} is no move of an edit in {state} at all, yet the refusal is a guard's: {exc}"
+        )
+        message = str(exc)
+        assert command.name in message and repr(state) in message and repr(exc.edit_id) in message, message
+        for legal in moves:
+            assert legal in message, (
+                f"refusal of {command.name!r} in {state} omits legal {legal!r}: {message}"
+            )
 
     def _check_refusal(
         self, command: Command, source: str, allowed: dict[str, frozenset[str]], exc: DistillError
@@ -362,6 +302,20 @@ class SessionMachineTest(RuleBasedStateMachine):
         else:
             raise AssertionError("a writer holding a stale copy appended without a conflict")
 
+    @rule(data=st.data())
+    def fire_at_an_edit(self, data: st.DataObject) -> None:
+        """Any per-edit command at any edit of the session, whatever state that edit is in: mostly
+        illegal for it, so the edit table's refusals are exercised as often as its moves."""
+        edits = self.session.edits
+        if not edits or not self.is_active():
+            return
+        edit_id = data.draw(st.sampled_from(sorted(edits)), label="edit_id")
+        name = data.draw(st.sampled_from(sorted(_EDIT_COMMANDS)), label="name")
+        if name not in self.contract.get(self.session.status, {}):
+            return  # the session's own refusal: fire_any covers it
+        command = data.draw(commands(self.session, names=[name]), label="command")
+        self.apply_command(Command(name, {**command.kwargs, "edit_id": edit_id}))
+
     @rule()
     def snapshot_then_reload(self) -> None:
         """A snapshot of the current version loads back as exactly the live state."""
@@ -395,6 +349,15 @@ class SessionMachineTest(RuleBasedStateMachine):
             f"in {status} the lifecycle offers {sorted(offered)}; "
             f"the contract allows {sorted(self.contract.get(status, {}))}"
         )
+
+    @invariant()
+    def edit_lifecycle_offers_the_contract(self) -> None:
+        for edit_id, progress in self.session.edits.items():
+            offered = set(edit_lifecycle.legal_commands(progress.state))
+            assert offered == set(EDIT_CONTRACT[progress.state]), (
+                f"edit {edit_id} in {progress.state}: the edit lifecycle offers {sorted(offered)}; "
+                f"the edit contract allows {sorted(EDIT_CONTRACT[progress.state])}"
+            )
 
     @invariant()
     def resting_states_mean_what_they_say(self) -> None:

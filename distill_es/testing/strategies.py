@@ -34,6 +34,7 @@ from distill_es.domain.payloads import parse_payload
 from distill_es.domain.policy import assign_tier, route
 from distill_es.domain.session import lifecycle
 from distill_es.domain.session.aggregate import Session
+from distill_es.domain.session.edit_lifecycle import EditState as E
 from distill_es.domain.triggers import ClusterTrigger, OnDemandTrigger, ScheduledTrigger, UserFlagTrigger
 from distill_es.domain.vocabulary import (
     OP_PILLAR,
@@ -339,16 +340,16 @@ def _draw_id(draw: st.DrawFn, preferred: list[str], known: list[str], prefix: st
     return draw(_ids(prefix))
 
 
-# Which edits a command is meaningful for (what an engine would pick next).
+# Which edits a command is meaningful for (what an engine would pick next), by their lifecycle state.
 _EDIT_WANTS: dict[str, Callable[[Any], Any]] = {
-    "route_edit": lambda p: p.route is None,
-    "validate_edit": lambda p: p.outcome is None and p.route and p.check_ok is None,
-    "start_apply": lambda p: p.outcome is None and p.check_ok and p.pre_sha is None,
-    "record_apply": lambda p: p.pre_sha and p.commit_sha is None,
-    "record_gate": lambda p: p.commit_sha and p.gate is None,
-    "revert_edit": lambda p: p.gate and not p.gate.accepted and not p.revert_sha,
-    "skip_edit": lambda p: p.outcome is None,
-    "record_training": lambda p: p.outcome is None and p.edit.op == "lora_finetune" and p.approved_by,
+    "route_edit": lambda p: p.state == E.PLANNED,
+    "validate_edit": lambda p: p.state in (E.ROUTED, E.APPROVED),
+    "start_apply": lambda p: p.state == E.VALIDATED and p.op != EditOp.LORA_FINETUNE,
+    "record_apply": lambda p: p.state == E.APPLY_STARTED,
+    "record_gate": lambda p: p.state == E.APPLIED,
+    "revert_edit": lambda p: p.state == E.GATE_REJECTED,
+    "skip_edit": lambda p: p.outcome is None and p.state != E.PLANNED,
+    "record_training": lambda p: p.state == E.VALIDATED and p.op == EditOp.LORA_FINETUNE,
 }
 
 
@@ -399,6 +400,7 @@ _REASON_CODES = st.sampled_from(["cold_start", "no_clusters", "budget_exhausted"
 _ROUTES = st.sampled_from(["apply", "review"])
 _LABELS = st.sampled_from(["before", "after"])
 _BOGUS_KWARGS = st.dictionaries(_key_names, _json_leaf, max_size=2)
+_NONBLANK = _words.filter(str.strip)
 
 
 def _teacher_call(draw: st.DrawFn, session: Session | None) -> dict[str, Any]:
@@ -550,7 +552,7 @@ def _draw_payload(draw: st.DrawFn, name: str, session: Session | None) -> dict[s
         case "fail":
             return {"error": draw(_words), "reason_code": draw(_REASON_CODES)}
         case "cancel":
-            return {"cancelled_by": draw(_reviewers), "reason": draw(_words)}
+            return {"cancelled_by": draw(_reviewers), "reason": draw(_NONBLANK)}  # blank: refused
         case "request_rollback":
             return {"requested_by": draw(_reviewers)}
         case "roll_back_edit":
@@ -597,6 +599,7 @@ def _useful(session: Session) -> list[str]:
                 "record_apply",
                 "record_gate",
                 "revert_edit",
+                "record_training",
             )
             if _has_preferred(session, n)
         ]

@@ -104,6 +104,8 @@ class Facts:
     pending: list[str] = field(default_factory=list)
     approved_unapplied: list[str] = field(default_factory=list)
     applied_unreverted: list[str] = field(default_factory=list)
+    gate_seed: int | None = None
+    gate_task_ids: list[str] | None = None  # not chosen yet
 
     def pending_edit_ids(self) -> list[str]:
         return list(self.pending)

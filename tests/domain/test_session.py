@@ -349,7 +349,8 @@ def test_an_edit_waiting_for_a_reviewer_is_not_worked_on(attempt) -> None:
     session.validate_edit(edit_id="e-route", ok=True, reason="")  # edits not waiting go on as before
     session.await_review(git_post=None)
     session.approve_edit(edit_id="e-prompt", reviewer="bob")
-    session.start_apply(edit_id="e-prompt", pre_sha=SHA["apple"], pre_tree=SHA["bread"])  # now it may
+    session.validate_edit(edit_id="e-prompt", ok=True, reason="")  # now it may (validated, as every edit)
+    session.start_apply(edit_id="e-prompt", pre_sha=SHA["apple"], pre_tree=SHA["bread"])
 
 
 def test_an_edit_is_routed_before_anything_else_happens_to_it() -> None:

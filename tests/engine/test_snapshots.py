@@ -10,10 +10,11 @@ import pytest
 
 from distill_es.demo.run import open_demo_engine, run_demo
 from distill_es.domain.errors import DistillError
-from distill_es.domain.session.aggregate import Session, SessionSnapshot
+from distill_es.domain.session.aggregate import Session
 from distill_es.domain.session.next_step import next_step
 from distill_es.domain.vocabulary import Trigger
 from distill_es.store.app import SNAPSHOT_INTERVAL, EventStore
+from distill_es.store.snapshots import SessionSnapshot, session_from_state, snapshot_state
 from distill_es.store.verify import verify_session
 
 
@@ -24,7 +25,7 @@ def test_snapshot_state_round_trips_through_the_store_transcoder(tmp_path: Path)
     live = engine.store.load(session_id)
     stored = engine.store.app.mapper.to_stored_event(SessionSnapshot.take(live))
     rebuilt = engine.store.app.mapper.to_domain_event(stored).mutate(None)
-    assert rebuilt.snapshot_state() == live.snapshot_state()
+    assert snapshot_state(rebuilt) == snapshot_state(live)
     assert rebuilt.view() == live.view()
     assert (rebuilt.id, rebuilt.version) == (live.id, live.version)
     assert next_step(rebuilt) == next_step(live)
@@ -73,8 +74,8 @@ def test_saves_snapshot_long_sessions_and_loads_agree_with_replay(tmp_path: Path
     assert [v // SNAPSHOT_INTERVAL for v in snapshots] == [1, 2, 3]
     loaded, replayed = store.load(session.id), store.replay(session.id)
     assert loaded.version == replayed.version == session.version
-    assert loaded.snapshot_state() == replayed.snapshot_state() == session.snapshot_state()
-    assert store.load(session.id, version=250).snapshot_state() == _replay_to(store, session.id, 250)
+    assert snapshot_state(loaded) == snapshot_state(replayed) == snapshot_state(session)
+    assert snapshot_state(store.load(session.id, version=250)) == _replay_to(store, session.id, 250)
     assert verify_session(store, None, session.id).ok
 
 
@@ -82,7 +83,7 @@ def _replay_to(store: EventStore, session_id: object, version: int) -> dict:
     session = None
     for event in store.domain_events(str(session_id))[:version]:
         session = event.mutate(session)
-    return session.snapshot_state()
+    return snapshot_state(session)
 
 
 def test_verify_reports_a_snapshot_that_disagrees_with_the_events(tmp_path: Path) -> None:
@@ -144,7 +145,7 @@ def test_a_loaded_snapshot_keeps_finished_turns_undecoded_until_they_are_read(tm
     assert list(loaded.teacher_calls) == list(session.teacher_calls)
     assert loaded._archive is None
     assert loaded.diagnose_turns == session.diagnose_turns
-    assert loaded.snapshot_state() == store.replay(session.id).snapshot_state()
+    assert snapshot_state(loaded) == snapshot_state(store.replay(session.id))
 
 
 def test_a_session_with_an_archive_records_on_and_snapshots_again(tmp_path: Path) -> None:
@@ -160,7 +161,7 @@ def test_a_session_with_an_archive_records_on_and_snapshots_again(tmp_path: Path
     store.take_snapshot(loaded.id)
     again = store.load(loaded.id)
     assert again.version == loaded.version and again.turn_count == 48
-    assert again.snapshot_state() == store.replay(loaded.id).snapshot_state() == loaded.snapshot_state()
+    assert snapshot_state(again) == snapshot_state(store.replay(loaded.id)) == snapshot_state(loaded)
     assert verify_session(store, None, loaded.id).ok
 
 
@@ -171,7 +172,7 @@ def test_a_tampered_archive_is_refused_when_read(tmp_path: Path) -> None:
     archive = json.loads(snapshot.state["archive"])
     archive["calls"].pop()  # the archive no longer holds a turn the snapshot names
     archive["turns"].pop()
-    rebuilt = Session.from_snapshot_state(json.loads(snapshot.state["session"]), json.dumps(archive))
+    rebuilt = session_from_state(json.loads(snapshot.state["session"]), json.dumps(archive))
     with pytest.raises(DistillError, match="turn archive"):
         rebuilt.diagnose_turns  # noqa: B018
 
@@ -180,6 +181,6 @@ def test_a_store_without_periodic_snapshots_folds_every_event(tmp_path: Path) ->
     store = EventStore(f"sqlite:///{tmp_path}/events.sqlite", snapshot_every=None)
     session = long_session(store, 2 * SNAPSHOT_INTERVAL + 5)
     assert list(store.app.snapshots.get(session.id)) == []
-    assert store.load(session.id).snapshot_state() == session.snapshot_state()
+    assert snapshot_state(store.load(session.id)) == snapshot_state(session)
     store.take_snapshot(session.id)  # by hand, still
     assert [s.originator_version for s in store.app.snapshots.get(session.id)] == [session.version]

@@ -77,6 +77,8 @@ FACTS: dict[str, list[str]] = {
 FACT_GUARDS: dict[str, list[str]] = {
     "request_rollback": ["rollback_not_requested"],
     "roll_back_edit": ["rollback_is_requested"],
+    # The gate's tasks are chosen once: every score of the session is keyed by that seed.
+    "choose_gate_tasks": ["gate_tasks_not_chosen"],
 }
 
 _TRANSITIONS: list[dict[str, Any]] = rulebook.transition_table(MOVES, FACTS, FACT_GUARDS)
@@ -91,6 +93,8 @@ class SessionFacts(Protocol):
     ready: bool | None
     has_clusters: bool
     rollback_requested: bool
+    gate_seed: int | None
+    gate_task_ids: list[str] | None
 
     def pending_edit_ids(self) -> list[str]: ...
 
@@ -136,6 +140,10 @@ class _Decision(rulebook.Decision):
 
     def rollback_not_requested(self, _: Any) -> bool:
         return self._check(not self.session.rollback_requested, "a rollback is already under way")
+
+    def gate_tasks_not_chosen(self, _: Any) -> bool:
+        chosen = self.session.gate_task_ids is not None
+        return self._check(not chosen, f"the gate tasks are already chosen (seed {self.session.gate_seed})")
 
     def nothing_left_to_revert(self, _: Any) -> bool:
         return self._check(not self.session.applied_unreverted_ids(), "applied edits are not reverted yet")

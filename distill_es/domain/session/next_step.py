@@ -1,5 +1,7 @@
 """State → the one thing to do next. Pure: reads the folded session, performs nothing.
 
+For the edits it reads each edit's lifecycle state (`edit_lifecycle`): one case per state.
+
 The engine loops: load the session, ask `next_step`, perform exactly that step, record its result,
 repeat until `Rest`. A process that crashed anywhere resumes by doing the same thing, so what the
 log says is done is never done again.
@@ -12,6 +14,8 @@ from typing import Any
 
 from distill_es.domain.policy import route
 from distill_es.domain.session.aggregate import Session
+from distill_es.domain.session.edit_lifecycle import EditState as E
+from distill_es.domain.session.records import EditProgress
 from distill_es.domain.vocabulary import EditOp, SessionStatus
 
 SUBMIT_DIAGNOSIS = "submit_diagnosis"
@@ -227,34 +231,9 @@ def _plan_step(s: Session) -> Step:
 
 def _execute_step(s: Session) -> Step:
     for edit_id, p in s.edits.items():
-        if p.route is None:
-            return RouteEdit(edit_id, route(s.autonomy_mode, p.risk_tier).value)
-        outcome = p.outcome
-        if outcome == "rejected_by_gate":
-            if p.gate is not None and p.revert_sha is None:
-                return RevertEdit(edit_id)
-            continue
-        if outcome is not None:
-            continue
-        # On its way: routed to apply now, or approved by a reviewer.
-        if p.check_ok is None:
-            return ValidateEdit(edit_id)
-        if p.edit.op == EditOp.LORA_FINETUNE:
-            return TrainEdit(edit_id)  # weights, not files: a training run instead of a commit
-        if p.pre_sha is None:
-            if s.gate_task_ids is None:
-                return ChooseGateTasks()
-            return StartApply(edit_id)
-        if not s.scored(p.pre_tree):
-            return _score_tree(s, str(p.pre_tree), edit_id)
-        if s.benchmark_before is None:
-            return CaptureBenchmark("before", str(p.pre_tree))
-        if p.commit_sha is None:
-            return ApplyEdit(edit_id)
-        if not s.scored(p.tree_sha):
-            return _score_tree(s, str(p.tree_sha), edit_id)
-        if p.gate is None:
-            return EvaluateGate(edit_id)
+        step = _edit_step(s, edit_id, p)
+        if step is not None:
+            return step
     after = s.benchmark_after
     if (
         s.benchmark_before is not None
@@ -267,6 +246,36 @@ def _execute_step(s: Session) -> Step:
     return Complete()
 
 
+def _edit_step(s: Session, edit_id: str, p: EditProgress) -> Step | None:
+    """What an edit needs next, from where it is in its lifecycle; None when nothing (settled, or
+    waiting for a reviewer)."""
+    match p.state:
+        case E.PLANNED:
+            return RouteEdit(edit_id, route(s.autonomy_mode, p.risk_tier).value)
+        case E.ROUTED | E.APPROVED:
+            return ValidateEdit(edit_id)
+        case E.VALIDATED if p.op == EditOp.LORA_FINETUNE:
+            return TrainEdit(edit_id)  # weights, not files: a training run instead of a commit
+        case E.VALIDATED:
+            return ChooseGateTasks() if s.gate_task_ids is None else StartApply(edit_id)
+        case E.APPLY_STARTED | E.APPLIED:
+            # The tree before the edit is scored and the benchmark captured before anything lands.
+            if not s.scored(p.pre_tree):
+                return _score_tree(s, str(p.pre_tree), edit_id)
+            if s.benchmark_before is None:
+                return CaptureBenchmark("before", str(p.pre_tree))
+            if p.state == E.APPLY_STARTED:
+                return ApplyEdit(edit_id)
+            if not s.scored(p.tree_sha):
+                return _score_tree(s, str(p.tree_sha), edit_id)
+            return EvaluateGate(edit_id)
+        case E.GATE_REJECTED:
+            return RevertEdit(edit_id)
+        case E.WITHDRAWN:  # reverted before its gate: only a cancel does that, and skips it at once
+            return SkipEdit(edit_id, "its commit was reverted before its gate")
+    return None
+
+
 def _score_tree(s: Session, tree_sha: str, edit_id: str) -> ScoreTree:
     tasks = s.gate_task_ids or []
     missing = sum(1 for t in tasks if s.score_key(tree_sha, t) not in s.scores)
@@ -274,7 +283,7 @@ def _score_tree(s: Session, tree_sha: str, edit_id: str) -> ScoreTree:
 
 
 def _rollback_step(s: Session) -> Step:
-    applied = [(p.applied_at, eid) for eid, p in s.edits.items() if p.outcome == "applied"]
+    applied = [(p.applied_at, eid) for eid, p in s.edits.items() if p.outcome == "applied"]  # landed
     if applied:
         return RollBackEdit(max(applied)[1])  # newest first
     return FinishRollback()
