@@ -46,7 +46,7 @@ JsonOption = Annotated[
 
 @contextmanager
 def default_opener(ctx: typer.Context, home: Path | None) -> Iterator[Any]:
-    from distill_es.app.engine import Engine  # late: reading runs must not import the engine's adapters early
+    from distill_es.api import Engine  # late: reading runs must not import the engine's adapters early
     from distill_es.workspace.scaffold import is_workspace
 
     root = getattr(ctx.find_root(), "obj", None)

@@ -20,7 +20,7 @@ from typing import Any
 
 import anthropic
 
-from distill_es.app.engine import Engine
+from distill_es.api import Engine
 from distill_es.demo import world
 from distill_es.demo.servers import text_reply, tool_uses_reply
 from distill_es.domain.vocabulary import LearningSession
