@@ -20,7 +20,7 @@ from distill_es.compose import DefaultAdapters, open_runner, worker_opener
 from distill_es.config.settings import Settings
 from distill_es.domain.anchors import Anchor
 from distill_es.domain.errors import DamagedSession
-from distill_es.domain.vocabulary import AutonomyMode, LearningSession, SessionStatus, Trigger
+from distill_es.domain.vocabulary import LearningSession, SessionStatus, Trigger
 from distill_es.ports import Judge, Scorer, StudentRunner, TraceSource, Workspace
 from distill_es.store.app import EventStore
 from distill_es.store.projections import SessionIndex
@@ -62,24 +62,12 @@ class Engine:
         `create`, which scaffolds a default one there (as `distill-es init`). `create_tables=False`
         creates nothing at all (commands that only read): a missing store is a StoreMissing, except
         the workspace's own default store, which then reads as empty."""
-        return cls(
-            open_runner(
-                home,
-                teacher=teacher,
-                student=student,
-                judge=judge,
-                settings=settings,
-                store_url=store_url,
-                scorer=scorer,
-                traces=traces,
-                workspace=workspace,
-                on_step=on_step,
-                on_scoring=on_scoring,
-                on_wait=on_wait,
-                create_tables=create_tables,
-                create=create,
-            )
-        )
+        runner = open_runner(
+            home, settings=settings, store_url=store_url, create_tables=create_tables, create=create,
+            on_step=on_step, on_scoring=on_scoring, teacher=teacher, student=student, judge=judge,
+            scorer=scorer, traces=traces, workspace=workspace, on_wait=on_wait,
+        )  # fmt: skip
+        return cls(runner)
 
     # ------------------------------------------------------------------------------------------
     # what it runs on
@@ -163,15 +151,10 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------
     # commands
-    def start(
-        self,
-        trigger: Trigger,
-        *,
-        autonomy: AutonomyMode | str | None = None,
-        parent_session_id: str | None = None,
-    ) -> str:
-        """Record a new session (nothing else happens until `run`)."""
-        return self.runner.start(trigger, autonomy=autonomy, parent_session_id=parent_session_id)
+    def start(self, trigger: Trigger, **options: Any) -> str:
+        """Record a new session (nothing else happens until `run`). Options: `autonomy` (an
+        `AutonomyMode` for this session), `parent_session_id`."""
+        return self.runner.start(trigger, **options)
 
     def run(self, session_id: str) -> LearningSession:
         """Drive the session until it rests (completed, awaiting_review, failed, rolled_back)."""

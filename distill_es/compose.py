@@ -137,22 +137,17 @@ def workspace_home(home: str | Path, *, create: bool) -> Path:
 def open_runner(
     home: str | Path,
     *,
-    teacher: Any = None,
-    student: StudentRunner | None = None,
-    judge: Judge | None = None,
     settings: Settings | Mapping[str, Any] | None = None,
     store_url: str | None = None,
-    scorer: Scorer | None = None,
-    traces: TraceSource | None = None,
-    workspace: Workspace | None = None,
-    on_step: StepObserver | None = None,
-    on_scoring: ScoringObserver | None = None,
-    on_wait: WaitObserver | None = None,
     create_tables: bool = True,
     create: bool = False,
+    on_step: StepObserver | None = None,
+    on_scoring: ScoringObserver | None = None,
+    **adapters: Any,
 ) -> Runner:
-    """A runner on a workspace and a store, with the given adapters and the defaults for the rest
-    (the arguments of `Engine.open`, which documents them)."""
+    """A runner on a workspace and a store; `adapters` are those given (teacher, student, judge,
+    scorer, traces, workspace, on_wait), the defaults serve for the rest. `Engine.open` documents
+    the arguments."""
     home = workspace_home(home, create=create)
     if isinstance(settings, Settings):
         resolved = settings
@@ -167,23 +162,12 @@ def open_runner(
     except BaseException:
         store.close()
         raise
-    adapters = DefaultAdapters(
-        home,
-        resolved,
-        teacher=teacher,
-        student=student,
-        judge=judge,
-        scorer=scorer,
-        traces=traces,
-        workspace=workspace,
-        on_wait=on_wait,
-    )
     return Runner(
         home,
         settings=resolved,
         store=store,
         index=index,
-        adapters=adapters,
+        adapters=DefaultAdapters(home, resolved, **adapters),
         on_step=on_step,
         on_scoring=on_scoring,
     )

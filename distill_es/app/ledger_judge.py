@@ -9,10 +9,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from distill_es.adapters.pricing import cost_of
 from distill_es.adapters.retry import RetryPolicy, WaitObserver, call_with_retries
-from distill_es.adapters.teacher import request_digest, response_to_dict, usage_of
-from distill_es.app.teacher_endpoint import teacher_endpoint
+from distill_es.adapters.teacher import request_digest, usage_of
+from distill_es.app.teacher_calls import paid_call, teacher_endpoint
 from distill_es.domain.errors import EndpointUnavailable
 from distill_es.domain.session.react import Args
 from distill_es.ports import BenchmarkTask
@@ -60,19 +59,8 @@ class LedgerJudge:
     def paid_calls(self, version: int) -> tuple[Args, ...]:
         """The calls since the last drain as `record_teacher_call` arguments, keyed by the session
         version the step records them at (a redone step reuses the same keys)."""
-        paid = []
-        for i, (_, params, message) in enumerate(self.drain()):
-            usage = usage_of(message)
-            model = str(getattr(message, "model", None) or params["model"])
-            paid.append(
-                {
-                    "call_key": f"judge/{version}/{i}",
-                    "purpose": "judge",
-                    "model": model,
-                    "request_digest": request_digest(params),
-                    "response": response_to_dict(message),
-                    "usage": usage,
-                    "cost_usd": cost_of(model, usage),
-                }
-            )
-        return tuple(paid)
+        calls = self.drain()
+        return tuple(
+            paid_call(f"judge/{version}/{i}", "judge", params, message, usage_of(message))
+            for i, (_, params, message) in enumerate(calls)
+        )

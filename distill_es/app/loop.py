@@ -45,7 +45,6 @@ if TYPE_CHECKING:  # the engine will import this module to expose `engine.loop(.
     from distill_es.ports import SessionRunner as Engine
 
 
-
 class LoopNotFound(SessionNotFound):
     """No loop with that id in this store (a SessionNotFound, so the CLI exits 3)."""
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from distill_es.adapters.pricing import cost_of
 from distill_es.adapters.retry import MalformedResponse, call_with_retries
-from distill_es.adapters.teacher import request_digest, response_to_dict, usage_of
+from distill_es.adapters.teacher import usage_of
 from distill_es.app.activities.context import StepContext
-from distill_es.app.teacher_endpoint import teacher_endpoint
+from distill_es.app.teacher_calls import paid_call, teacher_endpoint
 from distill_es.domain.errors import CassetteMiss, InvalidTeacherOutput, RequestRefused, SessionInterrupted
 from distill_es.domain.session.aggregate import Session
 from distill_es.domain.session.react import Done, Outcome, Refused
@@ -66,15 +65,4 @@ def call_teacher(
         return Refused(
             "teacher_invalid_output", f"the teacher's reply to {purpose} call {call_key} is invalid: {exc}"
         )
-    model = str(getattr(message, "model", None) or params["model"])
-    return Done(
-        {
-            "call_key": call_key,
-            "purpose": purpose,
-            "model": model,
-            "request_digest": request_digest(params),
-            "response": response_to_dict(message),
-            "usage": usage,
-            "cost_usd": cost_of(model, usage),
-        }
-    )
+    return Done(paid_call(call_key, purpose, params, message, usage))
