@@ -252,9 +252,9 @@ class GitWorkspace:
         paths = {entry[3:] for entry in out.split("\0") if len(entry) > 3}
         return sorted(paths)
 
-    def read_prompt(self, agent: str) -> str:
-        """The agent's current system prompt; "" when it has none."""
-        return read_inside(self.root, prompt_path(agent)) or ""
+    def read_prompt(self, agent: str) -> str | None:
+        """The agent's current system prompt; None when it has no prompt file (a patch needs one)."""
+        return read_inside(self.root, prompt_path(agent))
 
     def find_edit_commit(self, session_id: str, edit_id: str) -> str | None:
         """The newest commit whose trailers say exactly this `Edit-ID` and `Session-ID`."""

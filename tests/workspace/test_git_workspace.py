@@ -397,7 +397,7 @@ def test_inherited_git_dir_does_not_redirect_the_workspace(
 
 def test_read_prompt(ws: GitWorkspace) -> None:
     assert ws.read_prompt("simple") == PROMPT
-    assert ws.read_prompt("nobody") == ""
+    assert ws.read_prompt("nobody") is None
     with pytest.raises(InvalidEdit):
         ws.read_prompt("../../etc")
     assert set(ENGINE_FILES) <= set(snapshot(ws.root))
