@@ -1,8 +1,8 @@
 """The `Engine`: the Python API of distill_es (`from distill_es import Engine`).
 
 A facade: sessions are run by the session runner (`app.session_runner`), read through the checked
-log (`app.session_queries`), and loops, flags, workers and training are the app layer's; the default
-adapters are wired by `compose`. See docs/engine.md.
+log (`app.session_queries`); loops, flags and workers are `app.loop`'s, `app.daemon`'s and
+`app.worker`'s; the default adapters are wired by `compose`. See docs/engine.md.
 """
 
 from __future__ import annotations

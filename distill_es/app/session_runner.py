@@ -35,7 +35,7 @@ from distill_es.domain.session import lifecycle
 from distill_es.domain.session import next_step as steps
 from distill_es.domain.session.aggregate import Session
 from distill_es.domain.session.next_step import next_step
-from distill_es.domain.session.react import no_benchmark_error, react, unsettled_edits
+from distill_es.domain.session.react import no_benchmark_error, react, skipped_by_cancel, unsettled_edits
 from distill_es.domain.vocabulary import AutonomyMode, LearningSession, Trigger
 from distill_es.ports import TraceSource
 from distill_es.store.app import EventStore
@@ -190,8 +190,7 @@ class Runner:
             if found is None:  # never committed: put back whatever the apply had written
                 if workspace.dirty_paths():
                     workspace.restore(str(progress.pre_sha))
-                reason = f"the session was cancelled by {by} before it was applied"
-                session.skip_edit(edit_id=edit_id, reason=reason)
+                skipped_by_cancel(edit_id, by, reverted=False).apply(session)
                 return
             session.record_apply(
                 edit_id=edit_id,
@@ -206,10 +205,7 @@ class Runner:
             edit_id=edit_id, revert_sha=revert(context, session, edit_id), tree_sha=workspace.tree_sha()
         )
         if not gated:
-            session.skip_edit(
-                edit_id=edit_id,
-                reason=f"the session was cancelled by {by} before its gate; its commit was reverted",
-            )
+            skipped_by_cancel(edit_id, by, reverted=True).apply(session)
 
     # ------------------------------------------------------------------------------------------
     # locks

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from distill_es.domain.session import next_step as steps
-from distill_es.domain.session.react import Command, Done, Refused, react, unsettled_edits
+from distill_es.domain.session.react import Command, Done, Refused, react, skipped_by_cancel, unsettled_edits
 from distill_es.domain.teacher_reply import SUBMIT_DIAGNOSIS
 
 SESSION: Any = None  # react reads the session only where a rule needs it; these rules do not
@@ -128,3 +128,11 @@ def test_unsettled_edits_are_in_flight_or_rejected_and_not_reverted() -> None:
         reverted=_Edit("rejected_by_gate", "a" * 40, object(), "b" * 40),
     )
     assert unsettled_edits(session) == ["in_flight", "unreverted"]
+
+
+def test_a_cancel_skips_an_ungated_edit_saying_whether_its_commit_was_reverted() -> None:
+    before = skipped_by_cancel("e1", "ann", reverted=False)
+    after = skipped_by_cancel("e1", "ann", reverted=True)
+    assert before.name == after.name == "skip_edit"
+    assert before.args["reason"] == "the session was cancelled by ann before it was applied"
+    assert after.args["reason"].endswith("before its gate; its commit was reverted")

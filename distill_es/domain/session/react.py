@@ -182,3 +182,13 @@ def unsettled_edits(session: Session) -> list[str]:
         if in_flight or unreverted:
             unsettled.append(edit_id)
     return unsettled
+
+
+def skipped_by_cancel(edit_id: str, by: str, *, reverted: bool) -> Command:
+    """How a cancel ends an unsettled edit that has no gate verdict: skipped, saying whether its
+    commit had to be reverted (an edit gated as rejected keeps its verdict and is only reverted)."""
+    if reverted:
+        reason = f"the session was cancelled by {by} before its gate; its commit was reverted"
+    else:
+        reason = f"the session was cancelled by {by} before it was applied"
+    return Command("skip_edit", {"edit_id": edit_id, "reason": reason})
