@@ -71,7 +71,6 @@ from distill_es.adapters.student import OpenAIStudent, build_chat_request
 from distill_es.api import Engine
 from distill_es.config.settings import Settings, StudentSettings
 from distill_es.demo import world
-from distill_es.demo.servers import ScriptedAnthropicServer, ScriptedStudentServer
 from distill_es.domain import chain
 from distill_es.domain.errors import SessionInterrupted
 from distill_es.domain.session import events as ev
@@ -80,6 +79,7 @@ from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.store import app as store_app
 from distill_es.store.app import EventStore
 from distill_es.store.projections import SessionIndex
+from distill_es.testing.servers import ScriptedAnthropicServer, ScriptedStudentServer
 from distill_es.workspace.scaffold import create_workspace
 
 SNAPSHOT_NOT_AVAILABLE = "snapshot: not available yet"

@@ -19,7 +19,7 @@ import sys
 
 def bench_answer(request: dict) -> str:
     """The benchmark student's answer: 'What is N plus N?' -> 2N (every task right)."""
-    from distill_es.demo.servers import last_user_text
+    from distill_es.testing.servers import last_user_text
 
     text = last_user_text(request)
     try:
@@ -30,7 +30,7 @@ def bench_answer(request: dict) -> str:
 
 
 def student_server(args: argparse.Namespace) -> None:
-    from distill_es.demo.servers import ScriptedStudentServer
+    from distill_es.testing.servers import ScriptedStudentServer
 
     class NoDelayStudentServer(ScriptedStudentServer):
         """The shipped server writes headers and body in two sends without TCP_NODELAY, so Nagle plus

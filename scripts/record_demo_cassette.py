@@ -18,7 +18,7 @@ import anthropic
 from distill_es.adapters.cassette import RecordingTeacher
 from distill_es.demo import world
 from distill_es.demo.run import CASSETTE, run_demo
-from distill_es.demo.servers import ScriptedAnthropicServer
+from distill_es.testing.servers import ScriptedAnthropicServer
 
 
 def main() -> int:

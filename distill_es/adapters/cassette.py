@@ -193,6 +193,8 @@ class RecordingTeacher:
     def record(self, params: dict[str, Any]) -> Any:
         digest = request_digest(params)
         response = self.inner.messages.create(**params)
+        # The file's own format, not canonical JSON: lines are parsed back, never hashed (the digest is
+        # `request_digest`, over `domain.chain.canonical_json`), and keep the recorded cassettes' layout.
         line = json.dumps(
             {"digest": digest, "request": jsonable(params), "response": response_to_dict(response)},
             ensure_ascii=False,

@@ -10,14 +10,12 @@ in its log) is backed off: it is tried again only `backoff_seconds × 2^(n-1)` (
 interruption in a row. The delay is computed from the log (the index row), not from a worker's memory,
 so every worker — and a restarted one — agrees; any progress of the session resets it.
 
-    python -m distill_es.app.worker --store postgresql://postgres@127.0.0.1:5432/db --state-dir DIR
+    python -m distill_es.worker --store postgresql://postgres@127.0.0.1:5432/db --state-dir DIR
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from distill_es.adapters.terminal_safe import InertFormatter
 from distill_es.api import Engine
 from distill_es.domain.errors import DamagedSession, DistillError, SessionBusy, SessionInterrupted
 from distill_es.domain.session.lifecycle import ACTIVE
@@ -174,46 +171,3 @@ def _run_one(row: dict[str, Any], store_url: str, open_engine: EngineOpener, rep
     log.info("session %s rests %s", session_id, session.status.value)
     report.finished.append(session_id)
     return True
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m distill_es.worker", description=__doc__.splitlines()[0])
-    parser.add_argument("--store", required=True, help="postgresql://user@host:port/db (or sqlite:///path)")
-    parser.add_argument(
-        "--state-dir", required=True, type=Path, help="where this worker keeps its read models"
-    )
-    parser.add_argument("--poll", type=float, default=0.5, help="seconds between polls when idle")
-    parser.add_argument("--exit-when-idle", type=int, default=None, metavar="POLLS")
-    parser.add_argument("--migrate", action="store_true", help="create the store's tables first")
-    parser.add_argument(
-        "--backoff",
-        type=float,
-        default=BACKOFF_SECONDS,
-        metavar="SECONDS",
-        help="leave a session interrupted by an outside failure alone this long (doubling, capped at 1 h)",
-    )
-    args = parser.parse_args(argv)
-    # Only our own records: transitions logs every callback at INFO, which costs real CPU here.
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    for handler in logging.getLogger().handlers:  # messages quote errors from outside: print them inert
-        handler.setFormatter(InertFormatter("%(asctime)s %(name)s %(message)s"))
-    log.setLevel(logging.INFO)
-    if args.migrate:
-        migrate(args.store)
-    report = work(
-        args.store,
-        args.state_dir,
-        poll_seconds=args.poll,
-        idle_polls_before_exit=args.exit_when_idle,
-        backoff=Backoff(base_seconds=args.backoff),
-    )
-    print(
-        f"finished {len(report.finished)} sessions, {len(report.interrupted)} interrupted, "
-        f"{len(report.backed_off)} backed off after outside failures",
-        flush=True,
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,17 +11,17 @@ app's own error handling (conflicts 4).
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from distill_es.adapters.terminal_safe import SafeConsole, inert
+from distill_es.adapters.terminal_safe import inert
+from distill_es.cli.console import err, out, print_error
+from distill_es.cli.options import HomeOption, JsonOption
+from distill_es.cli.render import score
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.domain.vocabulary import AutonomyMode, SessionStatus
 
@@ -33,32 +33,11 @@ if TYPE_CHECKING:  # the loop, the daemon and the engine are imported by the com
 
 EngineOpener = Callable[..., "Engine"]  # (home: Path | None, *, read_only: bool = False)
 
-HomeOption = Annotated[
-    Path | None,
-    typer.Option("--home", metavar="DIR", show_default=False, help="The workspace (else the default one)."),
-]
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print machine-readable JSON to stdout, nothing else.")
-]
-
-
-def _out() -> Console:
-    return SafeConsole(file=sys.stdout, width=None if sys.stdout.isatty() else 120)
-
-
-def _err() -> Console:
-    return SafeConsole(file=sys.stderr, width=None if sys.stderr.isatty() else 120)
-
 
 def _fail(code: int, message: str, hint: str = "") -> typer.Exit:
-    _err().print(Text(f"error: {inert(message)}", style="bold red"), soft_wrap=True)
-    if hint:
-        _err().print(Text(f"hint: {hint}"), soft_wrap=True)
+    """The error lines of the main app, and the exit: these commands work on any app they are mounted on."""
+    print_error(message, hint)
     return typer.Exit(code)
-
-
-def _score(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}"
 
 
 def loop_table(view: LoopView) -> Table:
@@ -69,8 +48,8 @@ def loop_table(view: LoopView) -> Table:
         improved = "—" if s.improved is None else ("yes" if s.improved else "no")
         cost = "—" if s.cost_usd is None else f"{s.cost_usd:.4f}"
         table.add_row(
-            str(s.iteration), inert(s.session_id[:8]), inert(s.status or "in flight"), _score(s.before_score),
-            _score(s.after_score), _score(s.best_score), improved, cost, inert(s.note),
+            str(s.iteration), inert(s.session_id[:8]), inert(s.status or "in flight"), score(s.before_score),
+            score(s.after_score), score(s.best_score), improved, cost, inert(s.note),
         )  # fmt: skip
     return table
 
@@ -79,7 +58,7 @@ def loop_summary(view: LoopView) -> Text:
     reason = view.stop_reason.value if view.stop_reason else "still running"
     text = f"{reason}: {inert(view.detail)}" if view.detail else reason
     return Text(
-        f"{text}\n{len(view.sessions)} session(s), best gated score {_score(view.best_score)}, "
+        f"{text}\n{len(view.sessions)} session(s), best gated score {score(view.best_score)}, "
         f"total cost ${view.total_cost_usd:.4f} of ${view.params.max_total_cost_usd:.2f}"
     )
 
@@ -90,7 +69,7 @@ def loops_table(views: list[LoopView]) -> Table:
         table.add_column(column)
     for v in views:
         table.add_row(
-            inert(v.id[:8]), inert(v.status), str(len(v.sessions)), _score(v.best_score),
+            inert(v.id[:8]), inert(v.status), str(len(v.sessions)), score(v.best_score),
             f"{v.total_cost_usd:.4f}",
             v.stop_reason.value if v.stop_reason else "—", f"{v.started_at:%Y-%m-%d %H:%M}",
         )  # fmt: skip
@@ -99,14 +78,12 @@ def loops_table(views: list[LoopView]) -> Table:
 
 def _resolve_loop(engine: Engine, ref: str) -> str:
     """A loop id, or a unique prefix of one of this workspace's loops."""
-    from distill_es.app.loop import get_loop, loops
-
     ref = ref.strip().lower()
-    matches = [v.id for v in loops(engine) if v.id.startswith(ref)] if ref else []
+    matches = [v.id for v in engine.loops() if v.id.startswith(ref)] if ref else []
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        get_loop(engine, ref)  # a full id of another workspace's loop still resolves; else LoopNotFound
+        engine.get_loop(ref)  # a full id of another workspace's loop still resolves; else LoopNotFound
         return ref
     raise _fail(
         2, f"loop prefix {ref!r} is ambiguous: it matches {len(matches)} loops", "give more characters"
@@ -151,7 +128,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         Stops on stagnation, budget, a failed session, or a session awaiting review. Exit 1 only when
         a session failed.
         """
-        from distill_es.app.loop import LoopNotFound, StopReason, run_loop
+        from distill_es.app.loop import LoopNotFound, StopReason
 
         if max_total_cost <= 0:
             raise _fail(2, f"--max-total-cost must be above 0, got {max_total_cost}")
@@ -160,10 +137,10 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
             loop_id = _resolve_loop(engine, resume) if resume else None
 
             def progress(message: str, _view: LoopView) -> None:
-                _err().print(Text(f"▸ {inert(message)}"), soft_wrap=True)
+                err().print(Text(f"▸ {inert(message)}"), soft_wrap=True)
 
-            view = run_loop(
-                engine, OnDemandTrigger({"source": "distill-es loop"}), stagnation_k=stagnation_k,
+            view = engine.loop(
+                OnDemandTrigger({"source": "distill-es loop"}), stagnation_k=stagnation_k,
                 stagnation_eps=eps, max_total_cost_usd=max_total_cost, loop_id=loop_id, autonomy=autonomy,
                 on_progress=None if as_json else progress,
             )  # fmt: skip
@@ -174,27 +151,25 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         if as_json:
             typer.echo(json.dumps(view.model_dump(mode="json"), indent=2))
         else:
-            _out().print(loop_table(view))
-            _out().print(loop_summary(view))
+            out().print(loop_table(view))
+            out().print(loop_summary(view))
         if view.stop_reason == StopReason.FAILED:
             raise typer.Exit(1)
 
     @app.command("loops")
     def loops_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
         """List this workspace's loops, newest first."""
-        from distill_es.app.loop import loops
-
         engine = open_engine(home, **_reading(open_engine))
         try:
-            views = loops(engine)
+            views = engine.loops()
         finally:
             engine.close()
         if as_json:
             typer.echo(json.dumps([v.model_dump(mode="json") for v in views], indent=2))
         elif not views:
-            _out().print("no loops yet: start one with `distill-es loop`")
+            out().print("no loops yet: start one with `distill-es loop`")
         else:
-            _out().print(loops_table(views))
+            out().print(loops_table(views))
 
     @app.command("daemon")
     def daemon_command(
@@ -215,12 +190,12 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
 
         def show(result: DaemonTick) -> None:
             for line in result.lines():
-                _out().print(Text(inert(line)), soft_wrap=True)
+                out().print(Text(inert(line)), soft_wrap=True)
 
         try:
             last = run_daemon(engine, once=once, interval_seconds=interval, on_tick=show)
         except KeyboardInterrupt:
-            _err().print("daemon stopped")
+            err().print("daemon stopped")
             raise typer.Exit(130) from None
         finally:
             engine.close()
@@ -236,11 +211,11 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Flag a trace: the daemon's user_flag trigger starts a session about it (once)."""
-        from distill_es.app.daemon import TraceNotFound, flag_trace
+        from distill_es.app.daemon import TraceNotFound
 
         engine = open_engine(home)
         try:
-            flag = flag_trace(engine, trace_id, note=note, flagged_by=by)
+            flag = engine.flag(trace_id, note=note, flagged_by=by)
         except TraceNotFound as exc:
             raise _fail(3, str(exc), "flag a trace_id from traces.jsonl / traces.db") from None
         finally:
@@ -248,6 +223,6 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         if as_json:
             typer.echo(json.dumps(flag.model_dump(mode="json"), indent=2))
         else:
-            _out().print(
+            out().print(
                 f"flagged trace {inert(flag.trace_id)} (flag {inert(flag.flag_id)}, {inert(flag.status)})"
             )

@@ -1,7 +1,8 @@
-"""Rich rendering for the `distill-es` command line: tables, diffs and the live progress line.
+"""Rich rendering for the `distill-es` command line: session tables, summaries, details and diffs
+(the live progress line is cli/progress.py).
 
 Nothing here decides anything; it only turns engine values (session views, timeline dicts, review
-items, verify reports) into renderables. Keeping it apart keeps `cli.py` about commands.
+items, verify reports) into renderables. Keeping it apart keeps the command modules about commands.
 
 Every string that came from outside (the teacher's ids, rationales, diffs and diagnosis; traces;
 benchmark files; reviewers' notes; imported logs; error texts) goes through `terminal_safe.inert` here,
@@ -11,13 +12,11 @@ before layout, and into `Text` objects, never into markup.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.markdown import Markdown
 from rich.panel import Panel
-from rich.status import Status
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
@@ -25,9 +24,6 @@ from rich.text import Text
 from distill_es.adapters.terminal_safe import inert, safe_text
 
 if TYPE_CHECKING:  # types only: importing the engine's modules here would slow every command's start
-    from distill_es.adapters.retry import Wait
-    from distill_es.app.progress import ScoringProgress
-    from distill_es.domain.session.next_step import Step
     from distill_es.domain.vocabulary import BenchmarkSnapshot, EditOutcome, LearningSession
     from distill_es.ports import BenchmarkTask
     from distill_es.store.verify import SessionReport
@@ -334,98 +330,10 @@ def benchmark_view(
         if after is not None:
             a = after.overall_score if cluster == "overall" else after.cluster_scores.get(cluster)
         change = _delta(a - b) if a is not None and b is not None else "—"
-        scores.add_row(safe_text(cluster), _score(b), _score(a), change)
+        scores.add_row(safe_text(cluster), score(b), score(a), change)
     parts.append(scores)
     return Group(*parts)
 
 
-def _score(value: float | None) -> str:
+def score(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
-
-
-# --- live progress -----------------------------------------------------------------------------------
-
-
-def describe_step(view: LearningSession, step: Step) -> str:
-    """`diagnosing · CallTeacher diagnose · turn 2 · $0.0142`: phase, step, turn, cost so far."""
-    parts = [view.status.value, step.kind]
-    for attr in ("purpose", "name", "edit_id", "label"):
-        value = getattr(step, attr, None)
-        if value:
-            parts[-1] += f" {value}"
-    if step.kind == "ScoreTree":
-        total, missing = getattr(step, "total", 0), getattr(step, "missing", 0)
-        parts.append(
-            f"scoring {missing}/{total} tasks on tree {str(step.tree_sha)[:10]}, {total - missing} reused"
-        )
-    call_key = str(getattr(step, "call_key", "") or "")
-    if call_key.startswith("diagnose/"):
-        parts.append(f"turn {call_key.split('/', 1)[1]}")
-    parts.append(f"${view.teacher_cost_usd:.4f}")
-    return inert(" · ".join(parts))  # edit ids and names come from the teacher
-
-
-def describe_scoring(progress: ScoringProgress) -> str:
-    """`scoring tree 3f9c2a1b07 · 12/50 tasks scored · 8 reused`."""
-    return (
-        f"scoring tree {progress.tree_sha[:10]} · {progress.scored}/{progress.to_score} tasks scored"
-        f" · {progress.reused} reused"
-    )
-
-
-def describe_wait(wait: Wait) -> str:
-    """`student http://127.0.0.1:8000/v1/chat/completions · waiting 30 s (rate limited)`."""
-    return f"{wait.role} {wait.endpoint} · waiting {wait.seconds:.0f} s ({wait.reason})"
-
-
-class StepProgress:
-    """The live progress display fed by `Engine(on_step=...)`.
-
-    On a terminal: a spinner line that changes with every step, and a kept line per phase. Elsewhere
-    (logs, CI, pipes): one plain line per phase change and per teacher call, so the record stays short.
-    """
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self._status: Status | None = None
-        self._phase: str | None = None
-
-    def __enter__(self) -> StepProgress:
-        if self.console.is_terminal:
-            self._status = self.console.status("starting…")
-            self._status.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._status is not None:
-            self._status.stop()
-
-    def scoring(self, progress: ScoringProgress) -> None:
-        """Every task scored (from the scorer's threads; the engine serialises the calls)."""
-        line = describe_scoring(progress)
-        if self._status is not None:
-            self._status.update(Text(line))  # a str status would be parsed as markup
-        elif progress.scored == progress.to_score:  # logs: one line per tree, when it is done
-            self.console.print(Text(f"  {line}", style="dim"))
-
-    def waiting(self, wait: Wait) -> None:
-        """Before every retry wait (from any thread): on a terminal the spinner says so; in logs a line
-        for waits long enough to notice, so a frozen-looking run explains itself."""
-        line = describe_wait(wait)
-        if self._status is not None:
-            self._status.update(line)
-        elif wait.seconds >= 1:
-            self.console.print(Text(f"  {line}", style="dim"))
-
-    def __call__(self, view: LearningSession, step: Step) -> None:
-        line = describe_step(view, step)
-        phase = view.status.value
-        if phase != self._phase:
-            self._phase = phase
-            self.console.print(Text(f"▸ {phase}", style="bold"))
-        if self._status is not None:
-            self._status.update(Text(line))
-        elif step.kind in ("CallTeacher", "ScoreTree"):
-            self.console.print(Text(f"  {line}", style="dim"))

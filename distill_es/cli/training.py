@@ -1,72 +1,34 @@
 """`distill-es training list|show`: training runs and their lineage, read from the log.
 
-Mount with `app.add_typer(build_training_app(opener), name="training")`. `opener(ctx, home)` is a
-context manager yielding anything with `.store` (an `EventStore`) and `.home` — the main CLI's
-`open_engine(ctx, resolve_home(ctx, home))` fits. Without one, `training_app` opens `Engine.open(home)`
-itself, honouring the root command's `--home` / `--store` when it has them.
+`training_app` is the group the main app mounts: it opens the engine as every command does
+(cli/engines.py: `--home`, the root's `--home` / `--store`, $DISTILL_ES_HOME, a workspace cwd), read
+only. `build_training_app(opener)` builds it on another `opener(ctx, home)`: a context manager
+yielding anything with `.store` (an `EventStore`) and `.home`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console, Group
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from distill_es.adapters.terminal_safe import SafeConsole, inert, safe_text
-from distill_es.domain.errors import WorkspaceError
+from distill_es.adapters.terminal_safe import inert, safe_text
+from distill_es.cli.console import out
+from distill_es.cli.engines import training_engine
+from distill_es.cli.options import HomeOption, JsonOption
 
 if TYPE_CHECKING:  # the service (and the engine under it) is imported by the commands that use it
     from distill_es.app.training.service import TrainingService
     from distill_es.domain.training.views import Lineage, TrainingRunView
 
 Opener = Callable[[typer.Context, Path | None], AbstractContextManager[Any]]
-
-HomeOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--home",
-        metavar="DIR",
-        show_default=False,
-        help="The workspace (else --home, $DISTILL_ES_HOME, cwd).",
-    ),
-]
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print machine-readable JSON to stdout, nothing else.")
-]
-
-
-@contextmanager
-def default_opener(ctx: typer.Context, home: Path | None) -> Iterator[Any]:
-    from distill_es.api import Engine  # late: reading runs must not import the engine's adapters early
-    from distill_es.workspace.scaffold import is_workspace
-
-    root = getattr(ctx.find_root(), "obj", None)
-    chosen = Path(home or getattr(root, "home", None) or os.environ.get("DISTILL_ES_HOME") or Path.cwd())
-    if not is_workspace(chosen):  # a read command must not create state folders in random directories
-        raise WorkspaceError(
-            f"{chosen} is not a distill_es workspace; pass --home DIR or set DISTILL_ES_HOME"
-        )
-    # `training list` and `show` only read: they create no store.
-    engine = Engine.open(chosen, store_url=getattr(root, "store", None), create_tables=False)
-    try:
-        yield engine
-    finally:
-        engine.close()
-
-
-def _console() -> Console:
-    # The stream of the moment (test runners swap it); pipes get 120 columns, as the main CLI's.
-    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
-    return SafeConsole(file=sys.stdout, width=120 if wide else None)
 
 
 def _short(value: str | None, n: int = 8) -> str:
@@ -145,7 +107,7 @@ def lineage_text(lineage: Lineage) -> Group:
 
 
 def build_training_app(opener: Opener | None = None) -> typer.Typer:
-    open_workspace = opener or default_opener
+    open_workspace = opener or training_engine
     app = typer.Typer(
         no_args_is_help=True, help="Training runs of approved lora_finetune edits, with lineage."
     )
@@ -175,9 +137,9 @@ def build_training_app(opener: Opener | None = None) -> typer.Typer:
         if as_json:
             typer.echo(json.dumps([v.model_dump(mode="json") for v in views], indent=2))
         elif not views:
-            _console().print("no training runs")
+            out().print("no training runs")
         else:
-            _console().print(runs_table(views))
+            out().print(runs_table(views))
 
     @app.command("show")
     def show_run(
@@ -194,7 +156,7 @@ def build_training_app(opener: Opener | None = None) -> typer.Typer:
         if as_json:
             typer.echo(json.dumps(lineage.model_dump(mode="json"), indent=2))
         else:
-            _console().print(lineage_text(lineage), soft_wrap=True)
+            out().print(lineage_text(lineage), soft_wrap=True)
 
     return app
 

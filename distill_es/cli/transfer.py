@@ -19,6 +19,9 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 import typer
 
 from distill_es.adapters.terminal_safe import inert, json_safe
+from distill_es.cli.console import print_error
+from distill_es.cli.errors import CliFailure
+from distill_es.cli.options import HomeOption
 from distill_es.domain.errors import DistillError, SessionNotFound
 
 if TYPE_CHECKING:
@@ -27,24 +30,11 @@ if TYPE_CHECKING:
 
 EngineOpener = Callable[..., "Engine | AbstractContextManager[Engine]"]
 
-HomeOption = Annotated[
-    Path | None,
-    typer.Option("--home", metavar="DIR", show_default=False,
-                 help="The workspace. Default: the global --home, then $DISTILL_ES_HOME, then the current "
-                 "directory if it is a workspace."),
-]  # fmt: skip
-
-
-class _Failure(Exception):
-    def __init__(self, code: int, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.code, self.message, self.hint = code, message, hint
-
 
 def _code_for(exc: Exception) -> int:
     from distill_es.app.transfer import DuplicateSessions
 
-    if isinstance(exc, _Failure):
+    if isinstance(exc, CliFailure):
         return exc.code
     if isinstance(exc, SessionNotFound):
         return 3
@@ -56,7 +46,7 @@ def _code_for(exc: Exception) -> int:
 def _hint_for(exc: Exception) -> str:
     from distill_es.app.transfer import DamagedExport, DamagedSession, DuplicateSessions
 
-    if isinstance(exc, _Failure):
+    if isinstance(exc, CliFailure):
         return exc.hint
     if isinstance(exc, DamagedExport):
         return "the file was changed or cut after export; export the session again from its store"
@@ -72,15 +62,13 @@ def _reporting() -> Iterator[None]:
     """Our own errors become a short message and their exit code; anything else goes to the main app."""
     try:
         yield
-    except (_Failure, DistillError) as exc:
+    except (CliFailure, DistillError) as exc:
         from distill_es.app.transfer import TransferError
 
-        if not isinstance(exc, _Failure | TransferError | SessionNotFound):
+        if not isinstance(exc, CliFailure | TransferError | SessionNotFound):
             raise
-        message = exc.message if isinstance(exc, _Failure) else str(exc)
-        typer.echo(f"error: {inert(message)}", err=True)  # messages quote the file being imported
-        if hint := _hint_for(exc):
-            typer.echo(f"hint: {inert(hint)}", err=True)
+        message = exc.message if isinstance(exc, CliFailure) else str(exc)
+        print_error(message, _hint_for(exc))  # inert: messages quote the file being imported
         raise typer.Exit(_code_for(exc)) from None
 
 
@@ -107,13 +95,13 @@ def _resolve(store: EventStore, ref: str) -> str:
     """A full session id, or a unique prefix of one among the store's sessions."""
     ref = ref.strip().lower()
     if not ref:
-        raise _Failure(2, "the session id is empty")
+        raise CliFailure(2, "the session id is empty")
     matches = [str(sid) for sid in store.iter_session_ids() if str(sid).startswith(ref)]
     if len(matches) == 1:
         return matches[0]
     if not matches:
         raise SessionNotFound(f"no session in {store.url} has an id starting with {ref!r}")
-    raise _Failure(2, f"session prefix {ref!r} matches {len(matches)} sessions", "give more of the id")
+    raise CliFailure(2, f"session prefix {ref!r} matches {len(matches)} sessions", "give more of the id")
 
 
 def _write_atomically(target: Path, lines: Iterator[str]) -> str:
@@ -137,7 +125,7 @@ def _open_input(path: str) -> IO[str]:
         return sys.stdin
     file = Path(path).expanduser()
     if not file.is_file():
-        raise _Failure(3, f"no export file {file}")
+        raise CliFailure(3, f"no export file {file}")
     return file.open(encoding="utf-8", newline="")
 
 
@@ -177,7 +165,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
 
         with _reporting():
             if (session is None) == (not all_sessions):
-                raise _Failure(
+                raise CliFailure(
                     2, "give either SESSION or --all", "e.g. `distill-es export --all --out store.jsonl`"
                 )
             with _engine(open_engine, ctx, home, None, read_only=True) as engine:  # creates nothing
@@ -237,7 +225,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
                     typer.echo(f"  {inert(item.session_id)}  {item.events} events")
             if damaged:
                 details: list[Any] = [d.detail for r in damaged for d in r.damage]
-                raise _Failure(1, f"imported, but verify reports damage: {'; '.join(map(str, details))}")
+                raise CliFailure(1, f"imported, but verify reports damage: {'; '.join(map(str, details))}")
 
 
 __all__ = ["EngineOpener", "register"]

@@ -20,7 +20,7 @@ from typing import Any
 
 from distill_es.adapters.student import build_chat_request
 from distill_es.config.settings import StudentSettings
-from distill_es.demo.servers import text_reply, tool_uses_reply
+from distill_es.demo.servers.replies import text_reply, tool_uses_reply
 from distill_es.domain.teacher_reply import SUBMIT_DIAGNOSIS, SUBMIT_PLAN
 from distill_es.ports import BenchmarkTask, ResultObserver, StudentResult, run_in_turn
 

@@ -20,7 +20,8 @@ from typing import Any
 import anthropic
 from anthropic.types import Message
 
-from distill_es.demo.servers import AnthropicScript, Json, ScriptedAnthropicServer
+from distill_es.demo.servers.anthropic import AnthropicScript, ScriptedAnthropicServer
+from distill_es.demo.servers.json_http import Json
 from distill_es.ports import BenchmarkTask, JudgeVerdict, ResultObserver, StudentResult, run_in_turn
 
 # Keyword arguments of `messages.create` that the SDK sends as headers or options, not in the body.

@@ -1,9 +1,27 @@
-"""`distill_es.testing.servers`, the documented path of the real test servers (distill_es.demo.servers)."""
+"""`distill_es.testing.servers`, the documented path of the real test servers (`distill_es.demo.servers`).
+
+Real HTTP servers on 127.0.0.1 for the teacher's (Anthropic Messages) and the student's (OpenAI chat
+completions) wire formats, and the compact replies their scripts are written in.
+"""
 
 from __future__ import annotations
 
-import sys
+from distill_es.demo.servers.anthropic import AnthropicScript, ScriptedAnthropicServer
+from distill_es.demo.servers.json_http import MALFORMED, MALFORMED_BODY, Json, JsonHTTPServer
+from distill_es.demo.servers.openai import ScriptedStudentServer, last_user_text
+from distill_es.demo.servers.replies import text_reply, tool_use_reply, tool_uses_reply, with_usage
 
-from distill_es.demo import servers as _servers
-
-sys.modules[__name__] = _servers
+__all__ = [
+    "MALFORMED",
+    "MALFORMED_BODY",
+    "AnthropicScript",
+    "Json",
+    "JsonHTTPServer",
+    "ScriptedAnthropicServer",
+    "ScriptedStudentServer",
+    "last_user_text",
+    "text_reply",
+    "tool_use_reply",
+    "tool_uses_reply",
+    "with_usage",
+]

@@ -5,6 +5,8 @@ own commit carrying `Edit-ID` / `Session-ID` trailers, commits are found by pars
 `--grep`, where `sess-1` matched `sess-10`), shas are full, engine files are git-ignored so they never
 make the tree dirty, untracked files created by an edit are removed on restore, an edit that changes
 nothing makes no commit, and a revert that does not apply is aborted with the repo left clean.
+Commit messages and their trailers are written and parsed in `commit_messages.py`, the .gitignore lines
+in `gitignore.py`.
 """
 
 from __future__ import annotations
@@ -19,17 +21,22 @@ from pathlib import Path
 
 from git import Git, GitCommandError
 
-from distill_es.domain.anchors import ANCHOR_TRAILER
 from distill_es.domain.errors import InvalidEdit, WorkspaceConflict, WorkspaceError
 from distill_es.domain.layout import TRACKED_PATHS, prompt_path
 from distill_es.domain.vocabulary import Edit, EditRiskTier
 from distill_es.ports import AppliedEdit, EditCheck
 from distill_es.workspace.appliers import applier_for
+from distill_es.workspace.commit_messages import (
+    BASELINE_MESSAGE,
+    BASELINE_TRAILER,
+    edit_message,
+    log_head_trailer,
+    parse_trailers,
+    revert_message,
+    trailer_value,
+)
 from distill_es.workspace.files import atomic_write_text, read_inside, read_text
-
-# Anchored to the root: `traces.jsonl` must not also hide `agents/x/traces.jsonl`.
-IGNORED_PATTERNS = ("/.distill_es/", "/traces.jsonl", "/traces.db*", "/benchmark.jsonl", "/distill_es.toml")
-GITIGNORE_HEADER = "# distill_es: engine files, never part of the student's tracked configuration"
+from distill_es.workspace.gitignore import merged_gitignore
 
 GIT_NAME, GIT_EMAIL = "distill_es", "distill_es@localhost"
 # Commits are always made as distill_es, whatever identity the user's repo or environment has.
@@ -42,53 +49,7 @@ _GIT_ENV = {
 # Signing prompts and editors must never block an unattended engine.
 _GIT_OPTS = ("-c", "commit.gpgsign=false", "-c", "core.editor=true")
 
-BASELINE_TRAILER = ("Distill-ES", "baseline")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
-_TRAILER_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*): (.*)$")
-
-
-def parse_trailers(message: str) -> dict[str, list[str]]:
-    """The `Key: value` lines of the message's last paragraph (never the subject line).
-
-    {} when that paragraph is not entirely trailers, as git itself reads them.
-    """
-    paragraphs = [p for p in re.split(r"\n[ \t]*\n", message.strip()) if p.strip()]
-    if len(paragraphs) < 2:
-        return {}
-    trailers: dict[str, list[str]] = {}
-    for line in paragraphs[-1].split("\n"):
-        match = _TRAILER_LINE.match(line.rstrip())
-        if match is None:
-            return {}
-        trailers.setdefault(match.group(1), []).append(match.group(2))
-    return trailers
-
-
-def _trailer_value(what: str, value: str) -> str:
-    """Trailer values must survive a round trip exactly: one line, no surrounding blanks."""
-    if not value or value != value.strip() or any(ch in value for ch in "\r\n\x00"):
-        raise InvalidEdit(
-            f"{what} {value!r} cannot be recorded in a commit trailer (empty, multi-line or padded)"
-        )
-    return value
-
-
-def _log_head_trailer(log_head: str | None) -> str:
-    """The `Distill-Log-Head` trailer line (with its leading newline), or "" without a head."""
-    if log_head is None:
-        return ""
-    return f"\n{ANCHOR_TRAILER}: {_trailer_value('log head', log_head)}"
-
-
-def merged_gitignore(current: str) -> str:
-    """`current` with the engine's ignore patterns appended once (the user's lines kept as they are)."""
-    lines = current.splitlines()
-    missing = [pattern for pattern in IGNORED_PATTERNS if pattern not in lines]
-    if not missing:
-        return current
-    block = ([GITIGNORE_HEADER] if GITIGNORE_HEADER not in lines else []) + missing
-    prefix = current if not current or current.endswith("\n") else current + "\n"
-    return prefix + "\n".join(block) + "\n"
 
 
 @contextlib.contextmanager
@@ -101,16 +62,6 @@ def _directory_lock(root: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
-
-
-def summary_line(edit: Edit) -> str:
-    """A one-line commit subject naming the op and what it touches."""
-    keys = ("agent", "query_class", "model", "param", "tool_name", "target_model")
-    parts = [f"{k}={edit.payload[k]}" for k in keys if isinstance(edit.payload.get(k), str)]
-    subject = " ".join([f"{edit.op.value}:", *(parts or [edit.target or edit.id])])
-    subject = " ".join(subject.split())  # no newlines or runs of blanks from a teacher's payload
-    subject = "".join(ch if ch.isprintable() else "?" for ch in subject)  # no control characters either
-    return subject if len(subject) <= 100 else subject[:99] + "…"
 
 
 class GitWorkspace:
@@ -197,10 +148,7 @@ class GitWorkspace:
             tree = self._git_with_index(index, "write-tree")
         finally:
             index.unlink(missing_ok=True)
-        message = (
-            "distill_es: baseline of config.toml, agents/, tools/\n\n"
-            f"{BASELINE_TRAILER[0]}: {BASELINE_TRAILER[1]}"
-        )
+        message = BASELINE_MESSAGE
         staged_before = self._staged_paths(head)
         parents = ["-p", head] if head is not None else []
         sha = self._git("commit-tree", tree, *parents, "-m", message)
@@ -253,7 +201,7 @@ class GitWorkspace:
         return sorted(paths)
 
     def read_prompt(self, agent: str) -> str | None:
-        """The agent's current system prompt; None when it has no prompt file (a patch needs one)."""
+        """The agent's current system prompt; None when it has no prompt file (an empty file is "")."""
         return read_inside(self.root, prompt_path(agent))
 
     def find_edit_commit(self, session_id: str, edit_id: str) -> str | None:
@@ -291,9 +239,9 @@ class GitWorkspace:
         """Apply `edit` and commit it with its trailers; on any failure the tracked files are as before.
 
         `log_head` (`<version>:<digest>` of the session's last saved event) is anchored in the commit."""
-        _trailer_value("edit id", edit.id)
-        _trailer_value("session id", session_id)
-        anchor = _log_head_trailer(log_head)
+        trailer_value("edit id", edit.id)
+        trailer_value("session id", session_id)
+        anchor = log_head_trailer(log_head)
         pre_sha = self.head_sha()
         self._require_clean(f"apply edit {edit.id!r}")
         applier = applier_for(edit)
@@ -307,11 +255,7 @@ class GitWorkspace:
             if not self._git("diff", "--cached", "--name-only", "HEAD", "--", *TRACKED_PATHS):
                 raise InvalidEdit(f"edit {edit.id!r} changes nothing")
             tier = EditRiskTier(risk_tier).value
-            message = (
-                f"{summary_line(edit)}\n\n"
-                f"Edit-ID: {edit.id}\nSession-ID: {session_id}\nRisk-Tier: {tier}\nOp: {edit.op.value}"
-                f"{anchor}"
-            )
+            message = edit_message(edit, session_id=session_id, tier=tier, anchor=anchor)
             self._commit(message, only=paths)
         except BaseException as exc:
             self._undo_uncommitted(pre_sha, exc)
@@ -323,9 +267,9 @@ class GitWorkspace:
         """Undo exactly `commit_sha` as a new commit; `WorkspaceConflict` (repo left clean) if it cannot.
 
         `log_head` as for `apply`."""
-        _trailer_value("edit id", edit_id)
-        _trailer_value("session id", session_id)
-        anchor = _log_head_trailer(log_head)
+        trailer_value("edit id", edit_id)
+        trailer_value("session id", session_id)
+        anchor = log_head_trailer(log_head)
         sha = self._own_commit(commit_sha)
         trailers = parse_trailers(self._git("log", "-1", "--format=%B", sha))
         if edit_id not in trailers.get("Edit-ID", []):
@@ -355,9 +299,8 @@ class GitWorkspace:
                 "the workspace was left unchanged"
             ) from None
         subject = self._git("log", "-1", "--format=%s", sha)
-        message = (
-            f"Revert edit {edit_id}: {subject}\n\nThis reverts commit {sha}.\n\n"
-            f"Reverts-Edit-ID: {edit_id}\nSession-ID: {session_id}\nReverted-Commit: {sha}{anchor}"
+        message = revert_message(
+            edit_id=edit_id, subject=subject, sha=sha, session_id=session_id, anchor=anchor
         )
         try:
             # Empty when the change was already undone by hand: the revert is still recorded.

@@ -7,9 +7,10 @@ import pytest
 from anthropic.types import Message
 
 from distill_es.adapters.cassette import CassetteError, CassetteTeacher, RecordingTeacher
-from distill_es.adapters.teacher import request_digest, with_prompt_cache
-from distill_es.demo.servers import ScriptedAnthropicServer, text_reply, tool_use_reply
+from distill_es.adapters.teacher import request_digest
 from distill_es.domain.errors import CassetteMiss
+from distill_es.phases.prompt_cache import with_prompt_cache
+from distill_es.testing.servers import ScriptedAnthropicServer, text_reply, tool_use_reply
 
 
 def _params(question: str) -> dict:

@@ -5,9 +5,9 @@ import pytest
 from anthropic.types import Message
 
 from distill_es.adapters.judge import MatchJudge, TeacherJudge, normalise
-from distill_es.demo.servers import ScriptedAnthropicServer, text_reply, tool_use_reply
 from distill_es.domain.errors import InvalidTeacherOutput
 from distill_es.ports import BenchmarkTask, Judge
+from distill_es.testing.servers import ScriptedAnthropicServer, text_reply, tool_use_reply
 
 
 def _task(reference: str) -> BenchmarkTask:

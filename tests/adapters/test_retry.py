@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from distill_es.adapters.retry import RetryPolicy, Wait, call_with_retries, safe_url
-from distill_es.demo.servers import ScriptedStudentServer
 from distill_es.domain.errors import EndpointUnavailable, RequestRefused
+from distill_es.testing.servers import ScriptedStudentServer
 
 URL = "http://user:secret@127.0.0.1:8000/v1/chat/completions?key=abc"
 POLICY = RetryPolicy(

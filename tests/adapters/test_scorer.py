@@ -9,8 +9,8 @@ from distill_es.adapters.judge import MatchJudge
 from distill_es.adapters.scorer import MAX_OUTPUT_CHARS, StudentScorer
 from distill_es.adapters.student import OpenAIStudent
 from distill_es.config.settings import StudentSettings
-from distill_es.demo.servers import ScriptedStudentServer, last_user_text
 from distill_es.ports import BenchmarkTask, JudgeVerdict, Scorer, StudentResult
+from distill_es.testing.servers import ScriptedStudentServer, last_user_text
 
 TASKS = [
     BenchmarkTask(task_id="capital", query="Capital of France?", reference_answer="Paris"),

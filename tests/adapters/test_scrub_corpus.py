@@ -18,9 +18,9 @@ import pytest
 
 from distill_es.api import Engine
 from distill_es.demo import world
-from distill_es.demo.servers import ScriptedAnthropicServer, ScriptedStudentServer
 from distill_es.domain.scrub import looks_random, scrub, scrub_obj
 from distill_es.domain.triggers import OnDemandTrigger
+from distill_es.testing.servers import ScriptedAnthropicServer, ScriptedStudentServer
 
 
 @dataclass(frozen=True)

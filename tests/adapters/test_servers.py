@@ -6,8 +6,8 @@ import anthropic
 import openai
 import pytest
 
-from distill_es.adapters.teacher import with_prompt_cache
-from distill_es.demo.servers import (
+from distill_es.phases.prompt_cache import with_prompt_cache
+from distill_es.testing.servers import (
     ScriptedAnthropicServer,
     ScriptedStudentServer,
     text_reply,

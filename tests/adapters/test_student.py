@@ -9,9 +9,9 @@ import pytest
 from distill_es.adapters.retry import Wait
 from distill_es.adapters.student import OpenAIStudent, build_chat_request
 from distill_es.config.settings import NetworkSettings, StudentSettings
-from distill_es.demo.servers import MALFORMED, ScriptedStudentServer, last_user_text
 from distill_es.domain.errors import EndpointUnavailable, WorkspaceError
 from distill_es.ports import BenchmarkTask, StudentRunner
+from distill_es.testing.servers import MALFORMED, ScriptedStudentServer, last_user_text
 
 TASK = BenchmarkTask(task_id="t1", query="What is 6*7?", reference_answer="42")
 MATH = BenchmarkTask(task_id="t2", query="Integrate x dx", reference_answer="x^2/2", query_class="math")

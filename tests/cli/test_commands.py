@@ -12,7 +12,7 @@ import pytest
 from distill_es.config.settings import DEFAULT_SETTINGS_TOML
 from distill_es.demo import world
 from distill_es.demo.run import CASSETTE
-from distill_es.demo.servers import ScriptedAnthropicServer, ScriptedStudentServer
+from distill_es.testing.servers import ScriptedAnthropicServer, ScriptedStudentServer
 from distill_es.workspace.scaffold import create_workspace
 from tests.cli.conftest import Demo, cli, cli_json
 

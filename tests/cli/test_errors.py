@@ -11,7 +11,8 @@ from types import SimpleNamespace
 import pytest
 
 from distill_es.api import Engine
-from distill_es.cli import main as cli_module
+from distill_es.cli import errors as cli_module
+from distill_es.cli.engines import resolve_session
 from distill_es.domain.errors import (
     ConcurrentSessionWrite,
     DistillError,
@@ -77,9 +78,9 @@ def test_ambiguous_prefix_is_2() -> None:
     views = [SimpleNamespace(id="abc1" + "0" * 32), SimpleNamespace(id="abc2" + "0" * 32)]
     engine = SimpleNamespace(session_ids=lambda: [v.id for v in views], home=Path("/ws"))
     with pytest.raises(cli_module.CliFailure) as caught:
-        cli_module.resolve_session(engine, "abc")  # type: ignore[arg-type]
+        resolve_session(engine, "abc")  # type: ignore[arg-type]
     assert caught.value.code == 2 and "ambiguous" in caught.value.message
-    assert cli_module.resolve_session(engine, "ABC2") == views[1].id  # type: ignore[arg-type]
+    assert resolve_session(engine, "ABC2") == views[1].id  # type: ignore[arg-type]
 
 
 def test_empty_session_id_is_2(shared_demo: Demo) -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 from rich.console import Console
 
 from distill_es.adapters.retry import Wait
-from distill_es.cli.render import StepProgress
+from distill_es.cli.progress import StepProgress
 from distill_es.demo import world
-from distill_es.demo.servers import ScriptedAnthropicServer, ScriptedStudentServer
+from distill_es.testing.servers import ScriptedAnthropicServer, ScriptedStudentServer
 from distill_es.workspace.scaffold import create_workspace
 from tests.cli.conftest import SESSION_ID, cli, cli_json
 

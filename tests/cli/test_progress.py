@@ -7,7 +7,7 @@ import io
 from rich.console import Console
 
 from distill_es.app.progress import ScoringProgress
-from distill_es.cli.render import StepProgress
+from distill_es.cli.progress import StepProgress
 
 
 def ticks(to_score: int, total: int) -> list[ScoringProgress]:

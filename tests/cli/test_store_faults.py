@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from distill_es.cli import main as cli_module
+from distill_es.cli import errors as cli_module
 from distill_es.domain.errors import NotAWorkspace, StoreMissing, StoreUnavailable, StoreUrlError
 from distill_es.domain.layout import STATE_DIR
 from tests.cli.conftest import Demo, cli, cli_json

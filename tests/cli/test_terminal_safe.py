@@ -27,12 +27,12 @@ from distill_es.adapters.terminal_safe import SafeConsole, inert, json_safe
 from distill_es.api import Engine
 from distill_es.cli import render as render
 from distill_es.demo import world
-from distill_es.demo.servers import tool_uses_reply
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.domain.vocabulary import BenchmarkSnapshot, LearningSession
 from distill_es.ports import BenchmarkTask
 from distill_es.store.verify import Damage, SessionReport
 from distill_es.testing import ScriptedTeacher
+from distill_es.testing.servers import tool_uses_reply
 
 from .conftest import cli
 

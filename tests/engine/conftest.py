@@ -12,7 +12,7 @@ import pytest
 
 from distill_es.api import Engine
 from distill_es.demo import world
-from distill_es.demo.servers import ScriptedAnthropicServer, ScriptedStudentServer
+from distill_es.testing.servers import ScriptedAnthropicServer, ScriptedStudentServer
 
 
 @dataclass

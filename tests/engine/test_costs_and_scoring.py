@@ -12,9 +12,9 @@ from distill_es.adapters.judge import TeacherJudge
 from distill_es.adapters.pricing import cost_of
 from distill_es.api import Engine
 from distill_es.demo import world
-from distill_es.demo.servers import ScriptedAnthropicServer, ScriptedStudentServer, tool_uses_reply
 from distill_es.domain.session import events as ev
 from distill_es.domain.triggers import OnDemandTrigger
+from distill_es.testing.servers import ScriptedAnthropicServer, ScriptedStudentServer, tool_uses_reply
 
 from .conftest import World
 

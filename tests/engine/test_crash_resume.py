@@ -21,9 +21,9 @@ import pytest
 from distill_es.adapters.teacher import request_digest
 from distill_es.api import Engine
 from distill_es.demo import world
-from distill_es.demo.servers import ScriptedAnthropicServer
 from distill_es.demo.world import DemoStudent
 from distill_es.domain.triggers import OnDemandTrigger
+from distill_es.testing.servers import ScriptedAnthropicServer
 from tests.engine.conftest import outcome_of
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,10 +12,10 @@ import pytest
 from distill_es.adapters.pricing import cost_of
 from distill_es.adapters.teacher import MAX_TOKENS_PER_CALL, usage_of
 from distill_es.demo import world
-from distill_es.demo.servers import ScriptedAnthropicServer, with_usage
 from distill_es.domain.errors import InvalidTeacherOutput
 from distill_es.domain.session import events as ev
 from distill_es.domain.triggers import OnDemandTrigger
+from distill_es.testing.servers import ScriptedAnthropicServer, with_usage
 
 from .conftest import World
 

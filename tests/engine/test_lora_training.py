@@ -9,9 +9,9 @@ import anthropic
 
 from distill_es.api import Engine
 from distill_es.demo import world
-from distill_es.demo.servers import ScriptedAnthropicServer, ScriptedStudentServer, tool_uses_reply
 from distill_es.domain.session import events as ev
 from distill_es.domain.triggers import OnDemandTrigger
+from distill_es.testing.servers import ScriptedAnthropicServer, ScriptedStudentServer, tool_uses_reply
 
 LORA = {
     "id": "edit_lora",

@@ -10,10 +10,10 @@ import pytest
 
 from distill_es.api import Engine
 from distill_es.demo import world
-from distill_es.demo.servers import text_reply, tool_uses_reply
 from distill_es.domain.session import events as ev
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.testing import ScriptedTeacher
+from distill_es.testing.servers import text_reply, tool_uses_reply
 
 
 def teacher_with_plan(plan_reply: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:

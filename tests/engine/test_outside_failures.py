@@ -15,10 +15,10 @@ import pytest
 from distill_es.adapters.judge import TeacherJudge
 from distill_es.api import Engine
 from distill_es.demo import world
-from distill_es.demo.servers import MALFORMED, ScriptedAnthropicServer, ScriptedStudentServer
 from distill_es.domain.errors import EndpointUnavailable
 from distill_es.domain.session import events as ev
 from distill_es.domain.triggers import OnDemandTrigger
+from distill_es.testing.servers import MALFORMED, ScriptedAnthropicServer, ScriptedStudentServer
 from tests.engine.conftest import outcome_of
 
 FAST_NETWORK = {"backoff_seconds": 0.01, "max_backoff_seconds": 0.02, "max_rate_limit_wait_seconds": 2}

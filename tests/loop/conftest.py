@@ -11,7 +11,7 @@ import pytest
 
 from distill_es.api import Engine
 from distill_es.demo import world
-from distill_es.demo.servers import ScriptedAnthropicServer
+from distill_es.testing.servers import ScriptedAnthropicServer
 from tests.loop.scripted import Beat, Script, open_engine
 
 

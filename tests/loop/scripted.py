@@ -22,9 +22,9 @@ import anthropic
 
 from distill_es.api import Engine
 from distill_es.demo import world
-from distill_es.demo.servers import text_reply, tool_uses_reply
 from distill_es.domain.vocabulary import LearningSession
 from distill_es.ports import BenchmarkTask, TaskScore
+from distill_es.testing.servers import text_reply, tool_uses_reply
 
 NOOP_EDIT = {
     "id": "edit_noop",

@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 
 from distill_es.api import Engine
 from distill_es.demo import world
-from distill_es.demo.servers import ScriptedAnthropicServer, ScriptedStudentServer
 from distill_es.domain import chain
 from distill_es.domain.errors import DamagedSession
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.store.app import EventStore
 from distill_es.store.verify import verify_store
+from distill_es.testing.servers import ScriptedAnthropicServer, ScriptedStudentServer
 from tests.cli.conftest import cli
 from tests.pg import fresh_database
 from tests.store.test_store import RawRows

@@ -16,17 +16,17 @@ from distill_es.adapters.student import build_chat_request
 from distill_es.api import Engine
 from distill_es.config.settings import StudentSettings
 from distill_es.demo import world
-from distill_es.demo.servers import (
-    ScriptedAnthropicServer,
-    ScriptedStudentServer,
-    text_reply,
-    tool_use_reply,
-)
 from distill_es.domain.errors import SessionInterrupted
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.domain.vocabulary import LearningSession, SessionStatus
 from distill_es.ports import BenchmarkTask, Judge, JudgeVerdict, StudentResult, StudentRunner, Teacher
 from distill_es.testing import ScriptedJudge, ScriptedStudent, ScriptedTeacher
+from distill_es.testing.servers import (
+    ScriptedAnthropicServer,
+    ScriptedStudentServer,
+    text_reply,
+    tool_use_reply,
+)
 
 TOOLS = [
     {"name": "lookup", "description": "Look it up.", "input_schema": {"type": "object", "properties": {}}}

@@ -147,7 +147,7 @@ def test_a_failed_export_leaves_no_file(run, source: Source, tmp_path: Path):
 
 def test_mounted_the_way_the_main_app_opens_engines(source: Source, tmp_path: Path):
     """The integration `distill_es.cli.main` needs: its own home resolution and engine, a store override."""
-    from distill_es.cli import main as cli
+    from distill_es.cli import engines as cli
 
     @contextmanager
     def opener(ctx: typer.Context, home: Path | None, store: str | None) -> Iterator[Engine]:

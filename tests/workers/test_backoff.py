@@ -10,10 +10,10 @@ import pytest
 from distill_es.api import Engine
 from distill_es.app.worker import Backoff, work
 from distill_es.demo import world
-from distill_es.demo.servers import ScriptedAnthropicServer, ScriptedStudentServer
 from distill_es.domain.session import events as ev
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.store.projections import SessionIndex
+from distill_es.testing.servers import ScriptedAnthropicServer, ScriptedStudentServer
 
 FAST_NETWORK = {"network": {"backoff_seconds": 0.01, "max_backoff_seconds": 0.02}}
 

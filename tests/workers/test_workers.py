@@ -18,12 +18,12 @@ from distill_es.adapters.teacher import request_digest
 from distill_es.api import Engine
 from distill_es.app.worker import migrate
 from distill_es.demo import world
-from distill_es.demo.servers import ScriptedAnthropicServer, ScriptedStudentServer
 from distill_es.domain.session import events as ev
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.store.app import EventStore
 from distill_es.store.projections import SessionIndex
 from distill_es.store.verify import verify_store
+from distill_es.testing.servers import ScriptedAnthropicServer, ScriptedStudentServer
 from tests.pg import fresh_database
 
 RESTING_EVENTS = (ev.SessionAwaitingReview, ev.SessionCompleted, ev.SessionFailed, ev.SessionRolledBack)
@@ -63,7 +63,7 @@ def test_four_workers_forty_sessions_one_killed_halfway(pg_url: str, tmp_path: P
                 [
                     sys.executable,
                     "-m",
-                    "distill_es.app.worker",
+                    "distill_es.worker",
                     "--store",
                     pg_url,
                     "--state-dir",

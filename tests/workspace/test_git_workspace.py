@@ -13,7 +13,8 @@ from distill_es.domain.errors import InvalidEdit, OpNotAvailable, WorkspaceConfl
 from distill_es.domain.vocabulary import EditOp, EditRiskTier
 from distill_es.ports import Workspace
 from distill_es.workspace.appliers import APPLIERS
-from distill_es.workspace.git_workspace import GitWorkspace, parse_trailers
+from distill_es.workspace.commit_messages import parse_trailers
+from distill_es.workspace.git_workspace import GitWorkspace
 
 from .conftest import CONFIG, ENGINE_FILES, PROMPT, git, make_edit, snapshot
 
@@ -257,12 +258,6 @@ def test_trailers_match_exactly(ws: GitWorkspace) -> None:
     assert ws.find_revert_commit("sess-10", "e1") is None
 
 
-def test_parse_trailers_only_reads_the_last_paragraph() -> None:
-    assert parse_trailers("Edit-ID: x") == {}  # a subject is not a trailer
-    assert parse_trailers("subject\n\nEdit-ID: x\nnot a trailer line") == {}
-    assert parse_trailers("subject\n\nEdit-ID: a\n\nbody\n\nSession-ID: s\n") == {"Session-ID": ["s"]}
-
-
 # --- revert -------------------------------------------------------------------------------------
 
 
@@ -397,7 +392,10 @@ def test_inherited_git_dir_does_not_redirect_the_workspace(
 
 def test_read_prompt(ws: GitWorkspace) -> None:
     assert ws.read_prompt("simple") == PROMPT
-    assert ws.read_prompt("nobody") is None
+    assert ws.read_prompt("nobody") is None  # no prompt file: not the same as an empty one
+    (ws.root / "agents" / "empty").mkdir(parents=True)
+    (ws.root / "agents" / "empty" / "system_prompt.md").write_text("", encoding="utf-8")
+    assert ws.read_prompt("empty") == ""
     with pytest.raises(InvalidEdit):
         ws.read_prompt("../../etc")
     assert set(ENGINE_FILES) <= set(snapshot(ws.root))

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from distill_es.adapters.diagnose_toolbox import Toolbox
 from distill_es.adapters.student import read_agent
 from distill_es.adapters.traces import EmptyTraceSource
 from distill_es.domain.errors import InvalidEdit, WorkspaceConflict, WorkspaceError
 from distill_es.domain.layout import prompt_path
-from distill_es.phases.diagnose_tools import Toolbox
 from distill_es.testing.fakes import ScriptedJudge, ScriptedStudent
 from distill_es.workspace.files import read_inside
 from distill_es.workspace.git_workspace import GitWorkspace

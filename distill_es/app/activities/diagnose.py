@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from distill_es.adapters.benchmark import load_benchmark
+from distill_es.adapters.diagnose_toolbox import Toolbox
 from distill_es.app.activities.context import StepContext
 from distill_es.app.activities.teacher import call_teacher
 from distill_es.domain import teacher_reply
@@ -11,8 +12,9 @@ from distill_es.domain.session import next_step as steps
 from distill_es.domain.session.aggregate import Session
 from distill_es.domain.session.react import Done, Outcome, Refused, no_benchmark_error
 from distill_es.phases.diagnose import diagnose_request
-from distill_es.phases.diagnose_tools import SelfRun, Toolbox, parse_diagnosis
-from distill_es.phases.plan import build_plan_request
+from distill_es.phases.diagnosis import parse_diagnosis
+from distill_es.phases.plan_request import build_plan_request
+from distill_es.phases.teacher_protocol import SelfRun
 
 SELF_RUN_MAX_TOKENS = 2048
 

@@ -1,0 +1,44 @@
+"""Where the command line prints: the consoles for stdout and stderr, JSON output, error lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from distill_es.adapters.terminal_safe import SafeConsole, inert, json_safe
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console on the current stream (CliRunner swaps them per call). Pipes and logs get 120
+    columns unless $COLUMNS says otherwise: rich's 80 would squeeze the edits table's reasons out.
+    Outside text is printed inert (no markup, control characters escaped): see terminal_safe."""
+    stream = sys.stderr if stderr else sys.stdout
+    wide = not stream.isatty() and "COLUMNS" not in os.environ
+    return SafeConsole(file=stream, width=120 if wide else None)
+
+
+def out() -> Console:
+    return _console()
+
+
+def err() -> Console:
+    return _console(stderr=True)
+
+
+def print_json(data: Any) -> None:
+    """JSON alone on stdout (no rich: nothing may wrap or colour it)."""
+    typer.echo(json_safe(json.dumps(data, indent=2, ensure_ascii=False, default=str)))
+
+
+def print_error(message: str, hint: str = "") -> None:
+    """`error: …` and, when there is one, `hint: …` on stderr: one inert line each (messages quote
+    edit ids, file lines, server replies)."""
+    err().print(Text(f"error: {inert(message)}", style="bold red"), soft_wrap=True)
+    if hint:
+        err().print(Text(f"hint: {inert(hint)}"), soft_wrap=True)

@@ -1,0 +1,158 @@
+"""Finding the workspace, opening the engine on it, and resolving session ids: the one way every
+command (the mounted loop, transfer and training groups too) gets from its options to an engine."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import typer
+
+from distill_es.cli.errors import CliFailure
+from distill_es.cli.options import ROOT_CONTEXT, globals_of
+from distill_es.domain.errors import SessionNotFound
+from distill_es.domain.layout import SETTINGS_FILE
+from distill_es.workspace.scaffold import is_workspace
+
+if TYPE_CHECKING:  # the engine pulls in the anthropic and openai SDKs: imported only when a command needs it
+    from distill_es.api import Engine
+    from distill_es.cli.progress import StepProgress
+
+DEMO_MARKER = "# distill_es demo settings"
+
+
+def resolve_home(ctx: typer.Context, home: Path | None) -> Path:
+    """--home (command, then global), then $DISTILL_ES_HOME, then the cwd if it is a workspace."""
+    chosen = home or globals_of(ctx).home or os.environ.get("DISTILL_ES_HOME") or None
+    if chosen is not None:
+        path = Path(chosen).expanduser().resolve()
+        if not is_workspace(path):
+            raise CliFailure(
+                3,
+                f"{path} is not a distill_es workspace (it needs config.toml and {SETTINGS_FILE})",
+                f"create one with `distill-es init {shlex.quote(str(path))}`, or try `distill-es demo`",
+            )
+        return path
+    cwd = Path.cwd()
+    if is_workspace(cwd):
+        return cwd.resolve()
+    raise CliFailure(
+        2,
+        "no workspace: pass --home DIR or set DISTILL_ES_HOME (the current directory is not a workspace)",
+        "create one with `distill-es init DIR`, or try `distill-es demo` for an offline example",
+    )
+
+
+def is_demo(home: Path) -> bool:
+    path = home / SETTINGS_FILE
+    try:
+        return path.read_text(encoding="utf-8").startswith(DEMO_MARKER)
+    except OSError:
+        return False
+
+
+def _open_demo(home: Path, store: str | None, teacher: Any, progress: StepProgress | None) -> Engine:
+    """The demo's engine (shipped cassette + DemoStudent), so demo follow-ups stay offline."""
+    from distill_es.api import Engine
+    from distill_es.demo import world
+    from distill_es.demo.run import CASSETTE, open_demo_engine
+
+    if store is None:
+        return open_demo_engine(home, teacher=teacher, **observers(progress))
+    # open_demo_engine takes no store URL; build the same ports with the chosen store.
+    from distill_es.adapters.cassette import CassetteTeacher
+
+    chosen = teacher if teacher is not None else CassetteTeacher(CASSETTE)
+    return Engine.open(
+        home, teacher=chosen, student=world.DemoStudent(home), store_url=store, **observers(progress)
+    )
+
+
+def build_engine(
+    ctx: typer.Context,
+    home: Path,
+    *,
+    drives: bool = False,
+    teacher: Any = None,
+    progress: StepProgress | None = None,
+    store: str | None = None,
+    read_only: bool = False,
+) -> Engine:
+    """The engine on `home` (and `store`, else the global --store). Commands that drive a session
+    (`drives`) on a demo workspace get the demo's teacher and student; read commands never build a
+    teacher or student at all, and `read_only` ones create no store, table or folder either."""
+    from distill_es.api import Engine
+
+    store = store or globals_of(ctx).store
+    if drives and is_demo(home):
+        return _open_demo(home, store, teacher, progress)
+    return Engine.open(
+        home, teacher=teacher, store_url=store, create_tables=not read_only, **observers(progress)
+    )
+
+
+def observers(progress: StepProgress | None) -> dict[str, Any]:
+    """The engine's observers for the live display: every step, every task scored, every retry wait."""
+    if progress is None:
+        return {}
+    return {"on_step": progress, "on_scoring": progress.scoring, "on_wait": progress.waiting}
+
+
+@contextmanager
+def open_engine(ctx: typer.Context, home: Path, **options: Any) -> Iterator[Engine]:
+    """`build_engine`, closed when the command is done."""
+    engine = build_engine(ctx, home, **options)
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+def resolve_session(engine: Engine, ref: str) -> str:
+    """A full id as given; a prefix resolved against this workspace's sessions."""
+    ref = ref.strip().lower()
+    if not ref:
+        raise CliFailure(2, "the session id is empty", "list sessions with `distill-es sessions`")
+    try:
+        return str(UUID(ref))
+    except ValueError:
+        pass
+    matches = [sid for sid in engine.session_ids() if sid.startswith(ref)]  # damaged ones too
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise SessionNotFound(f"no session of {engine.home} has an id starting with {ref!r}")
+    shown = ", ".join(m[:13] for m in matches[:5]) + (" …" if len(matches) > 5 else "")
+    raise CliFailure(
+        2, f"session prefix {ref!r} is ambiguous: it matches {len(matches)} sessions ({shown})",
+        "give more characters of the id",
+    )  # fmt: skip
+
+
+# --- the openers the mounted command groups are given ----------------------------------------------------
+
+
+def transfer_engine(
+    ctx: typer.Context, home: Path | None, store: str | None, *, read_only: bool = False
+) -> AbstractContextManager[Engine]:
+    """For `export` and `import`: `store` replaces the global --store (import's own --store)."""
+    return open_engine(ctx, resolve_home(ctx, home), store=store, read_only=read_only)
+
+
+def loop_engine(home: Path | None, *, read_only: bool = False) -> Engine:
+    """For `loop`, `loops`, `daemon`, `flag` (they close it): same home, store and demo rules as ours."""
+    ctx = ROOT_CONTEXT.get()
+    if ctx is None:  # called outside a distill-es invocation
+        raise CliFailure(2, "no distill-es command is running")
+    if read_only:
+        return build_engine(ctx, resolve_home(ctx, home), read_only=True)
+    return build_engine(ctx, resolve_home(ctx, home), drives=True)
+
+
+def training_engine(ctx: typer.Context, home: Path | None) -> AbstractContextManager[Engine]:
+    return open_engine(ctx, resolve_home(ctx, home), read_only=True)  # `training list` and `show` only read

@@ -1,0 +1,107 @@
+"""The live progress display of a running session: a spinner line on a terminal, short plain lines
+in logs and pipes. Fed by the engine's observers (`on_step`, `on_scoring`, `on_wait`).
+
+Edit ids and names in a step come from the teacher: every line goes through `terminal_safe.inert`.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.status import Status
+from rich.text import Text
+
+from distill_es.adapters.terminal_safe import inert
+
+if TYPE_CHECKING:  # types only: importing the engine's modules here would slow every command's start
+    from distill_es.adapters.retry import Wait
+    from distill_es.app.progress import ScoringProgress
+    from distill_es.domain.session.next_step import Step
+    from distill_es.domain.vocabulary import LearningSession
+
+
+def describe_step(view: LearningSession, step: Step) -> str:
+    """`diagnosing · CallTeacher diagnose · turn 2 · $0.0142`: phase, step, turn, cost so far."""
+    parts = [view.status.value, step.kind]
+    for attr in ("purpose", "name", "edit_id", "label"):
+        value = getattr(step, attr, None)
+        if value:
+            parts[-1] += f" {value}"
+    if step.kind == "ScoreTree":
+        total, missing = getattr(step, "total", 0), getattr(step, "missing", 0)
+        parts.append(
+            f"scoring {missing}/{total} tasks on tree {str(step.tree_sha)[:10]}, {total - missing} reused"
+        )
+    call_key = str(getattr(step, "call_key", "") or "")
+    if call_key.startswith("diagnose/"):
+        parts.append(f"turn {call_key.split('/', 1)[1]}")
+    parts.append(f"${view.teacher_cost_usd:.4f}")
+    return inert(" · ".join(parts))  # edit ids and names come from the teacher
+
+
+def describe_scoring(progress: ScoringProgress) -> str:
+    """`scoring tree 3f9c2a1b07 · 12/50 tasks scored · 8 reused`."""
+    return (
+        f"scoring tree {progress.tree_sha[:10]} · {progress.scored}/{progress.to_score} tasks scored"
+        f" · {progress.reused} reused"
+    )
+
+
+def describe_wait(wait: Wait) -> str:
+    """`student http://127.0.0.1:8000/v1/chat/completions · waiting 30 s (rate limited)`."""
+    return f"{wait.role} {wait.endpoint} · waiting {wait.seconds:.0f} s ({wait.reason})"
+
+
+class StepProgress:
+    """The live progress display fed by `Engine(on_step=...)`.
+
+    On a terminal: a spinner line that changes with every step, and a kept line per phase. Elsewhere
+    (logs, CI, pipes): one plain line per phase change and per teacher call, so the record stays short.
+    """
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._status: Status | None = None
+        self._phase: str | None = None
+
+    def __enter__(self) -> StepProgress:
+        if self.console.is_terminal:
+            self._status = self.console.status("starting…")
+            self._status.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._status is not None:
+            self._status.stop()
+
+    def scoring(self, progress: ScoringProgress) -> None:
+        """Every task scored (from the scorer's threads; the engine serialises the calls)."""
+        line = describe_scoring(progress)
+        if self._status is not None:
+            self._status.update(Text(line))  # a str status would be parsed as markup
+        elif progress.scored == progress.to_score:  # logs: one line per tree, when it is done
+            self.console.print(Text(f"  {line}", style="dim"))
+
+    def waiting(self, wait: Wait) -> None:
+        """Before every retry wait (from any thread): on a terminal the spinner says so; in logs a line
+        for waits long enough to notice, so a frozen-looking run explains itself."""
+        line = describe_wait(wait)
+        if self._status is not None:
+            self._status.update(line)
+        elif wait.seconds >= 1:
+            self.console.print(Text(f"  {line}", style="dim"))
+
+    def __call__(self, view: LearningSession, step: Step) -> None:
+        line = describe_step(view, step)
+        phase = view.status.value
+        if phase != self._phase:
+            self._phase = phase
+            self.console.print(Text(f"▸ {phase}", style="bold"))
+        if self._status is not None:
+            self._status.update(Text(line))
+        elif step.kind in ("CallTeacher", "ScoreTree"):
+            self.console.print(Text(f"  {line}", style="dim"))

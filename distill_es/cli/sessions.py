@@ -1,0 +1,252 @@
+"""Commands that run and read sessions: `run`, `resume`, `sessions`, `show`, `history`, `verify`.
+
+Each finds the workspace, opens the engine, and renders what the engine returns (cli/render.py).
+Reviewers' decisions on a session are in cli/decisions.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.text import Text
+
+from distill_es.adapters.terminal_safe import inert
+from distill_es.cli import render
+from distill_es.cli.console import err, out, print_json
+from distill_es.cli.driving import drive, session_exit
+from distill_es.cli.engines import is_demo, open_engine, resolve_home, resolve_session
+from distill_es.cli.options import HomeOption, JsonOption, SessionArg
+from distill_es.cli.progress import StepProgress
+from distill_es.cli.teachers import (
+    TEACHER_METAVAR,
+    LazyAnthropic,
+    build_teacher,
+    require_api_key,
+    teacher_spec,
+)
+from distill_es.domain.vocabulary import AutonomyMode, SessionStatus, Trigger, TriggerKind
+
+
+def build_trigger(kind: TriggerKind, trace_ids: list[str], description: str | None) -> Trigger:
+    from distill_es.domain import triggers
+
+    if kind == TriggerKind.USER_FLAG:
+        if len(trace_ids) != 1:
+            raise typer.BadParameter(
+                "a user_flag trigger needs exactly one --trace-id", param_hint="--trace-id"
+            )
+        return triggers.UserFlagTrigger(trace_ids[0])
+    if kind == TriggerKind.CLUSTER:
+        text = description or "a failure cluster flagged from the command line"
+        return triggers.ClusterTrigger(text, trace_ids=trace_ids)
+    if kind == TriggerKind.SCHEDULED:
+        return triggers.ScheduledTrigger()
+    return triggers.OnDemandTrigger({"source": "distill-es run", "trace_ids": trace_ids} if trace_ids else {})
+
+
+def run(
+    ctx: typer.Context,
+    home: HomeOption = None,
+    trigger: Annotated[TriggerKind, typer.Option("--trigger", help="What started this session.")] = (
+        TriggerKind.ON_DEMAND
+    ),
+    trace_id: Annotated[
+        list[str] | None,
+        typer.Option("--trace-id", metavar="TRACE_ID", show_default=False,
+                     help="A trace the session is about (user_flag: exactly one; cluster: any number)."),
+    ] = None,
+    cluster_description: Annotated[
+        str | None,
+        typer.Option("--cluster-description", metavar="TEXT", show_default=False,
+                     help="For --trigger cluster: the failure cluster."),
+    ] = None,
+    autonomy: Annotated[
+        AutonomyMode | None,
+        typer.Option("--autonomy", help="Override session.autonomy_mode.", show_default=False),
+    ] = None,
+    teacher: Annotated[
+        str | None,
+        typer.Option("--teacher", callback=teacher_spec, metavar=TEACHER_METAVAR, show_default=False,
+                     help="The teacher. Default: anthropic (needs ANTHROPIC_API_KEY); on a demo workspace "
+                     "the shipped cassette."),
+    ] = None,
+    record_cassette: Annotated[
+        Path | None,
+        typer.Option("--record-cassette", metavar="PATH", show_default=False,
+                     help="Append every teacher call to this cassette, to replay later offline."),
+    ] = None,
+) -> None:  # fmt: skip
+    """Run one learning session, with live progress.
+
+    Ends with a summary of the session's edits. Exit 0 when the session rests completed or
+    awaiting_review, 1 when it failed.
+    """
+    path = resolve_home(ctx, home)
+    chosen_trigger = build_trigger(trigger, list(trace_id or []), cluster_description)
+    if teacher == "anthropic" or (teacher is None and not is_demo(path)):
+        require_api_key()  # before a session is recorded, not half-way through it
+        teacher = teacher or "anthropic"
+    elif teacher is None and record_cassette is not None:  # re-record the demo's own cassette
+        from distill_es.demo.run import CASSETTE
+
+        teacher = f"cassette:{CASSETTE}"
+    progress = StepProgress(err())
+    with open_engine(ctx, path, drives=True, teacher=build_teacher(teacher, record_cassette),
+                     progress=progress) as engine:  # fmt: skip
+        session_id = engine.start(chosen_trigger, autonomy=autonomy)
+        err().print(Text(f"session {session_id} started on {path}", style="dim"), soft_wrap=True)
+        view = drive(engine, session_id, progress, path)
+    out().print(render.session_summary(view))
+    session_exit(view, path)
+
+
+def resume(
+    ctx: typer.Context,
+    session: SessionArg,
+    home: HomeOption = None,
+    teacher: Annotated[
+        str | None,
+        typer.Option("--teacher", callback=teacher_spec, metavar=TEACHER_METAVAR, show_default=False,
+                     help="The teacher, if the session still needs one (as for run)."),
+    ] = None,
+) -> None:  # fmt: skip
+    """Continue an interrupted session from its last recorded step.
+
+    A session that is already resting (awaiting_review, completed, failed) is just shown.
+    """
+    path = resolve_home(ctx, home)
+    progress = StepProgress(err())
+    chosen = build_teacher(teacher, None) if teacher else (None if is_demo(path) else LazyAnthropic())
+    with open_engine(ctx, path, drives=True, teacher=chosen, progress=progress) as engine:
+        view = drive(engine, resolve_session(engine, session), progress, path)
+    out().print(render.session_summary(view))
+    session_exit(view, path)
+
+
+def sessions(
+    ctx: typer.Context,
+    home: HomeOption = None,
+    status: Annotated[
+        SessionStatus | None,
+        typer.Option("--status", help="Only sessions in this state.", show_default=False),
+    ] = None,
+    trigger: Annotated[
+        TriggerKind | None,
+        typer.Option("--trigger", help="Only sessions started so.", show_default=False),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", metavar="N", min=1, help="At most this many.", show_default=False)
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List this workspace's sessions, newest first.
+
+    A damaged session is listed on stderr as damaged (with what `distill-es verify` will detail);
+    the others are listed as usual.
+    """
+    path = resolve_home(ctx, home)
+    filters: dict[str, Any] = {"limit": limit}
+    if trigger is not None:
+        filters["trigger"] = trigger.value
+    with open_engine(ctx, path, read_only=True) as engine:
+        views, damaged = engine.sessions_and_damage(status=status, **filters)
+    if as_json:
+        listed = [view.model_dump(mode="json") for view in views]
+        print_json(listed + [{"id": d.session_id, "status": "damaged", "error": str(d)} for d in damaged])
+    elif not views and not damaged:
+        out().print("no sessions yet: start one with `distill-es run` (or try `distill-es demo`)")
+    elif views:
+        out().print(render.sessions_table(views))
+    for problem in [] if as_json else damaged:
+        err().print(Text(f"damaged: {inert(problem)}", style="bold red"), soft_wrap=True)
+
+
+def _parse_at(value: str) -> int | datetime:
+    if value.isdigit():
+        if int(value) < 1:
+            raise typer.BadParameter("versions start at 1", param_hint="--at")
+        return int(value)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is neither a version number nor an ISO 8601 time",
+                                 param_hint="--at") from None  # fmt: skip
+    return moment.astimezone()  # a time without zone is local time
+
+
+def show(
+    ctx: typer.Context,
+    session: SessionArg,
+    home: HomeOption = None,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", metavar="VERSION|TIME", show_default=False,
+                     help="The session as it was at this event version (or ISO 8601 time)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:  # fmt: skip
+    """Show one session: state, benchmark, diagnosis and edits.
+
+    With --at, the session as it was at that event version (see `history`) or time.
+    """
+    path = resolve_home(ctx, home)
+    moment = _parse_at(at) if at is not None else None
+    with open_engine(ctx, path, read_only=True) as engine:
+        session_id = resolve_session(engine, session)
+        if isinstance(moment, datetime):
+            view = engine.get_at(session_id, moment)
+        else:
+            view = engine.get(session_id, version=moment)
+    if as_json:
+        print_json(view.model_dump(mode="json"))
+    else:
+        out().print(render.session_detail(view))
+
+
+def history(
+    ctx: typer.Context, session: SessionArg, home: HomeOption = None, as_json: JsonOption = False
+) -> None:
+    """The audit timeline of a session: one line per event.
+
+    Each line: version, time (UTC), who (engine, teacher, student or a reviewer), what.
+    """
+    path = resolve_home(ctx, home)
+    with open_engine(ctx, path, read_only=True) as engine:
+        entries = engine.history(resolve_session(engine, session))
+    if as_json:
+        print_json(entries)
+    else:
+        out().print(render.history_lines(entries), end="", soft_wrap=True)
+
+
+def verify(
+    ctx: typer.Context,
+    session: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="SESSION", help="Only this session (id or prefix). Default: all.", show_default=False
+        ),
+    ] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check the event log: digests chain, sessions replay, projections agree, and every log head
+    anchored in the workspace's git history (Distill-Log-Head trailers) is still in the log.
+
+    Exit 1 when damage is found, listing session, position (event version) and kind. The anchors do
+    not need the index: a cut or rewritten log is found with .distill_es/views*.sqlite deleted.
+    """
+    path = resolve_home(ctx, home)
+    with open_engine(ctx, path, read_only=True) as engine:
+        reports = engine.verify(resolve_session(engine, session) if session is not None else None)
+    if as_json:
+        print_json([report.model_dump(mode="json") for report in reports])
+    else:
+        out().print(render.verify_table(reports))
+    if any(not report.ok for report in reports):
+        if not as_json:
+            err().print(Text("error: damage found in the event log (see the table above)", style="bold red"))
+        raise typer.Exit(1)

@@ -1,0 +1,126 @@
+"""The worker's two documented command lines, one behaviour (`run_worker`):
+
+    distill-es --store URL worker [--state-dir DIR] [--migrate] …      (the `worker` command)
+    python -m distill_es.worker --store URL --state-dir DIR [--migrate] …   (`main`, argparse)
+
+The second is the older, operations-facing spelling (docs/operations.md): its flags, defaults,
+logging and output stay as they were. The workers themselves are distill_es.app.worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from distill_es.cli.console import out
+from distill_es.cli.errors import CliFailure
+from distill_es.cli.options import globals_of
+
+PROG = "python -m distill_es.worker"
+DESCRIPTION = "Workers: claim runnable sessions from a shared store and run them."
+
+
+def run_worker(
+    store: str, state_dir: Path, *, poll: float, exit_when_idle: int | None, migrate: bool, backoff: float
+) -> str:
+    """Create the tables first if asked, run workers until idle (or forever); the summary line."""
+    from distill_es.app import worker as workers  # the engine and its SDKs load only when a worker runs
+
+    if migrate:
+        workers.migrate(store)
+    report = workers.work(
+        store,
+        state_dir,
+        poll_seconds=poll,
+        idle_polls_before_exit=exit_when_idle,
+        backoff=workers.Backoff(base_seconds=backoff),
+    )
+    return (
+        f"finished {len(report.finished)} sessions, {len(report.interrupted)} interrupted, "
+        f"{len(report.backed_off)} backed off after outside failures"
+    )
+
+
+def worker(
+    ctx: typer.Context,
+    state_dir: Annotated[
+        Path, typer.Option("--state-dir", help="Where this worker keeps its read models.")
+    ] = Path(".distill_es-worker"),
+    poll: Annotated[float, typer.Option(help="Seconds between polls when there is nothing to run.")] = 1.0,
+    exit_when_idle: Annotated[
+        int | None, typer.Option("--exit-when-idle", help="Stop after this many idle polls (default: never).")
+    ] = None,
+    migrate: Annotated[bool, typer.Option(help="Create the store's tables first (once per store).")] = False,
+    backoff: Annotated[
+        float, typer.Option(help="Seconds to leave a session interrupted by an outside failure alone "
+                            "(doubling with each interruption in a row, at most an hour).")
+    ] = 30.0,
+) -> None:  # fmt: skip
+    """Claim runnable sessions of any workspace from the shared store (--store) and run them.
+
+    Several workers may share one PostgreSQL store: the database's advisory locks keep a session (and
+    a workspace) to one worker at a time, and a dead worker's sessions are picked up by the others.
+    A session interrupted by an outside failure (recorded in its log) is backed off by every worker.
+    """
+    store = globals_of(ctx).store or os.environ.get("DISTILL_ES_STORE")
+    if not store:
+        raise CliFailure(
+            2, "a worker needs a shared store: pass --store postgresql://… (or DISTILL_ES_STORE)"
+        )
+    out().print(
+        run_worker(
+            store, state_dir, poll=poll, exit_when_idle=exit_when_idle, migrate=migrate, backoff=backoff
+        )
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    from distill_es.app.worker import BACKOFF_SECONDS
+
+    parser = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION)
+    parser.add_argument("--store", required=True, help="postgresql://user@host:port/db (or sqlite:///path)")
+    parser.add_argument(
+        "--state-dir", required=True, type=Path, help="where this worker keeps its read models"
+    )
+    parser.add_argument("--poll", type=float, default=0.5, help="seconds between polls when idle")
+    parser.add_argument("--exit-when-idle", type=int, default=None, metavar="POLLS")
+    parser.add_argument("--migrate", action="store_true", help="create the store's tables first")
+    parser.add_argument(
+        "--backoff",
+        type=float,
+        default=BACKOFF_SECONDS,
+        metavar="SECONDS",
+        help="leave a session interrupted by an outside failure alone this long (doubling, capped at 1 h)",
+    )
+    return parser
+
+
+def _log_to_stderr() -> None:
+    """Only our own records: transitions logs every callback at INFO, which costs real CPU here."""
+    from distill_es.adapters.terminal_safe import InertFormatter
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    for handler in logging.getLogger().handlers:  # messages quote errors from outside: print them inert
+        handler.setFormatter(InertFormatter("%(asctime)s %(name)s %(message)s"))
+    logging.getLogger("distill_es.worker").setLevel(logging.INFO)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m distill_es.worker`: argparse flags, log lines on stderr, the summary on stdout."""
+    args = _parser().parse_args(argv)
+    _log_to_stderr()
+    summary = run_worker(
+        args.store,
+        args.state_dir,
+        poll=args.poll,
+        exit_when_idle=args.exit_when_idle,
+        migrate=args.migrate,
+        backoff=args.backoff,
+    )
+    print(summary, flush=True)
+    return 0
