@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import Field
 
-from distill_es.domain.vocabulary import Edit, EditRiskTier, Value
+from distill_es.domain.vocabulary import AutonomyMode, Edit, EditRiskTier, LearningSession, Trigger, Value
 
 
 class BenchmarkTask(Value):
@@ -186,3 +186,50 @@ class Workspace(Protocol):
     def restore(self, sha: str) -> None: ...
 
     def dirty_paths(self) -> list[str]: ...
+
+    def read_prompt(self, agent: str) -> str | None:
+        """The agent's system prompt as the workspace holds it; None when it has no prompt file.
+        A path that would leave the workspace is refused (`InvalidEdit`)."""
+        ...
+
+
+@runtime_checkable
+class SessionRunner(Protocol):
+    """What loops, the daemon and workers need of the engine: start sessions, run them to rest, and
+    the workspace, store and read model they share. `distill_es.Engine` fits, and so does the bare
+    runner the worker opens (`distill_es.compose.open_runner`).
+
+    `store` is an `EventStore` and `index` a `SessionIndex` (the store layer sits above the ports, so
+    they are typed loosely here)."""
+
+    home: Path
+
+    @property
+    def state_dir(self) -> Path: ...
+
+    @property
+    def store(self) -> Any: ...
+
+    @property
+    def index(self) -> Any: ...
+
+    @property
+    def traces(self) -> TraceSource: ...
+
+    def start(
+        self,
+        trigger: Trigger,
+        *,
+        autonomy: AutonomyMode | str | None = None,
+        parent_session_id: str | None = None,
+    ) -> str:
+        """Record a new session (nothing else happens until `run`)."""
+        ...
+
+    def run(self, session_id: str) -> LearningSession:
+        """Drive the session until it rests; `SessionBusy` while another process runs it."""
+        ...
+
+    def cost_ledger(self, session_id: str) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...

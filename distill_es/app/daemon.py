@@ -40,7 +40,7 @@ from distill_es.ports import TraceRecord, TraceSource
 from distill_es.store.locks import exclusive
 
 if TYPE_CHECKING:
-    from distill_es.app.engine import Engine
+    from distill_es.ports import SessionRunner as Engine
 
 log = logging.getLogger("distill_es.daemon")
 WRITE_ATTEMPTS = 5

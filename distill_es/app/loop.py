@@ -42,8 +42,7 @@ from distill_es.store.locks import exclusive
 from distill_es.store.verify import Damage, verify_chain
 
 if TYPE_CHECKING:  # the engine will import this module to expose `engine.loop(...)`
-    from distill_es.app.engine import Engine
-
+    from distill_es.ports import SessionRunner as Engine
 
 
 class LoopNotFound(SessionNotFound):

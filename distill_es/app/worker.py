@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from distill_es.app.engine import Engine
+from distill_es.api import Engine
 from distill_es.domain.errors import DamagedSession, DistillError, SessionBusy, SessionInterrupted
 from distill_es.domain.session.lifecycle import ACTIVE
 from distill_es.store.app import EventStore
