@@ -27,7 +27,7 @@ from distill_es.domain.vocabulary import (
 )
 
 if TYPE_CHECKING:
-    from distill_es.app.engine import Engine
+    from distill_es.api import Engine
     from distill_es.config.settings import Settings
 
 __all__ = [
@@ -56,7 +56,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # The engine pulls in the anthropic and openai SDKs; load it only when someone asks for it.
     if name == "Engine":
-        from distill_es.app.engine import Engine
+        from distill_es.api import Engine
 
         return Engine
     if name == "Settings":

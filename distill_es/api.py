@@ -1,1 +1,249 @@
-"""The Engine facade (filled in by the engine split)."""
+"""The `Engine`: the Python API of distill_es (`from distill_es import Engine`).
+
+A facade: sessions are run by the session runner (`app.session_runner`), read through the checked
+log (`app.session_queries`); loops, flags and workers are `app.loop`'s, `app.daemon`'s and
+`app.worker`'s; the default adapters are wired by `compose`. See docs/engine.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from distill_es.adapters.retry import WaitObserver
+from distill_es.app import daemon, loop
+from distill_es.app.progress import ScoringObserver, StepObserver
+from distill_es.app.session_queries import SessionQueries
+from distill_es.app.session_runner import Runner
+from distill_es.compose import DefaultAdapters, open_runner, worker_opener
+from distill_es.config.settings import Settings
+from distill_es.domain.anchors import Anchor
+from distill_es.domain.errors import DamagedSession
+from distill_es.domain.vocabulary import LearningSession, SessionStatus, Trigger
+from distill_es.ports import Judge, Scorer, StudentRunner, TraceSource, Workspace
+from distill_es.store.app import EventStore
+from distill_es.store.projections import SessionIndex
+from distill_es.store.verify import SessionReport
+
+
+class Engine:
+    """Learning sessions on one workspace, recorded in one store. Open it with `Engine.open`."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        self.queries = SessionQueries(runner.home, runner.store, runner.index, runner.log)
+
+    # ------------------------------------------------------------------------------------------
+    # construction
+    @classmethod
+    def open(
+        cls,
+        home: str | Path,
+        *,
+        teacher: Any = None,
+        student: StudentRunner | None = None,
+        judge: Judge | None = None,
+        settings: Settings | Mapping[str, Any] | None = None,
+        store_url: str | None = None,
+        scorer: Scorer | None = None,
+        traces: TraceSource | None = None,
+        workspace: Workspace | None = None,
+        on_step: StepObserver | None = None,
+        on_scoring: ScoringObserver | None = None,
+        on_wait: WaitObserver | None = None,
+        create_tables: bool = True,
+        create: bool = False,
+    ) -> Engine:
+        """Open the engine on a workspace. `settings` is a `Settings` or section overrides
+        (`{"session": {"autonomy_mode": "auto"}}`) applied over `<home>/distill_es.toml`.
+
+        `home` is `~`-expanded; a path that is not a workspace is refused (NotAWorkspace) unless
+        `create`, which scaffolds a default one there (as `distill-es init`). `create_tables=False`
+        creates nothing at all (commands that only read): a missing store is a StoreMissing, except
+        the workspace's own default store, which then reads as empty."""
+        runner = open_runner(
+            home, settings=settings, store_url=store_url, create_tables=create_tables, create=create,
+            on_step=on_step, on_scoring=on_scoring, teacher=teacher, student=student, judge=judge,
+            scorer=scorer, traces=traces, workspace=workspace, on_wait=on_wait,
+        )  # fmt: skip
+        return cls(runner)
+
+    # ------------------------------------------------------------------------------------------
+    # what it runs on
+    @property
+    def home(self) -> Path:
+        return self.runner.home
+
+    @property
+    def settings(self) -> Settings:
+        return self.runner.settings
+
+    @property
+    def store(self) -> EventStore:
+        return self.runner.store
+
+    @property
+    def index(self) -> SessionIndex:
+        return self.runner.index
+
+    @property
+    def state_dir(self) -> Path:
+        return self.runner.state_dir
+
+    @property
+    def _adapters(self) -> DefaultAdapters:
+        adapters = self.runner.adapters
+        assert isinstance(adapters, DefaultAdapters)  # Engine.open wires them
+        return adapters
+
+    @property
+    def teacher(self) -> Any:
+        return self._adapters.teacher
+
+    @property
+    def student(self) -> StudentRunner:
+        return self._adapters.student
+
+    @property
+    def judge(self) -> Judge:
+        return self._adapters.judge
+
+    @property
+    def scorer(self) -> Scorer:
+        return self._adapters.scorer
+
+    @property
+    def traces(self) -> TraceSource:
+        return self._adapters.traces
+
+    @property
+    def workspace(self) -> Workspace:
+        return self._adapters.workspace
+
+    @property
+    def on_step(self) -> StepObserver | None:
+        return self.runner.on_step
+
+    @on_step.setter
+    def on_step(self, observer: StepObserver | None) -> None:
+        self.runner.on_step = observer
+
+    @property
+    def on_scoring(self) -> ScoringObserver | None:
+        return self.runner.on_scoring
+
+    @on_scoring.setter
+    def on_scoring(self, observer: ScoringObserver | None) -> None:
+        self.runner.on_scoring = observer
+
+    @property
+    def on_wait(self) -> WaitObserver | None:
+        """Told before every retry wait of a teacher, judge or student call."""
+        return self._adapters.on_wait
+
+    @on_wait.setter
+    def on_wait(self, observer: WaitObserver | None) -> None:
+        self._adapters.on_wait = observer
+
+    def close(self) -> None:
+        self.runner.close()
+
+    # ------------------------------------------------------------------------------------------
+    # commands
+    def start(self, trigger: Trigger, **options: Any) -> str:
+        """Record a new session (nothing else happens until `run`). Options: `autonomy` (an
+        `AutonomyMode` for this session), `parent_session_id`."""
+        return self.runner.start(trigger, **options)
+
+    def run(self, session_id: str) -> LearningSession:
+        """Drive the session until it rests (completed, awaiting_review, failed, rolled_back)."""
+        return self.runner.run(session_id)
+
+    def run_session(self, trigger: Trigger, **start_options: Any) -> LearningSession:
+        return self.run(self.start(trigger, **start_options))
+
+    def approve(self, session_id: str, edit_id: str, *, reviewer: str, note: str = "") -> LearningSession:
+        """Approve a pending edit: it is applied and gated now, and the session moves on."""
+        return self.runner.approve(session_id, edit_id, reviewer=reviewer, note=note)
+
+    def reject(self, session_id: str, edit_id: str, *, reviewer: str, reason: str) -> LearningSession:
+        return self.runner.reject(session_id, edit_id, reviewer=reviewer, reason=reason)
+
+    def rollback(self, session_id: str, *, requested_by: str = "user") -> LearningSession:
+        """Revert every applied edit of the session, newest first; the session ends ROLLED_BACK."""
+        return self.runner.rollback(session_id, requested_by=requested_by)
+
+    def cancel(self, session_id: str, *, by: str, reason: str) -> LearningSession:
+        """End a session that cannot go on: it rests `failed` (reason_code `cancelled`). See
+        `Runner.cancel` and docs/engine.md "Cancel"."""
+        return self.runner.cancel(session_id, by=by, reason=reason)
+
+    # ------------------------------------------------------------------------------------------
+    # queries
+    def get(self, session_id: str, version: int | None = None) -> LearningSession:
+        return self.queries.get(session_id, version)
+
+    def get_at(self, session_id: str, at: Any) -> LearningSession:
+        return self.queries.get_at(session_id, at)
+
+    def history(self, session_id: str) -> list[dict[str, Any]]:
+        return self.queries.history(session_id)
+
+    def cost_ledger(self, session_id: str) -> list[dict[str, Any]]:
+        return self.queries.cost_ledger(session_id)
+
+    def sessions(self, status: SessionStatus | str | None = None, **filters: Any) -> list[LearningSession]:
+        """Sessions of this workspace, newest first (filters: trigger, since, until, limit); damaged
+        sessions are left out (see `sessions_and_damage`)."""
+        return self.queries.sessions_and_damage(status, **filters)[0]
+
+    def sessions_and_damage(
+        self, status: SessionStatus | str | None = None, **filters: Any
+    ) -> tuple[list[LearningSession], list[DamagedSession]]:
+        """(the sound sessions, the damaged ones) of this workspace, newest first: one damaged
+        session never hides the others."""
+        return self.queries.sessions_and_damage(status, **filters)
+
+    def session_ids(self) -> list[str]:
+        """Every session id of this workspace the index knows, damaged ones included, newest first."""
+        return self.queries.session_ids()
+
+    def pending_reviews(self) -> list[dict[str, Any]]:
+        """Edits waiting for a reviewer, oldest first; never those of a damaged session."""
+        return self.queries.pending_reviews()
+
+    def verify(self, session_id: str | None = None) -> list[SessionReport]:
+        """Audit the log: chains, replays, the index, and the log heads anchored in this workspace's
+        git history (which do not depend on the index: they hold with the views deleted)."""
+        return self.queries.verify(session_id)
+
+    def _anchors(self) -> dict[str, list[Anchor]]:
+        """The log heads anchored in the workspace's git history, per session."""
+        return self.runner.log.anchors()
+
+    # ------------------------------------------------------------------------------------------
+    # loops, flags, workers
+    def loop(self, trigger: Trigger | None = None, **options: Any) -> Any:
+        """Sessions back to back, each chained to the previous (paper Algorithm 1); resumable.
+        Options: stagnation_k=5, stagnation_eps=0.001, max_total_cost_usd=50.0, loop_id=None,
+        autonomy=None, on_progress=None. See docs/loop-and-triggers.md."""
+        return loop.run_loop(self, trigger, **options)
+
+    def loops(self) -> list[Any]:
+        return loop.loops(self)
+
+    def get_loop(self, loop_id: str) -> Any:
+        return loop.get_loop(self, loop_id)
+
+    def flag(self, trace_id: str, *, note: str = "", flagged_by: str = "user") -> Any:
+        """Flag a trace for the daemon's user_flag trigger (recorded as an event)."""
+        return daemon.flag_trace(self, trace_id, note=note, flagged_by=flagged_by)
+
+    def work(self, **options: Any) -> Any:
+        """Run as a worker on this engine's store: claim runnable sessions (of any workspace) until
+        idle. Options as `distill_es.app.worker.work`; sessions are opened with the default adapters."""
+        from distill_es.app.worker import work
+
+        options.setdefault("open_runner", worker_opener)
+        return work(self.store.url, self.state_dir, **options)

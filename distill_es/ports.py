@@ -188,6 +188,11 @@ class Workspace(Protocol):
 
     def dirty_paths(self) -> list[str]: ...
 
+    def read_prompt(self, agent: str) -> str | None:
+        """The agent's system prompt as the workspace holds it; None when it has no prompt file.
+        A path that would leave the workspace is refused (`InvalidEdit`)."""
+        ...
+
 
 # --- what loops, the daemon and workers need of the engine ------------------------------------------
 class AggregateStore(Protocol):
@@ -217,8 +222,10 @@ class SessionRows(Protocol):
 
 @runtime_checkable
 class SessionRunner(Protocol):
-    """Runs the sessions of one workspace: what `app.loop`, `app.daemon` and `app.worker` depend on
-    (the Engine fits), so that none of them imports the engine."""
+    """What loops, the daemon and workers need of the engine: start sessions, run them to rest, and
+    the workspace, store and read model they share (`app.loop`, `app.daemon`, `app.worker` import no
+    engine). `distill_es.Engine` fits, and so does the bare runner the worker opens
+    (`distill_es.compose.worker_opener`)."""
 
     @property
     def home(self) -> Path: ...
@@ -242,11 +249,11 @@ class SessionRunner(Protocol):
         autonomy: AutonomyMode | str | None = None,
         parent_session_id: str | None = None,
     ) -> str:
-        """Record a new session (nothing else happens until `run`); its id."""
+        """Record a new session (nothing else happens until `run`)."""
         ...
 
     def run(self, session_id: str) -> LearningSession:
-        """Drive the session until it rests; SessionBusy when another process runs it."""
+        """Drive the session until it rests; `SessionBusy` while another process runs it."""
         ...
 
     def cost_ledger(self, session_id: str) -> list[dict[str, Any]]: ...

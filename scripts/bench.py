@@ -68,7 +68,7 @@ from distill_es.adapters.judge import MatchJudge
 from distill_es.adapters.pricing import price_for
 from distill_es.adapters.scorer import StudentScorer
 from distill_es.adapters.student import OpenAIStudent, build_chat_request
-from distill_es.app.engine import Engine
+from distill_es.api import Engine
 from distill_es.config.settings import Settings, StudentSettings
 from distill_es.demo import world
 from distill_es.domain import chain
@@ -704,7 +704,7 @@ class Bench:
         self.fig(
             "9.3",
             "resume.imports_ms",
-            "  of which imports (distill_es.app.engine + the anthropic SDK), beyond interpreter start",
+            "  of which imports (distill_es.api + the anthropic SDK), beyond interpreter start",
             round(median(imports) * 1e3 - bare, 1),
             "ms",
             backend=backend,

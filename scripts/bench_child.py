@@ -52,7 +52,7 @@ def student_server(args: argparse.Namespace) -> None:
 def session(args: argparse.Namespace) -> None:
     import anthropic
 
-    from distill_es.app.engine import Engine
+    from distill_es.api import Engine
     from distill_es.domain.triggers import OnDemandTrigger
 
     client = anthropic.Anthropic(base_url=args.teacher_url, api_key="bench", max_retries=0)
@@ -69,7 +69,7 @@ def resume_api(args: argparse.Namespace) -> None:
 
     import anthropic  # noqa: F401 - the SDK the next side effect goes through; imported first to time it
 
-    from distill_es.app.engine import Engine
+    from distill_es.api import Engine
 
     # The store's driver, as a process that has served before holds it (the engine imports it lazily).
     if args.store and args.store.startswith("postgres"):
@@ -85,7 +85,7 @@ def resume_api(args: argparse.Namespace) -> None:
 
 
 def verify_api(args: argparse.Namespace) -> None:
-    from distill_es.app.engine import Engine
+    from distill_es.api import Engine
 
     engine = Engine.open(args.home, store_url=args.store)
     reports = engine.verify()

@@ -36,8 +36,8 @@ sys.path.insert(0, str(REPO))
 
 from eventsourcing.persistence import StoredEvent  # noqa: E402
 
+from distill_es.api import Engine  # noqa: E402
 from distill_es.app.daemon import tick  # noqa: E402
-from distill_es.app.engine import Engine  # noqa: E402
 from distill_es.config.trigger_settings import TriggerSettings  # noqa: E402
 from distill_es.demo import world  # noqa: E402
 from distill_es.domain import chain  # noqa: E402

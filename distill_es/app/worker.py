@@ -11,7 +11,7 @@ interruption in a row. The delay is computed from the log (the index row), not f
 so every worker — and a restarted one — agrees; any progress of the session resets it.
 
 Depends on a `SessionRunner` (`distill_es.ports`), not on the engine: the caller hands in the opener
-(`distill_es.compose.open_runner`, which opens the engine on the session's workspace).
+(`distill_es.compose.worker_opener`, which opens a runner on the session's workspace).
 
     python -m distill_es.worker --store postgresql://postgres@127.0.0.1:5432/db --state-dir DIR
 """

@@ -22,7 +22,7 @@ from distill_es.domain.errors import SessionInterrupted, StoreUnavailable
 from distill_es.domain.vocabulary import LearningSession, SessionStatus
 
 if TYPE_CHECKING:
-    from distill_es.app.engine import Engine
+    from distill_es.api import Engine
 
 
 def session_exit(view: LearningSession, home: Path) -> None:

@@ -20,7 +20,7 @@ from distill_es.domain.layout import SETTINGS_FILE
 from distill_es.workspace.scaffold import is_workspace
 
 if TYPE_CHECKING:  # the engine pulls in the anthropic and openai SDKs: imported only when a command needs it
-    from distill_es.app.engine import Engine
+    from distill_es.api import Engine
     from distill_es.cli.progress import StepProgress
 
 DEMO_MARKER = "# distill_es demo settings"
@@ -58,7 +58,7 @@ def is_demo(home: Path) -> bool:
 
 def _open_demo(home: Path, store: str | None, teacher: Any, progress: StepProgress | None) -> Engine:
     """The demo's engine (shipped cassette + DemoStudent), so demo follow-ups stay offline."""
-    from distill_es.app.engine import Engine
+    from distill_es.api import Engine
     from distill_es.demo import world
     from distill_es.demo.run import CASSETTE, open_demo_engine
 
@@ -86,7 +86,7 @@ def build_engine(
     """The engine on `home` (and `store`, else the global --store). Commands that drive a session
     (`drives`) on a demo workspace get the demo's teacher and student; read commands never build a
     teacher or student at all, and `read_only` ones create no store, table or folder either."""
-    from distill_es.app.engine import Engine
+    from distill_es.api import Engine
 
     store = store or globals_of(ctx).store
     if drives and is_demo(home):

@@ -27,8 +27,8 @@ from distill_es.domain.vocabulary import AutonomyMode, SessionStatus
 
 if TYPE_CHECKING:  # the loop, the daemon and the engine are imported by the commands that run them:
     # every other command (and --help) starts without them
+    from distill_es.api import Engine
     from distill_es.app.daemon import DaemonTick
-    from distill_es.app.engine import Engine
     from distill_es.domain.loop.views import LoopView
 
 EngineOpener = Callable[..., "Engine"]  # (home: Path | None, *, read_only: bool = False)

@@ -17,7 +17,7 @@ from distill_es.adapters.terminal_safe import inert
 
 if TYPE_CHECKING:  # types only: importing the engine's modules here would slow every command's start
     from distill_es.adapters.retry import Wait
-    from distill_es.app.engine import ScoringProgress
+    from distill_es.app.progress import ScoringProgress
     from distill_es.domain.session.next_step import Step
     from distill_es.domain.vocabulary import LearningSession
 

@@ -25,7 +25,7 @@ from distill_es.cli.options import HomeOption
 from distill_es.domain.errors import DistillError, SessionNotFound
 
 if TYPE_CHECKING:
-    from distill_es.app.engine import Engine
+    from distill_es.api import Engine
     from distill_es.store.app import EventStore
 
 EngineOpener = Callable[..., "Engine | AbstractContextManager[Engine]"]

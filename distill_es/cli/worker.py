@@ -30,14 +30,14 @@ def run_worker(
 ) -> str:
     """Create the tables first if asked, run workers until idle (or forever); the summary line."""
     from distill_es.app import worker as workers  # the engine and its SDKs load only when a worker runs
-    from distill_es.compose import open_runner
+    from distill_es.compose import worker_opener
 
     if migrate:
         workers.migrate(store)
     report = workers.work(
         store,
         state_dir,
-        open_runner=open_runner,
+        open_runner=worker_opener,
         poll_seconds=poll,
         idle_polls_before_exit=exit_when_idle,
         backoff=workers.Backoff(base_seconds=backoff),

@@ -11,7 +11,8 @@ from typing import Any
 
 from distill_es.adapters.cassette import CassetteTeacher
 from distill_es.adapters.retry import WaitObserver
-from distill_es.app.engine import Engine, ScoringObserver, StepObserver
+from distill_es.api import Engine
+from distill_es.app.progress import ScoringObserver, StepObserver
 from distill_es.demo import world
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.domain.vocabulary import LearningSession

@@ -16,7 +16,7 @@ from typing import Any
 import anthropic
 import pytest
 
-from distill_es.app.engine import Engine
+from distill_es.api import Engine
 from distill_es.demo import world
 from distill_es.domain.scrub import looks_random, scrub, scrub_obj
 from distill_es.domain.triggers import OnDemandTrigger

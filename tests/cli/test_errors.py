@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from distill_es.app.engine import Engine
+from distill_es.api import Engine
 from distill_es.cli import errors as cli_module
 from distill_es.cli.engines import resolve_session
 from distill_es.domain.errors import (

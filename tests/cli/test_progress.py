@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from distill_es.app.engine import ScoringProgress
+from distill_es.app.progress import ScoringProgress
 from distill_es.cli.progress import StepProgress
 
 

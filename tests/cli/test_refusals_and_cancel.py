@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from distill_es.app.engine import Engine
+from distill_es.api import Engine
 from distill_es.demo.run import CASSETTE
 from distill_es.domain.triggers import OnDemandTrigger
 from tests.cli.conftest import Demo, cli, cli_json

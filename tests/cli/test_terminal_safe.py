@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from distill_es.adapters.terminal_safe import SafeConsole, inert, json_safe
-from distill_es.app.engine import Engine
+from distill_es.api import Engine
 from distill_es.cli import render as render
 from distill_es.demo import world
 from distill_es.domain.triggers import OnDemandTrigger

@@ -10,7 +10,7 @@ from typing import Any
 import anthropic
 import pytest
 
-from distill_es.app.engine import Engine
+from distill_es.api import Engine
 from distill_es.demo import world
 from distill_es.testing.servers import ScriptedAnthropicServer, ScriptedStudentServer
 

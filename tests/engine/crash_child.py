@@ -19,7 +19,7 @@ from typing import Any
 
 import anthropic
 
-from distill_es.app.engine import Engine
+from distill_es.api import Engine
 from distill_es.demo.world import DemoStudent
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.store.app import EventStore
@@ -63,7 +63,7 @@ def kill_during(kind: str, engine: Engine) -> None:
             score(tasks)
             die()
 
-        engine._ports.scorer.score = scorer_score  # type: ignore[union-attr]
+        engine.scorer.score = scorer_score  # type: ignore[method-assign]
     elif kind == "write":
         write = appliers.atomic_write_text
 

@@ -10,7 +10,7 @@ import pytest
 
 from distill_es.adapters.judge import TeacherJudge
 from distill_es.adapters.pricing import cost_of
-from distill_es.app.engine import Engine
+from distill_es.api import Engine
 from distill_es.demo import world
 from distill_es.domain.session import events as ev
 from distill_es.domain.triggers import OnDemandTrigger

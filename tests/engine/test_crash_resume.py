@@ -19,7 +19,7 @@ import anthropic
 import pytest
 
 from distill_es.adapters.teacher import request_digest
-from distill_es.app.engine import Engine
+from distill_es.api import Engine
 from distill_es.demo import world
 from distill_es.demo.world import DemoStudent
 from distill_es.domain.triggers import OnDemandTrigger

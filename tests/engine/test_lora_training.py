@@ -7,7 +7,7 @@ from typing import Any
 
 import anthropic
 
-from distill_es.app.engine import Engine
+from distill_es.api import Engine
 from distill_es.demo import world
 from distill_es.domain.session import events as ev
 from distill_es.domain.triggers import OnDemandTrigger

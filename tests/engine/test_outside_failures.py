@@ -13,7 +13,7 @@ import anthropic
 import pytest
 
 from distill_es.adapters.judge import TeacherJudge
-from distill_es.app.engine import Engine
+from distill_es.api import Engine
 from distill_es.demo import world
 from distill_es.domain.errors import EndpointUnavailable
 from distill_es.domain.session import events as ev

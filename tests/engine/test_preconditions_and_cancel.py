@@ -131,7 +131,7 @@ def test_a_busy_workspace_refuses_start_and_leaves_no_session(scripted_world: Wo
     engine = scripted_world.engine()
     engine.workspace  # noqa: B018 - the baseline exists before the other process takes the workspace
     with (
-        exclusive(engine.store.url, engine.state_dir, *engine._workspace_lock()),
+        exclusive(engine.store.url, engine.state_dir, *engine.runner.workspace_lock()),
         pytest.raises(SessionBusy, match="workspace"),
     ):
         engine.start(OnDemandTrigger())
@@ -192,7 +192,7 @@ def test_cancel_is_refused_while_another_process_runs_the_session(scripted_world
     engine = scripted_world.engine()
     sid = engine.start(OnDemandTrigger())
     with (
-        exclusive(engine.store.url, engine.state_dir, *engine._session_lock(sid)),
+        exclusive(engine.store.url, engine.state_dir, *engine.runner.session_lock(sid)),
         pytest.raises(SessionBusy),
     ):
         engine.cancel(sid, by="ann", reason="stop")
@@ -207,7 +207,7 @@ def _drive_until(engine, sid: str, stop) -> object:
         step = next_step(session)
         if stop(session, step):
             return session, step
-        engine._perform(session, step)
+        engine.runner.perform(session, step)
         engine.store.save(session)
 
 
@@ -220,7 +220,7 @@ def test_cancel_mid_apply_reverts_a_commit_made_but_not_recorded(scripted_world:
         engine, sid, lambda s, st: isinstance(st, steps.ApplyEdit) and st.edit_id == "edit_002"
     )
     pre = engine.workspace.head_sha()
-    engine._perform(session, step)  # the commit is made; the process "dies" before recording it
+    engine.runner.perform(session, step)  # the commit is made; the process "dies" before recording it
     assert engine.workspace.find_edit_commit(sid, "edit_002") is not None
 
     view = engine.cancel(sid, by="ann", reason="stop now")
@@ -270,12 +270,12 @@ def test_cancel_and_a_busy_start_on_each_store(scripted_world: World, store_url:
     engine = scripted_world.engine(store_url=store_url)
     sid = engine.start(OnDemandTrigger())
     with (
-        exclusive(engine.store.url, engine.state_dir, *engine._session_lock(sid)),
+        exclusive(engine.store.url, engine.state_dir, *engine.runner.session_lock(sid)),
         pytest.raises(SessionBusy),
     ):
         engine.cancel(sid, by="ann", reason="stop")
     with (
-        exclusive(engine.store.url, engine.state_dir, *engine._workspace_lock()),
+        exclusive(engine.store.url, engine.state_dir, *engine.runner.workspace_lock()),
         pytest.raises(SessionBusy),
     ):
         engine.start(OnDemandTrigger())

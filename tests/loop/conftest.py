@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from distill_es.app.engine import Engine
+from distill_es.api import Engine
 from distill_es.demo import world
 from distill_es.testing.servers import ScriptedAnthropicServer
 from tests.loop.scripted import Beat, Script, open_engine

@@ -20,7 +20,7 @@ from typing import Any
 
 import anthropic
 
-from distill_es.app.engine import Engine
+from distill_es.api import Engine
 from distill_es.demo import world
 from distill_es.domain.vocabulary import LearningSession
 from distill_es.ports import BenchmarkTask, TaskScore

@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
-from distill_es.app.engine import Engine
+from distill_es.api import Engine
 from distill_es.app.loop import loops
 from distill_es.cli.loop import register
 from tests.loop.conftest import LoopWorld

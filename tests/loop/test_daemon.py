@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from distill_es.api import Engine
 from distill_es.app import daemon as daemon_module
 from distill_es.app.daemon import flag_trace, list_flags, run_daemon, tick
-from distill_es.app.engine import Engine
 from distill_es.config.trigger_settings import ClusterSettings, TriggerSettings
 from distill_es.domain.errors import SessionInterrupted, WorkspaceConflict
 from distill_es.domain.trigger_log.aggregate import TriggerLog

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from distill_es.app.engine import Engine
+from distill_es.api import Engine
 from distill_es.app.worker import work
-from distill_es.compose import open_runner
+from distill_es.compose import worker_opener
 from distill_es.demo import world
 from distill_es.domain.errors import DamagedSession
 from distill_es.store.app import EventStore
@@ -62,7 +62,7 @@ def test_a_recorded_negative_cost_damages_its_session_not_every_command(
 
     # A worker skips it, says why, and does not come back to it on the next poll.
     with caplog.at_level(logging.ERROR, logger="distill_es.worker"):
-        report = work(store_url, tmp_path / "worker", open_runner=open_runner, poll_seconds=0.01,
+        report = work(store_url, tmp_path / "worker", open_runner=worker_opener, poll_seconds=0.01,
                       idle_polls_before_exit=3)  # fmt: skip
     assert report.damaged == [bad_id] and report.finished == []
     assert sum(f"session {bad_id} skipped" in r.getMessage() for r in caplog.records) == 1

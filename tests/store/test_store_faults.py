@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from distill_es.app.engine import Engine
+from distill_es.api import Engine
 from distill_es.demo import world
 from distill_es.demo.run import open_demo_engine, run_demo
 from distill_es.domain.errors import (

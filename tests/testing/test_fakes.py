@@ -13,7 +13,7 @@ from anthropic.types import Message
 from pydantic import ValidationError
 
 from distill_es.adapters.student import build_chat_request
-from distill_es.app.engine import Engine
+from distill_es.api import Engine
 from distill_es.config.settings import StudentSettings
 from distill_es.demo import world
 from distill_es.domain.errors import SessionInterrupted

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from distill_es.app.engine import Engine
+from distill_es.api import Engine
 from distill_es.demo import world
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.domain.vocabulary import SessionStatus

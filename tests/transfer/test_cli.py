@@ -13,7 +13,7 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
-from distill_es.app.engine import Engine
+from distill_es.api import Engine
 from distill_es.app.transfer import export_all
 from distill_es.cli.transfer import register
 from distill_es.store.app import EventStore

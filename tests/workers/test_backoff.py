@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from distill_es.app.engine import Engine
+from distill_es.api import Engine
 from distill_es.app.worker import Backoff, work
 from distill_es.demo import world
 from distill_es.domain.session import events as ev

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from distill_es.adapters.teacher import request_digest
-from distill_es.app.engine import Engine
+from distill_es.api import Engine
 from distill_es.app.worker import migrate
 from distill_es.demo import world
 from distill_es.domain.session import events as ev

@@ -1,0 +1,75 @@
+"""A session's log as the engine reads it: checked to chain, against the index, and against the log
+heads anchored in the workspace's git history. A log that fails any check is a `DamagedSession`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from distill_es.domain.anchors import Anchor, anchor_problem, anchors_by_session
+from distill_es.domain.errors import DamagedSession
+from distill_es.domain.session.aggregate import Session
+from distill_es.store.app import EventStore
+from distill_es.store.projections import SessionIndex
+
+Anchors = dict[str, list[Anchor]]
+
+
+def _check_against_index(seen: dict[str, Any] | None, sid: str, version: int, digest: str | None) -> None:
+    """`DamagedSession` when the log ends before, or differs at, the last event the index saw (`seen`
+    was read before the log: another writer can only add to it meanwhile)."""
+    if seen is None or seen.get("status") == "damaged":
+        return
+    if seen["version"] > version:
+        detail = f"the index saw {seen['version']} events, the log ends at version {version}"
+        raise DamagedSession(sid, detail, kind="truncated")
+    if seen["version"] == version and seen.get("last_digest") not in (None, digest):
+        detail = f"event {version}'s digest differs from the one the index recorded"
+        raise DamagedSession(sid, detail, kind="edited")
+
+
+class CheckedLog:
+    """Loads sessions and their events, refusing damaged ones. `workspace` gives the workspace whose
+    commits carry the anchors (or None: no git history, no anchors)."""
+
+    def __init__(self, store: EventStore, index: SessionIndex, workspace: Callable[[], Any]) -> None:
+        self.store = store
+        self.index = index
+        self._workspace = workspace
+
+    def anchors(self) -> Anchors:
+        """The log heads anchored in the workspace's git history, per session (read, never created:
+        a read command must not make a repository)."""
+        trailers = getattr(self._workspace(), "commit_trailers", None)
+        return anchors_by_session(trailers()) if trailers is not None else {}
+
+    def load(self, session_id: str, anchors: Anchors | None = None) -> Session:
+        """The session, refused (`DamagedSession`) when its events do not chain (checked by the
+        store on the way in), the log disagrees with the newest head anchored in git, or it ends
+        before the last event the index saw (read before loading: another writer only adds)."""
+        seen = self.index.row(str(session_id))
+        session = self.store.load(session_id)
+        _check_against_index(seen, str(session.id), session.version, session.last_digest)
+        found = (self.anchors() if anchors is None else anchors).get(str(session.id), [])
+        if found:
+            newest = found[0]
+            at = session.last_digest if newest.version == session.version else None
+            if at is None and newest.version < session.version:
+                at = self.store.head_digest(session.id, newest.version)
+            problem = anchor_problem(newest, session.version, at)
+            if problem is not None:
+                raise DamagedSession(str(session.id), problem[1], kind=problem[0])
+        return session
+
+    def events(self, session_id: str) -> list[Any]:
+        """The session's events, each checked to chain, and checked against every anchor in git."""
+        seen = self.index.row(str(session_id))
+        events = self.store.domain_events(session_id, checked=True)
+        sid = str(events[0].originator_id)
+        _check_against_index(seen, sid, len(events), events[-1].digest)
+        for anchor in self.anchors().get(sid, []):
+            at = events[anchor.version - 1].digest if anchor.version <= len(events) else None
+            problem = anchor_problem(anchor, len(events), at)
+            if problem is not None:
+                raise DamagedSession(sid, problem[1], kind=problem[0])
+        return events
