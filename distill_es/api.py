@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_es.adapters.retry import WaitObserver
-from distill_es.app import daemon, loop
+from distill_es.app import daemon, loop, worker
 from distill_es.app.progress import ScoringObserver, StepObserver
 from distill_es.app.session_queries import SessionQueries
 from distill_es.app.session_runner import Runner
@@ -20,7 +20,7 @@ from distill_es.compose import DefaultAdapters, open_runner, worker_opener
 from distill_es.config.settings import Settings
 from distill_es.domain.anchors import Anchor
 from distill_es.domain.errors import DamagedSession
-from distill_es.domain.vocabulary import LearningSession, SessionStatus, Trigger
+from distill_es.domain.vocabulary import AutonomyMode, LearningSession, SessionStatus, Trigger
 from distill_es.ports import Judge, Scorer, StudentRunner, TraceSource, Workspace
 from distill_es.store.app import EventStore
 from distill_es.store.projections import SessionIndex
@@ -151,17 +151,30 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------
     # commands
-    def start(self, trigger: Trigger, **options: Any) -> str:
-        """Record a new session (nothing else happens until `run`). Options: `autonomy` (an
-        `AutonomyMode` for this session), `parent_session_id`."""
-        return self.runner.start(trigger, **options)
+    def start(
+        self,
+        trigger: Trigger,
+        *,
+        autonomy: AutonomyMode | str | None = None,
+        parent_session_id: str | None = None,
+    ) -> str:
+        """Record a new session (nothing else happens until `run`): `autonomy` overrides the
+        workspace's autonomy mode for this session; `parent_session_id` names the session it continues."""
+        return self.runner.start(trigger, autonomy=autonomy, parent_session_id=parent_session_id)
 
     def run(self, session_id: str) -> LearningSession:
         """Drive the session until it rests (completed, awaiting_review, failed, rolled_back)."""
         return self.runner.run(session_id)
 
-    def run_session(self, trigger: Trigger, **start_options: Any) -> LearningSession:
-        return self.run(self.start(trigger, **start_options))
+    def run_session(
+        self,
+        trigger: Trigger,
+        *,
+        autonomy: AutonomyMode | str | None = None,
+        parent_session_id: str | None = None,
+    ) -> LearningSession:
+        """`start` then `run`: one session from trigger to rest."""
+        return self.run(self.start(trigger, autonomy=autonomy, parent_session_id=parent_session_id))
 
     def approve(self, session_id: str, edit_id: str, *, reviewer: str, note: str = "") -> LearningSession:
         """Approve a pending edit: it is applied and gated now, and the session moves on."""
@@ -243,7 +256,5 @@ class Engine:
     def work(self, **options: Any) -> Any:
         """Run as a worker on this engine's store: claim runnable sessions (of any workspace) until
         idle. Options as `distill_es.app.worker.work`; sessions are opened with the default adapters."""
-        from distill_es.app.worker import work
-
         options.setdefault("open_runner", worker_opener)
-        return work(self.store.url, self.state_dir, **options)
+        return worker.work(self.store.url, self.state_dir, **options)
