@@ -11,6 +11,7 @@ from distill_es.domain.errors import DamagedSession
 from distill_es.domain.session.aggregate import Session
 from distill_es.store.app import EventStore
 from distill_es.store.projections import SessionIndex
+from distill_es.store.verify import log_behind_index
 
 Anchors = dict[str, list[Anchor]]
 
@@ -20,12 +21,10 @@ def _check_against_index(seen: dict[str, Any] | None, sid: str, version: int, di
     was read before the log: another writer can only add to it meanwhile)."""
     if seen is None or seen.get("status") == "damaged":
         return
-    if seen["version"] > version:
-        detail = f"the index saw {seen['version']} events, the log ends at version {version}"
-        raise DamagedSession(sid, detail, kind="truncated")
-    if seen["version"] == version and seen.get("last_digest") not in (None, digest):
-        detail = f"event {version}'s digest differs from the one the index recorded"
-        raise DamagedSession(sid, detail, kind="edited")
+    behind = log_behind_index(seen, version, digest, row_without_digest_is_edited=False)
+    if behind is not None:
+        kind, detail, _ = behind
+        raise DamagedSession(sid, detail, kind=kind)
 
 
 class CheckedLog:

@@ -200,6 +200,24 @@ def _index_row(index: SessionIndex, sid: str) -> dict[str, Any] | None:
     return None
 
 
+def log_behind_index(
+    row: dict[str, Any], last_version: int, last_digest: str | None, *, row_without_digest_is_edited: bool
+) -> tuple[str, str, int] | None:
+    """(kind, detail, position) when a session's log ends before the last event its index row saw
+    (`truncated`), or differs at it (`edited`: the whole chain may have been rewritten consistently, and
+    only the index remembers the real end); None when they agree. `verify` counts a row that recorded
+    no digest as edited; loads skip that check (the row may predate digests in the index)."""
+    if row["version"] > last_version:
+        detail = f"the index saw {row['version']} events, the log ends at version {last_version}"
+        return "truncated", detail, last_version + 1
+    recorded = row.get("last_digest")
+    differs = recorded != last_digest and (recorded is not None or row_without_digest_is_edited)
+    if row["version"] == last_version and differs:
+        detail = f"event {last_version}'s digest differs from the one the index recorded"
+        return "edited", detail, last_version
+    return None
+
+
 def _compare_projection(
     sid: str, row: dict[str, Any] | None, view: Any, last_version: int, last_digest: str | None
 ) -> list[Damage]:
@@ -209,13 +227,9 @@ def _compare_projection(
     if row is None:
         return [damage("projection", "session missing from the index")]
     found = []
-    if row["version"] > last_version:
-        detail = f"index saw {row['version']} events, the log ends at version {last_version}"
-        found.append(damage("truncated", detail, last_version + 1))
-    if row["version"] == last_version and row.get("last_digest") != last_digest:
-        # The whole chain may have been rewritten consistently; the index remembers the real end.
-        detail = "the log's last digest differs from the one the index recorded"
-        found.append(damage("edited", detail, last_version))
+    behind = log_behind_index(row, last_version, last_digest, row_without_digest_is_edited=True)
+    if behind is not None:
+        found.append(damage(*behind))
     if view is not None and row["version"] == view.version:
         if row["status"] != view.status.value:
             found.append(
