@@ -3,8 +3,9 @@
 For the edits it reads each edit's lifecycle state (`edit_lifecycle`): one case per state.
 
 The engine loops: load the session, ask `next_step`, perform exactly that step, record its result,
-repeat until `Rest`. A process that crashed anywhere resumes by doing the same thing, so what the
-log says is done is never done again.
+repeat until `Rest`. Most steps make one outside call; `RunTool` and `ScoreTree` make several and say
+so below (their results are recorded together, in one save, or not at all). A process that crashed
+anywhere resumes by doing the same thing, so what the log says is done is never done again.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from distill_es.domain.policy import route
 from distill_es.domain.session.aggregate import Session
 from distill_es.domain.session.edit_lifecycle import EditState as E
 from distill_es.domain.session.records import EditProgress
+from distill_es.domain.teacher_reply import SUBMIT_DIAGNOSIS
 from distill_es.domain.vocabulary import EditOp, SessionStatus
-
-SUBMIT_DIAGNOSIS = "submit_diagnosis"
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,9 @@ class CallTeacher(Step):
 
 @dataclass(frozen=True)
 class RunTool(Step):
+    """Run one diagnose tool the teacher called. May make several outside calls: a student run, a
+    self-run teacher call and judge calls (`run_self_on_task`, `compare_outputs`)."""
+
     call_key: str
     tool_use_id: str
     name: str
@@ -111,6 +114,9 @@ class StartApply(Step):
 
 @dataclass(frozen=True)
 class ScoreTree(Step):
+    """Score one workspace tree on the gate tasks: one student run and score per task not yet scored
+    on this tree (`missing` of `total`), recorded as one `TasksScored` or not at all."""
+
     tree_sha: str
     edit_id: str | None  # the edit whose gate needs it, if any
     total: int = 0  # gate tasks
