@@ -14,32 +14,22 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from eventsourcing.domain import Aggregate
-from eventsourcing.utils import register_topic
-
-from distill_es.domain.chain import ChainedEvent
+from distill_es.domain.chain import ChainedCreated, ChainedEvent
 
 
 class SessionEvent(ChainedEvent):
     """Base of every non-initial session event."""
 
 
-class SessionStarted(Aggregate.Created):
+class SessionStarted(ChainedCreated):
     """A session exists: what started it, under which settings, on which workspace."""
 
     TOPIC: ClassVar[str] = "distill_es.SessionStarted.v1"
-    digest: str
     trigger: dict[str, Any]  # {"kind": TriggerKind, "metadata": {...}}
     autonomy_mode: str
     settings: dict[str, Any]  # the full Settings the session runs under, frozen at start
     workspace: str
     parent_session_id: str | None = None
-
-    def apply(self, aggregate: Any) -> None:
-        aggregate.evolve(self)
-
-
-register_topic(SessionStarted.TOPIC, SessionStarted)
 
 
 # --- initiated -------------------------------------------------------------------------------
