@@ -105,11 +105,12 @@ def _parser() -> argparse.ArgumentParser:
 def _log_to_stderr() -> None:
     """Only our own records: transitions logs every callback at INFO, which costs real CPU here."""
     from distill_es.adapters.terminal_safe import InertFormatter
+    from distill_es.app.worker import log
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     for handler in logging.getLogger().handlers:  # messages quote errors from outside: print them inert
         handler.setFormatter(InertFormatter("%(asctime)s %(name)s %(message)s"))
-    logging.getLogger("distill_es.worker").setLevel(logging.INFO)
+    log.setLevel(logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:
