@@ -9,12 +9,14 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 from uuid import UUID
 
 from pydantic import Field
 
 from distill_es.domain.vocabulary import AutonomyMode, Edit, EditRiskTier, LearningSession, Trigger, Value
+
+A = TypeVar("A")  # an aggregate class a store lookup must find
 
 
 class BenchmarkTask(Value):
@@ -204,6 +206,10 @@ class AggregateStore(Protocol):
     def save(self, aggregate: Any) -> int: ...
 
     def find(self, aggregate_id: UUID) -> Any | None: ...
+
+    def find_as(
+        self, aggregate_id: UUID, kind: type[A], not_found: Callable[[str], Exception]
+    ) -> A | None: ...
 
     def aggregate_ids(self, created_topic: str, batch: int = 1000) -> Iterator[UUID]: ...
 

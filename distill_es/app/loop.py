@@ -169,12 +169,7 @@ def _parse_loop_id(loop_id: str | UUID) -> UUID:
 
 
 def _load(runner: SessionRunner, loop_id: UUID) -> Loop | None:
-    found = runner.store.find(loop_id)
-    if found is None:
-        return None
-    if not isinstance(found, Loop):
-        raise LoopNotFound(f"{loop_id} is a {type(found).__name__}, not a loop")
-    return found
+    return runner.store.find_as(loop_id, Loop, LoopNotFound)
 
 
 def get_loop(runner: SessionRunner, loop_id: str | UUID) -> LoopView:

@@ -45,6 +45,7 @@ APP_NAME = "distill_es"
 
 P = ParamSpec("P")
 R = TypeVar("R")
+A = TypeVar("A")
 
 
 def _store_call(method: Callable[P, R]) -> Callable[P, R]:
@@ -151,7 +152,7 @@ class EventStore:
             recordings = self.app.save(aggregate)
         except IntegrityError:
             raise ConcurrentSessionWrite(
-                f"{_noun(aggregate)} {aggregate.id} was written by someone else since it was loaded "
+                f"{_noun(type(aggregate))} {aggregate.id} was written by someone else since it was loaded "
                 f"(tried to append from version {first}); "
                 "nothing of this write was stored — reload and decide again"
             ) from None
@@ -214,6 +215,14 @@ class EventStore:
             return self.app.repository.get(aggregate_id, projector_func=fold)
         except AggregateNotFoundError:
             return None
+
+    def find_as(self, aggregate_id: UUID, kind: type[A], not_found: Callable[[str], Exception]) -> A | None:
+        """`find`, for an id that must name a `kind`: None when nothing has that id, `not_found(detail)`
+        raised when something else does (a loop id given where a training run is expected)."""
+        found = self.find(aggregate_id)
+        if found is not None and not isinstance(found, kind):
+            raise not_found(f"{aggregate_id} is not a {_noun(kind)} (it is a {_noun(type(found))})")
+        return found
 
     @_store_call
     def load_at(self, session_id: str | UUID, at: datetime) -> Session:
@@ -331,9 +340,9 @@ class EventStore:
         self.app.close()
 
 
-def _noun(aggregate: Any) -> str:
-    """How a message names the aggregate's kind: Session -> session, TrainingRun -> training run."""
-    return re.sub(r"(?<!^)(?=[A-Z])", " ", type(aggregate).__name__).lower()
+def _noun(kind: type) -> str:
+    """How a message names an aggregate class: Session -> session, TrainingRun -> training run."""
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", kind.__name__).lower()
 
 
 def parse_session_id(session_id: str | UUID) -> UUID:

@@ -309,12 +309,7 @@ class TrainingService:
             raise TrainingRunNotFound(f"{run_id!r} is not a training run id") from None
 
     def _find(self, rid: UUID) -> TrainingRun | None:
-        found = self.store.find(rid)
-        if found is None:
-            return None
-        if not isinstance(found, TrainingRun):
-            raise TrainingRunNotFound(f"{rid} is not a training run (it is a {type(found).__name__})")
-        return found
+        return self.store.find_as(rid, TrainingRun, TrainingRunNotFound)
 
     def _load(self, rid: UUID) -> TrainingRun:
         run = self._find(rid)
