@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from distill_es import _moved
 from distill_es._version import __version__ as __version__
 from distill_es.domain.triggers import ClusterTrigger, OnDemandTrigger, ScheduledTrigger, UserFlagTrigger
 from distill_es.domain.vocabulary import (
@@ -25,6 +26,8 @@ from distill_es.domain.vocabulary import (
     Trigger,
     TriggerKind,
 )
+
+_moved.install()  # the module paths earlier releases documented still import
 
 if TYPE_CHECKING:
     from distill_es.api import Engine

@@ -245,8 +245,11 @@ class Bench:
                 ledger = engine.cost_ledger(view.id)
                 payload = sum(
                     payload_json_size(
-                        {k: v for k, v in engine.store.decode_state(r).items()
-                         if k not in chain.ENVELOPE_KEYS}
+                        {
+                            k: v
+                            for k, v in engine.store.decode_state(r).items()
+                            if k not in chain.ENVELOPE_KEYS
+                        }
                     )
                     for r in engine.store.stored_events(view.id)
                 )

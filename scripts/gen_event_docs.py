@@ -18,7 +18,7 @@ ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_topi
 HEADER = """\
 # Events reference
 
-Generated from `distill_es/domain/events.py` by `scripts/gen_event_docs.py` — do not edit by hand.
+Generated from `distill_es/domain/session/events.py` by `scripts/gen_event_docs.py` — do not edit by hand.
 
 Every event also carries its envelope: the session id (`originator_id`), its position in the session
 (`originator_version`, from 1, contiguous), a UTC `timestamp`, and a `digest` chaining it to the

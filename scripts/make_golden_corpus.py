@@ -227,8 +227,11 @@ def record() -> dict[str, Any]:
     flags = {"launched": daemon.flag("t003", note="Sydney again", flagged_by="eve").flag_id}
     base = TriggerSettings.load(HOME)
     flag_on = base.user_flag.model_copy(update={"enabled": True})
-    fired = tick(daemon, now=datetime.now(UTC),
-                 settings=base.model_copy(update={"user_flag": flag_on, "pause_while_review_pending": False}))
+    fired = tick(
+        daemon,
+        now=datetime.now(UTC),
+        settings=base.model_copy(update={"user_flag": flag_on, "pause_while_review_pending": False}),
+    )
     assert fired.session_id, fired.lines()
     ids["failed_cold_start"] = str(fired.session_id)
     flags["pending"] = daemon.flag("t005", note="Canberra?", flagged_by="eve").flag_id
@@ -254,10 +257,24 @@ def record() -> dict[str, Any]:
         # `sessions --json` shows every session as it is now: `show` (a load by id, through the snapshot
         # for completed_approved) and `history` for the ones whose paths differ.
         "show": ["completed_approved", "failed_v1", "executing"],
-        "history": ["rolled_back", "completed_rejected", "lora_trained", "cancelled", "failed_v1",
-                    "failed_cold_start", "initiated", "diagnosing", "planning", "executing"],
-        "show_at": {"awaiting_review": [1, 6, 20], "rolled_back": [40], "failed_v1": [2],
-                    "lora_trained": [30]},
+        "history": [
+            "rolled_back",
+            "completed_rejected",
+            "lora_trained",
+            "cancelled",
+            "failed_v1",
+            "failed_cold_start",
+            "initiated",
+            "diagnosing",
+            "planning",
+            "executing",
+        ],
+        "show_at": {
+            "awaiting_review": [1, 6, 20],
+            "rolled_back": [40],
+            "failed_v1": [2],
+            "lora_trained": [30],
+        },
     }
 
 

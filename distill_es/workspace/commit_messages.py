@@ -14,7 +14,7 @@ from distill_es.domain.vocabulary import Edit
 
 BASELINE_TRAILER = ("Distill-ES", "baseline")
 BASELINE_MESSAGE = (
-    "distill_es: baseline of config.toml, agents/, tools/\n\n" f"{BASELINE_TRAILER[0]}: {BASELINE_TRAILER[1]}"
+    f"distill_es: baseline of config.toml, agents/, tools/\n\n{BASELINE_TRAILER[0]}: {BASELINE_TRAILER[1]}"
 )
 _TRAILER_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*): (.*)$")
 

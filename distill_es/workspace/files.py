@@ -20,6 +20,8 @@ from distill_es.domain.errors import InvalidEdit, WorkspaceError
 from distill_es.domain.layout import PRIVATE_DIRS
 
 TEMP_SUFFIX = ".distill_es-tmp"
+
+
 def read_inside(root: Path, relative: str) -> str | None:
     """The text of a workspace file (None when it does not exist), read only if it resolves inside the
     workspace: `InvalidEdit` for a '..', an absolute path or a symlink pointing out, as for writes."""

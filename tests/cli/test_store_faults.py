@@ -205,7 +205,6 @@ def test_a_read_command_on_an_empty_postgresql_database_says_so_and_creates_no_t
         assert pg_tables(url) == []
 
 
-
 def test_a_full_disk_met_outside_the_store_is_one_line_too(capsys: pytest.CaptureFixture[str]) -> None:
     """A blob, a lock file, a git object: the OS error is reported as the fault, not as a bug."""
     full = OSError(28, "No space left on device", "/w/.distill_es/blobs/ab")
