@@ -21,6 +21,7 @@ from distill_es.adapters.traces import open_trace_source
 from distill_es.app.ledger_judge import LedgerJudge
 from distill_es.app.progress import ScoringObserver, StepObserver
 from distill_es.app.session_runner import Runner
+from distill_es.config.paths import resolve
 from distill_es.config.settings import Settings
 from distill_es.domain.errors import NotAWorkspace
 from distill_es.domain.layout import STATE_DIR
@@ -90,7 +91,7 @@ class DefaultAdapters:
     @property
     def traces(self) -> TraceSource:
         if self._traces is None:
-            self._traces = open_trace_source(self.home)
+            self._traces = open_trace_source(self.home, self.settings.traces_source(self.home))
         return self._traces
 
     @property
@@ -122,7 +123,7 @@ def workspace_home(home: str | Path, *, create: bool) -> Path:
     """`home` expanded and resolved; a workspace there, or scaffolded there when `create`."""
     from distill_es.workspace.scaffold import create_workspace, is_workspace
 
-    path = Path(home).expanduser().resolve()
+    path = resolve(home)
     if is_workspace(path):
         return path
     if not create:

@@ -315,11 +315,60 @@ class OpenJarvisTraceSource:
         return [rec for t in hits if (rec := records[t]) is not None]
 
 
-def open_trace_source(home: str | Path) -> TraceSource:
-    """traces.jsonl if present, else traces.db, else an empty source."""
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def is_sqlite(path: Path) -> bool:
+    """True when `path` starts like a SQLite database (what an OpenJarvis traces.db is)."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except OSError:
+        return False
+
+
+def has_traces_text(path: Path) -> bool:
+    """True when the file holds anything but whitespace: an empty traces.jsonl (as `init` writes it)
+    must not hide a traces.db beside it."""
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(65536):
+                if chunk.strip():
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+def open_source_file(path: str | Path) -> TraceSource:
+    """A configured source: an OpenJarvis traces.db (told by its SQLite header, or a folder holding one,
+    such as ~/.openjarvis) or else a traces.jsonl. A missing one is an error, never an empty source."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / TRACES_DB).is_file():
+            return OpenJarvisTraceSource(path / TRACES_DB)
+        if (path / TRACES_JSONL).is_file():
+            return JsonlTraceSource(path / TRACES_JSONL)
+        raise WorkspaceError(f"{path}: a folder with neither {TRACES_DB} nor {TRACES_JSONL} in it")
+    if not path.is_file():
+        raise WorkspaceError(f"{path}: traces source not found (the [traces] source setting or --traces)")
+    if is_sqlite(path):
+        return OpenJarvisTraceSource(path)
+    return JsonlTraceSource(path)
+
+
+def open_trace_source(home: str | Path, source: str | Path | None = None) -> TraceSource:
+    """`source` when given (already resolved: see config.paths); else the workspace's traces.jsonl if
+    it holds any text, else its traces.db, else its (empty) traces.jsonl so lines appended later are
+    seen, else an empty source."""
+    if source:
+        return open_source_file(source)
     home = Path(home)
-    if (home / TRACES_JSONL).is_file():
-        return JsonlTraceSource(home / TRACES_JSONL)
-    if (home / TRACES_DB).is_file():
-        return OpenJarvisTraceSource(home / TRACES_DB)
+    jsonl, db = home / TRACES_JSONL, home / TRACES_DB
+    if jsonl.is_file() and has_traces_text(jsonl):
+        return JsonlTraceSource(jsonl)
+    if db.is_file():
+        return OpenJarvisTraceSource(db)
+    if jsonl.is_file():
+        return JsonlTraceSource(jsonl)
     return EmptyTraceSource()

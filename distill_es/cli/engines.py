@@ -15,6 +15,7 @@ import typer
 
 from distill_es.cli.errors import CliFailure
 from distill_es.cli.options import ROOT_CONTEXT, globals_of
+from distill_es.config.paths import resolve
 from distill_es.domain.errors import SessionNotFound
 from distill_es.domain.layout import SETTINGS_FILE
 from distill_es.workspace.scaffold import is_workspace
@@ -27,10 +28,11 @@ DEMO_MARKER = "# distill_es demo settings"
 
 
 def resolve_home(ctx: typer.Context, home: Path | None) -> Path:
-    """--home (command, then global), then $DISTILL_ES_HOME, then the cwd if it is a workspace."""
+    """--home (command, then global), then $DISTILL_ES_HOME (`~` and `$VARS` expanded in both), then
+    the nearest workspace at or above the current directory, as git finds its repository."""
     chosen = home or globals_of(ctx).home or os.environ.get("DISTILL_ES_HOME") or None
     if chosen is not None:
-        path = Path(chosen).expanduser().resolve()
+        path = resolve(chosen)
         if not is_workspace(path):
             raise CliFailure(
                 3,
@@ -38,14 +40,24 @@ def resolve_home(ctx: typer.Context, home: Path | None) -> Path:
                 f"create one with `distill-es init {shlex.quote(str(path))}`, or try `distill-es demo`",
             )
         return path
-    cwd = Path.cwd()
-    if is_workspace(cwd):
-        return cwd.resolve()
+    found = find_workspace(Path.cwd())
+    if found is not None:
+        return found
     raise CliFailure(
         2,
-        "no workspace: pass --home DIR or set DISTILL_ES_HOME (the current directory is not a workspace)",
+        "no workspace: pass --home DIR or set DISTILL_ES_HOME (neither the current directory nor any "
+        "folder above it is a workspace)",
         "create one with `distill-es init DIR`, or try `distill-es demo` for an offline example",
     )
+
+
+def find_workspace(start: Path) -> Path | None:
+    """The nearest workspace at `start` or above it; None when there is none up to the root."""
+    here = start.resolve()
+    for folder in (here, *here.parents):
+        if is_workspace(folder):
+            return folder
+    return None
 
 
 def is_demo(home: Path) -> bool:

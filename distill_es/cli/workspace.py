@@ -20,6 +20,7 @@ from distill_es.cli.engines import open_engine, resolve_home
 from distill_es.cli.errors import CliFailure
 from distill_es.cli.options import HomeOption, JsonOption, globals_of
 from distill_es.cli.progress import StepProgress
+from distill_es.config.paths import resolve
 from distill_es.domain.errors import WorkspaceConflict
 from distill_es.domain.vocabulary import LearningSession
 
@@ -53,7 +54,7 @@ def init(
     from distill_es.workspace.scaffold import create_workspace
 
     chosen = home or globals_of(ctx).home or os.environ.get("DISTILL_ES_HOME") or Path.cwd()
-    target = Path(chosen).expanduser().resolve()
+    target = resolve(chosen)
     if target.exists() and not target.is_dir():
         raise CliFailure(2, f"{target} exists and is not a directory", "choose another path")
     target.mkdir(parents=True, exist_ok=True)
@@ -90,9 +91,7 @@ def demo(
     from distill_es.domain.triggers import OnDemandTrigger
 
     chosen = home or globals_of(ctx).home
-    target = (
-        Path(chosen).expanduser().resolve() if chosen else Path(tempfile.mkdtemp(prefix="distill-es-demo-"))
-    )
+    target = resolve(chosen) if chosen else Path(tempfile.mkdtemp(prefix="distill-es-demo-"))
     target.mkdir(parents=True, exist_ok=True)
     with _refusing_overwrite(target):
         world.create_demo_workspace(target)

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from distill_es.config.paths import resolve
 from distill_es.domain.errors import SettingsError
 from distill_es.domain.layout import SETTINGS_FILE
 from distill_es.domain.payloads import describe_validation
@@ -61,6 +62,12 @@ class GateSettings(_Section):
     benchmark_version: str = "personal_v1"
 
 
+class TracesSettings(_Section):
+    # A traces.jsonl or an OpenJarvis traces.db; `~` and `$VARS` expanded, relative to the workspace.
+    # Empty: the workspace's non-empty traces.jsonl, else its traces.db (adapters/traces.py).
+    source: str = ""
+
+
 class TrainingSettings(_Section):
     trainer_command: list[str] = []  # argv; empty: every training run ends as a dry run
     timeout_seconds: float = Field(default=4 * 3600.0, gt=0)
@@ -84,6 +91,7 @@ class Settings(_Section):
     student: StudentSettings = StudentSettings()
     session: SessionSettings = SessionSettings()
     gate: GateSettings = GateSettings()
+    traces: TracesSettings = TracesSettings()
     training: TrainingSettings = TrainingSettings()
     network: NetworkSettings = NetworkSettings()
     # The daemon's [triggers] table; validated by distill_es.config.trigger_settings.TriggerSettings.
@@ -105,6 +113,11 @@ class Settings(_Section):
             return cls.model_validate(data)
         except ValidationError as exc:
             raise SettingsError(f"{path}: {describe_validation(exc)}") from None
+
+    def traces_source(self, home: Path) -> Path | None:
+        """`[traces] source` as a path (`~`, `$VARS` expanded, relative to `home`); None when unset."""
+        source = self.traces.source.strip()
+        return resolve(source, home) if source else None
 
     def with_overrides(self, **overrides: dict[str, Any]) -> Settings:
         data = self.model_dump(mode="json")
@@ -138,6 +151,11 @@ DEFAULT_SETTINGS_TOML = """\
 # backoff_seconds = 0.5          # first wait after a failure; doubles each retry
 # max_backoff_seconds = 8
 # max_rate_limit_wait_seconds = 180   # a 429 asking for longer interrupts the session (resume later)
+
+[traces]
+# source = ""                    # a traces.jsonl or an OpenJarvis traces.db (~ and $VARS expanded,
+                                 # relative to this folder); empty: this workspace's non-empty
+                                 # traces.jsonl, else its traces.db
 
 [session]
 # autonomy_mode = "tiered"       # auto | tiered | manual

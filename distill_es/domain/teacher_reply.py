@@ -37,3 +37,12 @@ def tool_input(response: dict[str, Any], name: str) -> Any | None:
     """The input of the reply's first call of tool `name`, or None when it made no such call."""
     calls = tool_uses(response, name)
     return calls[0].get("input") if calls else None
+
+
+def tokens_of(response: dict[str, Any]) -> int:
+    """The reply's tokens, read and written (cache reads and writes included); 0 when unreported."""
+    usage = response.get("usage") if isinstance(response, dict) else None
+    if not isinstance(usage, dict):
+        return 0
+    keys = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    return sum(n for key in keys if isinstance(n := usage.get(key), int) and not isinstance(n, bool))

@@ -180,10 +180,43 @@ class EditOutcome(Value):
 
 
 class Trigger(Value):
-    """What started a session: its kind and the facts that made it fire."""
+    """What started a session: its kind and the facts that made it fire.
+
+    The facts are read as attributes too, as OpenJarvis's trigger dataclasses have them
+    (`UserFlagTrigger(trace_id="t1").trace_id`); they stay stored in `metadata` only, so stored
+    events and equality are unchanged. A fact the trigger does not carry is an AttributeError."""
 
     kind: TriggerKind
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    def _fact(self, name: str) -> Any:
+        if name not in self.metadata:
+            raise AttributeError(f"a {self.kind.value} trigger has no {name!r}")
+        return self.metadata[name]
+
+    @property
+    def trace_id(self) -> str:  # user_flag
+        return self._fact("trace_id")
+
+    @property
+    def cron(self) -> str:  # scheduled
+        return self._fact("cron")
+
+    @property
+    def new_trace_count(self) -> int:  # scheduled
+        return self._fact("new_trace_count")
+
+    @property
+    def cluster_description(self) -> str:  # cluster
+        return self._fact("cluster_description")
+
+    @property
+    def trace_ids(self) -> list[str]:  # cluster
+        return list(self._fact("trace_ids"))
+
+    @property
+    def failure_rate(self) -> float:  # cluster
+        return self._fact("failure_rate")
 
 
 class LearningSession(Value):

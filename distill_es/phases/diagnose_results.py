@@ -187,7 +187,12 @@ UNANSWERED = {"score": 0.0}
 
 
 def self_run(task: BenchmarkTask, run: SelfRun) -> dict[str, Any]:
-    return {"task_id": task.task_id, "output": run.output, "cost_usd": run.cost_usd}
+    return {
+        "task_id": task.task_id,
+        "output": run.output,
+        "cost_usd": run.cost_usd,
+        "tokens_used": run.tokens_used,
+    }
 
 
 def comparison(task: BenchmarkTask, student: dict[str, Any], teacher: dict[str, Any]) -> ToolOutcome:

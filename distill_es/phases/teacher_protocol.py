@@ -42,6 +42,7 @@ class SelfRun(Value):
 
     output: str = ""
     cost_usd: float = Field(default=0.0, ge=0.0)
+    tokens_used: int = Field(default=0, ge=0)  # read and written, as the reply's usage reports them
 
 
 class ToolOutcome(Value):

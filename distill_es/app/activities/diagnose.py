@@ -81,8 +81,11 @@ def run_tool(ctx: StepContext, session: Session, step: steps.RunTool) -> Outcome
         self_runs.append(outcome)
         if isinstance(outcome, Refused):
             raise DistillError("the teacher could not answer")
+        response = outcome.args["response"]
         return SelfRun(
-            output=teacher_reply.text_of(outcome.args["response"]), cost_usd=outcome.args["cost_usd"]
+            output=teacher_reply.text_of(response),
+            cost_usd=outcome.args["cost_usd"],
+            tokens_used=teacher_reply.tokens_of(response),
         )
 
     toolbox = Toolbox(
