@@ -16,13 +16,14 @@ import typer
 from distill_es.cli.errors import CliFailure
 from distill_es.cli.options import ROOT_CONTEXT, globals_of
 from distill_es.config.paths import resolve
-from distill_es.domain.errors import SessionNotFound
+from distill_es.domain.errors import SessionNotFound, WorkspaceError
 from distill_es.domain.layout import SETTINGS_FILE
 from distill_es.workspace.scaffold import is_workspace
 
 if TYPE_CHECKING:  # the engine pulls in the anthropic and openai SDKs: imported only when a command needs it
     from distill_es.api import Engine
     from distill_es.cli.progress import StepProgress
+    from distill_es.ports import TraceSource
 
 DEMO_MARKER = "# distill_es demo settings"
 
@@ -68,21 +69,39 @@ def is_demo(home: Path) -> bool:
         return False
 
 
-def _open_demo(home: Path, store: str | None, teacher: Any, progress: StepProgress | None) -> Engine:
+def _open_demo(
+    home: Path, store: str | None, teacher: Any, progress: StepProgress | None, traces: TraceSource | None
+) -> Engine:
     """The demo's engine (shipped cassette + DemoStudent), so demo follow-ups stay offline."""
     from distill_es.api import Engine
     from distill_es.demo import world
     from distill_es.demo.run import CASSETTE, open_demo_engine
 
     if store is None:
-        return open_demo_engine(home, teacher=teacher, **observers(progress))
+        return open_demo_engine(home, teacher=teacher, traces=traces, **observers(progress))
     # open_demo_engine takes no store URL; build the same ports with the chosen store.
     from distill_es.adapters.cassette import CassetteTeacher
 
     chosen = teacher if teacher is not None else CassetteTeacher(CASSETTE)
     return Engine.open(
-        home, teacher=chosen, student=world.DemoStudent(home), store_url=store, **observers(progress)
-    )
+        home, teacher=chosen, student=world.DemoStudent(home), store_url=store, traces=traces,
+        **observers(progress),
+    )  # fmt: skip
+
+
+def traces_from(path: Path | None) -> TraceSource | None:
+    """The source `--traces PATH` names (`~`, `$VARS` expanded; relative to the current directory),
+    opened now so a wrong path stops the command before anything is recorded (exit 3)."""
+    if path is None:
+        return None
+    from distill_es.adapters.traces import open_source_file
+
+    try:
+        return open_source_file(resolve(path))
+    except WorkspaceError as exc:
+        raise CliFailure(
+            3, str(exc), "pass a traces.jsonl, an OpenJarvis traces.db, or a folder holding one"
+        ) from exc
 
 
 def build_engine(
@@ -94,18 +113,22 @@ def build_engine(
     progress: StepProgress | None = None,
     store: str | None = None,
     read_only: bool = False,
+    traces: Path | None = None,
 ) -> Engine:
     """The engine on `home` (and `store`, else the global --store). Commands that drive a session
     (`drives`) on a demo workspace get the demo's teacher and student; read commands never build a
-    teacher or student at all, and `read_only` ones create no store, table or folder either."""
+    teacher or student at all, and `read_only` ones create no store, table or folder either.
+    `traces` (--traces) replaces the workspace's traces source."""
     from distill_es.api import Engine
 
     store = store or globals_of(ctx).store
+    source = traces_from(traces)
     if drives and is_demo(home):
-        return _open_demo(home, store, teacher, progress)
+        return _open_demo(home, store, teacher, progress, source)
     return Engine.open(
-        home, teacher=teacher, store_url=store, create_tables=not read_only, **observers(progress)
-    )
+        home, teacher=teacher, store_url=store, create_tables=not read_only, traces=source,
+        **observers(progress),
+    )  # fmt: skip
 
 
 def observers(progress: StepProgress | None) -> dict[str, Any]:

@@ -86,8 +86,9 @@ def _global_options(
 
 
 # The commands, in the order `--help` lists them (groups come after the commands).
+app.command(cls=workspace.InitCommand)(workspace.init)  # its --openjarvis takes an optional folder
 for command in (
-    workspace.init, workspace.demo,
+    workspace.demo,
     sessions.run, sessions.resume, sessions.sessions, sessions.show, sessions.history,
     decisions.review, decisions.approve, decisions.reject, decisions.rollback, decisions.cancel,
     sessions.verify, workspace.diagram,

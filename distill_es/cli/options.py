@@ -23,6 +23,16 @@ HomeOption = Annotated[
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print machine-readable JSON to stdout, nothing else.")
 ]
+TracesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--traces",
+        metavar="PATH",
+        help="Read the traces from here instead: a traces.jsonl, an OpenJarvis traces.db, or a folder "
+        "holding one (~/.openjarvis). Default: distill_es.toml [traces] source, else the workspace's.",
+        show_default=False,
+    ),
+]
 SessionArg = Annotated[
     str,
     typer.Argument(metavar="SESSION", help="A session id, or a unique prefix of one.", show_default=False),

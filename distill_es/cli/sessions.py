@@ -18,7 +18,7 @@ from distill_es.cli import render
 from distill_es.cli.console import err, out, print_json
 from distill_es.cli.driving import drive, session_exit
 from distill_es.cli.engines import is_demo, open_engine, resolve_home, resolve_session
-from distill_es.cli.options import HomeOption, JsonOption, SessionArg
+from distill_es.cli.options import HomeOption, JsonOption, SessionArg, TracesOption
 from distill_es.cli.progress import StepProgress
 from distill_es.cli.teachers import (
     TEACHER_METAVAR,
@@ -78,6 +78,7 @@ def run(
         typer.Option("--record-cassette", metavar="PATH", show_default=False,
                      help="Append every teacher call to this cassette, to replay later offline."),
     ] = None,
+    traces: TracesOption = None,
 ) -> None:  # fmt: skip
     """Run one learning session, with live progress.
 
@@ -95,7 +96,7 @@ def run(
         teacher = f"cassette:{CASSETTE}"
     progress = StepProgress(err())
     with open_engine(ctx, path, drives=True, teacher=build_teacher(teacher, record_cassette),
-                     progress=progress) as engine:  # fmt: skip
+                     progress=progress, traces=traces) as engine:  # fmt: skip
         session_id = engine.start(chosen_trigger, autonomy=autonomy)
         err().print(Text(f"session {session_id} started on {path}", style="dim"), soft_wrap=True)
         view = drive(engine, session_id, progress, path)
@@ -112,6 +113,7 @@ def resume(
         typer.Option("--teacher", callback=teacher_spec, metavar=TEACHER_METAVAR, show_default=False,
                      help="The teacher, if the session still needs one (as for run)."),
     ] = None,
+    traces: TracesOption = None,
 ) -> None:  # fmt: skip
     """Continue an interrupted session from its last recorded step.
 
@@ -120,7 +122,7 @@ def resume(
     path = resolve_home(ctx, home)
     progress = StepProgress(err())
     chosen = build_teacher(teacher, None) if teacher else (None if is_demo(path) else LazyAnthropic())
-    with open_engine(ctx, path, drives=True, teacher=chosen, progress=progress) as engine:
+    with open_engine(ctx, path, drives=True, teacher=chosen, progress=progress, traces=traces) as engine:
         view = drive(engine, resolve_session(engine, session), progress, path)
     out().print(render.session_summary(view))
     session_exit(view, path)

@@ -8,10 +8,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
+import click
 import typer
 from rich.text import Text
+from typer.core import TyperCommand
 
 from distill_es.cli import render
 from distill_es.cli.console import err, out, print_json
@@ -21,8 +23,11 @@ from distill_es.cli.errors import CliFailure
 from distill_es.cli.options import HomeOption, JsonOption, globals_of
 from distill_es.cli.progress import StepProgress
 from distill_es.config.paths import resolve
-from distill_es.domain.errors import WorkspaceConflict
+from distill_es.domain.errors import WorkspaceConflict, WorkspaceError
 from distill_es.domain.vocabulary import LearningSession
+
+if TYPE_CHECKING:
+    from distill_es.workspace.openjarvis import OpenJarvisImport
 
 
 @contextmanager
@@ -44,12 +49,20 @@ def init(
                        help="Where to create the workspace. Default: --home, $DISTILL_ES_HOME, or the "
                        "current directory."),
     ] = None,
+    openjarvis: Annotated[
+        str | None,
+        typer.Option("--openjarvis", metavar="[DIR]", show_default=False,
+                     help="Set the workspace up for an OpenJarvis agent: read the traces in DIR's traces.db "
+                     "where they are, and start from DIR's config.toml (agent, tools, prompt, model, "
+                     "engine). DIR defaults to $OPENJARVIS_HOME, else ~/.openjarvis."),
+    ] = None,
 ) -> None:  # fmt: skip
     """Create a workspace for your agent.
 
     Writes config.toml, agents/, tools/, empty traces.jsonl and benchmark.jsonl, distill_es.toml with
-    commented defaults and .gitignore, and makes the baseline git commit. Refuses to overwrite an
-    existing workspace (exit 4).
+    commented defaults and .gitignore, and makes the baseline git commit. With --openjarvis, the
+    workspace reads OpenJarvis's traces.db (never writing it) and starts from its agent configuration.
+    Refuses to overwrite an existing workspace (exit 4).
     """
     from distill_es.workspace.scaffold import create_workspace
 
@@ -57,20 +70,77 @@ def init(
     target = resolve(chosen)
     if target.exists() and not target.is_dir():
         raise CliFailure(2, f"{target} exists and is not a directory", "choose another path")
+    found = _openjarvis_source(openjarvis) if openjarvis is not None else None
     target.mkdir(parents=True, exist_ok=True)
     with _refusing_overwrite(target):
-        create_workspace(target)
+        if found is None:
+            create_workspace(target)
+        else:
+            from distill_es.workspace.openjarvis import create_openjarvis_workspace
+
+            create_openjarvis_workspace(target, found.folder)
     quoted = shlex.quote(str(target))
     out().print(Text(f"created a distill_es workspace in {target}", style="bold green"))
+    if found is None:
+        out().print(
+            "  config.toml, agents/assistant/, tools/descriptions.toml, traces.jsonl, benchmark.jsonl,\n"
+            "  distill_es.toml (commented defaults), .gitignore, and the baseline commit\n\n"
+            "next:\n"
+            "  1. add your agent's traces to traces.jsonl and tasks to benchmark.jsonl "
+            "(one JSON object a line)\n"
+            "  2. export ANTHROPIC_API_KEY=...   and point DISTILL_ES_STUDENT_URL at your local model\n"
+            f"  3. distill-es --home {quoted} run",
+            soft_wrap=True,
+        )
+        return
+    out().print(f"  from OpenJarvis in {found.folder}:", soft_wrap=True)
+    for line in found.carried:
+        out().print(Text(f"    {line}"), soft_wrap=True)
+    for note in found.notes:
+        out().print(Text(f"  note: {note}"), soft_wrap=True)
     out().print(
-        "  config.toml, agents/assistant/, tools/descriptions.toml, traces.jsonl, benchmark.jsonl,\n"
-        "  distill_es.toml (commented defaults), .gitignore, and the baseline commit\n\n"
-        "next:\n"
-        "  1. add your agent's traces to traces.jsonl and tasks to benchmark.jsonl (one JSON object a line)\n"
-        "  2. export ANTHROPIC_API_KEY=...   and point DISTILL_ES_STUDENT_URL at your local model\n"
+        "\nnext:\n"
+        "  1. add tasks to benchmark.jsonl (one JSON object a line): the gate scores every edit on them\n"
+        "  2. export ANTHROPIC_API_KEY=...\n"
         f"  3. distill-es --home {quoted} run",
         soft_wrap=True,
     )
+
+
+OPENJARVIS_DEFAULT = "\x00default"  # `--openjarvis` given without a folder
+
+
+class InitCommand(TyperCommand):
+    """`init`, whose `--openjarvis` takes an optional value (typer has no such options): given last or
+    before another option, it stands for the default folder."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rewritten = list(args)
+        for i, arg in enumerate(args):
+            if arg == "--":
+                break
+            if arg == "--openjarvis" and (i + 1 == len(args) or args[i + 1].startswith("-")):
+                rewritten[i] = f"--openjarvis={OPENJARVIS_DEFAULT}"
+        return super().parse_args(ctx, rewritten)
+
+
+def _openjarvis_source(value: str) -> OpenJarvisImport:
+    """What `--openjarvis [DIR]` names, read before anything is created (a missing folder or traces
+    database is exit 3)."""
+    from distill_es.workspace.openjarvis import default_openjarvis_home, read_openjarvis
+
+    folder = default_openjarvis_home() if value == OPENJARVIS_DEFAULT else resolve(value)
+    if not folder.is_dir():
+        raise CliFailure(
+            3, f"{folder}: no OpenJarvis folder there",
+            "pass the folder OpenJarvis keeps its traces.db in: `distill-es init --openjarvis DIR`",
+        )  # fmt: skip
+    try:
+        return read_openjarvis(folder)
+    except WorkspaceError as exc:
+        if "not found" in str(exc):
+            raise CliFailure(3, str(exc), "run your OpenJarvis agent with traces enabled first") from exc
+        raise
 
 
 def demo(

@@ -16,6 +16,7 @@ from distill_es.app.progress import ScoringObserver, StepObserver
 from distill_es.demo import world
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.domain.vocabulary import LearningSession
+from distill_es.ports import TraceSource
 
 CASSETTE = Path(__file__).with_name("cassette.jsonl")
 
@@ -27,12 +28,14 @@ def open_demo_engine(
     on_step: StepObserver | None = None,
     on_scoring: ScoringObserver | None = None,
     on_wait: WaitObserver | None = None,
+    traces: TraceSource | None = None,
 ) -> Engine:
     """An engine on a demo workspace: the shipped cassette as teacher (unless given), the demo student."""
     return Engine.open(
         home,
         teacher=teacher if teacher is not None else CassetteTeacher(CASSETTE),
         student=world.DemoStudent(home),
+        traces=traces,
         on_step=on_step,
         on_scoring=on_scoring,
         on_wait=on_wait,

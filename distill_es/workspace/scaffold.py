@@ -57,6 +57,7 @@ def create_workspace(
     benchmark: Iterable[Mapping[str, Any]] = (),
     settings_toml: str = DEFAULT_SETTINGS_TOML,
     init_git: bool = True,
+    traces_file: bool = True,
 ) -> Path:
     """Write a workspace into `home` (which must not hold one already) and make its baseline commit."""
     home = Path(home)
@@ -71,7 +72,8 @@ def create_workspace(
     (home / prompt_path(agent)).write_text(system_prompt)
     (home / few_shot_path(agent)).write_text(json.dumps(few_shot or [], indent=2) + "\n")
     (home / DESCRIPTIONS_FILE).write_text(tool_descriptions_toml)
-    (home / "traces.jsonl").write_text(_jsonl(traces))
+    if traces_file:  # not when the traces live elsewhere ([traces] source)
+        (home / "traces.jsonl").write_text(_jsonl(traces))
     (home / "benchmark.jsonl").write_text(_jsonl(benchmark))
     (home / SETTINGS_FILE).write_text(settings_toml)
     if init_git:
