@@ -16,6 +16,7 @@ from distill_es.adapters.traces import (
 )
 from distill_es.domain.errors import WorkspaceError
 from distill_es.ports import TraceSource
+from tests.data.openjarvis_home import TRACE_COUNT, copy_openjarvis_home
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC).timestamp()
 
@@ -301,6 +302,70 @@ def test_open_trace_source_prefers_jsonl_then_db_then_empty(tmp_path, traces_db)
     empty = open_trace_source(tmp_path / "nowhere")
     assert isinstance(empty, EmptyTraceSource) and isinstance(empty, TraceSource)
     assert (empty.count(), empty.list(), empty.get("x"), empty.search("x")) == (0, [], None, [])
+
+
+@pytest.mark.parametrize("text", ["", "\n", "  \n\n\t\n"])
+def test_an_empty_traces_jsonl_never_hides_traces_db(tmp_path, traces_db, text):
+    (tmp_path / "traces.jsonl").write_text(text)  # as `distill-es init` leaves it
+    source = open_trace_source(tmp_path)
+    assert isinstance(source, OpenJarvisTraceSource) and source.count() == 10
+
+
+def test_an_empty_traces_jsonl_alone_is_read_so_later_lines_count(tmp_path):
+    path = tmp_path / "traces.jsonl"
+    path.write_text("")
+    source = open_trace_source(tmp_path)
+    assert source.count() == 0
+    _jsonl(path, _rows()[:3])
+    assert source.count() == 3
+
+
+def test_a_configured_source_wins_over_the_workspace_files(tmp_path, traces_db):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    _jsonl(elsewhere / "mine.jsonl", _rows()[:2])
+    _jsonl(tmp_path / "traces.jsonl", _rows()[:5])
+    source = open_trace_source(tmp_path, elsewhere / "mine.jsonl")
+    assert isinstance(source, JsonlTraceSource) and source.count() == 2
+    db = open_trace_source(tmp_path / "nowhere", traces_db)  # told by its SQLite header
+    assert isinstance(db, OpenJarvisTraceSource) and db.count() == 10
+    folder = open_trace_source(tmp_path / "nowhere", tmp_path)  # a folder holding a traces.db
+    assert isinstance(folder, OpenJarvisTraceSource)
+    renamed = tmp_path / "renamed.data"
+    renamed.write_bytes(traces_db.read_bytes())
+    assert isinstance(open_trace_source(tmp_path, renamed), OpenJarvisTraceSource)
+
+
+def test_a_configured_source_that_is_missing_is_an_error_not_an_empty_source(tmp_path):
+    with pytest.raises(WorkspaceError, match="traces source not found"):
+        open_trace_source(tmp_path, tmp_path / "gone.db")
+    with pytest.raises(WorkspaceError, match="neither traces.db nor traces.jsonl"):
+        open_trace_source(tmp_path, tmp_path)
+
+
+def test_reads_the_pinned_traces_db_written_by_openjarvis_itself(tmp_path):
+    home = copy_openjarvis_home(tmp_path / "oj")
+    before = _fingerprint(home / "traces.db"), _fingerprint(home / "traces.db-wal")
+    source = open_trace_source(tmp_path / "ws", home / "traces.db")
+    assert isinstance(source, OpenJarvisTraceSource)
+    assert source.count() == TRACE_COUNT  # the 5 rows only in the WAL included
+    newest = source.list(limit=TRACE_COUNT)
+    assert [r.trace_id for r in newest[:3]] == ["oj-029", "oj-028", "oj-027"]
+    assert len({r.trace_id for r in newest}) == TRACE_COUNT
+    wal_only = source.get("oj-029")
+    assert wal_only.query and wal_only.result and wal_only.agent == "orchestrator"
+    assert wal_only.total_tokens == 129 and wal_only.latency_seconds == 1.5
+    first = source.get("oj-000")
+    assert first.outcome == "success" and first.feedback == 0.0 and first.query_class == "math"
+    assert [s["step_type"] for s in first.steps] == ["route", "retrieve", "tool_call", "generate", "respond"]
+    assert first.metadata["messages"][0] == {"role": "user", "content": "What is 17 * 23?"}
+    assert first.metadata["engine"] == "vllm" and first.metadata["session"] == "s0"
+    assert source.get("oj-003").feedback is None and source.get("oj-002").outcome is None
+    assert {r.trace_id for r in source.list(limit=50, outcome="failure")} == {
+        f"oj-{i:03d}" for i in range(1, 30, 3)
+    }
+    assert [r.trace_id for r in source.search("haïku", limit=2)] == ["oj-027", "oj-021"]
+    assert (_fingerprint(home / "traces.db"), _fingerprint(home / "traces.db-wal")) == before
 
 
 @pytest.mark.parametrize(
