@@ -339,7 +339,7 @@ def test_a_configured_source_wins_over_the_workspace_files(tmp_path, traces_db):
 def test_a_configured_source_that_is_missing_is_an_error_not_an_empty_source(tmp_path):
     with pytest.raises(WorkspaceError, match="traces source not found"):
         open_trace_source(tmp_path, tmp_path / "gone.db")
-    with pytest.raises(WorkspaceError, match="neither traces.db nor traces.jsonl"):
+    with pytest.raises(WorkspaceError, match=r"neither traces\.db nor traces\.jsonl"):
         open_trace_source(tmp_path, tmp_path)
 
 

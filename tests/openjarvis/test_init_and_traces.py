@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import tomllib
 from pathlib import Path
@@ -143,7 +144,7 @@ def test_the_traces_source_setting_expands_home_and_variables(
         engine.close()
     engine = Engine.open(ws, settings={"traces": {"source": "missing.jsonl"}})  # relative to the home
     try:
-        with pytest.raises(WorkspaceError, match=f"{ws / 'missing.jsonl'}: traces source not found"):
+        with pytest.raises(WorkspaceError, match=re.escape(f"{ws / 'missing.jsonl'}: traces source not found")):
             engine.traces.count()
     finally:
         engine.close()
