@@ -144,7 +144,8 @@ def test_the_traces_source_setting_expands_home_and_variables(
         engine.close()
     engine = Engine.open(ws, settings={"traces": {"source": "missing.jsonl"}})  # relative to the home
     try:
-        with pytest.raises(WorkspaceError, match=re.escape(f"{ws / 'missing.jsonl'}: traces source not found")):
+        missing = re.escape(f"{ws / 'missing.jsonl'}: traces source not found")
+        with pytest.raises(WorkspaceError, match=missing):
             engine.traces.count()
     finally:
         engine.close()
