@@ -285,6 +285,19 @@ def test_run_self_on_task_records_the_run(box: Toolbox) -> None:
     assert json.loads(outcome.content)["score"] == 1.0
 
 
+def test_run_self_on_task_reports_tokens_used(home: Path) -> None:
+    box = Toolbox(
+        home=home,
+        traces=FakeTraces(_traces()),
+        benchmark=BENCHMARK,
+        student=FakeStudent(),
+        judge=FakeJudge(),
+        self_run=lambda query: SelfRun(output="4", cost_usd=0.01, tokens_used=57),
+    )
+    body = json.loads(box.execute("run_self_on_task", {"task_id": "t1"}).content)
+    assert body["tokens_used"] == 57 and body["cost_usd"] == 0.01
+
+
 def test_run_self_failure(home: Path) -> None:
     def boom(query: str) -> SelfRun:
         raise TimeoutError("teacher timed out")
