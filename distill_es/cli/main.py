@@ -69,7 +69,8 @@ def _global_options(
     home: Annotated[
         Path | None,
         typer.Option("--home", metavar="DIR", show_default=False,
-                     help="The workspace (else $DISTILL_ES_HOME, else the current directory)."),
+                     help="The workspace (else $DISTILL_ES_HOME, else the nearest one at or "
+                     "above the current directory)."),
     ] = None,
     store: Annotated[
         str | None,

@@ -15,8 +15,8 @@ HomeOption = Annotated[
     typer.Option(
         "--home",
         metavar="DIR",
-        help="The workspace. Default: the global --home, then $DISTILL_ES_HOME, then the current "
-        "directory if it is a workspace.",
+        help="The workspace. Default: the global --home, then $DISTILL_ES_HOME, then the nearest "
+        "workspace at or above the current directory.",
         show_default=False,
     ),
 ]
