@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import click
 import typer
 from rich.text import Text
 from typer.core import TyperCommand
@@ -114,7 +113,7 @@ class InitCommand(TyperCommand):
     """`init`, whose `--openjarvis` takes an optional value (typer has no such options): given last or
     before another option, it stands for the default folder."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         rewritten = list(args)
         for i, arg in enumerate(args):
             if arg == "--":
