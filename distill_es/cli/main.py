@@ -2,7 +2,8 @@
 `--help` lists them. Each command calls the engine and renders what it returns.
 
 Any error escaping a command becomes its exit code and one or two lines on stderr (cli/errors.py).
-The commands: cli/workspace.py (init, demo, diagram, benchmark), cli/sessions.py (run, resume,
+The commands: cli/workspace.py (init, demo, diagram, benchmark show), cli/benchmark.py (benchmark
+run, compare), cli/sessions.py (run, resume,
 sessions, show, history, verify), cli/decisions.py (review, approve, reject, rollback, cancel),
 cli/transfer.py, cli/loop.py, cli/worker.py, cli/training.py.
 """
@@ -19,7 +20,7 @@ from typer.core import TyperGroup
 
 from distill_es import __version__
 from distill_es.adapters.terminal_safe import inert
-from distill_es.cli import decisions, engines, sessions, workspace
+from distill_es.cli import benchmark, decisions, engines, sessions, workspace
 from distill_es.cli import loop as cli_loop
 from distill_es.cli import transfer as cli_transfer
 from distill_es.cli.console import err
@@ -96,6 +97,7 @@ for command in (
 cli_transfer.register(app, engines.transfer_engine)
 cli_loop.register(app, engines.loop_engine)
 app.command()(worker)
+benchmark.register(workspace.benchmark_app)
 app.add_typer(workspace.benchmark_app, name="benchmark")
 app.add_typer(training_app, name="training")
 
