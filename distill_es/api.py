@@ -269,6 +269,10 @@ class Engine:
     def get_benchmark_run(self, run_id: str) -> Any:
         return benchmark_run.get_benchmark_run(self.runner, run_id)
 
+    def verify_benchmark_run(self, run_id: str) -> Any:
+        """Recompute a benchmark run's digest chain (`.ok`, `.damage`)."""
+        return benchmark_run.verify_benchmark_run(self.runner, run_id)
+
     def flag(self, trace_id: str, *, note: str = "", flagged_by: str = "user") -> Any:
         """Flag a trace for the daemon's user_flag trigger (recorded as an event)."""
         return daemon.flag_trace(self, trace_id, note=note, flagged_by=flagged_by)

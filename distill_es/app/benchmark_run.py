@@ -19,6 +19,7 @@ import copy
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -35,6 +36,7 @@ from distill_es.domain.errors import WorkspaceError
 from distill_es.domain.session.events import TasksScored
 from distill_es.domain.vocabulary import FailureCluster
 from distill_es.ports import BenchmarkTask, Scorer, TaskScore, accepts_keyword
+from distill_es.store.verify import Damage, verify_chain
 
 # (tasks scored so far, tasks to score) as the student answers
 BenchmarkProgress = Callable[[int, int], None]
@@ -199,11 +201,15 @@ def _score(
 
 
 # --- queries -------------------------------------------------------------------------------------------
-def get_benchmark_run(runner: Runner, run_id: str | UUID) -> BenchmarkRunView:
+def _parse_run_id(run_id: str | UUID) -> UUID:
     try:
-        rid = run_id if isinstance(run_id, UUID) else UUID(str(run_id).strip())
+        return run_id if isinstance(run_id, UUID) else UUID(str(run_id).strip())
     except ValueError:
         raise BenchmarkRunNotFound(f"{run_id!r} is not a benchmark run id") from None
+
+
+def get_benchmark_run(runner: Runner, run_id: str | UUID) -> BenchmarkRunView:
+    rid = _parse_run_id(run_id)
     run = runner.store.find_as(rid, BenchmarkRun, BenchmarkRunNotFound)
     if run is None:
         raise BenchmarkRunNotFound(f"no benchmark run {run_id} in store {runner.store.url}")
@@ -218,3 +224,23 @@ def benchmark_runs(runner: Runner) -> list[BenchmarkRunView]:
         if e.workspace == str(runner.home)
     ]
     return sorted((get_benchmark_run(runner, i) for i in ids), key=lambda v: v.started_at, reverse=True)
+
+
+@dataclass
+class BenchmarkRunAudit:
+    run_id: str
+    events: int
+    damage: list[Damage] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.damage
+
+
+def verify_benchmark_run(runner: Runner, run_id: str | UUID) -> BenchmarkRunAudit:
+    """Recompute the run's digest chain from the stored rows (the check sessions and loops get)."""
+    rid = _parse_run_id(run_id)
+    count, damage, _ = verify_chain(runner.store, rid)
+    if count == 0:
+        raise BenchmarkRunNotFound(f"no benchmark run {run_id} in store {runner.store.url}")
+    return BenchmarkRunAudit(str(rid), count, damage)
