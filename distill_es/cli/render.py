@@ -142,13 +142,26 @@ def benchmark_line(view: LearningSession) -> Text | None:
     return text
 
 
-def session_summary(view: LearningSession) -> Group:
+def teacher_cost(view: LearningSession, unpriced: list[str] | None = None) -> str:
+    """`$0.0142`, and the models without a known price when some calls were counted at the dearest
+    known rate (the cost ledger's `known: false`)."""
+    cost = f"${view.teacher_cost_usd:.4f}"
+    if unpriced:
+        cost += f" (unknown price for {', '.join(unpriced)}: counted at the dearest known rate)"
+    return cost
+
+
+def unpriced_models(ledger: list[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(str(e["model"]) for e in ledger if e.get("known") is False))
+
+
+def session_summary(view: LearningSession, unpriced: list[str] | None = None) -> Group:
     """The end-of-run summary: status line, cost and benchmark, edits table."""
     head = Text("session ")
     head.append(inert(view.id), style="bold")
     head.append("  ")
     head.append_text(status_text(view.status.value))
-    facts = Text(f"teacher cost ${view.teacher_cost_usd:.4f}")
+    facts = Text(f"teacher cost {inert(teacher_cost(view, unpriced))}")
     facts.append(f"  ·  {student_calls(view)}")
     if line := benchmark_line(view):
         facts.append("  ·  ")
@@ -166,7 +179,7 @@ def student_calls(view: LearningSession) -> str:
     return f"student calls {view.student_calls_made} made, {view.student_calls_reused} reused"
 
 
-def session_detail(view: LearningSession) -> Group:
+def session_detail(view: LearningSession, unpriced: list[str] | None = None) -> Group:
     """`show`: everything a person wants about one session, diagnosis included."""
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
@@ -179,7 +192,7 @@ def session_detail(view: LearningSession) -> Group:
         ("autonomy", view.autonomy_mode.value),
         ("started", view.started_at.isoformat(timespec="seconds")),
         ("ended", view.ended_at.isoformat(timespec="seconds") if view.ended_at else "—"),
-        ("teacher cost", f"${view.teacher_cost_usd:.4f}"),
+        ("teacher cost", safe_text(teacher_cost(view, unpriced))),
         ("student calls", student_calls(view)),
         ("git", f"{short_sha(view.git_checkpoint_pre)} → {short_sha(view.git_checkpoint_post)}"),
     ]

@@ -200,10 +200,11 @@ def show(
             view = engine.get_at(session_id, moment)
         else:
             view = engine.get(session_id, version=moment)
+        unpriced = None if as_json else render.unpriced_models(engine.cost_ledger(session_id))
     if as_json:
         print_json(view.model_dump(mode="json"))
     else:
-        out().print(render.session_detail(view))
+        out().print(render.session_detail(view, unpriced))
 
 
 def history(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from distill_es.adapters.pricing import overrides_from, price_for
 from distill_es.domain.session import events as ev
 
 
@@ -115,7 +116,12 @@ def timeline(events: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 def cost_ledger(events: Iterable[Any]) -> list[dict[str, Any]]:
-    """Every priced teacher call, in order. Built from the log, so resume never counts twice."""
+    """Every priced teacher call, in order. Built from the log, so resume never counts twice.
+    `known` is false for a model neither the price table nor the session's recorded `[pricing]`
+    names: its cost was counted at the dearest known rate (an upper bound, never an under-count)."""
+    events = list(events)
+    pricing = next((e.settings.get("pricing") for e in events if isinstance(e, ev.SessionStarted)), None)
+    overrides = overrides_from(pricing)
     return [
         {
             "version": event.originator_version,
@@ -125,6 +131,7 @@ def cost_ledger(events: Iterable[Any]) -> list[dict[str, Any]]:
             "model": event.model,
             "usage": dict(event.usage),
             "cost_usd": event.cost_usd,
+            "known": price_for(event.model, overrides).known,
         }
         for event in events
         if isinstance(event, ev.TeacherCallCompleted)
