@@ -24,6 +24,7 @@ def review(ctx: typer.Context, home: HomeOption = None, as_json: JsonOption = Fa
     path = resolve_home(ctx, home)
     with open_engine(ctx, path, read_only=True) as engine:
         items = engine.pending_reviews()
+        sessions = {sid: engine.get(sid) for sid in dict.fromkeys(item["session_id"] for item in items)}
     if as_json:
         print_json(items)
         return
@@ -31,6 +32,8 @@ def review(ctx: typer.Context, home: HomeOption = None, as_json: JsonOption = Fa
         out().print("nothing is waiting for review")
         return
     out().print(render.review_items(items))
+    if notes := render.unworked_edits(sessions.values()):  # what the plan dropped, beside what waits
+        out().print(notes)
     first = items[0]
     decide = f"distill-es approve {inert(first['session_id'])} {inert(first['edit_id'])} --by NAME"
     out().print(f"decide with: {decide}   (or reject … --by NAME --reason TEXT)", soft_wrap=True)
