@@ -61,7 +61,7 @@ def refused_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, st
     return home, view["id"], result.stdout
 
 
-def test_refused_edits_are_outcomes_with_their_reason_in_show_json(refused_run: tuple[Path, str, str]) -> None:
+def test_refused_edits_are_outcomes_with_their_reason_in_json(refused_run: tuple[Path, str, str]) -> None:
     home, sid, _ = refused_run
     view = json.loads(cli("--home", home, "show", sid, "--json").stdout)
     fates = {o["edit_id"]: o for o in view["edit_outcomes"]}
