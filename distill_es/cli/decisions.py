@@ -20,7 +20,11 @@ from distill_es.cli.options import HomeOption, JsonOption, SessionArg
 
 
 def review(ctx: typer.Context, home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """Edits waiting for a reviewer, with their diff previews."""
+    """Edits waiting for a reviewer, with their diff previews.
+
+    Under them, the edits of the same sessions that never reached a gate (refused at plan time,
+    invalid, apply_failed), each with its reason.
+    """
     path = resolve_home(ctx, home)
     with open_engine(ctx, path, read_only=True) as engine:
         items = engine.pending_reviews()
