@@ -80,12 +80,12 @@ def check_config(home: Path) -> Check:
     return passed("config", f"{CONFIG_FILE} and {DESCRIPTIONS_FILE} parse (agent {agent or 'default'!r})")
 
 
-def check_benchmark(home: Path) -> tuple[Check, list[BenchmarkTask]]:
+def check_benchmark(home: Path, *, require_tasks: bool = True) -> tuple[Check, list[BenchmarkTask]]:
     try:
         tasks = load_benchmark(home)
     except Exception as exc:
         return failed("benchmark", _problem(exc), f"fix that line of {BENCHMARK_FILE}"), []
-    if not tasks:
+    if not tasks and require_tasks:
         return failed(
             "benchmark",
             f"{BENCHMARK_FILE} has no tasks: the gate has nothing to measure edits with",
@@ -138,27 +138,28 @@ def check_git() -> list[Check]:
     return [tool, passed("git identity", f"reviewers default to {identity.name!r} ({identity.source})")]
 
 
-NOT_REQUIRED_BY_RUN = frozenset({"git identity"})  # a session records no reviewer: decisions need one
-
-
 def cheap_checks(home: Path, *, store_url: str | None = None) -> list[Check]:
     """The checks that need no network, in order: what `run` requires before recording anything."""
     return _cheap(home, store_url)[0]
 
 
 def preflight(home: Path, *, store_url: str | None = None) -> Check | None:
-    """`run`'s refusal, before anything is recorded: the first failed cheap check, or None. Settings
-    that do not load and a store URL that is not one raise as always (usage errors)."""
+    """`run`'s refusal, before anything is recorded: the first failed check that needs no network, or
+    None. Settings that do not load and a store URL that is not one raise as always (usage errors).
+
+    The files must parse and the store and git must work. The counts are not refused here: too few
+    traces is the engine's own recorded verdict (a cold start, failed before any teacher call), and
+    an empty benchmark with enough traces is refused by the engine before it records anything."""
     Settings.load(home)
     parse_url(store_url or os.environ.get("DISTILL_ES_STORE") or default_store_url(home))
-    return next(
-        (
-            c
-            for c in cheap_checks(home, store_url=store_url)
-            if not c.ok and c.name not in NOT_REQUIRED_BY_RUN
-        ),
-        None,
-    )
+    checks = [
+        check_config(home),
+        check_benchmark(home, require_tasks=False)[0],
+        check_traces(home, min_traces=0),
+        check_store(home, store_url),
+        check_git()[0],
+    ]
+    return next((c for c in checks if not c.ok), None)
 
 
 def _cheap(home: Path, store_url: str | None) -> tuple[list[Check], Settings | None]:

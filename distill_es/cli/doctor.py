@@ -13,9 +13,10 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from distill_es.app.doctor import CHECK_NAMES, Check, all_checks
+from distill_es.app.doctor import CHECK_NAMES, Check, all_checks, preflight
 from distill_es.cli.console import out, print_json
 from distill_es.cli.engines import is_demo, resolve_home
+from distill_es.cli.errors import CliFailure
 from distill_es.cli.options import HomeOption, JsonOption, globals_of
 from distill_es.config.settings import StudentSettings
 
@@ -38,6 +39,14 @@ def run_doctor(home: Path, store_url: str | None) -> list[Check]:
         teacher_url=probes.anthropic_base_url(),
         student_probe=student,
     )
+
+
+def require_preflight(home: Path, store_url: str | None) -> None:
+    """`run`'s refusal, before a session is recorded: the first failed check that needs no network."""
+    check = preflight(home, store_url=store_url)
+    if check is not None:
+        hint = f"{check.hint}; `distill-es doctor` checks everything" if check.hint else ""
+        raise CliFailure(1, f"not starting a session: {check.name}: {check.detail}", hint)
 
 
 def failures_line(checks: list[Check]) -> str:
