@@ -125,7 +125,7 @@ def check_git() -> list[Check]:
             failed("git", "git is not on the PATH: every edit is a git commit", "install git"),
             failed("git identity", "not tried without git", "install git"),
         ]
-    tool = passed("git", f"git {identity.git_version}")
+    tool = passed("git", "git is on the PATH")
     if not identity.name:
         return [
             tool,
@@ -194,7 +194,7 @@ def check_teacher_endpoint(probe: Callable[[], int], where: str) -> Check:
     except Exception as exc:
         hint = "check the key (ANTHROPIC_API_KEY) and ANTHROPIC_BASE_URL, and that the machine is online"
         return failed("teacher endpoint", _problem(exc), hint)
-    return passed("teacher endpoint", f"{where} answers (the key may use {count} models)")
+    return passed("teacher endpoint", f"{where} answers: the key is accepted ({count} models listed)")
 
 
 def student_model(home: Path, settings: Settings) -> str:

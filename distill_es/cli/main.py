@@ -4,7 +4,7 @@
 Any error escaping a command becomes its exit code and one or two lines on stderr (cli/errors.py).
 The commands: cli/workspace.py (init, demo, diagram, benchmark), cli/sessions.py (run, resume,
 sessions, show, history, verify), cli/decisions.py (review, approve, reject, rollback, cancel),
-cli/doctor.py, cli/transfer.py, cli/loop.py, cli/worker.py, cli/training.py.
+cli/doctor.py, cli/dev_servers.py, cli/transfer.py, cli/loop.py, cli/worker.py, cli/training.py.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from distill_es.cli import decisions, engines, sessions, workspace
 from distill_es.cli import loop as cli_loop
 from distill_es.cli import transfer as cli_transfer
 from distill_es.cli.console import err
+from distill_es.cli.dev_servers import dev_servers
 from distill_es.cli.doctor import doctor
 from distill_es.cli.errors import report_error
 from distill_es.cli.options import ROOT_CONTEXT, Globals
@@ -94,6 +95,7 @@ for command in (
     sessions.verify, doctor, workspace.diagram,
 ):  # fmt: skip
     app.command()(command)
+app.command("dev-servers")(dev_servers)
 cli_transfer.register(app, engines.transfer_engine)
 cli_loop.register(app, engines.loop_engine)
 app.command()(worker)
