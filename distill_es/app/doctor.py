@@ -165,8 +165,13 @@ def preflight(home: Path, *, store_url: str | None = None) -> Check | None:
 def _cheap(home: Path, store_url: str | None) -> tuple[list[Check], Settings | None]:
     settings_check, settings = check_settings(home)
     checks = [settings_check, check_config(home), check_benchmark(home)[0]]
-    if settings is not None:  # else the settings check failed already: min_traces is unknown
+    if settings is not None:
         checks.append(check_traces(home, settings.session.min_traces))
+    else:
+        hint = f"fix {SETTINGS_FILE} first"
+        checks.append(
+            failed("traces", f"not counted: {SETTINGS_FILE} does not load, so min_traces is unknown", hint)
+        )
     checks += [check_store(home, store_url), *check_git()]
     return checks, settings
 
