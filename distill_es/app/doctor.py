@@ -199,7 +199,8 @@ def check_teacher_endpoint(probe: Callable[[], int], where: str) -> Check:
     except Exception as exc:
         hint = "check the key (ANTHROPIC_API_KEY) and ANTHROPIC_BASE_URL, and that the machine is online"
         return failed("teacher endpoint", _problem(exc), hint)
-    return passed("teacher endpoint", f"{where} answers: the key is accepted ({count} models listed)")
+    listed = f"{count} model{'' if count == 1 else 's'} listed"
+    return passed("teacher endpoint", f"{where} answers: the key is accepted ({listed})")
 
 
 def student_model(home: Path, settings: Settings) -> str:

@@ -11,10 +11,12 @@ import errno
 import shlex
 import signal
 import sys
-import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.text import Text
@@ -43,22 +45,26 @@ def _start(teacher_port: int, student_port: int) -> DevServers:
         ) from None
 
 
-def _serve_until_stopped() -> str:
-    """Block until SIGINT or SIGTERM; the name of the signal that came."""
-    stopped = threading.Event()
+@contextmanager
+def stop_signals() -> Iterator[list[str]]:
+    """SIGINT and SIGTERM, caught from here on (before anything is printed: a script may signal as
+    soon as it reads the lines); the list gets the name of each that came."""
     received: list[str] = []
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         received.append(signal.Signals(signum).name)
-        stopped.set()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while not stopped.wait(0.5):
-            pass
+        yield received
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def wait_for(received: list[str]) -> str:
+    while not received:
+        time.sleep(0.1)
     return received[0]
 
 
@@ -97,22 +103,24 @@ def dev_servers(
     `ANTHROPIC_API_KEY`, `DISTILL_ES_STUDENT_URL`), e.g. `distill-es dev-servers > dev.env &` then
     `. ./dev.env`. Ctrl-C or SIGTERM stops them (exit 0).
     """
-    servers = _start(teacher_port, student_port)
-    try:
-        home = None
-        if init is not None:
-            home = create_dev_workspace(init.expanduser().resolve(), servers.student.base_url)
-        if json_output:
-            data: dict[str, Any] = {"teacher_url": servers.teacher.base_url,
-                                    "student_url": servers.student.base_url, "env": servers.env(),
-                                    "home": str(home) if home is not None else None}  # fmt: skip
-            print_json(data)
-        else:
-            typer.echo("\n".join(shell_lines(servers, home)))
-        sys.stdout.flush()  # a script reading a pipe gets the lines now, not when the servers stop
-        err().print(Text("serving; Ctrl-C stops the servers", style="dim"), soft_wrap=True)
-        signame = _serve_until_stopped()
-        served = f"{servers.teacher.served} teacher and {servers.student.completed} student requests"
-        err().print(Text(f"stopped by {signame}: served {served}", style="dim"), soft_wrap=True)
-    finally:
-        servers.close()
+    with stop_signals() as received:
+        servers = _start(teacher_port, student_port)
+        try:
+            _announce(servers, init, json_output)
+            signame = wait_for(received)
+            served = f"{servers.teacher.served} teacher and {servers.student.completed} student requests"
+            err().print(Text(f"stopped by {signame}: served {served}", style="dim"), soft_wrap=True)
+        finally:
+            servers.close()
+
+
+def _announce(servers: DevServers, init: Path | None, json_output: bool) -> None:
+    """The workspace (with --init), then the lines that point distill-es at the servers."""
+    home = create_dev_workspace(init.expanduser().resolve(), servers.student.base_url) if init else None
+    if json_output:
+        print_json({"teacher_url": servers.teacher.base_url, "student_url": servers.student.base_url,
+                    "env": servers.env(), "home": str(home) if home is not None else None})  # fmt: skip
+    else:
+        typer.echo("\n".join(shell_lines(servers, home)))
+    sys.stdout.flush()  # a script reading a pipe gets the lines now, not when the servers stop
+    err().print(Text("serving; Ctrl-C stops the servers", style="dim"), soft_wrap=True)
