@@ -4,8 +4,8 @@ Each check is a function returning `Check` values: a name, ok or failed, a one-l
 failed, a hint saying what to do. None of them records anything, creates a file or pays for a call:
 the teacher is asked for its models list, the student for one token.
 
-`cheap_checks` read files, the store and git only (no network): `run` refuses to start when one fails,
-before anything is recorded. `all_checks` add the key and the two endpoints.
+`cheap_checks` read files, the store and git only (no network); `preflight` is the part of them `run`
+requires before it records anything. `all_checks` add the key and the two endpoints.
 """
 
 from __future__ import annotations
@@ -47,11 +47,15 @@ class Check:
 
 
 def passed(name: str, detail: str) -> Check:
-    return Check(name, True, detail)
+    return Check(name, True, _one_line(detail))
 
 
 def failed(name: str, detail: str, hint: str) -> Check:
-    return Check(name, False, detail, hint)
+    return Check(name, False, _one_line(detail), _one_line(hint))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())  # a parser's or a server's message may span lines
 
 
 def _problem(exc: BaseException) -> str:

@@ -154,3 +154,28 @@ def test_run_refuses_a_store_that_is_not_one(home: Path, teacher, tmp_path: Path
     result = cli("--home", home, "--store", f"sqlite:///{bogus}", "run", env=live_env(teacher))
     assert result.exit_code == 1 and "not starting a session: store:" in result.stderr
     assert bogus.read_text().startswith("this is not a database")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    from tests.pg import fresh_database
+
+    yield from fresh_database()
+
+
+def test_a_postgresql_store_before_and_after_its_tables(home: Path, teacher, pg_url: str) -> None:
+    code, checks, _ = doctor_json(home, live_env(teacher), "--store", pg_url)
+    assert code == 0 and "no tables yet" in checks["store"]["detail"]
+    from distill_es.app.worker import migrate
+
+    migrate(pg_url)
+    code, checks, _ = doctor_json(home, live_env(teacher), "--store", pg_url)
+    assert code == 0 and "its tables are current" in checks["store"]["detail"]
+
+
+def test_a_postgresql_server_that_does_not_answer_fails_the_store(home: Path, teacher) -> None:
+    port = dead_url().rsplit(":", 1)[1]
+    code, checks, _ = doctor_json(
+        home, live_env(teacher), "--store", f"postgresql://postgres@127.0.0.1:{port}/x"
+    )
+    assert code == 1 and not checks["store"]["ok"] and port in checks["store"]["detail"]
