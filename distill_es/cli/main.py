@@ -5,7 +5,7 @@ Any error escaping a command becomes its exit code and one or two lines on stder
 The commands: cli/workspace.py (init, demo, diagram, benchmark show), cli/benchmark.py (benchmark
 run, compare), cli/sessions.py (run, resume,
 sessions, show, history, verify), cli/decisions.py (review, approve, reject, rollback, cancel),
-cli/transfer.py, cli/loop.py, cli/worker.py, cli/training.py.
+cli/doctor.py, cli/dev_servers.py, cli/transfer.py, cli/loop.py, cli/worker.py, cli/training.py.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from distill_es.cli import benchmark, decisions, engines, sessions, workspace
 from distill_es.cli import loop as cli_loop
 from distill_es.cli import transfer as cli_transfer
 from distill_es.cli.console import err
+from distill_es.cli.dev_servers import dev_servers
+from distill_es.cli.doctor import doctor
 from distill_es.cli.errors import report_error
 from distill_es.cli.options import ROOT_CONTEXT, Globals
 from distill_es.cli.training import training_app
@@ -91,9 +93,10 @@ for command in (
     workspace.init, workspace.demo,
     sessions.run, sessions.resume, sessions.sessions, sessions.show, sessions.history,
     decisions.review, decisions.approve, decisions.reject, decisions.rollback, decisions.cancel,
-    sessions.verify, workspace.diagram,
+    sessions.verify, doctor, workspace.diagram,
 ):  # fmt: skip
     app.command()(command)
+app.command("dev-servers")(dev_servers)
 cli_transfer.register(app, engines.transfer_engine)
 cli_loop.register(app, engines.loop_engine)
 app.command()(worker)
