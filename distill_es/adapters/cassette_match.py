@@ -94,7 +94,7 @@ class Divergence:
 
     def describe(self, width: int = 160) -> str:
         recorded, now, at = _windowed(_shown(self.recorded), _shown(self.now), width)
-        where = f" (first differs at character {at})" if at else ""
+        where = f" (the values differ from character {at})" if at else ""
         return f"{self.path}{where}: recorded {recorded} vs now {now}"
 
 
