@@ -57,6 +57,10 @@ def _load(path: Path) -> list[dict[str, Any]]:
             raise CassetteError(
                 f"{path}:{lineno}: response is not a Message ({exc.error_count()} errors)"
             ) from None
+        try:
+            match_digest(record["request"])
+        except (TypeError, ValueError) as exc:  # not JSON data, or a NaN no real request holds
+            raise CassetteError(f"{path}:{lineno}: request is not plain JSON data ({exc})") from None
         records.append(record)
     return records
 
@@ -94,9 +98,9 @@ class CassetteTeacher:
         self._records = _load(self.path)
         # Keyed by the recorded request itself, not the stored `digest` (the exact one, kept for the
         # record): old cassettes replay under the matching rule without being re-recorded.
-        self._by_digest: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._by_request: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for record in self._records:
-            self._by_digest[match_digest(record["request"])].append(record["response"])
+            self._by_request[match_digest(record["request"])].append(record["response"])
         self._served: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
         self.messages = _CassetteMessages(self)
@@ -107,7 +111,7 @@ class CassetteTeacher:
     def replay(self, params: dict[str, Any]) -> Message:
         key = match_digest(params)
         with self._lock:
-            responses = self._by_digest.get(key)
+            responses = self._by_request.get(key)
             if not responses:
                 raise self._miss(request_digest(params), jsonable(params))
             index = min(self._served[key], len(responses) - 1)

@@ -124,6 +124,10 @@ def test_corrupt_cassette_names_file_and_line(recorded):
     )
     with pytest.raises(CassetteError, match=r"session\.jsonl:1: response is not a Message"):
         CassetteTeacher(path)
+    response = json.loads(lines[0])["response"]
+    path.write_text(json.dumps({"digest": "x", "request": {"t": float("nan")}, "response": response}) + "\n")
+    with pytest.raises(CassetteError, match=r"session\.jsonl:1: request is not plain JSON data"):
+        CassetteTeacher(path)
 
 
 def test_recording_appends_across_instances(recorded):
