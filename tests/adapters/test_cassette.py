@@ -239,10 +239,12 @@ def test_a_missing_key_or_extra_element_shows_as_absent():
     assert first_difference({"a": [1, 2]}, {"a": [1, 3]}) == "a[1]"
 
 
+def _containers(inner: st.SearchStrategy) -> st.SearchStrategy:
+    return st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=3), inner, max_size=3))
+
+
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
-    max_leaves=10,
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5), _containers, max_leaves=10
 )
 
 
