@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_es.adapters.retry import WaitObserver
-from distill_es.app import daemon, loop, worker
+from distill_es.app import benchmark_run, daemon, loop, worker
 from distill_es.app.progress import ScoringObserver, StepObserver
 from distill_es.app.session_queries import SessionQueries
 from distill_es.app.session_runner import Runner
@@ -248,6 +248,30 @@ class Engine:
 
     def get_loop(self, loop_id: str) -> Any:
         return loop.get_loop(self, loop_id)
+
+    # ------------------------------------------------------------------------------------------
+    # the benchmark outside sessions
+    def benchmark(self, ref: str | None = None, *, min_score: float | None = None, **options: Any) -> Any:
+        """Score the working tree (or a git ref's tree) on the benchmark, per cluster, reusing the
+        tree-sha score cache; recorded as a benchmark run. Returns its `BenchmarkRunView` (`passed` says
+        whether the overall score reached `min_score`). Options: on_scored=(done, total) callback.
+        See docs/benchmark.md."""
+        return benchmark_run.run_benchmark(self.runner, ref=ref, min_score=min_score, **options)
+
+    def benchmark_compare(self, before: str, after: str, **options: Any) -> Any:
+        """Score two refs ("WORKTREE" for the working tree) with the same groups; per-group before,
+        after and delta (`BenchmarkComparison`)."""
+        return benchmark_run.compare_refs(self.runner, before, after, **options)
+
+    def benchmark_runs(self) -> list[Any]:
+        return benchmark_run.benchmark_runs(self.runner)
+
+    def get_benchmark_run(self, run_id: str) -> Any:
+        return benchmark_run.get_benchmark_run(self.runner, run_id)
+
+    def verify_benchmark_run(self, run_id: str) -> Any:
+        """Recompute a benchmark run's digest chain (`.ok`, `.damage`)."""
+        return benchmark_run.verify_benchmark_run(self.runner, run_id)
 
     def flag(self, trace_id: str, *, note: str = "", flagged_by: str = "user") -> Any:
         """Flag a trace for the daemon's user_flag trigger (recorded as an event)."""

@@ -76,7 +76,8 @@ class DefaultAdapters:
         if self._judge is None:
             self._judge = MatchJudge()
         elif hasattr(self._judge, "score_with_message") and not isinstance(self._judge, LedgerJudge):
-            self._judge = LedgerJudge(self._judge, self.retry_policy(), self.waiting)
+            pricing = self.settings.recorded().get("pricing")
+            self._judge = LedgerJudge(self._judge, self.retry_policy(), self.waiting, pricing)
         return self._judge
 
     def built_judge(self) -> Judge | None:

@@ -36,8 +36,8 @@ takes `--json` and then prints only JSON on stdout.
 
 - `0` success: a session that rests `completed` or `awaiting_review` (or `rolled_back` after
   `rollback`), and every read command that found what it was asked for.
-- `1` the session failed, `verify` found damage, or a step was interrupted (the message says how to
-  resume).
+- `1` the session failed, `verify` found damage, `doctor` found a failing check (and `run` refused to
+  start on one), or a step was interrupted (the message says how to resume).
 - `2` usage error: a bad option or value, no workspace given, an ambiguous session prefix, bad
   settings in `distill_es.toml`, a missing `ANTHROPIC_API_KEY`.
 - `3` not found: no such session, or `--home` is not a workspace.

@@ -1,9 +1,14 @@
 """Regenerate the golden corpus under tests/golden/ from the CURRENT code (see docs/testing.md).
 
     python scripts/make_golden_corpus.py
+    python scripts/make_golden_corpus.py --refresh-expected
 
 Regenerating is only for a deliberate, documented change of stored data or projections; never to make
-a restructuring pass. This script may use internals (it runs only when someone regenerates); the test,
+a restructuring pass. `--refresh-expected` records nothing: it loads the COMMITTED corpus with the
+current code (the test's way) and rewrites only tests/golden/expected/, for a deliberate change of a
+projection (ids and stored rows stay as they are); review its diff line by line.
+
+This script may use internals (it runs only when someone regenerates); the test,
 tests/test_golden_corpus.py, uses only the public surface, and the expectations are produced by the
 test's own loader so the two can never disagree on how a corpus is loaded.
 
@@ -320,6 +325,25 @@ def main() -> None:
     print(f"golden corpus: {len(commands)} expectations, {size // 1024} KB in {OUT}")
 
 
+def refresh_expected() -> None:
+    """Rewrite tests/golden/expected/ from the committed corpus, loaded as the test loads it."""
+    commands = golden.commands(golden.ids())
+    with golden.golden_lock():
+        golden.load_corpus()
+        try:
+            results = golden.run_all(commands)
+        finally:
+            shutil.rmtree(HOME.parent, ignore_errors=True)
+    changed = []
+    for name, result in results.items():
+        path = OUT / "expected" / name
+        text = golden.expectation(result)
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            changed.append(name)
+    print(f"golden expectations: {len(changed)} of {len(commands)} rewritten: {', '.join(changed) or '-'}")
+
+
 def dump_rows(path: Path) -> list[dict[str, Any]]:
     """Every stored row (events and snapshots), state decompressed to its JSON text."""
     found = []
@@ -341,5 +365,8 @@ def anchors(home: Path) -> list[str]:
 
 
 if __name__ == "__main__":
-    with golden.golden_lock():  # the test loads its copy at the same path
-        main()
+    if sys.argv[1:] == ["--refresh-expected"]:
+        refresh_expected()
+    else:
+        with golden.golden_lock():  # the test loads its copy at the same path
+            main()

@@ -1,8 +1,10 @@
 """Teacher cassettes: record real teacher calls once, replay them offline at zero cost.
 
 A cassette is JSONL, one line per call: `{"digest", "request", "response"}`, where `digest` is
-`request_digest(params)` over the parameters exactly as passed to `messages.create`. Replay returns
-real `anthropic.types.Message` objects, so callers cannot tell a cassette from the API.
+`request_digest(params)` over the parameters exactly as passed to `messages.create`. Replay matches a
+live request to a recorded one by `cassette_match.normalised` (volatile fields such as the student's
+latency masked on both sides) and returns real `anthropic.types.Message` objects, so callers cannot
+tell a cassette from the API.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from anthropic.types import Message
 from pydantic import ValidationError
 
+from distill_es.adapters.cassette_match import divergence, first_difference, match_digest, normalised
 from distill_es.adapters.teacher import jsonable, request_digest, response_to_dict
 from distill_es.domain.errors import CassetteMiss, DistillError
 
@@ -54,45 +57,15 @@ def _load(path: Path) -> list[dict[str, Any]]:
             raise CassetteError(
                 f"{path}:{lineno}: response is not a Message ({exc.error_count()} errors)"
             ) from None
+        try:
+            match_digest(record["request"])
+        except (TypeError, ValueError) as exc:  # not JSON data, or a NaN no real request holds
+            raise CassetteError(f"{path}:{lineno}: request is not plain JSON data ({exc})") from None
         records.append(record)
     return records
 
 
-def _short(value: Any, limit: int = 80) -> str:
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def first_difference(a: Any, b: Any, path: str = "") -> str | None:
-    """The path of the first place two JSON values differ (`messages[3].content[0].text`), or None."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            sub = f"{path}.{key}" if path else key
-            if key not in a or key not in b:
-                return sub
-            found = first_difference(a[key], b[key], sub)
-            if found is not None:
-                return found
-        return None
-    if isinstance(a, list) and isinstance(b, list):
-        for i, (x, y) in enumerate(zip(a, b, strict=False)):
-            found = first_difference(x, y, f"{path}[{i}]")
-            if found is not None:
-                return found
-        return None if len(a) == len(b) else f"{path}[{min(len(a), len(b))}] (length {len(b)} vs {len(a)})"
-    return None if a == b else (path or "<root>")
-
-
-def _get(value: Any, path: str) -> Any:
-    # Best effort: follow a first_difference path to show the two values side by side.
-    for part in path.replace("[", ".[").split("."):
-        if not part:
-            continue
-        try:
-            value = value[int(part[1:-1])] if part.startswith("[") else value[part]
-        except (KeyError, IndexError, TypeError, ValueError):
-            return "<absent>"
-    return value
+__all__ = ["CassetteError", "CassetteTeacher", "RecordingTeacher", "first_difference"]
 
 
 def _closeness(recorded: dict[str, Any], request: dict[str, Any]) -> tuple[int, int, int]:
@@ -116,15 +89,18 @@ class _CassetteMessages:
 
 
 class CassetteTeacher:
-    """Serves recorded responses by request digest. Same digest recorded several times: served in
-    recorded order, the last one repeating once they run out."""
+    """Serves recorded responses to the requests that match them (`cassette_match.match_digest`: the
+    request with its volatile fields masked). A request recorded several times: its responses are served
+    in recorded order, the last one repeating once they run out."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._records = _load(self.path)
-        self._by_digest: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        # Keyed by the recorded request itself, not the stored `digest` (the exact one, kept for the
+        # record): old cassettes replay under the matching rule without being re-recorded.
+        self._by_request: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for record in self._records:
-            self._by_digest[record["digest"]].append(record["response"])
+            self._by_request[match_digest(record["request"])].append(record["response"])
         self._served: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
         self.messages = _CassetteMessages(self)
@@ -133,24 +109,23 @@ class CassetteTeacher:
         return len(self._records)
 
     def replay(self, params: dict[str, Any]) -> Message:
-        digest = request_digest(params)
+        key = match_digest(params)
         with self._lock:
-            responses = self._by_digest.get(digest)
+            responses = self._by_request.get(key)
             if not responses:
-                raise self._miss(digest, jsonable(params))
-            index = min(self._served[digest], len(responses) - 1)
-            self._served[digest] += 1
+                raise self._miss(request_digest(params), jsonable(params))
+            index = min(self._served[key], len(responses) - 1)
+            self._served[key] += 1
         return Message.model_validate(responses[index])
 
     def _miss(self, digest: str, request: dict[str, Any]) -> CassetteMiss:
         hint = f"the cassette holds no requests (model {request.get('model')!r})"
         if self._records:
-            closest = max(self._records, key=lambda r: _closeness(r["request"], request))["request"]
-            where = first_difference(closest, request) or "<identical JSON but different digest>"
-            hint = (
-                f"model {request.get('model')!r}; closest recorded request first differs at {where}: "
-                f"recorded {_short(_get(closest, where))} vs now {_short(_get(request, where))}"
-            )
+            now = normalised(request)
+            closest = max((normalised(r["request"]) for r in self._records), key=lambda r: _closeness(r, now))
+            found = divergence(closest, now)
+            shown = found.describe() if found else "<root>: no difference once normalised"
+            hint = f"model {request.get('model')!r}; closest recorded request first differs at {shown}"
         error = CassetteMiss(
             f"no recorded response for request {digest[:16]}… in {self.path} "
             f"({len(self._records)} recorded calls): {hint}"

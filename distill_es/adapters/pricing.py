@@ -8,6 +8,10 @@ dated ids (`claude-sonnet-4-5-20250929`), Vertex ids (`claude-opus-4-1@20250805`
 newer model (`claude-opus-4-7`) is not mistaken for `claude-opus-4`. An unknown model is priced at the
 most expensive known rate and flagged (`ModelPrice.known is False`) so a caller can warn instead of
 under-counting the budget.
+
+A `[pricing]` table in distill_es.toml overrides or adds rows (`overrides_from`): its keys match by
+the same rules and win over the hand table. `genai-prices` was evaluated as the source of this table
+and not adopted: see docs/performance.md, "Teacher prices".
 """
 
 from __future__ import annotations
@@ -79,14 +83,40 @@ def _normalise(model: str) -> str:
     return model
 
 
-def price_for(model: str) -> ModelPrice:
-    """The price row for `model`: exact id, else the longest known prefix, else the dearest rate."""
+Overrides = Mapping[str, ModelPrice]
+
+
+def overrides_from(table: Mapping[str, Mapping[str, Any]] | None) -> dict[str, ModelPrice]:
+    """`[pricing."<model>"] input, output[, cache_write, cache_read]` (USD per MTok, validated by the
+    settings) as price rows; cache prices default to 1.25× and 0.1× the input price."""
+    rows: dict[str, ModelPrice] = {}
+    for model, row in (table or {}).items():
+        base = _price(_normalise(model), float(row["input"]), float(row["output"]))
+        write, read = row.get("cache_write"), row.get("cache_read")
+        rows[base.model] = ModelPrice(
+            base.model,
+            base.input,
+            base.output,
+            base.cache_write if write is None else float(write),
+            base.cache_read if read is None else float(read),
+        )
+    return rows
+
+
+def _lookup(name: str, table: Overrides) -> ModelPrice | None:
+    if name in table:
+        return table[name]
+    matches = [key for key in table if name.startswith(key) and _SUFFIX.fullmatch(name[len(key) :])]
+    return table[max(matches, key=len)] if matches else None
+
+
+def price_for(model: str, overrides: Overrides | None = None) -> ModelPrice:
+    """The price row for `model`: the `[pricing]` overrides, else the hand table (exact id, else the
+    longest known prefix), else the dearest known rate, flagged `known=False`."""
     name = _normalise(model)
-    if name in PRICES:
-        return PRICES[name]
-    matches = [key for key in PRICES if name.startswith(key) and _SUFFIX.fullmatch(name[len(key) :])]
-    if matches:
-        return PRICES[max(matches, key=len)]
+    found = _lookup(name, overrides or {}) or _lookup(name, PRICES)
+    if found is not None:
+        return found
     p = _MOST_EXPENSIVE
     return ModelPrice(model, p.input, p.output, p.cache_write, p.cache_read, known=False)
 
@@ -97,11 +127,11 @@ def _tokens(usage: Mapping[str, Any], key: str) -> int:
     return 0 if value is None else token_count(key, value)
 
 
-def cost_of(model: str, usage: Mapping[str, Any]) -> float:
+def cost_of(model: str, usage: Mapping[str, Any], overrides: Overrides | None = None) -> float:
     """USD for one call. `usage` as the Messages API reports it; missing or None counts as 0.
 
     A count that is not an int in 0..MAX_TOKENS_PER_CALL raises `InvalidTeacherOutput`."""
-    p = price_for(model)
+    p = price_for(model, overrides)
     total = (
         _tokens(usage, "input_tokens") * p.input
         + _tokens(usage, "output_tokens") * p.output

@@ -217,6 +217,13 @@ class OpenAIStudent:
     def run(self, task: BenchmarkTask) -> StudentResult:
         return self._send(task, build_chat_request(self.home, task, self.settings))
 
+    def probe(self, model: str) -> StudentResult:
+        """One token from `model` through the usual retry path (`distill-es doctor`): does the endpoint
+        answer, and does it know the model? Raises `EndpointUnavailable` when it does not answer."""
+        task = BenchmarkTask(task_id="doctor-probe", query="Reply with OK.", reference_answer="OK")
+        messages = [{"role": "user", "content": task.query}]
+        return self._send(task, {"model": model, "messages": messages, "max_tokens": 1})
+
     def _post(self, body: dict[str, Any]) -> tuple[str, int]:
         # The request is plain JSON already: post it through the client (its timeouts and error
         # mapping) without the SDK's per-call parameter transform or its response models, which

@@ -7,6 +7,7 @@ every call is retried like the teacher's, and kept until the step that made it r
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from distill_es.adapters.retry import RetryPolicy, WaitObserver, call_with_retries
@@ -21,9 +22,14 @@ class LedgerJudge:
     """Wraps an LLM judge so that every teacher call it makes is handed to the step for the ledger."""
 
     def __init__(
-        self, inner: Any, policy: RetryPolicy | None = None, on_wait: WaitObserver | None = None
+        self,
+        inner: Any,
+        policy: RetryPolicy | None = None,
+        on_wait: WaitObserver | None = None,
+        pricing: Mapping[str, Any] | None = None,
     ) -> None:
         self.inner = inner
+        self.pricing = pricing  # the [pricing] table its calls are priced under
         self.policy, self.on_wait = policy or RetryPolicy(), on_wait
         self._calls: list[tuple[str, dict[str, Any], Any]] = []
         self._lock = threading.Lock()
@@ -61,6 +67,6 @@ class LedgerJudge:
         version the step records them at (a redone step reuses the same keys)."""
         calls = self.drain()
         return tuple(
-            paid_call(f"judge/{version}/{i}", "judge", params, message, usage_of(message))
+            paid_call(f"judge/{version}/{i}", "judge", params, message, usage_of(message), self.pricing)
             for i, (_, params, message) in enumerate(calls)
         )

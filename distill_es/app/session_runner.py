@@ -102,7 +102,7 @@ class Runner:
             session = Session.start(
                 trigger=trigger,
                 autonomy_mode=settings.session.autonomy_mode,
-                settings=settings.model_dump(mode="json"),
+                settings=settings.recorded(),
                 workspace=str(self.home),
                 parent_session_id=parent_session_id,
             )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
-from distill_es.adapters.pricing import cost_of
+from distill_es.adapters.pricing import cost_of, overrides_from
 from distill_es.adapters.retry import safe_url
 from distill_es.adapters.teacher import request_digest, response_to_dict
 
@@ -21,10 +22,16 @@ def teacher_endpoint(teacher: Any) -> str:
 
 
 def paid_call(
-    call_key: str, purpose: str, params: dict[str, Any], message: Any, usage: dict[str, int]
+    call_key: str,
+    purpose: str,
+    params: dict[str, Any],
+    message: Any,
+    usage: dict[str, int],
+    pricing: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`record_teacher_call`'s arguments for a reply whose `usage` was read (and checked) already:
-    the model that answered (else the one asked), the request's digest, the reply, its price."""
+    the model that answered (else the one asked), the request's digest, the reply, its price (under
+    the session's recorded `[pricing]` table, when it has one)."""
     model = str(getattr(message, "model", None) or params["model"])
     return {
         "call_key": call_key,
@@ -33,5 +40,5 @@ def paid_call(
         "request_digest": request_digest(params),
         "response": response_to_dict(message),
         "usage": usage,
-        "cost_usd": cost_of(model, usage),
+        "cost_usd": cost_of(model, usage, overrides_from(pricing)),
     }

@@ -20,10 +20,15 @@ from distill_es.cli.options import HomeOption, JsonOption, SessionArg
 
 
 def review(ctx: typer.Context, home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """Edits waiting for a reviewer, with their diff previews."""
+    """Edits waiting for a reviewer, with their diff previews.
+
+    Under them, the edits of the same sessions that never reached a gate (refused at plan time,
+    invalid, apply_failed), each with its reason.
+    """
     path = resolve_home(ctx, home)
     with open_engine(ctx, path, read_only=True) as engine:
         items = engine.pending_reviews()
+        sessions = {sid: engine.get(sid) for sid in dict.fromkeys(item["session_id"] for item in items)}
     if as_json:
         print_json(items)
         return
@@ -31,6 +36,8 @@ def review(ctx: typer.Context, home: HomeOption = None, as_json: JsonOption = Fa
         out().print("nothing is waiting for review")
         return
     out().print(render.review_items(items))
+    if notes := render.unworked_edits(sessions.values()):  # what the plan dropped, beside what waits
+        out().print(notes)
     first = items[0]
     decide = f"distill-es approve {inert(first['session_id'])} {inert(first['edit_id'])} --by NAME"
     out().print(f"decide with: {decide}   (or reject … --by NAME --reason TEXT)", soft_wrap=True)

@@ -124,11 +124,25 @@ def build_engine(
     store = store or globals_of(ctx).store
     source = traces_from(traces)
     if drives and is_demo(home):
-        return _open_demo(home, store, teacher, progress, source)
-    return Engine.open(
-        home, teacher=teacher, store_url=store, create_tables=not read_only, traces=source,
-        **observers(progress),
-    )  # fmt: skip
+        engine = _open_demo(home, store, teacher, progress, source)
+    else:
+        engine = Engine.open(
+            home, teacher=teacher, store_url=store, create_tables=not read_only, traces=source,
+            **observers(progress),
+        )  # fmt: skip
+    if progress is not None:
+        progress.unpriced = unpriced_teacher(engine)
+    return engine
+
+
+def unpriced_teacher(engine: Engine) -> str | None:
+    """The configured teacher model when neither the price table nor [pricing] knows it."""
+    from distill_es.adapters.pricing import overrides_from, price_for
+
+    settings = engine.settings
+    model = settings.teacher.model
+    pricing = overrides_from(settings.recorded().get("pricing"))
+    return None if price_for(model, pricing).known else model
 
 
 def observers(progress: StepProgress | None) -> dict[str, Any]:

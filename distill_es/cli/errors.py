@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.text import Text
 
 from distill_es.cli.console import err, print_error
+from distill_es.domain.benchmark_run.errors import UnknownRef
 from distill_es.domain.errors import (
     ConcurrentSessionWrite,
     DamagedSession,
@@ -59,6 +60,8 @@ def _hint_for(exc: BaseException) -> str:
         return exc.hint
     if isinstance(exc, NotAWorkspace):
         return "create one with `distill-es init DIR`, or try `distill-es demo`"
+    if isinstance(exc, UnknownRef):
+        return "`git log` in the workspace lists its commits; WORKTREE names the working tree"
     if isinstance(exc, SessionNotFound):
         return "list this workspace's sessions with `distill-es sessions`"
     if isinstance(exc, IllegalTransition):

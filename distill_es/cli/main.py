@@ -2,9 +2,10 @@
 `--help` lists them. Each command calls the engine and renders what it returns.
 
 Any error escaping a command becomes its exit code and one or two lines on stderr (cli/errors.py).
-The commands: cli/workspace.py (init, demo, diagram, benchmark), cli/sessions.py (run, resume,
+The commands: cli/workspace.py (init, demo, diagram, benchmark show), cli/benchmark.py (benchmark
+run, compare), cli/sessions.py (run, resume,
 sessions, show, history, verify), cli/decisions.py (review, approve, reject, rollback, cancel),
-cli/transfer.py, cli/loop.py, cli/worker.py, cli/training.py.
+cli/doctor.py, cli/dev_servers.py, cli/transfer.py, cli/loop.py, cli/worker.py, cli/training.py.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from typer.core import TyperGroup
 
 from distill_es import __version__
 from distill_es.adapters.terminal_safe import inert
-from distill_es.cli import decisions, engines, sessions, workspace
+from distill_es.cli import benchmark, decisions, engines, sessions, workspace
 from distill_es.cli import loop as cli_loop
 from distill_es.cli import transfer as cli_transfer
 from distill_es.cli.console import err
+from distill_es.cli.dev_servers import dev_servers
+from distill_es.cli.doctor import doctor
 from distill_es.cli.errors import report_error
 from distill_es.cli.options import ROOT_CONTEXT, Globals
 from distill_es.cli.training import training_app
@@ -92,12 +95,14 @@ for command in (
     workspace.demo,
     sessions.run, sessions.resume, sessions.sessions, sessions.show, sessions.history,
     decisions.review, decisions.approve, decisions.reject, decisions.rollback, decisions.cancel,
-    sessions.verify, workspace.diagram,
+    sessions.verify, doctor, workspace.diagram,
 ):  # fmt: skip
     app.command()(command)
+app.command("dev-servers")(dev_servers)
 cli_transfer.register(app, engines.transfer_engine)
 cli_loop.register(app, engines.loop_engine)
 app.command()(worker)
+benchmark.register(workspace.benchmark_app)
 app.add_typer(workspace.benchmark_app, name="benchmark")
 app.add_typer(training_app, name="training")
 

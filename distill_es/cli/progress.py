@@ -22,8 +22,9 @@ if TYPE_CHECKING:  # types only: importing the engine's modules here would slow 
     from distill_es.domain.vocabulary import LearningSession
 
 
-def describe_step(view: LearningSession, step: Step) -> str:
-    """`diagnosing · CallTeacher diagnose · turn 2 · $0.0142`: phase, step, turn, cost so far."""
+def describe_step(view: LearningSession, step: Step, unpriced: str | None = None) -> str:
+    """`diagnosing · CallTeacher diagnose · turn 2 · $0.0142`: phase, step, turn, cost so far (with
+    `unpriced`, the teacher model without a known price: `$0.0142 (unknown price for M: …)`)."""
     parts = [view.status.value, step.kind]
     for attr in ("purpose", "name", "edit_id", "label"):
         value = getattr(step, attr, None)
@@ -37,8 +38,15 @@ def describe_step(view: LearningSession, step: Step) -> str:
     call_key = str(getattr(step, "call_key", "") or "")
     if call_key.startswith("diagnose/"):
         parts.append(f"turn {call_key.split('/', 1)[1]}")
-    parts.append(f"${view.teacher_cost_usd:.4f}")
+    cost = f"${view.teacher_cost_usd:.4f}"
+    if unpriced:
+        cost += f" ({unknown_price(unpriced)})"
+    parts.append(cost)
     return inert(" · ".join(parts))  # edit ids and names come from the teacher
+
+
+def unknown_price(model: str) -> str:
+    return f"unknown price for {model}: counted at the dearest known rate; set [pricing] to fix"
 
 
 def describe_scoring(progress: ScoringProgress) -> str:
@@ -63,6 +71,7 @@ class StepProgress:
 
     def __init__(self, console: Console) -> None:
         self.console = console
+        self.unpriced: str | None = None  # the teacher model, when it has no known price
         self._status: Status | None = None
         self._phase: str | None = None
 
@@ -96,7 +105,7 @@ class StepProgress:
             self.console.print(Text(f"  {line}", style="dim"))
 
     def __call__(self, view: LearningSession, step: Step) -> None:
-        line = describe_step(view, step)
+        line = describe_step(view, step, self.unpriced)
         phase = view.status.value
         if phase != self._phase:
             self._phase = phase

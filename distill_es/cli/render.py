@@ -35,6 +35,9 @@ OUTCOME_STYLE = {
     "rejected_by_user": "magenta",
     "rolled_back": "cyan",
     "skipped": "dim",
+    "refused": "red",
+    "invalid": "red",
+    "apply_failed": "red",
 }
 STATUS_STYLE = {
     "completed": "green",
@@ -83,9 +86,10 @@ WIDE_TABLE = 110  # below this many columns the reasons go under the table inste
 
 
 def edit_rows(view: LearningSession) -> list[EditRow]:
-    """One row per planned edit (and any outcome without a planned edit)."""
+    """One row per planned edit (and any outcome without a planned edit), then one per edit the plan
+    refused (its id may repeat a planned one's: a duplicate id is one reason to refuse)."""
     planned = {e.id: e for e in view.plan.edits} if view.plan else {}
-    outcomes = {o.edit_id: o for o in view.edit_outcomes}
+    outcomes = {o.edit_id: o for o in view.edit_outcomes if o.status != "refused"}
     rows: list[EditRow] = []
     for edit_id in list(planned) + [i for i in outcomes if i not in planned]:
         edit, outcome = planned.get(edit_id), outcomes.get(edit_id)
@@ -98,6 +102,10 @@ def edit_rows(view: LearningSession) -> list[EditRow]:
         status = safe_text(outcome.status, OUTCOME_STYLE.get(outcome.status, ""))
         reason = _reason(outcome, edit.expected_improvement if edit else "")
         rows.append((inert(edit_id), op, tier, status, _delta(outcome.benchmark_delta), reason))
+    for outcome in view.edit_outcomes:
+        if outcome.status == "refused":
+            status = safe_text(outcome.status, OUTCOME_STYLE["refused"])
+            rows.append((inert(outcome.edit_id), "—", "", status, "—", _reason(outcome, "")))
     return rows
 
 
@@ -142,13 +150,26 @@ def benchmark_line(view: LearningSession) -> Text | None:
     return text
 
 
-def session_summary(view: LearningSession) -> Group:
+def teacher_cost(view: LearningSession, unpriced: list[str] | None = None) -> str:
+    """`$0.0142`, and the models without a known price when some calls were counted at the dearest
+    known rate (the cost ledger's `known: false`)."""
+    cost = f"${view.teacher_cost_usd:.4f}"
+    if unpriced:
+        cost += f" (unknown price for {', '.join(unpriced)}: counted at the dearest known rate)"
+    return cost
+
+
+def unpriced_models(ledger: list[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(str(e["model"]) for e in ledger if e.get("known") is False))
+
+
+def session_summary(view: LearningSession, unpriced: list[str] | None = None) -> Group:
     """The end-of-run summary: status line, cost and benchmark, edits table."""
     head = Text("session ")
     head.append(inert(view.id), style="bold")
     head.append("  ")
     head.append_text(status_text(view.status.value))
-    facts = Text(f"teacher cost ${view.teacher_cost_usd:.4f}")
+    facts = Text(f"teacher cost {inert(teacher_cost(view, unpriced))}")
     facts.append(f"  ·  {student_calls(view)}")
     if line := benchmark_line(view):
         facts.append("  ·  ")
@@ -166,7 +187,7 @@ def student_calls(view: LearningSession) -> str:
     return f"student calls {view.student_calls_made} made, {view.student_calls_reused} reused"
 
 
-def session_detail(view: LearningSession) -> Group:
+def session_detail(view: LearningSession, unpriced: list[str] | None = None) -> Group:
     """`show`: everything a person wants about one session, diagnosis included."""
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
@@ -179,7 +200,7 @@ def session_detail(view: LearningSession) -> Group:
         ("autonomy", view.autonomy_mode.value),
         ("started", view.started_at.isoformat(timespec="seconds")),
         ("ended", view.ended_at.isoformat(timespec="seconds") if view.ended_at else "—"),
-        ("teacher cost", f"${view.teacher_cost_usd:.4f}"),
+        ("teacher cost", safe_text(teacher_cost(view, unpriced))),
         ("student calls", student_calls(view)),
         ("git", f"{short_sha(view.git_checkpoint_pre)} → {short_sha(view.git_checkpoint_post)}"),
     ]
@@ -213,6 +234,9 @@ SHORT_OUTCOME = {
     "rejected_by_user": "user-rejected",
     "rolled_back": "rolled back",
     "skipped": "skipped",
+    "refused": "refused",
+    "invalid": "invalid",
+    "apply_failed": "apply-failed",
 }
 
 
@@ -270,6 +294,22 @@ def review_items(items: Sequence[dict[str, Any]]) -> Group:
             Panel(Group(head, Syntax(preview, "diff", theme="ansi_dark", word_wrap=True)), expand=True)
         )
     return Group(*parts)
+
+
+# Edits that never reached the workspace or a gate: refused by the plan, or failing their check or apply.
+UNWORKED = ("refused", "invalid", "apply_failed")
+
+
+def unworked_edits(views: Iterable[LearningSession]) -> Text | None:
+    """One line per edit of these sessions that never reached a gate, with its reason; None if none."""
+    text = Text()
+    for view in views:
+        for outcome in view.edit_outcomes:
+            if outcome.status in UNWORKED:
+                text.append(f"session {inert(view.id[:8])}: edit {inert(outcome.edit_id)} ")
+                text.append(SHORT_OUTCOME[outcome.status], style=OUTCOME_STYLE[outcome.status])
+                text.append(f" ({inert(outcome.error or 'no reason recorded')})\n")
+    return text if text.plain else None
 
 
 def verify_table(reports: Sequence[SessionReport]) -> Table:

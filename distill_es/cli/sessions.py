@@ -16,9 +16,10 @@ from rich.text import Text
 from distill_es.adapters.terminal_safe import inert
 from distill_es.cli import render
 from distill_es.cli.console import err, out, print_json
+from distill_es.cli.doctor import require_preflight
 from distill_es.cli.driving import drive, session_exit
 from distill_es.cli.engines import is_demo, open_engine, resolve_home, resolve_session
-from distill_es.cli.options import HomeOption, JsonOption, SessionArg, TracesOption
+from distill_es.cli.options import HomeOption, JsonOption, SessionArg, TracesOption, globals_of
 from distill_es.cli.progress import StepProgress
 from distill_es.cli.teachers import (
     TEACHER_METAVAR,
@@ -87,6 +88,7 @@ def run(
     """
     path = resolve_home(ctx, home)
     chosen_trigger = build_trigger(trigger, list(trace_id or []), cluster_description)
+    require_preflight(path, globals_of(ctx).store)  # files, counts, store, git: before anything is recorded
     if teacher == "anthropic" or (teacher is None and not is_demo(path)):
         require_api_key()  # before a session is recorded, not half-way through it
         teacher = teacher or "anthropic"
@@ -202,10 +204,11 @@ def show(
             view = engine.get_at(session_id, moment)
         else:
             view = engine.get(session_id, version=moment)
+        unpriced = None if as_json else render.unpriced_models(engine.cost_ledger(session_id))
     if as_json:
         print_json(view.model_dump(mode="json"))
     else:
-        out().print(render.session_detail(view))
+        out().print(render.session_detail(view, unpriced))
 
 
 def history(

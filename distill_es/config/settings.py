@@ -68,6 +68,16 @@ class TracesSettings(_Section):
     source: str = ""
 
 
+class ModelPriceSettings(_Section):
+    """One `[pricing."<model>"]` row: USD per million tokens (cache prices default to 1.25× and 0.1×
+    the input price, Anthropic's 5-minute cache write and cache read)."""
+
+    input: float = Field(ge=0.0, allow_inf_nan=False)
+    output: float = Field(ge=0.0, allow_inf_nan=False)
+    cache_write: float | None = Field(default=None, ge=0.0, allow_inf_nan=False)
+    cache_read: float | None = Field(default=None, ge=0.0, allow_inf_nan=False)
+
+
 class TrainingSettings(_Section):
     trainer_command: list[str] = []  # argv; empty: every training run ends as a dry run
     timeout_seconds: float = Field(default=4 * 3600.0, gt=0)
@@ -94,6 +104,8 @@ class Settings(_Section):
     traces: TracesSettings = TracesSettings()
     training: TrainingSettings = TrainingSettings()
     network: NetworkSettings = NetworkSettings()
+    # Teacher prices that override or extend the hand table (adapters/pricing.py), by model id.
+    pricing: dict[str, ModelPriceSettings] = Field(default_factory=dict)
     # The daemon's [triggers] table; validated by distill_es.config.trigger_settings.TriggerSettings.
     triggers: dict[str, Any] = Field(default_factory=dict)
 
@@ -118,6 +130,16 @@ class Settings(_Section):
         """`[traces] source` as a path (`~`, `$VARS` expanded, relative to `home`); None when unset."""
         source = self.traces.source.strip()
         return resolve(source, home) if source else None
+
+    def recorded(self) -> dict[str, Any]:
+        """The settings as a session records them: `pricing` only when there is a table, so sessions
+        of workspaces without one store exactly what they stored before it existed."""
+        data = self.model_dump(mode="json")
+        if not data["pricing"]:
+            del data["pricing"]
+        if not data["traces"]["source"]:
+            del data["traces"]  # likewise: the default source is recorded as it always was, by absence
+        return data
 
     def with_overrides(self, **overrides: dict[str, Any]) -> Settings:
         data = self.model_dump(mode="json")
@@ -168,6 +190,12 @@ DEFAULT_SETTINGS_TOML = """\
 # min_improvement = 0.0          # the target cluster must improve by more than this
 # subsample_size = 50
 # benchmark_version = "personal_v1"
+
+# [pricing."claude-opus-4-7"]     # teacher prices, USD per million tokens: override or add a model
+# input = 5.0                    # (a model in neither table is priced at the dearest known rate and
+# output = 25.0                  #  shown as "unknown price")
+# cache_write = 6.25             # optional: 1.25 × input
+# cache_read = 0.5               # optional: 0.1 × input
 
 [training]                       # runs for approved lora_finetune edits (docs/training.md)
 # trainer_command = []           # e.g. ["python", "scripts/trainers/peft_orpo.py"]; empty: dry run

@@ -82,7 +82,15 @@ OP_PILLAR: dict[EditOp, EditPillar] = {
 }
 
 EditOutcomeStatus = Literal[
-    "applied", "rejected_by_gate", "pending_review", "rejected_by_user", "rolled_back", "skipped"
+    "applied",
+    "rejected_by_gate",  # a gate ran and refused it
+    "pending_review",
+    "rejected_by_user",
+    "rolled_back",
+    "skipped",
+    "refused",  # refused when the plan was frozen: never part of the plan
+    "invalid",  # its check failed before it was applied
+    "apply_failed",  # writing it to the workspace failed; nothing of it landed
 ]
 
 Fraction = Field(ge=0.0, le=1.0)

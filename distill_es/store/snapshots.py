@@ -157,7 +157,7 @@ def _edit_state(p: EditProgress) -> str:
             return E.TRAINED
         return E.TRAINING_REJECTED if p.training["state"] == "completed" else E.TRAINING_FAILED
     if p.check_ok is False:
-        return E.INVALID
+        return E.APPLY_FAILED if p.pre_sha else E.INVALID
     if p.gate is not None:
         return E.GATED if p.gate.accepted else (E.REVERTED if p.revert_sha else E.GATE_REJECTED)
     if p.revert_sha:

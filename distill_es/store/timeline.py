@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from distill_es.adapters.pricing import overrides_from, price_for
 from distill_es.domain.session import events as ev
+from distill_es.domain.session.records import RefusedEdit
 
 
 def _short(sha: str | None) -> str:
@@ -38,8 +40,7 @@ def describe(event: Any) -> tuple[str, str]:
             ids = ", ".join(c.get("id", "?") for c in event.clusters)
             return "teacher", f"diagnosis recorded: {len(event.clusters)} clusters ({ids})"
         case ev.PlanFrozen():
-            n = len(event.plan.get("edits", []))
-            return "engine", f"plan frozen: {n} edits accepted, {len(event.rejected)} refused"
+            return "engine", plan_frozen_line(event)
         case ev.EditRouted():
             return "engine", f"edit {event.edit_id} ({event.risk_tier} tier) routed to {event.route}"
         case ev.EditQueuedForReview():
@@ -115,7 +116,12 @@ def timeline(events: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 def cost_ledger(events: Iterable[Any]) -> list[dict[str, Any]]:
-    """Every priced teacher call, in order. Built from the log, so resume never counts twice."""
+    """Every priced teacher call, in order. Built from the log, so resume never counts twice.
+    `known` is false for a model neither the price table nor the session's recorded `[pricing]`
+    names: its cost was counted at the dearest known rate (an upper bound, never an under-count)."""
+    events = list(events)
+    pricing = next((e.settings.get("pricing") for e in events if isinstance(e, ev.SessionStarted)), None)
+    overrides = overrides_from(pricing)
     return [
         {
             "version": event.originator_version,
@@ -125,7 +131,18 @@ def cost_ledger(events: Iterable[Any]) -> list[dict[str, Any]]:
             "model": event.model,
             "usage": dict(event.usage),
             "cost_usd": event.cost_usd,
+            "known": price_for(event.model, overrides).known,
         }
         for event in events
         if isinstance(event, ev.TeacherCallCompleted)
     ]
+
+
+def plan_frozen_line(event: ev.PlanFrozen) -> str:
+    """How many edits the plan kept, and each one it refused with the reason."""
+    n = len(event.plan.get("edits", []))
+    line = f"plan frozen: {n} edit{'' if n == 1 else 's'} accepted, {len(event.rejected)} refused"
+    refused = [RefusedEdit.recorded(r) for r in event.rejected if isinstance(r, dict)]
+    if refused:
+        line += ": " + "; ".join(f"{r.edit_id} ({r.reason})" for r in refused)
+    return line

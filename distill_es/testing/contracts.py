@@ -88,7 +88,7 @@ EDIT_CONTRACT: dict[str, dict[str, frozenset[str]]] = {
     },
     "apply_started": {
         "record_apply": _F({"applied"}),
-        "validate_edit": _F({"invalid"}),  # applying it failed
+        "validate_edit": _F({"apply_failed"}),  # applying it failed
         "skip_edit": _F({"skipped"}),
     },
     "applied": {"record_gate": _F({"gated", "gate_rejected"}), "revert_edit": _F({"withdrawn"})},
@@ -97,7 +97,9 @@ EDIT_CONTRACT: dict[str, dict[str, frozenset[str]]] = {
     "gated": {"roll_back_edit": _F({"rolled_back"})},
     "trained": {"roll_back_edit": _F({"rolled_back"})},
     **{end: {} for end in (
-        "invalid", "rejected", "reverted", "skipped", "training_rejected", "training_failed", "rolled_back",
+        "invalid", "apply_failed", "rejected", "reverted", "skipped", "training_rejected", "training_failed",
+        "rolled_back",
+        "refused",  # entered at plan time (freeze_plan), never moved by a per-edit command
     )},
 }  # fmt: skip
 

@@ -192,6 +192,49 @@ class GitWorkspace:
     def tree_sha(self) -> str:
         return self._rev_parse("HEAD^{tree}")
 
+    def tree_of(self, ref: str) -> str | None:
+        """The full tree sha a git ref (branch, tag, sha, `HEAD~2`) names; None when it names none."""
+        if not ref or ref.startswith("-"):
+            return None
+        try:
+            return self._git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{tree}}")
+        except GitCommandError:
+            return None
+
+    def working_tree_sha(self) -> str:
+        """The tree sha of HEAD's tree with the managed paths as they are on disk now (uncommitted
+        changes included): equal to `tree_sha()` when they are clean, so the score cache applies."""
+        git_dir = Path(self._git("rev-parse", "--absolute-git-dir"))
+        fd, name = tempfile.mkstemp(prefix="distill_es-worktree-", suffix=".index", dir=git_dir)
+        os.close(fd)
+        index = Path(name)
+        index.unlink()
+        try:
+            self._git_with_index(index, "read-tree", "HEAD")
+            managed = self._known(TRACKED_PATHS)
+            if managed:
+                self._git_with_index(index, "add", "-A", "--", *managed)
+            return self._git_with_index(index, "write-tree")
+        finally:
+            index.unlink(missing_ok=True)
+
+    def export_tree(self, tree_sha: str, dest: Path) -> None:
+        """Write the managed files of `tree_sha` under `dest` (a directory outside the workspace),
+        through a private index: the workspace, its index and HEAD are untouched."""
+        fd, name = tempfile.mkstemp(prefix="distill_es-export-", suffix=".index")
+        os.close(fd)
+        index = Path(name)
+        index.unlink()
+        try:
+            self._git_with_index(index, "read-tree", tree_sha)
+            listed = self._git_with_index(index, "ls-files", "-z", "--", *TRACKED_PATHS)
+            paths = [p for p in listed.split("\0") if p]
+            if paths:
+                prefix = str(Path(dest).resolve()) + os.sep
+                self._git_with_index(index, "checkout-index", "-f", f"--prefix={prefix}", "--", *paths)
+        finally:
+            index.unlink(missing_ok=True)
+
     def dirty_paths(self) -> list[str]:
         """Uncommitted changes (staged, unstaged, untracked) under the tracked paths, sorted."""
         out = self._git(

@@ -14,11 +14,11 @@ from distill_es.cli.main import app
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_cli_docs", ROOT / "scripts" / "gen_cli_docs.py")
+def load_generator(name: str = "gen_cli_docs") -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("gen_cli_docs", module)
+    sys.modules.setdefault(name, module)
     spec.loader.exec_module(module)
     return module
 
@@ -35,8 +35,21 @@ def test_every_command_is_documented() -> None:
     paths = generator.command_paths(typer.main.get_command(app))
     names = {" ".join(p) for p in paths}
     expected = {"init", "demo", "run", "resume", "sessions", "show", "history", "review", "approve",
-                "reject", "rollback", "verify", "diagram", "benchmark", "benchmark show"}  # fmt: skip
+                "reject", "rollback", "verify", "diagram", "benchmark", "benchmark show", "doctor",
+                "dev-servers"}  # fmt: skip
     assert expected <= names
     text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     for name in expected:
         assert f"## `distill-es {name}`" in text
+
+
+def test_doc_samples_are_real_output() -> None:
+    """The dev-servers and doctor samples in getting-started.md and operations.md, from real runs."""
+    generator = load_generator("gen_doc_samples")
+    docs = generator.render_docs()
+    assert {path.name for path in docs} == {"getting-started.md", "operations.md"}
+    for path, (current, fresh) in docs.items():
+        assert "<!-- sample: " in current
+        assert current == fresh, (
+            f"{path.name}: a sample is out of date: run python scripts/gen_doc_samples.py"
+        )

@@ -100,7 +100,8 @@ class EditTableMachine(RuleBasedStateMachine):
             else (E.TRAINING_REJECTED if data["state"] == "completed" else E.TRAINING_FAILED),
         }.get(command)
         if command == "validate_edit":
-            expected = E.VALIDATED if data["ok"] else E.INVALID
+            failed = E.APPLY_FAILED if self.edit.state == E.APPLY_STARTED else E.INVALID
+            expected = E.VALIDATED if data["ok"] else failed
         if command == "record_training":
             assert lora, "a non-lora edit was trained"
         if command == "start_apply":
@@ -131,7 +132,9 @@ TestEditTable.settings = settings(MACHINE_SETTINGS, max_examples=150, stateful_s
 
 def test_every_state_is_reachable_and_named_in_the_contract() -> None:
     assert set(edit_lifecycle.STATES) == set(EDIT_CONTRACT) == set(edit_lifecycle.OUTCOMES)
-    reached, frontier = {E.PLANNED}, [E.PLANNED]
+    # Freezing the plan is where an edit enters: planned, or refused (where it also ends).
+    assert set(edit_lifecycle.ENTRY) == {E.PLANNED, E.REFUSED}
+    reached, frontier = set(edit_lifecycle.ENTRY), list(edit_lifecycle.ENTRY)
     while frontier:
         state = frontier.pop()
         for dests in EDIT_CONTRACT[state].values():

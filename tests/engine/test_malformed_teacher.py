@@ -62,7 +62,14 @@ def test_bad_edits_are_refused_one_by_one_and_the_good_one_still_applies(tmp_pat
     ]
     engine, session = run(tmp_path, teacher_with_plan(tool_uses_reply([("submit_plan", {"edits": items})])))
     assert session.status == "completed"
-    assert [(o.edit_id, o.status) for o in session.edit_outcomes] == [("edit_001", "applied")]
+    # Every bad edit has a visible fate: refused at plan time, with the plan's reason.
+    refused = ["edits[0]", "edits[1]", "e_unknown", "e_types", "e_pillar", "e_huge"]
+    assert [(o.edit_id, o.status) for o in session.edit_outcomes] == [
+        ("edit_001", "applied"),
+        *((edit_id, "refused") for edit_id in refused),
+    ]
+    assert all(o.error for o in session.edit_outcomes if o.status == "refused")
+    assert "teleport_student" in (session.edit_outcomes[3].error or "")
     [frozen] = [e for e in engine.store.domain_events(session.id) if isinstance(e, ev.PlanFrozen)]
     assert [r["index"] for r in frozen.rejected] == [0, 1, 2, 3, 4, 5]
     assert all(r["reason"] for r in frozen.rejected)

@@ -65,4 +65,4 @@ def call_teacher(
         return Refused(
             "teacher_invalid_output", f"the teacher's reply to {purpose} call {call_key} is invalid: {exc}"
         )
-    return Done(paid_call(call_key, purpose, params, message, usage))
+    return Done(paid_call(call_key, purpose, params, message, usage, session.settings.get("pricing")))

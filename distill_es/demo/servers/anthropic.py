@@ -35,6 +35,8 @@ class ScriptedAnthropicServer(InjectedFailures, JsonHTTPServer):
     `(request) -> reply`. A reply is a full Message dict, a compact one (`text_reply`, `tool_use_reply`,
     `tool_uses_reply`) or a plain string; the server fills id, model, stop_reason and usage.
 
+    `GET /v1/models` lists `models` (free: `distill-es doctor` asks it).
+
     Usage is computed from the request: blocks (tools, system, message content) cost about len/4
     tokens each. With `cache_control` breakpoints it reports cache writes and reads as the API does:
     the prefix up to each breakpoint is written to an in-memory cache; a later request reads the
@@ -50,9 +52,11 @@ class ScriptedAnthropicServer(InjectedFailures, JsonHTTPServer):
         *,
         min_cacheable_tokens: int = 0,
         retry_after_ms: int = 5,
+        models: Sequence[str] = ("claude-opus-4-6",),
         port: int = 0,
     ) -> None:
         self.script = script
+        self.models = list(models)
         self.min_cacheable_tokens = min_cacheable_tokens
         self.retry_after_ms = retry_after_ms
         self.served = 0
@@ -81,6 +85,8 @@ class ScriptedAnthropicServer(InjectedFailures, JsonHTTPServer):
         return status, {"type": "error", "error": {"type": kind, "message": message}}, headers
 
     def handle(self, method: str, path: str, body: Json | None) -> tuple[int, Json, dict[str, str]]:
+        if method == "GET" and path == "/v1/models":  # free: what `distill-es doctor` asks
+            return 200, self._models(), {}
         if method != "POST" or path != "/v1/messages":
             return self._error(404, f"no route {method} {path}", retry=False)
         if (failure := self._failures.take()) is not None:
@@ -102,6 +108,14 @@ class ScriptedAnthropicServer(InjectedFailures, JsonHTTPServer):
                 self.errors.append(message)
             return self._error(400, message, retry=False)
         return 200, self._complete(body, reply), {}
+
+    def _models(self) -> Json:
+        """The models list, as the API pages it: the models this server answers as."""
+        data = [
+            {"type": "model", "id": m, "display_name": m, "created_at": "2026-01-01T00:00:00Z"}
+            for m in self.models
+        ]
+        return {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}
 
     @staticmethod
     def _validate(body: Json | None) -> str | None:

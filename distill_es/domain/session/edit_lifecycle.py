@@ -29,7 +29,8 @@ class EditState:
     APPROVED = "approved"
     REJECTED = "rejected"  # by a reviewer
     VALIDATED = "validated"  # its check passed
-    INVALID = "invalid"  # its check failed, or applying it failed
+    INVALID = "invalid"  # its check failed: never applied
+    APPLY_FAILED = "apply_failed"  # its check passed, then writing it failed (the op did not fit)
     APPLY_STARTED = "apply_started"  # the intent (pre-apply HEAD and tree) is recorded
     APPLIED = "applied"  # committed, no gate verdict yet
     GATED = "gated"  # the gate accepted it: it stays
@@ -41,11 +42,15 @@ class EditState:
     TRAINING_FAILED = "training_failed"  # the run did not complete
     SKIPPED = "skipped"
     ROLLED_BACK = "rolled_back"  # a landed edit, reverted by a session rollback
+    REFUSED = "refused"  # refused when the plan was frozen (`PlanFrozen.rejected`): never in the plan
 
 
 E = EditState
 STATES: list[str] = [v for k, v in vars(EditState).items() if k.isupper()]
 INITIAL = E.PLANNED
+# Freezing the plan puts every edit the teacher proposed in one of these: accepted into the plan
+# (planned), or refused there with its reason (refused, where it ends).
+ENTRY: tuple[str, ...] = (E.PLANNED, E.REFUSED)
 # The worked-on states: the engine still has something to do for an edit in one of them.
 _ON_ITS_WAY = [E.ROUTED, E.APPROVED, E.VALIDATED, E.APPLY_STARTED, E.WITHDRAWN]
 
@@ -62,7 +67,7 @@ MOVES: list[dict[str, Any]] = [
      "conditions": ["check_passed"]},
     {"trigger": "validate_edit", "source": [E.ROUTED, E.APPROVED], "dest": E.INVALID},
     # Applying can still fail (the op does not fit the workspace): recorded as a failed check.
-    {"trigger": "validate_edit", "source": E.APPLY_STARTED, "dest": E.INVALID,
+    {"trigger": "validate_edit", "source": E.APPLY_STARTED, "dest": E.APPLY_FAILED,
      "conditions": ["check_failed"]},
     {"trigger": "start_apply", "source": E.VALIDATED, "dest": E.APPLY_STARTED,
      "conditions": ["is_not_training"]},
@@ -99,7 +104,8 @@ OUTCOMES: dict[str, str | None] = {
     E.APPROVED: None,
     E.REJECTED: "rejected_by_user",
     E.VALIDATED: None,
-    E.INVALID: "rejected_by_gate",
+    E.INVALID: "invalid",
+    E.APPLY_FAILED: "apply_failed",
     E.APPLY_STARTED: None,
     E.APPLIED: None,
     E.GATED: "applied",
@@ -111,6 +117,7 @@ OUTCOMES: dict[str, str | None] = {
     E.TRAINING_FAILED: "skipped",
     E.SKIPPED: "skipped",
     E.ROLLED_BACK: "rolled_back",
+    E.REFUSED: "refused",
 }
 
 
@@ -215,5 +222,7 @@ def decide(
 
 
 def mermaid() -> str:
-    """The edit lifecycle as a Mermaid state diagram."""
-    return rulebook.mermaid(INITIAL, MOVES, TERMINAL)
+    """The edit lifecycle as a Mermaid state diagram (refused edits enter, and end, at plan time)."""
+    lines = rulebook.mermaid(INITIAL, MOVES, TERMINAL).splitlines()
+    entries = [f"    [*] --> {state}: freeze_plan" for state in ENTRY if state != INITIAL]
+    return "\n".join([*lines[:2], *entries, *lines[2:]]) + "\n"

@@ -83,7 +83,8 @@ class DiagnosisRecorded(SessionEvent):
 
 
 class PlanFrozen(SessionEvent):
-    """The plan as the engine accepted it: edits with engine-assigned tiers, and what it refused."""
+    """The plan as the engine accepted it: edits with engine-assigned tiers, and what it refused (each
+    `{index, edit_id, reason, raw}`; a session shows it as an edit outcome `refused` with the reason)."""
 
     TOPIC = "distill_es.PlanFrozen.v1"
     plan: dict[str, Any]

@@ -88,3 +88,28 @@ class EditProgress:
     def outcome(self) -> str | None:
         """The contract's outcome status, or None while the edit is still on its way."""
         return edit_lifecycle.outcome(self.state)
+
+
+@dataclass(frozen=True)
+class RefusedEdit:
+    """An edit the plan refused when it was frozen (one entry of `PlanFrozen.rejected`): it never
+    joined the plan, and its lifecycle starts and ends in `refused`."""
+
+    edit_id: str  # the teacher's id, or "edits[<index>]" when it gave none usable
+    reason: str
+    index: int | None = None  # its position in the teacher's `edits` list
+    state: str = edit_lifecycle.EditState.REFUSED
+
+    @classmethod
+    def recorded(cls, rejection: dict[str, Any]) -> RefusedEdit:
+        """From a stored rejection: `{"index", "edit_id", "reason", "raw"}` (older or hand-made
+        entries may say `id` and omit the index)."""
+        index = rejection.get("index")
+        edit_id = rejection.get("edit_id") or rejection.get("id")
+        if not isinstance(edit_id, str) or not edit_id:
+            edit_id = f"edits[{index}]" if isinstance(index, int) else "edits[?]"
+        return cls(edit_id=edit_id, reason=str(rejection.get("reason") or ""), index=index)
+
+    @property
+    def outcome(self) -> str | None:
+        return edit_lifecycle.outcome(self.state)

@@ -13,7 +13,14 @@ from typing import Any, Protocol
 from distill_es.domain.errors import DistillError
 from distill_es.domain.session import events as ev
 from distill_es.domain.session.edit_lifecycle import EditState as E
-from distill_es.domain.session.records import DiagnoseTurn, EditProgress, GateRecord, TeacherCall, ToolResult
+from distill_es.domain.session.records import (
+    DiagnoseTurn,
+    EditProgress,
+    GateRecord,
+    RefusedEdit,
+    TeacherCall,
+    ToolResult,
+)
 from distill_es.domain.vocabulary import (
     AutonomyMode,
     BenchmarkSnapshot,
@@ -209,7 +216,9 @@ class SessionState:
     def _(self, e: ev.EditValidated) -> None:
         progress = self.edits[e.edit_id]
         progress.check_ok, progress.check_reason = e.ok, e.reason
-        progress.state = E.VALIDATED if e.ok else E.INVALID
+        # A failed check after the apply started is a failed apply (the table's validate_edit rows).
+        failed = E.APPLY_FAILED if progress.state == E.APPLY_STARTED else E.INVALID
+        progress.state = E.VALIDATED if e.ok else failed
         self._after(e)
 
     @evolve.register
@@ -344,6 +353,11 @@ class SessionState:
         self.git_post = e.git_post
         self.ended_at = e.timestamp
         self._after(e)
+
+    @property
+    def refused_edits(self) -> list[RefusedEdit]:
+        """The edits the plan refused when it was frozen, in the teacher's order."""
+        return [RefusedEdit.recorded(r) for r in self.plan_rejections if isinstance(r, dict)]
 
     # ----------------------------------------------------------------------------------------
     # reads on the scores

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from distill_es.domain.session import lifecycle
-from distill_es.domain.session.records import EditProgress
+from distill_es.domain.session.records import EditProgress, RefusedEdit
 from distill_es.domain.session.state import SessionState
 from distill_es.domain.vocabulary import EditOutcome, LearningSession, SessionStatus
 
 
 def learning_session(session: SessionState) -> LearningSession:
     outcomes = [o for p in session.edits.values() if (o := edit_outcome(p)) is not None]
+    outcomes += [refused_outcome(r) for r in session.refused_edits]
     return LearningSession(
         id=str(session.id),
         parent_session_id=session.parent_session_id,
@@ -41,8 +42,10 @@ def edit_outcome(p: EditProgress) -> EditOutcome | None:
     if status is None:
         return None
     error = None
-    if status == "rejected_by_gate":
-        error = p.check_reason if p.check_ok is False else (p.gate.reason if p.gate else None)
+    if status in ("invalid", "apply_failed"):
+        error = p.check_reason
+    elif status == "rejected_by_gate":
+        error = p.gate.reason if p.gate else None
     elif p.training is not None and status != "applied":
         error = p.training["summary"]
     elif status == "skipped":
@@ -59,6 +62,11 @@ def edit_outcome(p: EditProgress) -> EditOutcome | None:
         risk_tier=p.risk_tier,
         commit_sha=p.commit_sha,
     )
+
+
+def refused_outcome(r: RefusedEdit) -> EditOutcome:
+    """An edit refused at plan time: its outcome (from its state) and the plan's reason."""
+    return EditOutcome(edit_id=r.edit_id, status=r.outcome, error=r.reason)  # type: ignore[arg-type]
 
 
 def interruption_line(session: SessionState) -> str | None:
