@@ -176,3 +176,13 @@ def test_run_traces_that_do_not_exist_stop_before_anything_is_recorded(tmp_path:
     result = cli("--home", ws, "run", "--traces", tmp_path / "gone.db", "--teacher", f"cassette:{cassette}")
     assert result.exit_code == 3 and "traces source not found" in result.output
     assert cli_json("--home", ws, "sessions") in ([], {"sessions": []})
+
+
+def test_sessions_record_the_settings_as_before_unless_a_source_is_set(tmp_path: Path) -> None:
+    from distill_es.config.settings import Settings
+
+    ws = tmp_path / "ws"
+    assert cli("init", ws).exit_code == 0
+    assert "traces" not in Settings.load(ws).recorded()  # stored SessionStarted settings unchanged
+    chosen = Settings.load(ws, traces={"source": "~/t.jsonl"}).recorded()
+    assert chosen["traces"] == {"source": "~/t.jsonl"}
