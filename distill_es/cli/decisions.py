@@ -75,7 +75,7 @@ def approve(
 
     The session then goes on: completed once no edit is pending any more.
     """
-    name = who(by, resolve_home(ctx, home))
+    name = who(by)
     view, path = act_on_session(
         ctx, home, session,
         lambda e, sid: decide(e, sid, edit, lambda: e.approve(sid, edit, reviewer=name, note=note)),
@@ -99,7 +99,7 @@ def reject(
 
     The session completes once no edit is pending any more.
     """
-    name = who(by, resolve_home(ctx, home))
+    name = who(by)
     view, path = act_on_session(
         ctx, home, session,
         lambda e, sid: decide(e, sid, edit, lambda: e.reject(sid, edit, reviewer=name, reason=reason)),
@@ -119,7 +119,7 @@ def rollback(
 
     Edits are reverted newest first, one git revert commit each; the workspace's git log is shown.
     """
-    name = who(by, resolve_home(ctx, home))
+    name = who(by)
     _, path = act_on_session(
         ctx, home, session, lambda e, sid: e.rollback(sid, requested_by=name), as_json=as_json
     )
@@ -144,7 +144,7 @@ def cancel(
     not gated are reverted; its accepted edits stay (`rollback` reverts them). Exit 0 once cancelled;
     4 if the session already rests (or another process is running it).
     """
-    name = who(by, resolve_home(ctx, home))
+    name = who(by)
     if not name.strip() or not reason.strip():
         raise CliFailure(2, "cancel needs a name (--by) and a reason (--reason)")
     path = resolve_home(ctx, home)

@@ -72,7 +72,9 @@ def transition_message(exc: IllegalTransition) -> str:
     edit = getattr(exc, "edit_id", "")
     reason = getattr(exc, "reason", "")
     because = f" ({reason})" if reason else ""
-    possible = list(dict.fromkeys(USER_COMMANDS.get(c, "resume") for c in exc.legal))
+    possible = list(dict.fromkeys(USER_COMMANDS[c] for c in exc.legal if c in USER_COMMANDS))
+    if not possible and exc.legal:  # only the engine's own steps: a person lets it go on
+        possible = ["resume"]
     now = ", ".join(possible) if possible else "nothing (its lifecycle has ended)"
     if edit:
         it = f"edit {edit!r} of {subject}: it is {exc.state}{because}"

@@ -1,17 +1,23 @@
-"""Who a reviewer's command is done by when `--by` is not given: git's `user.name` (of the workspace,
-then global), then $USER, as git itself would name the author."""
+"""Who a reviewer's command is done by when `--by` is not given: the person's git identity
+($GIT_AUTHOR_NAME, then the global `user.name`), then $USER.
+
+Not the workspace repository's own `user.name`: that is the engine's committer (`distill_es`), set
+when the workspace was created, and never a person.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 
 from distill_es.cli.errors import CliFailure
 
 
-def git_user_name(home: Path | None) -> str:
-    command = ["git", *(["-C", str(home)] if home else []), "config", "user.name"]
+def git_user_name() -> str:
+    """The person's git name (environment, then global config); "" when git has none."""
+    if name := os.environ.get("GIT_AUTHOR_NAME", "").strip():
+        return name
+    command = ["git", "config", "--global", "--get", "user.name"]
     try:
         result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=10)
     except (OSError, subprocess.SubprocessError):
@@ -19,11 +25,11 @@ def git_user_name(home: Path | None) -> str:
     return result.stdout.strip() if result.returncode == 0 else ""
 
 
-def who(by: str | None, home: Path | None) -> str:
-    """`--by` as given; else git's user.name; else $USER; else a usage error saying what to pass."""
+def who(by: str | None) -> str:
+    """`--by` as given; else the git identity; else $USER; else a usage error saying what to pass."""
     if by is not None:
         return by
-    name = git_user_name(home) or os.environ.get("USER", "").strip()
+    name = git_user_name() or os.environ.get("USER", "").strip()
     if not name:
-        raise CliFailure(2, "who is this? pass --by NAME (no git user.name and no $USER to default to)")
+        raise CliFailure(2, "who is this? pass --by NAME (git has no user.name and $USER is not set)")
     return name

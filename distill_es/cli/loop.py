@@ -21,7 +21,8 @@ from rich.text import Text
 
 from distill_es.adapters.terminal_safe import inert, json_safe
 from distill_es.cli.console import err, out, print_error
-from distill_es.cli.options import HomeOption, JsonOption
+from distill_es.cli.identity import who
+from distill_es.cli.options import ByOption, HomeOption, JsonOption
 from distill_es.cli.render import score
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.domain.vocabulary import AutonomyMode, SessionStatus
@@ -225,7 +226,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         trace_id: Annotated[str, typer.Argument(metavar="TRACE_ID", help="The trace to learn from.")],
         home: HomeOption = None,
         note: Annotated[str, typer.Option("--note", help="What was wrong with it.")] = "",
-        by: Annotated[str, typer.Option("--by", help="Who flags it.")] = "user",
+        by: ByOption = None,
         as_json: JsonOption = False,
     ) -> None:
         """Flag a trace: the daemon's user_flag trigger starts a session about it (once)."""
@@ -233,7 +234,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
 
         engine = open_engine(home)
         try:
-            flag = engine.flag(trace_id, note=note, flagged_by=by)
+            flag = engine.flag(trace_id, note=note, flagged_by=who(by))
         except TraceNotFound as exc:
             raise _fail(3, str(exc), "flag a trace_id from traces.jsonl / traces.db") from None
         finally:

@@ -25,10 +25,12 @@ HomeOption = Annotated[
 ]
 
 
-def _json_errors(value: bool) -> bool:
-    """Under --json, errors too are JSON (cli/console.py), for commands mounted on any app."""
+def _json_errors(ctx: typer.Context, value: bool) -> bool:
+    """Under --json, errors too are JSON (cli/console.py), for commands mounted on any app: until the
+    command is done (the main app also sets it for the whole invocation, usage errors included)."""
     if value:
-        JSON_ERRORS.set(True)
+        token = JSON_ERRORS.set(True)
+        ctx.call_on_close(lambda: JSON_ERRORS.reset(token))
     return value
 
 
