@@ -62,12 +62,9 @@ class _Group(TyperGroup):
                 raise
             print_error(message(), code=code)
             raise typer.Exit(code) from None
-        except OSError as exc:
-            if exc.errno == errno.EPIPE:  # the reader went away (`export | head`): typer exits quietly
-                raise
-            globals_ = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
-            raise typer.Exit(report_error(exc, debug=globals_.debug)) from None
         except Exception as exc:
+            if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
+                raise  # the reader went away (`export --all | head -1`): typer exits quietly
             globals_ = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
             raise typer.Exit(report_error(exc, debug=globals_.debug)) from None
         finally:
