@@ -29,8 +29,14 @@ Every command finds its workspace the same way: `--home DIR` (on the command or 
 `$DISTILL_ES_HOME`, else the current directory if it is a workspace. The event store is
 `<home>/.distill_es/events.sqlite` unless `--store URL` or `$DISTILL_ES_STORE` names another
 (`sqlite:///path` or `postgresql://user@host:port/db`). Session ids may be shortened to any unique
-prefix. Every read command (`sessions`, `show`, `history`, `review`, `verify`, `benchmark show`)
-takes `--json` and then prints only JSON on stdout.
+prefix. Every command takes `--json` and then prints only JSON on stdout: read commands their data,
+write commands (`run`, `resume`, `approve`, `reject`, `rollback`, `cancel`, `demo`) the resulting
+session view. Under `--json` an error is one JSON object on stderr,
+`{"error": "...", "exit_code": n}` (with `"hint"` when there is one), and no progress is shown.
+
+`-h` is `--help` everywhere. `--quiet` (`-q`, before the command) shows no progress or notes on
+stderr; `--verbose` (`-v`) a progress line for every step. `--by` (approve, reject, rollback, cancel)
+defaults to git's `user.name`, then `$USER`. Shell completion: `distill-es --install-completion`.
 
 ## Exit codes
 
@@ -40,7 +46,8 @@ takes `--json` and then prints only JSON on stdout.
   start on one), or a step was interrupted (the message says how to resume).
 - `2` usage error: a bad option or value, no workspace given, an ambiguous session prefix, bad
   settings in `distill_es.toml`, a missing `ANTHROPIC_API_KEY`.
-- `3` not found: no such session, or `--home` is not a workspace.
+- `3` not found: no such session, no such edit of the session, a version past the end of the
+  session (`show --at`; the message names the last one), or `--home` is not a workspace.
 - `4` illegal transition or conflict: approving an edit of a completed session, a session busy in
   another process, uncommitted changes in the workspace, `init` or `demo` on an existing workspace,
   a damaged session (its stored events do not decode, fold or chain, or disagree with the log head
@@ -49,6 +56,7 @@ takes `--json` and then prints only JSON on stdout.
 - `130` interrupted with Ctrl-C (continue with `distill-es resume SESSION`).
 
 Errors are one or two lines on stderr (what was wrong, what to do); `--debug` adds the traceback.
+A reader that goes away (`distill-es export --all | head -1`) ends the command quietly.
 
 ## Environment
 

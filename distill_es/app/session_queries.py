@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_es.app.checked_log import CheckedLog
-from distill_es.domain.errors import DamagedSession
+from distill_es.domain.errors import DamagedSession, InvalidVersion, VersionNotFound
 from distill_es.domain.vocabulary import LearningSession, SessionStatus
 from distill_es.store.app import EventStore
 from distill_es.store.projections import SessionIndex
@@ -26,6 +26,12 @@ class SessionQueries:
         session = self.log.load(session_id)  # the whole session must be sound before any version is shown
         if version is None:
             return session.view()
+        if version < 1:
+            raise InvalidVersion(f"version {version} of session {session_id}: versions start at 1")
+        if version > session.version:
+            raise VersionNotFound(
+                f"session {session_id} has no version {version}: its last version is {session.version}"
+            )
         return self.store.load(session_id, version=version).view()
 
     def get_at(self, session_id: str, at: Any) -> LearningSession:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextvars import ContextVar
 from typing import Any
 
 import typer
@@ -36,9 +37,20 @@ def print_json(data: Any) -> None:
     typer.echo(json_safe(json.dumps(data, indent=2, ensure_ascii=False, default=str)))
 
 
-def print_error(message: str, hint: str = "") -> None:
+# Set for the whole invocation when `--json` is on its command line (cli/main.py), or by a command's own
+# --json option: errors are then one JSON object on stderr, so a script reads them as it reads results.
+JSON_ERRORS: ContextVar[bool] = ContextVar("distill_es_json_errors", default=False)
+
+
+def print_error(message: str, hint: str = "", code: int = 1) -> None:
     """`error: …` and, when there is one, `hint: …` on stderr: one inert line each (messages quote
-    edit ids, file lines, server replies)."""
+    edit ids, file lines, server replies). Under --json: `{"error", "exit_code"[, "hint"]}` instead."""
+    if JSON_ERRORS.get():
+        data: dict[str, Any] = {"error": message, "exit_code": code}
+        if hint:
+            data["hint"] = hint
+        typer.echo(json_safe(json.dumps(data, ensure_ascii=False, default=str)), err=True)
+        return
     err().print(Text(f"error: {inert(message)}", style="bold red"), soft_wrap=True)
     if hint:
         err().print(Text(f"hint: {inert(hint)}"), soft_wrap=True)

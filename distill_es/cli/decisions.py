@@ -5,7 +5,8 @@ Approving or rejecting an edit may let the session go on: it runs under the live
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -13,10 +14,16 @@ from rich.text import Text
 from distill_es.adapters.terminal_safe import inert
 from distill_es.cli import render
 from distill_es.cli.console import out, print_json
-from distill_es.cli.driving import act_on_session, git_log, session_exit
+from distill_es.cli.driving import act_on_session, git_log, print_view, session_exit
 from distill_es.cli.engines import open_engine, resolve_home, resolve_session
 from distill_es.cli.errors import CliFailure
-from distill_es.cli.options import HomeOption, JsonOption, SessionArg
+from distill_es.cli.identity import who
+from distill_es.cli.options import ByOption, HomeOption, JsonOption, SessionArg
+from distill_es.domain.errors import EditNotFound
+
+if TYPE_CHECKING:
+    from distill_es.api import Engine
+    from distill_es.domain.vocabulary import LearningSession
 
 
 def review(ctx: typer.Context, home: HomeOption = None, as_json: JsonOption = False) -> None:
@@ -43,26 +50,44 @@ def review(ctx: typer.Context, home: HomeOption = None, as_json: JsonOption = Fa
     out().print(f"decide with: {decide}   (or reject … --by NAME --reason TEXT)", soft_wrap=True)
 
 
+def require_edit(engine: Engine, session_id: str, edit_id: str) -> None:
+    """An edit id the session does not have is not found (3), whatever state the session is in."""
+    view = engine.get(session_id)
+    known = [e.id for e in view.plan.edits] if view.plan else []
+    known += [o.edit_id for o in view.edit_outcomes if o.edit_id not in known]
+    if edit_id not in known:
+        listed = ", ".join(known) or "none"
+        raise EditNotFound(f"session {session_id} has no edit {edit_id!r} (its edits: {listed})")
+
+
+def decide(
+    engine: Engine, session_id: str, edit_id: str, act: Callable[[], LearningSession]
+) -> LearningSession:
+    require_edit(engine, session_id, edit_id)
+    return act()
+
+
 def approve(
     ctx: typer.Context,
     session: SessionArg,
     edit: Annotated[
         str, typer.Argument(metavar="EDIT", help="The pending edit's id, e.g. edit_003.", show_default=False)
     ],
-    by: Annotated[
-        str,
-        typer.Option("--by", metavar="NAME", help="Who approves (recorded in the log).", show_default=False),
-    ],
+    by: ByOption = None,
     note: Annotated[str, typer.Option("--note", metavar="TEXT", help="A note kept with the approval.")] = "",
     home: HomeOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Approve a pending edit: it is applied and gated now.
 
     The session then goes on: completed once no edit is pending any more.
     """
+    name = who(by)
     view, path = act_on_session(
-        ctx, home, session, lambda e, sid: e.approve(sid, edit, reviewer=by, note=note)
-    )
+        ctx, home, session,
+        lambda e, sid: decide(e, sid, edit, lambda: e.approve(sid, edit, reviewer=name, note=note)),
+        as_json=as_json,
+    )  # fmt: skip
     session_exit(view, path)
 
 
@@ -70,51 +95,53 @@ def reject(
     ctx: typer.Context,
     session: SessionArg,
     edit: Annotated[str, typer.Argument(metavar="EDIT", help="The pending edit's id.", show_default=False)],
-    by: Annotated[
-        str,
-        typer.Option("--by", metavar="NAME", help="Who rejects (recorded in the log).", show_default=False),
-    ],
     reason: Annotated[
         str, typer.Option("--reason", metavar="TEXT", help="Why (recorded in the log).", show_default=False)
     ],
+    by: ByOption = None,
     home: HomeOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Reject a pending edit; it is never applied.
 
     The session completes once no edit is pending any more.
     """
+    name = who(by)
     view, path = act_on_session(
-        ctx, home, session, lambda e, sid: e.reject(sid, edit, reviewer=by, reason=reason)
-    )
+        ctx, home, session,
+        lambda e, sid: decide(e, sid, edit, lambda: e.reject(sid, edit, reviewer=name, reason=reason)),
+        as_json=as_json,
+    )  # fmt: skip
     session_exit(view, path)
 
 
 def rollback(
     ctx: typer.Context,
     session: SessionArg,
-    by: Annotated[
-        str, typer.Option("--by", metavar="NAME", help="Who asks for the rollback (recorded).")
-    ] = "user",
+    by: ByOption = None,
     home: HomeOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Revert every applied edit of a session; it ends rolled_back.
 
     Edits are reverted newest first, one git revert commit each; the workspace's git log is shown.
     """
-    _, path = act_on_session(ctx, home, session, lambda e, sid: e.rollback(sid, requested_by=by))
-    out().print(Text("\nworkspace git log (newest first):", style="bold"))
-    out().print(git_log(path), end="", soft_wrap=True)
+    name = who(by)
+    _, path = act_on_session(
+        ctx, home, session, lambda e, sid: e.rollback(sid, requested_by=name), as_json=as_json
+    )
+    if not as_json:
+        out().print(Text("\nworkspace git log (newest first):", style="bold"))
+        out().print(git_log(path), end="", soft_wrap=True)
 
 
 def cancel(
     ctx: typer.Context,
     session: SessionArg,
-    by: Annotated[
-        str, typer.Option("--by", metavar="NAME", help="Who cancels (recorded).", show_default=False)
-    ],
     reason: Annotated[
         str, typer.Option("--reason", metavar="TEXT", help="Why (recorded in the log).", show_default=False)
     ],
+    by: ByOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -124,12 +151,10 @@ def cancel(
     not gated are reverted; its accepted edits stay (`rollback` reverts them). Exit 0 once cancelled;
     4 if the session already rests (or another process is running it).
     """
-    if not by.strip() or not reason.strip():
+    name = who(by)
+    if not name.strip() or not reason.strip():
         raise CliFailure(2, "cancel needs a name (--by) and a reason (--reason)")
     path = resolve_home(ctx, home)
     with open_engine(ctx, path) as engine:
-        view = engine.cancel(resolve_session(engine, session), by=by, reason=reason)
-    if as_json:
-        print_json(view.model_dump(mode="json"))
-        return
-    out().print(render.session_summary(view))
+        view = engine.cancel(resolve_session(engine, session), by=name, reason=reason)
+    print_view(view, as_json)

@@ -10,14 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.text import Text
 
-from distill_es.adapters.terminal_safe import inert
 from distill_es.cli import render
-from distill_es.cli.console import err, out
+from distill_es.cli.console import out, print_error, print_json
 from distill_es.cli.engines import is_demo, open_engine, resolve_home, resolve_session
 from distill_es.cli.errors import CliFailure
-from distill_es.cli.progress import StepProgress
+from distill_es.cli.progress import StepProgress, step_progress
 from distill_es.domain.errors import SessionInterrupted, StoreUnavailable
 from distill_es.domain.vocabulary import LearningSession, SessionStatus
 
@@ -26,18 +24,17 @@ if TYPE_CHECKING:
 
 
 def session_exit(view: LearningSession, home: Path) -> None:
-    """Exit 1 when the session failed, saying why on stderr."""
+    """Exit 1 when the session failed, saying why on stderr (one JSON object under --json)."""
     if view.status != SessionStatus.FAILED:
         return
-    failure = f"error: session {inert(view.id)} failed: {inert(view.error)}"
-    err().print(Text(failure, style="bold red"), soft_wrap=True)
+    hint = ""
     if is_demo(home) and "no recorded response" in (view.error or ""):
         # The shipped cassette holds the first demo session only; later sessions ask other questions.
-        err().print(
-            "hint: the demo's recorded teacher knows only the first demo session; start a fresh one with "
-            "`distill-es demo`, or use a real teacher with --teacher anthropic",
-            soft_wrap=True,
+        hint = (
+            "the demo's recorded teacher knows only the first demo session; start a fresh one with "
+            "`distill-es demo`, or use a real teacher with --teacher anthropic"
         )
+    print_error(f"session {view.id} failed: {view.error}", hint, code=1)
     raise typer.Exit(1)
 
 
@@ -89,14 +86,24 @@ def act_on_session(
     home: Path | None,
     session: str,
     act: Callable[[Engine, str], LearningSession],
+    *,
+    as_json: bool = False,
 ) -> tuple[LearningSession, Path]:
     """A review command's shared part: find the workspace and the session, `act` on it under the live
-    progress display (the session may go on running), print the summary."""
+    progress display (the session may go on running), print the summary (the view under --json)."""
     path = resolve_home(ctx, home)
-    progress = StepProgress(err())
+    progress = step_progress(ctx)
     with open_engine(ctx, path, drives=True, progress=progress) as engine:
         session_id = resolve_session(engine, session)
         with progress:
             view = act(engine, session_id)
-    out().print(render.session_summary(view))
+    print_view(view, as_json)
     return view, path
+
+
+def print_view(view: LearningSession, as_json: bool) -> None:
+    """What a write command prints: the resulting session view, as JSON or as the summary."""
+    if as_json:
+        print_json(view.model_dump(mode="json"))
+    else:
+        out().print(render.session_summary(view))

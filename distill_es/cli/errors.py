@@ -20,7 +20,9 @@ from distill_es.domain.errors import (
     ConcurrentSessionWrite,
     DamagedSession,
     DistillError,
+    EditNotFound,
     IllegalTransition,
+    InvalidVersion,
     NotAWorkspace,
     SessionInterrupted,
     SessionNotFound,
@@ -28,6 +30,7 @@ from distill_es.domain.errors import (
     StoreError,
     StoreMissing,
     StoreUnavailable,
+    VersionNotFound,
     WorkspaceConflict,
 )
 from distill_es.domain.layout import SETTINGS_FILE
@@ -50,9 +53,34 @@ def exit_code_for(exc: BaseException) -> int:
         return 1  # the machine or the database, not the command: fix it and run the command again
     if isinstance(exc, IllegalTransition | ConcurrentSessionWrite | WorkspaceConflict | DamagedSession):
         return 4  # a damaged session: refused like a conflict, nothing was done
-    if isinstance(exc, SettingsError):
+    if isinstance(exc, SettingsError | InvalidVersion):
         return 2
     return 1
+
+
+# The lifecycle's command names, in the words of the `distill-es` commands a person types. A command
+# missing here is one the engine performs by itself: a person continues the session with `resume`.
+USER_COMMANDS = {
+    "approve_edit": "approve", "reject_edit": "reject", "request_rollback": "rollback",
+    "roll_back_edit": "rollback", "cancel": "cancel",
+}  # fmt: skip
+
+
+def transition_message(exc: IllegalTransition) -> str:
+    """An illegal transition said with user-facing words: no internal command names."""
+    verb = USER_COMMANDS.get(exc.command, "continue")
+    subject = f"session {exc.session_id}" if exc.session_id else "the session"
+    edit = getattr(exc, "edit_id", "")
+    reason = getattr(exc, "reason", "")
+    because = f" ({reason})" if reason else ""
+    possible = list(dict.fromkeys(USER_COMMANDS[c] for c in exc.legal if c in USER_COMMANDS))
+    if not possible and exc.legal:  # only the engine's own steps: a person lets it go on
+        possible = ["resume"]
+    now = ", ".join(possible) if possible else "nothing (its lifecycle has ended)"
+    if edit:
+        it = f"edit {edit!r} of {subject}: it is {exc.state}{because}"
+        return f"cannot {verb} {it}; possible for it now: {now}"
+    return f"cannot {verb} {subject}: it is {exc.state}{because}; possible now: {now}"
 
 
 def _hint_for(exc: BaseException) -> str:
@@ -62,6 +90,10 @@ def _hint_for(exc: BaseException) -> str:
         return "create one with `distill-es init DIR`, or try `distill-es demo`"
     if isinstance(exc, UnknownRef):
         return "`git log` in the workspace lists its commits; WORKTREE names the working tree"
+    if isinstance(exc, VersionNotFound):
+        return "`distill-es history SESSION` lists the session's versions"
+    if isinstance(exc, EditNotFound):
+        return "`distill-es show SESSION` lists the session's edits; `distill-es review` the pending ones"
     if isinstance(exc, SessionNotFound):
         return "list this workspace's sessions with `distill-es sessions`"
     if isinstance(exc, IllegalTransition):
@@ -97,7 +129,10 @@ def report_error(exc: BaseException, *, debug: bool) -> int:
     if debug:
         err().print(Text("".join(traceback.format_exception(exc)), style="dim"), soft_wrap=True)
     message = exc.message if isinstance(exc, CliFailure) else str(exc)
-    if not isinstance(exc, DistillError | CliFailure):
+    if isinstance(exc, IllegalTransition):
+        message = transition_message(exc)
+    elif not isinstance(exc, DistillError | CliFailure):
         message = f"unexpected {type(exc).__name__}: {message}"
-    print_error(message, _hint_for(exc))
-    return exit_code_for(exc)
+    code = exit_code_for(exc)
+    print_error(message, _hint_for(exc), code)
+    return code

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from distill_es.adapters.terminal_safe import inert
+from distill_es.adapters.terminal_safe import inert, json_safe
 from distill_es.cli.console import err, out, print_error
-from distill_es.cli.options import HomeOption, JsonOption
+from distill_es.cli.identity import who
+from distill_es.cli.options import ByOption, HomeOption, JsonOption
 from distill_es.cli.render import score
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.domain.vocabulary import AutonomyMode, SessionStatus
@@ -36,8 +38,20 @@ EngineOpener = Callable[..., "Engine"]  # (home: Path | None, *, read_only: bool
 
 def _fail(code: int, message: str, hint: str = "") -> typer.Exit:
     """The error lines of the main app, and the exit: these commands work on any app they are mounted on."""
-    print_error(message, hint)
+    print_error(message, hint, code)
     return typer.Exit(code)
+
+
+def tick_json(result: DaemonTick) -> dict[str, Any]:
+    """One daemon evaluation as data: when, what it did, the session, and every trigger's verdict."""
+    return {
+        "at": result.at.isoformat(),
+        "action": result.action,
+        "session_id": result.session_id,
+        "session": result.session.model_dump(mode="json") if result.session is not None else None,
+        "note": result.note,
+        "decisions": [asdict(d) for d in result.decisions],
+    }
 
 
 def loop_table(view: LoopView) -> Table:
@@ -179,17 +193,21 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         interval: Annotated[
             float, typer.Option("--interval", metavar="SECONDS", min=1.0, help="Time between evaluations.")
         ] = 60.0,
+        as_json: JsonOption = False,
     ) -> None:
         """Evaluate the \\[triggers] table of distill_es.toml and start sessions when they fire (foreground).
 
-        Prints, every evaluation, what fired and why, and what did not and why. At most one session
-        runs per workspace at a time.
+        Prints, every evaluation, what fired and why, and what did not and why (with --json: one JSON
+        object a line per evaluation). At most one session runs per workspace at a time.
         """
         from distill_es.app.daemon import run_daemon
 
         engine = open_engine(home)
 
         def show(result: DaemonTick) -> None:
+            if as_json:  # JSON Lines: a foreground daemon's output is read as it comes
+                typer.echo(json_safe(json.dumps(tick_json(result), ensure_ascii=False, default=str)))
+                return
             for line in result.lines():
                 out().print(Text(inert(line)), soft_wrap=True)
 
@@ -208,7 +226,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         trace_id: Annotated[str, typer.Argument(metavar="TRACE_ID", help="The trace to learn from.")],
         home: HomeOption = None,
         note: Annotated[str, typer.Option("--note", help="What was wrong with it.")] = "",
-        by: Annotated[str, typer.Option("--by", help="Who flags it.")] = "user",
+        by: ByOption = None,
         as_json: JsonOption = False,
     ) -> None:
         """Flag a trace: the daemon's user_flag trigger starts a session about it (once)."""
@@ -216,7 +234,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
 
         engine = open_engine(home)
         try:
-            flag = engine.flag(trace_id, note=note, flagged_by=by)
+            flag = engine.flag(trace_id, note=note, flagged_by=who(by))
         except TraceNotFound as exc:
             raise _fail(3, str(exc), "flag a trace_id from traces.jsonl / traces.db") from None
         finally:

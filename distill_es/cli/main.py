@@ -10,7 +10,9 @@ cli/doctor.py, cli/dev_servers.py, cli/transfer.py, cli/loop.py, cli/worker.py, 
 
 from __future__ import annotations
 
+import errno
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,25 +25,49 @@ from distill_es.adapters.terminal_safe import inert
 from distill_es.cli import benchmark, decisions, engines, sessions, workspace
 from distill_es.cli import loop as cli_loop
 from distill_es.cli import transfer as cli_transfer
-from distill_es.cli.console import err
+from distill_es.cli.console import JSON_ERRORS, err, print_error
 from distill_es.cli.dev_servers import dev_servers
 from distill_es.cli.doctor import doctor
 from distill_es.cli.errors import report_error
+from distill_es.cli.help_format import hide_flag_values
 from distill_es.cli.options import ROOT_CONTEXT, Globals
 from distill_es.cli.training import training_app
 from distill_es.cli.worker import worker
 
 
+def wants_json(argv: Sequence[str]) -> bool:
+    """`--json` among the options (not after `--`): errors are then JSON, usage errors included."""
+    args = list(argv)
+    return "--json" in (args[: args.index("--")] if "--" in args else args)
+
+
 class _Group(TyperGroup):
-    """Turns any error escaping a command into its exit code and a short message."""
+    """Turns any error escaping a command into its exit code and a short message (one JSON object on
+    stderr under --json: every command, mounted groups and new ones included, gets it here)."""
+
+    def main(self, args: Sequence[str] | None = None, *rest: Any, **options: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        token = JSON_ERRORS.set(wants_json(argv))
+        try:
+            return super().main(argv, *rest, **options)
+        finally:
+            JSON_ERRORS.reset(token)
 
     def invoke(self, ctx: typer.Context) -> Any:
         token = ROOT_CONTEXT.set(ctx)
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, typer.TyperException):
-            raise  # typer's own: usage errors (2), explicit exits
+        except (typer.Exit, typer.Abort):
+            raise  # explicit exits
+        except typer.TyperException as exc:  # usage errors (2): typer prints them, or JSON here
+            code, message = getattr(exc, "exit_code", None), getattr(exc, "format_message", None)
+            if not JSON_ERRORS.get() or code is None or message is None:
+                raise
+            print_error(message(), code=code)
+            raise typer.Exit(code) from None
         except Exception as exc:
+            if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
+                raise  # the reader went away (`export --all | head -1`): typer exits quietly
             globals_ = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
             raise typer.Exit(report_error(exc, debug=globals_.debug)) from None
         finally:
@@ -52,7 +78,8 @@ app = typer.Typer(
     name="distill-es",
     cls=_Group,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     help="Event-sourced learning sessions: a teacher model diagnoses a local student agent, plans typed "
     "edits to its workspace, and a benchmark gate keeps only the edits that help.\n\n"
@@ -82,11 +109,19 @@ def _global_options(
                      "Default: <home>/.distill_es/events.sqlite."),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress or notes on stderr: results and errors only.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="A progress line for every step, in logs and pipes too.")
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:  # fmt: skip
-    ctx.obj = Globals(home=home, store=store, debug=debug)
+    if quiet and verbose:
+        raise typer.BadParameter("choose one of --quiet and --verbose", param_hint="--quiet")
+    ctx.obj = Globals(home=home, store=store, debug=debug, quiet=quiet, verbose=verbose)
 
 
 # The commands, in the order `--help` lists them (groups come after the commands).
@@ -105,6 +140,7 @@ app.command()(worker)
 benchmark.register(workspace.benchmark_app)
 app.add_typer(workspace.benchmark_app, name="benchmark")
 app.add_typer(training_app, name="training")
+hide_flag_values()
 
 
 def _undecodable_argument(argv: list[str]) -> str | None:

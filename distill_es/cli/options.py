@@ -1,5 +1,6 @@
-"""The options every command shares, once: `--home`, `--json`, the session argument, and the root
-command's global options (`--home`, `--store`, `--debug`) as the commands read them back."""
+"""The options every command shares, once: `--home`, `--json`, `--by`, the session argument, and the root
+command's global options (`--home`, `--store`, `--debug`, `--quiet`, `--verbose`) as the commands read
+them back."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from distill_es.cli.console import JSON_ERRORS
 
 HomeOption = Annotated[
     Path | None,
@@ -20,8 +23,33 @@ HomeOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def _json_errors(ctx: typer.Context, value: bool) -> bool:
+    """Under --json, errors too are JSON (cli/console.py), for commands mounted on any app: until the
+    command is done (the main app also sets it for the whole invocation, usage errors included)."""
+    if value:
+        token = JSON_ERRORS.set(True)
+        ctx.call_on_close(lambda: JSON_ERRORS.reset(token))
+    return value
+
+
 JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print machine-readable JSON to stdout, nothing else.")
+    bool,
+    typer.Option(
+        "--json",
+        callback=_json_errors,
+        help="Print machine-readable JSON to stdout, nothing else; errors as one JSON object on stderr.",
+    ),
+]
+ByOption = Annotated[
+    str | None,
+    typer.Option(
+        "--by",
+        metavar="NAME",
+        show_default=False,
+        help="Who does it (recorded in the log). Default: git's user.name, then $USER.",
+    ),
 ]
 TracesOption = Annotated[
     Path | None,
@@ -46,6 +74,8 @@ class Globals:
     home: Path | None = None
     store: str | None = None
     debug: bool = False
+    quiet: bool = False  # no progress lines or notes on stderr: results and errors only
+    verbose: bool = False  # a progress line for every step, also in logs and pipes
 
 
 def globals_of(ctx: typer.Context) -> Globals:

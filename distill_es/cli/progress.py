@@ -9,11 +9,14 @@ from __future__ import annotations
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+import typer
 from rich.console import Console
 from rich.status import Status
 from rich.text import Text
 
 from distill_es.adapters.terminal_safe import inert
+from distill_es.cli.console import JSON_ERRORS, err
+from distill_es.cli.options import globals_of
 
 if TYPE_CHECKING:  # types only: importing the engine's modules here would slow every command's start
     from distill_es.adapters.retry import Wait
@@ -22,19 +25,34 @@ if TYPE_CHECKING:  # types only: importing the engine's modules here would slow 
     from distill_es.domain.vocabulary import LearningSession
 
 
+# Each step in the words of a person watching: the step classes' names are the engine's own. A kind not
+# listed here (a step added later) is shown as "working".
+STEP_WORDS = {
+    "Rest": "resting", "CheckReadiness": "checking the traces", "BeginDiagnosis": "starting the diagnosis",
+    "Fail": "failing", "CallTeacher": "asking the teacher", "RunTool": "running a tool",
+    "SubmitDiagnosis": "recording the diagnosis", "FreezePlan": "freezing the plan",
+    "RouteEdit": "routing edit", "ValidateEdit": "validating edit", "SkipEdit": "skipping edit",
+    "TrainEdit": "training edit", "ChooseGateTasks": "choosing the gate's tasks",
+    "StartApply": "applying edit", "ScoreTree": "scoring the benchmark",
+    "CaptureBenchmark": "measuring the benchmark",
+    "ApplyEdit": "applying edit", "EvaluateGate": "gating edit", "RevertEdit": "reverting edit",
+    "AwaitReview": "waiting for review", "Complete": "completing", "RollBackEdit": "rolling back edit",
+    "FinishRollback": "finishing the rollback",
+}  # fmt: skip
+LOGGED_STEPS = ("CallTeacher", "ScoreTree")  # in logs and pipes, only these get a line (unless --verbose)
+
+
 def describe_step(view: LearningSession, step: Step, unpriced: str | None = None) -> str:
-    """`diagnosing · CallTeacher diagnose · turn 2 · $0.0142`: phase, step, turn, cost so far (with
+    """`diagnosing · asking the teacher diagnose · turn 2 · $0.0142`: phase, step, turn, cost so far (with
     `unpriced`, the teacher model without a known price: `$0.0142 (unknown price for M: …)`)."""
-    parts = [view.status.value, step.kind]
+    parts = [view.status.value, STEP_WORDS.get(step.kind, "working")]
     for attr in ("purpose", "name", "edit_id", "label"):
         value = getattr(step, attr, None)
         if value:
             parts[-1] += f" {value}"
     if step.kind == "ScoreTree":
         total, missing = getattr(step, "total", 0), getattr(step, "missing", 0)
-        parts.append(
-            f"scoring {missing}/{total} tasks on tree {str(step.tree_sha)[:10]}, {total - missing} reused"
-        )
+        parts.append(f"{missing}/{total} tasks on tree {str(step.tree_sha)[:10]}, {total - missing} reused")
     call_key = str(getattr(step, "call_key", "") or "")
     if call_key.startswith("diagnose/"):
         parts.append(f"turn {call_key.split('/', 1)[1]}")
@@ -69,14 +87,15 @@ class StepProgress:
     (logs, CI, pipes): one plain line per phase change and per teacher call, so the record stays short.
     """
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, *, quiet: bool = False, verbose: bool = False) -> None:
         self.console = console
         self.unpriced: str | None = None  # the teacher model, when it has no known price
+        self.quiet, self.verbose = quiet, verbose  # quiet: show nothing; verbose: a line for every step
         self._status: Status | None = None
         self._phase: str | None = None
 
     def __enter__(self) -> StepProgress:
-        if self.console.is_terminal:
+        if self.console.is_terminal and not self.quiet and not self.verbose:
             self._status = self.console.status("starting…")
             self._status.start()
         return self
@@ -90,6 +109,8 @@ class StepProgress:
     def scoring(self, progress: ScoringProgress) -> None:
         """Every task scored (from the scorer's threads; the engine serialises the calls)."""
         line = describe_scoring(progress)
+        if self.quiet:
+            return
         if self._status is not None:
             self._status.update(Text(line))  # a str status would be parsed as markup
         elif progress.scored == progress.to_score:  # logs: one line per tree, when it is done
@@ -99,12 +120,16 @@ class StepProgress:
         """Before every retry wait (from any thread): on a terminal the spinner says so; in logs a line
         for waits long enough to notice, so a frozen-looking run explains itself."""
         line = describe_wait(wait)
+        if self.quiet:
+            return
         if self._status is not None:
             self._status.update(line)
         elif wait.seconds >= 1:
             self.console.print(Text(f"  {line}", style="dim"))
 
     def __call__(self, view: LearningSession, step: Step) -> None:
+        if self.quiet:
+            return
         line = describe_step(view, step, self.unpriced)
         phase = view.status.value
         if phase != self._phase:
@@ -112,5 +137,12 @@ class StepProgress:
             self.console.print(Text(f"▸ {phase}", style="bold"))
         if self._status is not None:
             self._status.update(Text(line))
-        elif step.kind in ("CallTeacher", "ScoreTree"):
+        elif self.verbose or step.kind in LOGGED_STEPS:
             self.console.print(Text(f"  {line}", style="dim"))
+
+
+def step_progress(ctx: typer.Context) -> StepProgress:
+    """The display a command's options ask for: none with --quiet or --json (stderr then holds at most
+    the one JSON error), a line for every step with --verbose."""
+    options = globals_of(ctx)
+    return StepProgress(err(), quiet=options.quiet or JSON_ERRORS.get(), verbose=options.verbose)

@@ -175,16 +175,24 @@ def session_summary(view: LearningSession, unpriced: list[str] | None = None) ->
         facts.append("  ·  ")
         facts.append_text(line)
     parts: list[RenderableType] = [head, facts]
-    if view.error:
+    if view.error and is_cancelled(view):  # done on purpose by a person: said as what it is, not an error
+        parts.append(Text(inert(view.error), style="yellow"))
+    elif view.error:
         parts.append(Text(f"error: {inert(view.error)}", style="red"))
     if view.plan is not None or view.edit_outcomes:
         parts.append(edits_table(view))
     return Group(*parts)
 
 
-def student_calls(view: LearningSession) -> str:
+def is_cancelled(view: LearningSession) -> bool:
+    """A session ended by `cancel` (its error reads `cancelled by WHO: WHY`, domain/session/state.py)."""
+    return (view.error or "").startswith("cancelled by ")
+
+
+def student_calls(view: LearningSession, label: bool = True) -> str:
     """Gate scoring spend: runs made vs runs a score-every-snapshot engine would have repeated."""
-    return f"student calls {view.student_calls_made} made, {view.student_calls_reused} reused"
+    counts = f"{view.student_calls_made} made, {view.student_calls_reused} reused"
+    return f"student calls {counts}" if label else counts
 
 
 def session_detail(view: LearningSession, unpriced: list[str] | None = None) -> Group:
@@ -201,13 +209,13 @@ def session_detail(view: LearningSession, unpriced: list[str] | None = None) -> 
         ("started", view.started_at.isoformat(timespec="seconds")),
         ("ended", view.ended_at.isoformat(timespec="seconds") if view.ended_at else "—"),
         ("teacher cost", safe_text(teacher_cost(view, unpriced))),
-        ("student calls", student_calls(view)),
+        ("student calls", student_calls(view, label=False)),
         ("git", f"{short_sha(view.git_checkpoint_pre)} → {short_sha(view.git_checkpoint_post)}"),
     ]
     if view.parent_session_id:
         rows.append(("parent", safe_text(view.parent_session_id)))
     if view.error:
-        rows.append(("error", safe_text(view.error, "red")))
+        rows.append(("cancelled" if is_cancelled(view) else "error", safe_text(view.error, "red")))
     if view.interruption:
         rows.append(("interrupted", safe_text(f"{view.interruption}; resume it", "yellow")))
     for name, value in rows:

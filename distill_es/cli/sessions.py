@@ -15,12 +15,12 @@ from rich.text import Text
 
 from distill_es.adapters.terminal_safe import inert
 from distill_es.cli import render
-from distill_es.cli.console import err, out, print_json
+from distill_es.cli.console import err, out, print_error, print_json
 from distill_es.cli.doctor import require_preflight
-from distill_es.cli.driving import drive, session_exit
+from distill_es.cli.driving import drive, print_view, session_exit
 from distill_es.cli.engines import is_demo, open_engine, resolve_home, resolve_session
 from distill_es.cli.options import HomeOption, JsonOption, SessionArg, TracesOption, globals_of
-from distill_es.cli.progress import StepProgress
+from distill_es.cli.progress import step_progress
 from distill_es.cli.teachers import (
     TEACHER_METAVAR,
     LazyAnthropic,
@@ -80,6 +80,7 @@ def run(
                      help="Append every teacher call to this cassette, to replay later offline."),
     ] = None,
     traces: TracesOption = None,
+    as_json: JsonOption = False,
 ) -> None:  # fmt: skip
     """Run one learning session, with live progress.
 
@@ -96,13 +97,14 @@ def run(
         from distill_es.demo.run import CASSETTE
 
         teacher = f"cassette:{CASSETTE}"
-    progress = StepProgress(err())
+    progress = step_progress(ctx)
     with open_engine(ctx, path, drives=True, teacher=build_teacher(teacher, record_cassette),
                      progress=progress, traces=traces) as engine:  # fmt: skip
         session_id = engine.start(chosen_trigger, autonomy=autonomy)
-        err().print(Text(f"session {session_id} started on {path}", style="dim"), soft_wrap=True)
+        if not progress.quiet:
+            err().print(Text(f"session {session_id} started on {path}", style="dim"), soft_wrap=True)
         view = drive(engine, session_id, progress, path)
-    out().print(render.session_summary(view))
+    print_view(view, as_json)
     session_exit(view, path)
 
 
@@ -116,17 +118,18 @@ def resume(
                      help="The teacher, if the session still needs one (as for run)."),
     ] = None,
     traces: TracesOption = None,
+    as_json: JsonOption = False,
 ) -> None:  # fmt: skip
     """Continue an interrupted session from its last recorded step.
 
     A session that is already resting (awaiting_review, completed, failed) is just shown.
     """
     path = resolve_home(ctx, home)
-    progress = StepProgress(err())
+    progress = step_progress(ctx)
     chosen = build_teacher(teacher, None) if teacher else (None if is_demo(path) else LazyAnthropic())
     with open_engine(ctx, path, drives=True, teacher=chosen, progress=progress, traces=traces) as engine:
         view = drive(engine, resolve_session(engine, session), progress, path)
-    out().print(render.session_summary(view))
+    print_view(view, as_json)
     session_exit(view, path)
 
 
@@ -252,6 +255,6 @@ def verify(
     else:
         out().print(render.verify_table(reports))
     if any(not report.ok for report in reports):
-        if not as_json:
-            err().print(Text("error: damage found in the event log (see the table above)", style="bold red"))
+        where = "the reports on stdout" if as_json else "the table above"
+        print_error(f"damage found in the event log (see {where})", code=1)
         raise typer.Exit(1)

@@ -21,7 +21,7 @@ import typer
 from distill_es.adapters.terminal_safe import inert, json_safe
 from distill_es.cli.console import print_error
 from distill_es.cli.errors import CliFailure
-from distill_es.cli.options import HomeOption
+from distill_es.cli.options import HomeOption, JsonOption
 from distill_es.domain.errors import DistillError, SessionNotFound
 
 if TYPE_CHECKING:
@@ -68,8 +68,9 @@ def _reporting() -> Iterator[None]:
         if not isinstance(exc, CliFailure | TransferError | SessionNotFound):
             raise
         message = exc.message if isinstance(exc, CliFailure) else str(exc)
-        print_error(message, _hint_for(exc))  # inert: messages quote the file being imported
-        raise typer.Exit(_code_for(exc)) from None
+        code = _code_for(exc)
+        print_error(message, _hint_for(exc), code)  # inert: messages quote the file being imported
+        raise typer.Exit(code) from None
 
 
 @contextmanager
@@ -155,11 +156,13 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
                          help="Write here (atomically) instead of to stdout."),
         ] = None,
         home: HomeOption = None,
+        as_json: JsonOption = False,
     ) -> None:  # fmt: skip
         """Write a session's complete event stream as JSON Lines (or every session with --all).
 
         One event per line with its position, type, schema version, timestamp, payload and digest
         chain, then an end line with the counts. `distill-es import` verifies and loads it elsewhere.
+        The stream is JSON already; with --out and --json, the counts are printed as JSON.
         """
         from distill_es.app.transfer import export_all, export_session
 
@@ -181,6 +184,9 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
                     sys.stdout.flush()
                     return
                 end = json.loads(_write_atomically(out, lines))["end"]
+            if as_json:
+                typer.echo(json_safe(json.dumps({**end, "out": str(out)})))
+                return
             typer.echo(f"exported {end['events']} events of {end['sessions']} session(s) to {inert(out)}")
 
     @app.command("import")
@@ -196,7 +202,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
                          "Default: the workspace's store."),
         ] = None,
         home: HomeOption = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print the import report as JSON.")] = False,
+        as_json: JsonOption = False,
     ) -> None:  # fmt: skip
         """Load an export into a store, verifying every line and digest before writing anything.
 

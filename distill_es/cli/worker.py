@@ -12,14 +12,18 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from distill_es.cli.console import out
+from distill_es.cli.console import out, print_json
 from distill_es.cli.errors import CliFailure
-from distill_es.cli.options import globals_of
+from distill_es.cli.options import JsonOption, globals_of
+
+if TYPE_CHECKING:
+    from distill_es.app.worker import WorkerReport
 
 PROG = "python -m distill_es.worker"
 DESCRIPTION = "Workers: claim runnable sessions from a shared store and run them."
@@ -29,12 +33,21 @@ def run_worker(
     store: str, state_dir: Path, *, poll: float, exit_when_idle: int | None, migrate: bool, backoff: float
 ) -> str:
     """Create the tables first if asked, run workers until idle (or forever); the summary line."""
+    return summary(
+        work(store, state_dir, poll=poll, exit_when_idle=exit_when_idle, migrate=migrate, backoff=backoff)
+    )
+
+
+def work(
+    store: str, state_dir: Path, *, poll: float, exit_when_idle: int | None, migrate: bool, backoff: float
+) -> WorkerReport:
+    """Create the tables first if asked, run workers until idle (or forever); what they did."""
     from distill_es.app import worker as workers  # the engine and its SDKs load only when a worker runs
     from distill_es.compose import worker_opener
 
     if migrate:
         workers.migrate(store)
-    report = workers.work(
+    return workers.work(
         store,
         state_dir,
         open_runner=worker_opener,
@@ -42,6 +55,9 @@ def run_worker(
         idle_polls_before_exit=exit_when_idle,
         backoff=workers.Backoff(base_seconds=backoff),
     )
+
+
+def summary(report: WorkerReport) -> str:
     return (
         f"finished {len(report.finished)} sessions, {len(report.interrupted)} interrupted, "
         f"{len(report.backed_off)} backed off after outside failures"
@@ -62,6 +78,7 @@ def worker(
         float, typer.Option(help="Seconds to leave a session interrupted by an outside failure alone "
                             "(doubling with each interruption in a row, at most an hour).")
     ] = 30.0,
+    as_json: JsonOption = False,
 ) -> None:  # fmt: skip
     """Claim runnable sessions of any workspace from the shared store (--store) and run them.
 
@@ -74,11 +91,13 @@ def worker(
         raise CliFailure(
             2, "a worker needs a shared store: pass --store postgresql://… (or DISTILL_ES_STORE)"
         )
-    out().print(
-        run_worker(
-            store, state_dir, poll=poll, exit_when_idle=exit_when_idle, migrate=migrate, backoff=backoff
-        )
+    report = work(
+        store, state_dir, poll=poll, exit_when_idle=exit_when_idle, migrate=migrate, backoff=backoff
     )
+    if as_json:
+        print_json(asdict(report))
+    else:
+        out().print(summary(report))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -117,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m distill_es.worker`: argparse flags, log lines on stderr, the summary on stdout."""
     args = _parser().parse_args(argv)
     _log_to_stderr()
-    summary = run_worker(
+    line = run_worker(
         args.store,
         args.state_dir,
         poll=args.poll,
@@ -125,5 +144,5 @@ def main(argv: list[str] | None = None) -> int:
         migrate=args.migrate,
         backoff=args.backoff,
     )
-    print(summary, flush=True)
+    print(line, flush=True)
     return 0

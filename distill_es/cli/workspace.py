@@ -15,18 +15,21 @@ from rich.text import Text
 from typer.core import TyperCommand
 
 from distill_es.cli import render
-from distill_es.cli.console import err, out, print_json
+from distill_es.cli.console import out, print_json
 from distill_es.cli.driving import drive, git_log, session_exit
 from distill_es.cli.engines import open_engine, resolve_home
 from distill_es.cli.errors import CliFailure
 from distill_es.cli.options import HomeOption, JsonOption, globals_of
-from distill_es.cli.progress import StepProgress
+from distill_es.cli.progress import step_progress
 from distill_es.config.paths import resolve
 from distill_es.domain.errors import WorkspaceConflict, WorkspaceError
 from distill_es.domain.vocabulary import LearningSession
 
 if TYPE_CHECKING:
     from distill_es.workspace.openjarvis import OpenJarvisImport
+
+CREATED = ["config.toml", "agents/assistant/", "tools/descriptions.toml", "traces.jsonl", "benchmark.jsonl",
+           "distill_es.toml", ".gitignore"]  # fmt: skip
 
 
 @contextmanager
@@ -55,6 +58,7 @@ def init(
                      "where they are, and start from DIR's config.toml (agent, tools, prompt, model, "
                      "engine). DIR defaults to $OPENJARVIS_HOME, else ~/.openjarvis."),
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:  # fmt: skip
     """Create a workspace for your agent.
 
@@ -78,6 +82,9 @@ def init(
             from distill_es.workspace.openjarvis import create_openjarvis_workspace
 
             create_openjarvis_workspace(target, found.folder)
+    if as_json:  # no session yet: what was made, and where
+        print_json({"home": str(target), "created": CREATED})
+        return
     quoted = shlex.quote(str(target))
     out().print(Text(f"created a distill_es workspace in {target}", style="bold green"))
     if found is None:
@@ -149,6 +156,7 @@ def demo(
         typer.Option("--home", metavar="DIR", show_default=False,
                      help="Where to create the demo workspace. Default: a new temporary directory."),
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:  # fmt: skip
     """Run a full session offline: no network, no API key.
 
@@ -164,13 +172,18 @@ def demo(
     target.mkdir(parents=True, exist_ok=True)
     with _refusing_overwrite(target):
         world.create_demo_workspace(target)
-    out().print(Text(f"demo workspace: {target}", style="bold"))
-    out().print("teacher: recorded cassette shipped with distill_es (offline, no API key)")
-    out().print(f"student: {world.DEMO_STUDENT_LABEL}")
-    progress = StepProgress(err())
+    if not as_json:
+        out().print(Text(f"demo workspace: {target}", style="bold"))
+        out().print("teacher: recorded cassette shipped with distill_es (offline, no API key)")
+        out().print(f"student: {world.DEMO_STUDENT_LABEL}")
+    progress = step_progress(ctx)
     with open_engine(ctx, target, drives=True, progress=progress) as engine:
         session_id = engine.start(OnDemandTrigger({"source": "distill-es demo"}))
         view = drive(engine, session_id, progress, target)
+    if as_json:  # the session view, and where its workspace is (a new temporary directory by default)
+        print_json({"home": str(target), **view.model_dump(mode="json")})
+        session_exit(view, target)
+        return
     out().print()
     out().print(render.session_summary(view))
     out().print(Text("\nworkspace git log (newest first):", style="bold"))
@@ -194,10 +207,13 @@ def _demo_next_steps(home: Path, view: LearningSession) -> None:
         out().print(f"  # {why}\n  {command}", soft_wrap=True)
 
 
-def diagram() -> None:
+def diagram(as_json: JsonOption = False) -> None:
     """The session lifecycle as a Mermaid state diagram."""
     from distill_es.domain.session.lifecycle import mermaid
 
+    if as_json:
+        print_json({"format": "mermaid", "diagram": mermaid()})
+        return
     typer.echo(mermaid(), nl=False)
 
 

@@ -40,6 +40,18 @@ class SessionNotFound(DistillError):
     pass
 
 
+class VersionNotFound(SessionNotFound):
+    """A version past the end of a session's log: not found, like the session itself would be."""
+
+
+class EditNotFound(SessionNotFound):
+    """An edit id that names no edit of the session."""
+
+
+class InvalidVersion(DistillError, ValueError):
+    """A version that can never exist (versions start at 1): a usage error, not a missing session."""
+
+
 class InvalidEdit(DistillError):
     """An edit (or its payload) that cannot be validated or applied."""
 

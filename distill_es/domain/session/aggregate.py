@@ -16,7 +16,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.utils import register_topic
 
 from distill_es.domain import chain
-from distill_es.domain.errors import DistillError
+from distill_es.domain.errors import DistillError, EditNotFound
 from distill_es.domain.session import edit_lifecycle, lifecycle, views
 from distill_es.domain.session import events as ev
 from distill_es.domain.session.records import EditProgress
@@ -375,7 +375,7 @@ class Session(SessionState, chain.ChainedRecording, Aggregate):
             return self.edits[edit_id]
         except KeyError:
             known = ", ".join(self.edits) or "none"
-            raise DistillError(f"session {self.id} has no edit {edit_id!r} (edits: {known})") from None
+            raise EditNotFound(f"session {self.id} has no edit {edit_id!r} (edits: {known})") from None
 
     def _decide_edit(self, command: str, edit_id: str, data: dict[str, Any] | None = None) -> EditProgress:
         """The edit `command` names, once its lifecycle allows the command for it; refused otherwise."""
