@@ -17,6 +17,7 @@ from rich.text import Text
 from distill_es.adapters.terminal_safe import inert
 from distill_es.cli.console import JSON_ERRORS, err
 from distill_es.cli.options import globals_of
+from distill_es.domain.step_words import STEP_WORDS
 
 if TYPE_CHECKING:  # types only: importing the engine's modules here would slow every command's start
     from distill_es.adapters.retry import Wait
@@ -25,20 +26,6 @@ if TYPE_CHECKING:  # types only: importing the engine's modules here would slow 
     from distill_es.domain.vocabulary import LearningSession
 
 
-# Each step in the words of a person watching: the step classes' names are the engine's own. A kind not
-# listed here (a step added later) is shown as "working".
-STEP_WORDS = {
-    "Rest": "resting", "CheckReadiness": "checking the traces", "BeginDiagnosis": "starting the diagnosis",
-    "Fail": "failing", "CallTeacher": "asking the teacher", "RunTool": "running a tool",
-    "SubmitDiagnosis": "recording the diagnosis", "FreezePlan": "freezing the plan",
-    "RouteEdit": "routing edit", "ValidateEdit": "validating edit", "SkipEdit": "skipping edit",
-    "TrainEdit": "training edit", "ChooseGateTasks": "choosing the gate's tasks",
-    "StartApply": "applying edit", "ScoreTree": "scoring the benchmark",
-    "CaptureBenchmark": "measuring the benchmark",
-    "ApplyEdit": "applying edit", "EvaluateGate": "gating edit", "RevertEdit": "reverting edit",
-    "AwaitReview": "waiting for review", "Complete": "completing", "RollBackEdit": "rolling back edit",
-    "FinishRollback": "finishing the rollback",
-}  # fmt: skip
 LOGGED_STEPS = ("CallTeacher", "ScoreTree")  # in logs and pipes, only these get a line (unless --verbose)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from distill_es.adapters.pricing import overrides_from, price_for
 from distill_es.domain.session import events as ev
 from distill_es.domain.session.records import RefusedEdit
+from distill_es.domain.step_words import step_words
 
 
 def _short(sha: str | None) -> str:
@@ -83,8 +84,8 @@ def describe(event: Any) -> tuple[str, str]:
             who = event.role or "engine"
             tries = "1 attempt" if event.attempts == 1 else f"{event.attempts} attempts"
             return who, (
-                f"{event.step} interrupted: the {event.role or 'outside'} endpoint {event.endpoint} "
-                f"failed after {tries} ({event.error_class}: {event.error}); resumable"
+                f"interrupted while {step_words(event.step)}: the {event.role or 'outside'} endpoint "
+                f"{event.endpoint} failed after {tries} ({event.error_class}: {event.error}); resumable"
             )
         case ev.SessionCancelled():
             return event.cancelled_by, f"cancelled: {event.reason}"

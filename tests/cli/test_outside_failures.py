@@ -56,7 +56,7 @@ def test_a_dead_student_exits_1_naming_the_endpoint_and_resume_finishes(tmp_path
         shown = cli("--home", home, "show", sid.group(1))
         assert shown.exit_code == 0 and "interrupted" in shown.stdout
         history = cli("--home", home, "history", sid.group(1))
-        assert "RunTool interrupted" in history.stdout and student_url in history.stdout
+        assert "interrupted while running a tool" in history.stdout and student_url in history.stdout
 
         with ScriptedStudentServer(world.toy_answer, port=port):
             resumed = cli("--home", home, "resume", sid.group(1), env=env)

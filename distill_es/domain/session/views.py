@@ -5,6 +5,7 @@ from __future__ import annotations
 from distill_es.domain.session import lifecycle
 from distill_es.domain.session.records import EditProgress, RefusedEdit
 from distill_es.domain.session.state import SessionState
+from distill_es.domain.step_words import step_words
 from distill_es.domain.vocabulary import EditOutcome, LearningSession, SessionStatus
 
 
@@ -78,6 +79,6 @@ def interruption_line(session: SessionState) -> str | None:
         "" if session.interruptions_in_a_row == 1 else f" ({session.interruptions_in_a_row} times in a row)"
     )
     return (
-        f"{last['step']} interrupted{times}: the {last['role'] or 'outside'} endpoint {last['endpoint']} "
-        f"failed ({last['error_class']}: {last['error']})"
+        f"interrupted while {step_words(last['step'])}{times}: the {last['role'] or 'outside'} endpoint "
+        f"{last['endpoint']} failed ({last['error_class']}: {last['error']})"
     )
