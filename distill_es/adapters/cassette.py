@@ -35,6 +35,8 @@ def _load(path: Path) -> list[dict[str, Any]]:
         raise CassetteError(f"{path}: cassette not found (record one with RecordingTeacher)") from None
     except OSError as exc:
         raise CassetteError(f"{path}: cannot read cassette ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise CassetteError(f"{path}: not a cassette: not UTF-8 text (byte {exc.start})") from None
     records: list[dict[str, Any]] = []
     lines = text.splitlines()
     for lineno, line in enumerate(lines, start=1):

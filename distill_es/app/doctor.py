@@ -98,16 +98,17 @@ def check_benchmark(home: Path, *, require_tasks: bool = True) -> tuple[Check, l
     return passed("benchmark", f"{len(tasks)} tasks in {BENCHMARK_FILE}"), tasks
 
 
-def check_traces(home: Path, min_traces: int) -> Check:
+def check_traces(home: Path, min_traces: int, source: Path | None = None) -> Check:
+    """The traces `run` would read: `source` (`--traces`, else `[traces] source`), else the workspace's."""
     try:
-        count = open_trace_source(home).count()
+        count = open_trace_source(home, source).count()
     except Exception as exc:
         return failed("traces", _problem(exc), "fix the traces source (docs/workspace.md)")
     if count < min_traces:
         return failed(
             "traces",
             f"{count} traces, a session needs at least {min_traces} ([session] min_traces)",
-            f"add traces to traces.jsonl, or lower [session] min_traces in {SETTINGS_FILE}",
+            f"add traces to {source or 'traces.jsonl'}, or lower [session] min_traces in {SETTINGS_FILE}",
         )
     return passed("traces", f"{count} traces (a session needs at least {min_traces})")
 
@@ -147,19 +148,19 @@ def cheap_checks(home: Path, *, store_url: str | None = None) -> list[Check]:
     return _cheap(home, store_url)[0]
 
 
-def preflight(home: Path, *, store_url: str | None = None) -> Check | None:
+def preflight(home: Path, *, store_url: str | None = None, traces: Path | None = None) -> Check | None:
     """`run`'s refusal, before anything is recorded: the first failed check that needs no network, or
     None. Settings that do not load and a store URL that is not one raise as always (usage errors).
 
     The files must parse and the store and git must work. The counts are not refused here: too few
     traces is the engine's own recorded verdict (a cold start, failed before any teacher call), and
     an empty benchmark with enough traces is refused by the engine before it records anything."""
-    Settings.load(home)
+    settings = Settings.load(home)
     parse_url(store_url or os.environ.get("DISTILL_ES_STORE") or default_store_url(home))
     checks = [
         check_config(home),
         check_benchmark(home, require_tasks=False)[0],
-        check_traces(home, min_traces=0),
+        check_traces(home, min_traces=0, source=traces or settings.traces_source(home)),
         check_store(home, store_url),
         check_git()[0],
     ]
@@ -170,7 +171,7 @@ def _cheap(home: Path, store_url: str | None) -> tuple[list[Check], Settings | N
     settings_check, settings = check_settings(home)
     checks = [settings_check, check_config(home), check_benchmark(home)[0]]
     if settings is not None:
-        checks.append(check_traces(home, settings.session.min_traces))
+        checks.append(check_traces(home, settings.session.min_traces, settings.traces_source(home)))
     else:
         hint = f"fix {SETTINGS_FILE} first"
         checks.append(

@@ -80,10 +80,16 @@ def shell_lines(servers: DevServers, home: Path | None) -> list[str]:
 
 def dev_servers(
     teacher_port: Annotated[
-        int, typer.Option("--teacher-port", metavar="PORT", help="The teacher's port (0: any free one).")
+        int,
+        typer.Option(
+            "--teacher-port", metavar="PORT", min=0, max=65535, help="The teacher's port (0: any free one)."
+        ),
     ] = DEFAULT_TEACHER_PORT,
     student_port: Annotated[
-        int, typer.Option("--student-port", metavar="PORT", help="The student's port (0: any free one).")
+        int,
+        typer.Option(
+            "--student-port", metavar="PORT", min=0, max=65535, help="The student's port (0: any free one)."
+        ),
     ] = DEFAULT_STUDENT_PORT,
     init: Annotated[
         Path | None,

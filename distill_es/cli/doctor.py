@@ -41,9 +41,9 @@ def run_doctor(home: Path, store_url: str | None) -> list[Check]:
     )
 
 
-def require_preflight(home: Path, store_url: str | None) -> None:
+def require_preflight(home: Path, store_url: str | None, traces: Path | None = None) -> None:
     """`run`'s refusal, before a session is recorded: the first failed check that needs no network."""
-    check = preflight(home, store_url=store_url)
+    check = preflight(home, store_url=store_url, traces=traces)
     if check is not None:
         hint = f"{check.hint}; `distill-es doctor` checks everything" if check.hint else ""
         raise CliFailure(1, f"not starting a session: {check.name}: {check.detail}", hint)

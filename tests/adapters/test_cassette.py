@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import anthropic
 import pytest
@@ -254,3 +255,10 @@ def test_divergence_is_none_exactly_for_equal_json(a, b):
     # JSON equality, not Python's: `true` is not `1`.
     assert (found is None) == (json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True))
     assert divergence(a, a) is None
+
+
+def test_a_cassette_that_is_not_text_is_refused_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "binary.jsonl"
+    path.write_bytes(b"\x00\xff\xfe")
+    with pytest.raises(CassetteError, match=r"binary\.jsonl: not a cassette: not UTF-8"):
+        CassetteTeacher(path)

@@ -179,3 +179,25 @@ def test_a_postgresql_server_that_does_not_answer_fails_the_store(home: Path, te
         home, live_env(teacher), "--store", f"postgresql://postgres@127.0.0.1:{port}/x"
     )
     assert code == 1 and not checks["store"]["ok"] and port in checks["store"]["detail"]
+
+
+def test_the_traces_checked_are_the_ones_run_reads(home: Path, teacher, tmp_path: Path) -> None:
+    """`[traces] source` wins over the workspace's own traces.jsonl, for doctor as for run."""
+    elsewhere = tmp_path / "elsewhere.jsonl"
+    elsewhere.write_bytes((home / "traces.jsonl").read_bytes())
+    (home / "traces.jsonl").write_text("")
+    (home / "distill_es.toml").write_text(f'[traces]\nsource = "{elsewhere}"\n')
+    code, checks, _ = doctor_json(home, live_env(teacher))
+    assert checks["traces"]["ok"] and "30 traces" in checks["traces"]["detail"], checks["traces"]
+
+    (home / "distill_es.toml").write_text('[traces]\nsource = "/nonexistent/traces.jsonl"\n')
+    (home / "traces.jsonl").write_bytes(elsewhere.read_bytes())  # the workspace's own would pass
+    code, checks, _ = doctor_json(home, live_env(teacher))
+    assert code == 1 and not checks["traces"]["ok"]
+    assert "/nonexistent/traces.jsonl" in checks["traces"]["detail"]
+    refused = cli("--home", home, "run", env=live_env(teacher))
+    assert refused.exit_code == 1 and "not starting a session: traces" in refused.stderr
+    assert (
+        not (home / ".distill_es" / "events.sqlite").exists()
+        or "no sessions" in cli("--home", home, "sessions", env=live_env(teacher)).stdout
+    )
