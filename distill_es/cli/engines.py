@@ -63,8 +63,8 @@ def find_workspace(start: Path) -> Path | None:
 
 def is_demo(home: Path) -> bool:
     path = home / SETTINGS_FILE
-    try:
-        return path.read_text(encoding="utf-8").startswith(DEMO_MARKER)
+    try:  # bytes: a settings file that is not UTF-8 is reported by the settings check, not here
+        return path.read_bytes().startswith(DEMO_MARKER.encode())
     except OSError:
         return False
 

@@ -201,3 +201,10 @@ def test_the_traces_checked_are_the_ones_run_reads(home: Path, teacher, tmp_path
         not (home / ".distill_es" / "events.sqlite").exists()
         or "no sessions" in cli("--home", home, "sessions", env=live_env(teacher)).stdout
     )
+
+
+def test_settings_that_are_not_utf8_fail_the_settings_check_not_the_program(home: Path, teacher) -> None:
+    (home / "distill_es.toml").write_bytes(b"[session]\nmin_traces = 1 # \xff\n")
+    code, checks, stderr = doctor_json(home, live_env(teacher))
+    assert code == 1 and not checks["settings"]["ok"] and "not UTF-8" in checks["settings"]["detail"]
+    assert "bug" not in stderr
