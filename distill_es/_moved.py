@@ -45,6 +45,12 @@ MOVED: dict[str, str] = {
 class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Finds an old path in `MOVED` and loads it as the module at its new path."""
 
+    def __init__(self) -> None:
+        # The real spec of each module being aliased, by its real name, between create and exec: the
+        # import system stamps the alias spec on the module in between. Keyed, so aliases being
+        # imported at once (nested, or from two threads) never restore each other's spec.
+        self._real_specs: dict[str, importlib.machinery.ModuleSpec | None] = {}
+
     def find_spec(
         self, fullname: str, path: object, target: object = None
     ) -> importlib.machinery.ModuleSpec | None:
@@ -56,11 +62,12 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         new = MOVED[spec.name]
         warnings.warn(f"{spec.name} moved to {new}; import it from there", DeprecationWarning, stacklevel=2)
         module = importlib.import_module(new)
-        self._real_spec = module.__spec__  # the import system stamps the alias spec on the module
+        self._real_specs[module.__name__] = module.__spec__
         return module
 
     def exec_module(self, module: ModuleType) -> None:
-        module.__spec__ = self._real_spec  # the module stays what it is: only a second name points at it
+        # The module stays what it is: only a second name points at it.
+        module.__spec__ = self._real_specs.pop(module.__name__)
 
 
 def install() -> None:
