@@ -18,25 +18,7 @@ from distill_es.adapters.teacher import (
 from distill_es.domain.errors import InvalidTeacherOutput
 from distill_es.phases.prompt_cache import with_prompt_cache
 from distill_es.testing.servers import ScriptedAnthropicServer, text_reply
-
-PARAMS = {
-    "model": "claude-opus-4-6",
-    "max_tokens": 1024,
-    "system": "You are the teacher. Ünïcödé ✓",
-    "tools": [
-        {"name": "list_traces", "description": "List traces", "input_schema": {"type": "object"}},
-        {"name": "get_trace", "description": "One trace", "input_schema": {"type": "object"}},
-    ],
-    "tool_choice": {"type": "auto"},
-    "messages": [
-        {"role": "user", "content": "Study the student."},
-        {
-            "role": "assistant",
-            "content": [{"type": "tool_use", "id": "toolu_1", "name": "list_traces", "input": {}}],
-        },
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "[]"}]},
-    ],
-}
+from tests.teacher_request import PARAMS
 
 
 def test_digest_is_stable_across_processes():
