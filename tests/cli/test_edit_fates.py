@@ -12,12 +12,12 @@ import pytest
 
 from distill_es import Engine, OnDemandTrigger
 from distill_es.demo import world
+from distill_es.demo.dev_servers import create_dev_workspace
 from distill_es.domain.errors import InvalidEdit
 from distill_es.ports import EditCheck
 from distill_es.testing import ScriptedTeacher
 from distill_es.testing.servers import ScriptedAnthropicServer, ScriptedStudentServer, tool_uses_reply
 from distill_es.workspace.git_workspace import GitWorkspace
-from distill_es.workspace.scaffold import create_workspace
 from tests.cli.conftest import cli
 
 WIDE = {"COLUMNS": "250"}  # reasons stay on one line
@@ -43,17 +43,8 @@ def refused_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, st
         ScriptedAnthropicServer(teacher_refusing_three) as teacher_server,
         ScriptedStudentServer(world.toy_answer) as student_server,
     ):
-        home = create_workspace(
-            tmp_path_factory.mktemp("fates") / "ws",
-            agent=world.AGENT,
-            model=world.MODEL,
-            config_toml=world.CONFIG_TOML,
-            system_prompt=world.SYSTEM_PROMPT,
-            traces=world.traces(),
-            benchmark=world.BENCHMARK,
-            # not the demo (whose teacher is its cassette): the teacher is the server above
-            settings_toml=world.settings_toml(student_server.base_url).replace("# distill_es demo", "# my"),
-        )
+        # not the demo (whose teacher is its cassette): the teacher is the server above
+        home = create_dev_workspace(tmp_path_factory.mktemp("fates") / "ws", student_server.base_url)
         env = {"ANTHROPIC_API_KEY": "test", "ANTHROPIC_BASE_URL": teacher_server.base_url, **WIDE}
         result = cli("--home", home, "run", env=env)
     assert result.exit_code == 0, result.output
