@@ -16,6 +16,7 @@ and not adopted: see docs/performance.md, "Teacher prices".
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -90,7 +91,9 @@ def overrides_from(table: Mapping[str, Mapping[str, Any]] | None) -> dict[str, M
     """`[pricing."<model>"] input, output[, cache_write, cache_read]` (USD per MTok, validated by the
     settings) as price rows; cache prices default to 1.25× and 0.1× the input price."""
     rows: dict[str, ModelPrice] = {}
-    for model, row in (table or {}).items():
+    if not table:  # the usual case: no [pricing] table, nothing to build per call
+        return rows
+    for model, row in table.items():
         base = _price(_normalise(model), float(row["input"]), float(row["output"]))
         write, read = row.get("cache_write"), row.get("cache_read")
         rows[base.model] = ModelPrice(
@@ -110,11 +113,16 @@ def _lookup(name: str, table: Overrides) -> ModelPrice | None:
     return table[max(matches, key=len)] if matches else None
 
 
+@functools.lru_cache(maxsize=256)  # the hand table never changes: one prefix scan per model id
+def _known_price(name: str) -> ModelPrice | None:
+    return _lookup(name, PRICES)
+
+
 def price_for(model: str, overrides: Overrides | None = None) -> ModelPrice:
     """The price row for `model`: the `[pricing]` overrides, else the hand table (exact id, else the
     longest known prefix), else the dearest known rate, flagged `known=False`."""
     name = _normalise(model)
-    found = _lookup(name, overrides or {}) or _lookup(name, PRICES)
+    found = (_lookup(name, overrides) if overrides else None) or _known_price(name)
     if found is not None:
         return found
     p = _MOST_EXPENSIVE

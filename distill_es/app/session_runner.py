@@ -3,8 +3,10 @@
 There is no separate resume path: a fresh process after a crash runs exactly this loop, and the log
 tells it what is already done. A step's handler (`app.activities.HANDLERS`) performs it and reports an
 outcome; `domain.session.react` decides what the session records; the step's events are saved
-together before the next step is chosen. Most steps make one outside call; the ones that make more
-(a tool call, scoring a tree) say so, and are made again whole after a crash.
+together, in one store transaction, before the next outside effect. A step that only reads
+(`READS_ONLY`) leaves its events for the next step's save: at most one transaction per step. Most
+steps make one outside call; the ones that make more (a tool call, scoring a tree) say so, and are
+made again whole after a crash.
 
 Commands (approve, reject, rollback) record the reviewer's or user's decision and then run the same
 loop; cancel settles the workspace and ends the session.
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_es.adapters.benchmark import load_benchmark
-from distill_es.app.activities import HANDLERS
+from distill_es.app.activities import HANDLERS, NEEDS_SAVED_HEAD, READS_ONLY
 from distill_es.app.activities.context import Adapters, StepContext
 from distill_es.app.activities.execute import revert
 from distill_es.app.checked_log import CheckedLog
@@ -116,16 +118,39 @@ class Runner:
             while True:
                 step = next_step(session)
                 if isinstance(step, steps.Rest):
-                    self.index.catch_up()
+                    self._save_waiting(session)  # what the last reads-only steps recorded
+                    self.index.catch_up()  # once per run, not per step or event
                     return session.view()
+                if type(step) in NEEDS_SAVED_HEAD:
+                    self._save_waiting(session)
                 if self.on_step is not None:
                     self.on_step(session.view(), step)
+                waiting = len(session.pending_events)
                 try:
                     self.perform(session, step)
                 except SessionInterrupted as exc:
+                    self._save_waiting(session, waiting, quietly=True)
                     self._record_interruption(session_id, step, exc)
                     raise
-                self.store.save(session)
+                except Exception:
+                    self._save_waiting(session, waiting, quietly=True)
+                    raise
+                if type(step) not in READS_ONLY:
+                    self.store.save(session)  # the step and the reads before it: one transaction
+
+    def _save_waiting(self, session: Session, waiting: int | None = None, *, quietly: bool = False) -> None:
+        """Save the events reads-only steps left waiting. After a step that failed (`waiting`: how
+        many were pending before it), only when it recorded nothing itself: the log then ends as it
+        would have with a save per step. `quietly`: a failure to save loses only reads that are made
+        again, and must not hide the step's own error."""
+        pending = len(session.pending_events)
+        if not pending or (waiting is not None and pending != waiting):
+            return
+        try:
+            self.store.save(session)
+        except Exception:
+            if not quietly:
+                raise
 
     def perform(self, session: Session, step: steps.Step) -> None:
         """Perform `step` and record on `session` (in memory) what `react` decides of its outcome."""

@@ -163,6 +163,9 @@ TOOL_DEFINITIONS: list[dict[str, Any]] = [
 ]
 
 
+_TOOL_DEFINITIONS_JSON = json.dumps(TOOL_DEFINITIONS)  # serialised once per process
+
+
 def tool_definitions() -> list[dict[str, Any]]:
     """A fresh deep copy, so a caller adding cache markers cannot change the module's definitions."""
-    return json.loads(json.dumps(TOOL_DEFINITIONS))
+    return json.loads(_TOOL_DEFINITIONS_JSON)

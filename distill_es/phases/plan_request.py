@@ -7,6 +7,7 @@ search §5). The request is part of a hashed call (cassettes, resume): it is det
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -49,6 +50,8 @@ PLAN_TOOL: dict[str, Any] = {
         "additionalProperties": False,
     },
 }
+
+_PLAN_TOOL_JSON = json.dumps(PLAN_TOOL)  # serialised once; each request decodes its own copy
 
 
 def _schema_type(schema: dict[str, Any], defs: dict[str, Any]) -> str:
@@ -125,6 +128,7 @@ with the patched text; for a rewrite, use replace_system_prompt with the complet
 Call submit_plan once with all the edits."""
 
 
+@functools.cache  # 11 pydantic JSON schemas: the same text for the life of the process
 def plan_system_prompt() -> str:
     """The planner's instructions; the op list is generated from the payload models."""
     ops = "\n".join(_op_line(op) for op in PAYLOAD_MODELS)
@@ -193,6 +197,6 @@ def build_plan_request(
         "messages": [
             {"role": "user", "content": plan_user_prompt(diagnosis_markdown, clusters, current_prompts)}
         ],
-        "tools": [json.loads(json.dumps(PLAN_TOOL))],  # a copy: callers may add cache markers
+        "tools": [json.loads(_PLAN_TOOL_JSON)],  # a copy: callers may add cache markers
         "tool_choice": {"type": "tool", "name": SUBMIT_PLAN},
     }

@@ -147,6 +147,8 @@ class EventStore:
         Someone else's write since it was loaded is a `ConcurrentSessionWrite` naming the aggregate
         and the version it tried to append from; nothing of this write is stored then."""
         self._refuse_if_never_created()
+        if not aggregate.pending_events:  # nothing to append: no empty write transaction
+            return 0
         first = aggregate.version - len(aggregate.pending_events) + 1  # save() drains pending events
         try:
             recordings = self.app.save(aggregate)

@@ -1,6 +1,9 @@
 """Every step `next_step` can choose, and the one handler that performs it: `HANDLERS`, keyed by the
 step's type. A handler performs the step's outside effect and reports a typed outcome; it records
-nothing (`domain.session.react` decides what the session records)."""
+nothing (`domain.session.react` decides what the session records).
+
+`READS_ONLY` and `NEEDS_SAVED_HEAD` tell the runner which steps' events may wait for the next
+step's save (one store transaction for both); see docs/architecture.md "One transaction per step"."""
 
 from __future__ import annotations
 
@@ -40,4 +43,29 @@ HANDLERS: Mapping[type[steps.Step], Handler] = MappingProxyType(
         steps.CaptureBenchmark: gate.capture_benchmark,
         steps.EvaluateGate: gate.evaluate_gate,
     }
+)
+
+# Steps with no outside write and no paid call: they read the workspace, the benchmark or the log,
+# and nothing a session does changes what they read before the next step's save (the git steps that
+# do are in NEEDS_SAVED_HEAD). Their events wait and are saved with the next step's, in one store
+# transaction; a crash before that save makes the same reads again, so nothing is lost or doubled.
+READS_ONLY: frozenset[type[steps.Step]] = frozenset(
+    {
+        steps.CheckReadiness,
+        steps.BeginDiagnosis,
+        steps.Fail,
+        steps.SubmitDiagnosis,
+        steps.FreezePlan,
+        steps.RouteEdit,
+        steps.ValidateEdit,
+        steps.SkipEdit,
+        steps.ChooseGateTasks,
+        steps.CaptureBenchmark,
+        steps.EvaluateGate,
+    }
+)
+# Steps that commit to git with the saved log head as an anchor (`context.log_head`), and that change
+# the files the reads-only steps read: whatever waits is saved before they run.
+NEEDS_SAVED_HEAD: frozenset[type[steps.Step]] = frozenset(
+    {steps.ApplyEdit, steps.RevertEdit, steps.RollBackEdit}
 )
