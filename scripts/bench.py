@@ -37,6 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import anthropic
+import bench_writes
 from bench_lib import (
     SCRIPTS,
     Figure,
@@ -881,6 +882,7 @@ class Bench:
                 (f"issue 9 item 3: resume ({b})", lambda b=b: self.resume(b)),
                 (f"issue 9 items 5, 7: end to end ({b})", lambda b=b: self.end_to_end(b)),
             ]
+            steps.append((f"issue 15 item 2: store writes ({b})", lambda b=b: bench_writes.run(self, b)))
         steps += [
             ("issue 9 items 4, 7: verify RSS, disk, catch-up", self.big_store),
             ("issue 9 item 7: session RSS", self.session_rss),
@@ -1013,6 +1015,7 @@ class ArrivalServer:
 # --- output ---------------------------------------------------------------------------------------
 
 ITEM_ORDER = ["6", "9.1", "9.2", "9.3", "9.4", "9.5", "9.6", "9.7"]
+ITEM_ORDER += bench_writes.ITEMS
 BACKEND_ORDER = ["any", "sqlite", "postgres"]
 
 
@@ -1121,7 +1124,7 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="WORD",
         help="run only the steps whose name contains WORD (repeatable: gate, spend, append, replay, "
-        "resume, 'end to end', RSS, catch-up)",
+        "resume, 'end to end', RSS, catch-up, writes)",
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (its path is printed)"

@@ -60,6 +60,10 @@ EXPECTED = {
     "sqlite.rss.session_mb",
     "sqlite.disk.session_vs_payload",
     "sqlite.disk.synthetic_session_vs_payload",
+    # issue 15 item 2: store write transactions per step, beside every step saved on its own
+    "sqlite.writes.per_step",
+    "sqlite.writes.per_step_baseline",
+    "sqlite.writes.index_per_session",
 }
 WITH_TARGET = {
     "any.gate_scoring.wall_s",
@@ -75,6 +79,7 @@ WITH_TARGET = {
     "sqlite.rss.session_mb",
     "sqlite.disk.session_vs_payload",
     "sqlite.disk.synthetic_session_vs_payload",
+    "sqlite.writes.per_step",
 }
 
 
