@@ -29,6 +29,7 @@ from distill_es.domain.errors import (
 )
 from distill_es.domain.session.aggregate import Session
 from distill_es.domain.session.events import SessionStarted
+from distill_es.store.atomic import can_insert_together, insert_with_snapshot
 from distill_es.store.chained import RAW_PAYLOAD, ChainMapper, check_chain, checked_fold, fold, short
 from distill_es.store.faults import store_fault
 from distill_es.store.postgres import (
@@ -150,7 +151,12 @@ class EventStore:
         if not aggregate.pending_events:  # nothing to append: no empty write transaction
             return 0
         first = aggregate.version - len(aggregate.pending_events) + 1  # save() drains pending events
+        every = self.snapshot_every
+        crosses = isinstance(aggregate, Session) and _crosses(first, aggregate.version, every)
+        together = crosses and can_insert_together(self.app)
         try:
+            if together:  # this save crossed a multiple of the interval: events and snapshot, one write
+                return self._save_with_snapshot(aggregate)
             recordings = self.app.save(aggregate)
         except IntegrityError:
             raise ConcurrentSessionWrite(
@@ -158,10 +164,16 @@ class EventStore:
                 f"(tried to append from version {first}); "
                 "nothing of this write was stored — reload and decide again"
             ) from None
-        every = self.snapshot_every
-        if every and isinstance(aggregate, Session) and aggregate.version // every > (first - 1) // every:
-            self._snapshot(aggregate)  # this save crossed a multiple of the interval
+        if crosses:
+            self._snapshot(aggregate)
         return recordings[-1].notification.id if recordings else 0
+
+    def _save_with_snapshot(self, session: Session) -> int:
+        snapshot = type(session).Snapshot.take(session)  # type: ignore[attr-defined]  # the state after them
+        mapper = self.app.mapper
+        events = [mapper.to_stored_event(e) for e in session.collect_events()]
+        stored_snapshot = self.app.snapshots.mapper.to_stored_event(snapshot)  # type: ignore[union-attr]
+        return insert_with_snapshot(self.app, is_postgres(self.url), events, stored_snapshot)
 
     @_store_call
     def _snapshot(self, session: Session) -> None:
@@ -352,6 +364,11 @@ class EventStore:
 
     def close(self) -> None:
         self.app.close()
+
+
+def _crosses(first: int, last: int, every: int | None) -> bool:
+    """Whether appending versions first..last passes a multiple of `every` (a snapshot is due)."""
+    return bool(every) and last // every > (first - 1) // every  # type: ignore[operator]
 
 
 def _noun(kind: type) -> str:

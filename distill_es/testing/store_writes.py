@@ -2,8 +2,9 @@
 
 A write transaction is one call of the store's recorders' `insert_events` (events, and snapshots):
 eventsourcing makes each call one transaction on both backends (SQLite: BEGIN … COMMIT; PostgreSQL:
-one transaction, or one call of its insert function), and every write of a session goes through it.
-A step is one call of `Runner.perform`.
+one transaction, or one call of its insert function); or one save of events with their snapshot
+(`EventStore._save_with_snapshot`, one transaction of its own). Every write of a session goes
+through one of them. A step is one call of `Runner.perform`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,17 @@ def counting_writes(store: EventStore, runner: Runner | None = None) -> Iterator
 
         recorder.insert_events = insert_events  # type: ignore[method-assign]
         undo.append(lambda recorder=recorder: vars(recorder).pop("insert_events", None))
+    with_snapshot = store._save_with_snapshot
+
+    def save_with_snapshot(session: Any) -> int:
+        events = len(session.pending_events) + 1  # and the snapshot
+        result = with_snapshot(session)
+        count.transactions += 1
+        count.events += events
+        return result
+
+    store._save_with_snapshot = save_with_snapshot  # type: ignore[method-assign]
+    undo.append(lambda: vars(store).pop("_save_with_snapshot", None))
     if runner is not None:
         perform = runner.perform
 
