@@ -4,6 +4,8 @@ on SQLite and PostgreSQL; a conflicting one stores neither."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from distill_es.domain.errors import ConcurrentSessionWrite
 from distill_es.domain.session.aggregate import Session
@@ -12,6 +14,7 @@ from distill_es.store.app import SNAPSHOT_INTERVAL, EventStore
 from distill_es.store.snapshots import snapshot_state
 from distill_es.testing.store_writes import counting_writes
 from tests.store.test_snapshots import record_call
+from tests.store.test_store import scratch_dir
 
 
 def diagnosing(store: EventStore) -> Session:
@@ -72,3 +75,28 @@ def test_a_conflicting_save_across_the_interval_stores_neither(store_url: str) -
         assert store.load(session.id).version == session.version
     finally:
         store.close()
+
+
+@settings(max_examples=10, deadline=None)
+@given(batches=st.lists(st.integers(min_value=1, max_value=60), min_size=1, max_size=8))
+def test_every_save_is_one_transaction_and_snapshots_land_where_saves_cross(batches: list[int]) -> None:
+    """Saves of any sizes: each is one write transaction, a snapshot is stored exactly at the version
+    of each save that crossed a multiple of the interval, and loading through them equals replay."""
+    with scratch_dir() as folder:
+        store = EventStore(f"sqlite:///{folder / 'events.sqlite'}", snapshot_every=50)
+        try:
+            session = diagnosing(store)
+            store.save(session)
+            expected = []
+            for n, size in enumerate(batches):
+                first = session.version + 1
+                tool_results(session, size, prefix=f"b{n}-")
+                with counting_writes(store) as count:
+                    store.save(session)
+                assert count.transactions == 1
+                if session.version // 50 > (first - 1) // 50:
+                    expected.append(session.version)
+            assert [s.originator_version for s in store.app.snapshots.get(session.id)] == expected
+            assert snapshot_state(store.load(session.id)) == snapshot_state(store.replay(session.id))
+        finally:
+            store.close()
