@@ -8,6 +8,8 @@ transaction on both backends: `distill_es.testing.store_writes`); on SQLite the 
 executes are counted too (`sqlite3` trace callback), per database file, as a cross-check — that count
 also shows the session index's own transactions (its SQLite file beside the store). A baseline run of
 the same session with every step saved on its own (no `READS_ONLY` steps) is printed beside it.
+With SQLite, what is now built once per process (the plan prompt's schemas, price lookups) is timed
+cached and built every call, side by side.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
+import timeit
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,10 +26,12 @@ from typing import Any
 import anthropic
 from bench_lib import median, nodelay
 
+from distill_es.adapters import pricing
 from distill_es.api import Engine
 from distill_es.app import session_runner
 from distill_es.demo import world
 from distill_es.domain.triggers import OnDemandTrigger
+from distill_es.phases import plan_request
 from distill_es.store.app import EventStore
 from distill_es.testing.servers import ScriptedAnthropicServer, ScriptedStudentServer
 from distill_es.testing.store_writes import counting_writes
@@ -172,3 +177,42 @@ def run(bench: Any, backend: str) -> None:
         samples=[r["wall"] for r in runs],
         note=f"baseline {base_wall:.3f} s; real git dominates both (issue 15 item 1)",
     )
+    if backend == "sqlite":
+        cached_per_process(bench)
+
+
+def _best_ms(fn: Any, number: int) -> float:
+    return min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e3
+
+
+def cached_per_process(bench: Any) -> None:
+    """What never changes per process, built once: the plan prompt (11 pydantic JSON schemas) and
+    the hand price table's lookups; each timed as built every time vs cached, side by side."""
+    usage = {"input_tokens": 1000, "output_tokens": 200, "cache_read_input_tokens": 3000}
+    model = "claude-sonnet-4-5-20250929"
+
+    def plan(clear: bool) -> None:
+        if clear:
+            plan_request.plan_system_prompt.cache_clear()
+        plan_request.build_plan_request(model, 1000, "diagnosis", [])
+
+    def price(clear: bool) -> None:
+        if clear:
+            pricing._known_price.cache_clear()
+        pricing.cost_of(model, usage, pricing.overrides_from(None))
+
+    for key, label, fn, number in (
+        ("plan_request_ms", "build_plan_request, plan prompt cached per process", plan, 50),
+        ("cost_of_ms", "cost_of a teacher call, price lookup cached per process", price, 2000),
+    ):
+        fn(False)
+        uncached, cached = _best_ms(lambda fn=fn: fn(True), number), _best_ms(lambda fn=fn: fn(False), number)
+        bench.fig(
+            "15.2",
+            f"cached.{key}",
+            label,
+            round(cached, 4),
+            "ms",
+            ratio=cached / uncached,
+            note=f"built every call: {uncached:.4f} ms (best of 5 × {number}); ratio: cached ÷ built",
+        )

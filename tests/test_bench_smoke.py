@@ -64,6 +64,8 @@ EXPECTED = {
     "sqlite.writes.per_step",
     "sqlite.writes.per_step_baseline",
     "sqlite.writes.index_per_session",
+    "any.cached.plan_request_ms",
+    "any.cached.cost_of_ms",
 }
 WITH_TARGET = {
     "any.gate_scoring.wall_s",
