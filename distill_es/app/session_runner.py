@@ -132,7 +132,7 @@ class Runner:
                     self._save_waiting(session, waiting, quietly=True)
                     self._record_interruption(session_id, step, exc)
                     raise
-                except Exception:
+                except BaseException:  # a conflict, a bug, Ctrl-C: the log ends as with a save per step
                     self._save_waiting(session, waiting, quietly=True)
                     raise
                 if type(step) not in READS_ONLY:
