@@ -259,11 +259,10 @@ class Engine:
     def explain(self, sid: str, edit_id: str) -> EditLineage:
         """The causal chain of one edit, each link with the event versions it comes from (`EditNotFound`
         for an edit the session does not have). Reads the log, and git and the traces read only."""
-        traces = self.runner.adapters.traces if hasattr(self.runner.adapters, "traces") else None
         return audit_explain.explain_events(
             self.queries.log.events(str(sid)), str(edit_id),
             commit_facts=lambda sha: commit_facts(self.home, sha),
-            trace_lookup=traces.get if traces is not None else None,
+            trace_lookup=lambda trace_id: self._adapters.traces.get(trace_id),  # opened only if needed
         )  # fmt: skip
 
     def _anchors(self) -> dict[str, list[Anchor]]:

@@ -36,6 +36,7 @@ from distill_es.domain.errors import EditNotFound
 from distill_es.domain.policy import TIER_TABLE, route
 from distill_es.domain.scrub import scrub
 from distill_es.domain.session import events as ev
+from distill_es.domain.session.records import RefusedEdit
 from distill_es.domain.vocabulary import AutonomyMode, BenchmarkSnapshot, EditOp, EditRiskTier
 
 EXCERPT_CHARS = 600
@@ -160,8 +161,8 @@ def _planned_edit(found: _Found, edit_id: str) -> tuple[dict[str, Any] | None, d
     for edit in found.plan.plan.get("edits", []):
         if isinstance(edit, dict) and edit.get("id") == edit_id:
             return edit, None
-    for refusal in found.plan.rejected:
-        if isinstance(refusal, dict) and (refusal.get("edit_id") or refusal.get("id")) == edit_id:
+    for refusal in found.plan.rejected:  # named as `show` names them ("edits[3]" without a usable id)
+        if isinstance(refusal, dict) and RefusedEdit.recorded(refusal).edit_id == edit_id:
             return None, refusal
     return None, None
 
