@@ -246,9 +246,11 @@ class Engine:
         """What-if: every recorded gate (of `sid`, else of every session of this workspace) decided
         again under another policy, from the recorded scores. A value left None is each session's own
         recorded one. Zero model calls; records nothing; writes no file."""
-        if sid is not None:
+        if sid is not None:  # one session: a damaged one is refused (DamagedSession), as `show` refuses it
+            audit_regate.check_policy(max_regression, min_improvement)
+            events = self.queries.log.events(str(sid))
             return audit_regate.regate_sessions(
-                self.queries.log.events, [str(sid)], max_regression=max_regression,
+                lambda _: events, [str(sid)], max_regression=max_regression,
                 min_improvement=min_improvement, only_with_gates=False,
             )  # fmt: skip
         return audit_regate.regate_sessions(
