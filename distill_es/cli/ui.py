@@ -3,6 +3,7 @@ one self-contained HTML file). Both need the `ui` extra: `pip install 'distill_e
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -63,7 +64,7 @@ def ui(
 
         def listening() -> None:
             if as_json:
-                typer.echo(f'{{"url": "{url}", "home": {_json_str(str(path))}}}')
+                typer.echo(json.dumps({"url": url, "home": str(path)}, ensure_ascii=False))
             else:
                 out().print(Text(f"distill-es audit view of {path}: {url}  (read-only; Ctrl-C stops it)"),
                             soft_wrap=True)  # fmt: skip
@@ -71,12 +72,6 @@ def ui(
                 err().print(Text(f"warning: listening on {host}, not only on this machine", style="yellow"))
 
         server(create_app(engine), sock, listening).run(sockets=[sock])
-
-
-def _json_str(value: str) -> str:
-    import json
-
-    return json.dumps(value, ensure_ascii=False)
 
 
 def report(
