@@ -13,6 +13,10 @@ from typing import Any
 
 from distill_es.adapters.retry import WaitObserver
 from distill_es.app import benchmark_run, daemon, loop, worker
+from distill_es.app.audit import EditLineage, RegateReport
+from distill_es.app.audit import explain as audit_explain
+from distill_es.app.audit import regate as audit_regate
+from distill_es.app.audit.git_facts import commit_facts
 from distill_es.app.progress import ScoringObserver, StepObserver
 from distill_es.app.session_queries import SessionQueries
 from distill_es.app.session_runner import Runner
@@ -230,6 +234,37 @@ class Engine:
         """Audit the log: chains, replays, the index, and the log heads anchored in this workspace's
         git history (which do not depend on the index: they hold with the views deleted)."""
         return self.queries.verify(session_id)
+
+    # ------------------------------------------------------------------------------------------
+    # audit (docs/audit.md): read only, no model call, nothing recorded
+    def regate(
+        self,
+        sid: str | None = None,
+        max_regression: float | None = None,
+        min_improvement: float | None = None,
+    ) -> RegateReport:
+        """What-if: every recorded gate (of `sid`, else of every session of this workspace) decided
+        again under another policy, from the recorded scores. A value left None is each session's own
+        recorded one. Zero model calls; records nothing; writes no file."""
+        if sid is not None:
+            return audit_regate.regate_sessions(
+                self.queries.log.events, [str(sid)], max_regression=max_regression,
+                min_improvement=min_improvement, only_with_gates=False,
+            )  # fmt: skip
+        return audit_regate.regate_sessions(
+            self.queries.log.events, self.queries.session_ids(), max_regression=max_regression,
+            min_improvement=min_improvement,
+        )  # fmt: skip
+
+    def explain(self, sid: str, edit_id: str) -> EditLineage:
+        """The causal chain of one edit, each link with the event versions it comes from (`EditNotFound`
+        for an edit the session does not have). Reads the log, and git and the traces read only."""
+        traces = self.runner.adapters.traces if hasattr(self.runner.adapters, "traces") else None
+        return audit_explain.explain_events(
+            self.queries.log.events(str(sid)), str(edit_id),
+            commit_facts=lambda sha: commit_facts(self.home, sha),
+            trace_lookup=traces.get if traces is not None else None,
+        )  # fmt: skip
 
     def _anchors(self) -> dict[str, list[Anchor]]:
         """The log heads anchored in the workspace's git history, per session."""

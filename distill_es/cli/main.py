@@ -22,7 +22,7 @@ from typer.core import TyperGroup
 
 from distill_es import __version__
 from distill_es.adapters.terminal_safe import inert
-from distill_es.cli import benchmark, decisions, engines, sessions, workspace
+from distill_es.cli import audit, benchmark, decisions, engines, sessions, workspace
 from distill_es.cli import loop as cli_loop
 from distill_es.cli import transfer as cli_transfer
 from distill_es.cli.console import JSON_ERRORS, err, print_error
@@ -135,6 +135,8 @@ for command in (
     sessions.verify, doctor, workspace.diagram,
 ):  # fmt: skip
     app.command()(command)
+app.command()(audit.regate)
+app.command()(audit.explain)
 app.command("dev-servers")(dev_servers)
 cli_transfer.register(app, engines.transfer_engine)
 cli_loop.register(app, engines.loop_engine)
