@@ -133,3 +133,33 @@ def test_review_queue_and_trends(browser: Any, served: Served, kit: Any) -> None
     view = cli_json("--home", served.home, "show", served.session_id)
     dots = browser.find_elements(By.CSS_SELECTOR, 'svg.chart circle[data-series="overall"]')
     assert [float(d.get_attribute("data-value")) for d in dots] == [view["benchmark_after"]["overall_score"]]
+
+
+def test_whatif_form_and_edit_lineage(browser: Any, served: Served, kit: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    kit.open_page(browser, served.url + "/")
+    kit.click(browser, "#nav-whatif")
+    for eps in ("0.9", "0.01"):
+        field = browser.find_element(By.ID, "max-regression")
+        field.clear()
+        field.send_keys(eps)
+        kit.click(browser, "#whatif-apply")
+        report = cli_json("--home", served.home, "regate", "--all", "--max-regression", eps)
+        assert browser.find_element(By.ID, "flip-count").text == str(report["flips"])
+        rows = browser.find_elements(By.CSS_SELECTOR, "tr.gate-row")
+        assert [(r.get_attribute("data-edit"), r.get_attribute("data-flipped")) for r in rows] == [
+            (g["edit_id"], str(g["flipped"]).lower()) for s in report["sessions"] for g in s["gates"]
+        ]
+    # from a gate row to its edit's lineage
+    first = browser.find_element(By.CSS_SELECTOR, "tr.gate-row").get_attribute("data-edit")
+    kit.click(browser, f'tr.gate-row[data-edit="{first}"] td:nth-child(2) a')
+    lineage = cli_json("--home", served.home, "explain", served.session_id, first)
+    links = browser.find_elements(By.CSS_SELECTOR, "ol.chain > li")
+    assert [li.get_attribute("data-applies") for li in links] == [
+        str(lineage[k]["applies"]).lower()
+        for k in ("traces", "cluster", "teacher_call", "edit", "routing", "validation", "commit", "gate",
+                  "review", "undo")
+    ]  # fmt: skip
+    if lineage["commit"]["commit_sha"]:
+        assert lineage["commit"]["commit_sha"] in browser.find_element(By.ID, "link-commit").text

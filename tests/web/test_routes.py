@@ -215,3 +215,45 @@ def test_report_of_hostile_text_is_inert(hostile_store: Store, tmp_path) -> None
     html = target.read_text(encoding="utf-8")
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_the_edit_page_shows_what_explain_json_prints(demo: TestClient, demo_store: Store) -> None:
+    sid = demo_store.session_id
+    for edit_id in ("edit_001", "edit_002", "edit_003"):
+        lineage = cli_json("--home", demo_store.home, "explain", sid, edit_id)
+        html = demo.get(f"/sessions/{sid}/edits/{edit_id}").text
+        for key in ("traces", "cluster", "teacher_call", "edit", "routing", "validation", "commit", "gate",
+                    "review", "undo"):  # fmt: skip
+            link = lineage[key]
+            assert f'id="link-{key}" data-applies="{str(link["applies"]).lower()}"' in html, (edit_id, key)
+            if link["note"]:
+                assert str(escape(link["note"])) in html
+            for version in link["versions"]:
+                assert f'href="/sessions/{sid}?at={version}"' in html
+        gate = lineage["gate"]
+        if gate["applies"] and gate["clusters"]:
+            for change in gate["clusters"]:
+                for kind in ("before", "after"):
+                    if change[kind] is not None:
+                        bar = f'data-cluster="{change["cluster_id"]}" data-kind="{kind}"'
+                        assert f'{bar} data-value="{change[kind]}"' in html
+
+
+@pytest.mark.parametrize(
+    "policy", [{}, {"max_regression": "0.9"}, {"max_regression": "0.9", "min_improvement": "0.5"}]
+)
+def test_the_whatif_page_shows_what_regate_json_prints(
+    demo: TestClient, demo_store: Store, policy: dict[str, str]
+) -> None:
+    args = [a for k, v in policy.items() for a in (f"--{k.replace('_', '-')}", v)]
+    report = cli_json("--home", demo_store.home, "regate", "--all", *args)
+    html = demo.get("/whatif", params=policy).text
+    assert f'<strong id="flip-count">{report["flips"]}</strong>' in html
+    rows = re.findall(
+        r'<tr class="gate-row[^"]*" data-session="([^"]+)" data-edit="([^"]+)" data-flipped="(\w+)"', html
+    )
+    expected = [(g["session_id"], g["edit_id"], str(g["flipped"]).lower())
+                for s in report["sessions"] for g in s["gates"]]  # fmt: skip
+    assert rows == expected
+    for value in policy.values():
+        assert f'value="{value}"' in html

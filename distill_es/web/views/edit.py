@@ -39,6 +39,20 @@ def last_gate(events: list[Any], edit_id: str) -> dict[str, Any] | None:
     }  # fmt: skip
 
 
+def gate_chart(lineage: dict[str, Any] | None, gate: dict[str, Any] | None) -> charts.Chart | None:
+    """The per-cluster before/after bars: from `explain`'s gate link (its numbers, as `explain --json`
+    prints them), else from the recorded GateEvaluated snapshots."""
+    link = (lineage or {}).get("gate") or {}
+    if link.get("applies") and link.get("clusters"):
+        rows = link["clusters"]
+        before = {c["cluster_id"]: c["before"] for c in rows if c["before"] is not None}
+        after = {c["cluster_id"]: c["after"] for c in rows if c["after"] is not None}
+        return charts.before_after(before, after)
+    if gate is None:
+        return None
+    return charts.before_after(gate["before"].get("cluster_scores", {}), gate["after"].get("cluster_scores", {}))
+
+
 def context(reader: AuditReader, session_id: str, edit_id: str) -> dict[str, Any]:
     view = reader.session(session_id)
     events = reader.events(session_id)
@@ -46,16 +60,13 @@ def context(reader: AuditReader, session_id: str, edit_id: str) -> dict[str, Any
     if card is None:
         raise EditNotFound(f"session {session_id} has no edit {edit_id!r}")
     gate = last_gate(events, edit_id)
-    chart = (
-        charts.before_after(gate["before"].get("cluster_scores", {}), gate["after"].get("cluster_scores", {}))
-        if gate
-        else None
-    )
+    lineage = explain(reader, session_id, edit_id)
+    chart = gate_chart(lineage, gate)
     mentions = [
         entry for entry in reader.history(session_id)
         if f'"edit_id": "{edit_id}"' in entry["payload"]
     ]  # fmt: skip
     return {
         "view": view, "card": card, "gate": gate, "chart": chart, "links": LINKS, "mentions": mentions,
-        "lineage": explain(reader, session_id, edit_id),
+        "lineage": lineage,
     }  # fmt: skip
