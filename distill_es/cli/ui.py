@@ -3,6 +3,7 @@ one self-contained HTML file). Both need the `ui` extra: `pip install 'distill_e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -71,7 +72,9 @@ def ui(
             if host not in LOOPBACK and not quiet:
                 err().print(Text(f"warning: listening on {host}, not only on this machine", style="yellow"))
 
-        server(create_app(engine), sock, listening).run(sockets=[sock])
+        # uvicorn re-raises the Ctrl-C it shut down on: stopping the server that way is success
+        with contextlib.suppress(KeyboardInterrupt):
+            server(create_app(engine), sock, listening).run(sockets=[sock])
 
 
 def report(

@@ -50,7 +50,8 @@ def gate_chart(lineage: dict[str, Any] | None, gate: dict[str, Any] | None) -> c
         return charts.before_after(before, after)
     if gate is None:
         return None
-    return charts.before_after(gate["before"].get("cluster_scores", {}), gate["after"].get("cluster_scores", {}))
+    before, after = gate["before"].get("cluster_scores", {}), gate["after"].get("cluster_scores", {})
+    return charts.before_after(before, after)
 
 
 def context(reader: AuditReader, session_id: str, edit_id: str) -> dict[str, Any]:
