@@ -2,6 +2,7 @@
 
     python scripts/ui_screenshots.py OUT_DIR            # builds a fresh demo in a temp folder
     python scripts/ui_screenshots.py OUT_DIR --home DIR # an existing workspace instead
+    python scripts/ui_screenshots.py OUT_DIR --height 900  # the top 900 px of each page (docs/img)
 
 Needs the `ui` and `test` extras (Starlette, uvicorn, Selenium) and Debian's chromium + chromium-driver.
 The server runs on a free 127.0.0.1 port, read-only, and stops when the script ends.
@@ -45,7 +46,8 @@ def pages(engine: Engine) -> dict[str, str]:
     return found
 
 
-def shoot(url: str, names: dict[str, str], out: Path) -> list[Path]:
+def shoot(url: str, names: dict[str, str], out: Path, height: int = 0) -> list[Path]:
+    """A PNG per page: the whole page (up to 4000 px), or its top `height` px."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -60,8 +62,8 @@ def shoot(url: str, names: dict[str, str], out: Path) -> list[Path]:
         for name, path in names.items():
             driver.set_window_size(WIDTH, 900)
             driver.get(url + path)
-            height = driver.execute_script("return document.documentElement.scrollHeight")
-            driver.set_window_size(WIDTH, min(max(int(height), 600), 4000))
+            page_height = int(driver.execute_script("return document.documentElement.scrollHeight"))
+            driver.set_window_size(WIDTH, height or min(max(page_height, 600), 4000))
             target = out / f"{re.sub(r'[^a-z0-9_-]+', '-', name.lower())}.png"
             driver.save_screenshot(str(target))
             saved.append(target)
@@ -76,6 +78,7 @@ def main() -> None:
     )
     parser.add_argument("out", type=Path, help="the folder to write the PNG files into")
     parser.add_argument("--home", type=Path, help="a workspace (default: a fresh demo)")
+    parser.add_argument("--height", type=int, default=0, help="window height in px (default: the whole page)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,7 +92,7 @@ def main() -> None:
         try:
             if not listening.wait(30):
                 sys.exit("the server did not start")
-            for path in shoot(url_of(sock).rstrip("/"), pages(engine), args.out):
+            for path in shoot(url_of(sock).rstrip("/"), pages(engine), args.out, args.height):
                 print(path)
         finally:
             uv.should_exit = True

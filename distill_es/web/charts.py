@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
-WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 640, 240, 48, 40, 16
+WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 640, 250, 48, 40, 28
 
 
 @dataclass(frozen=True)
