@@ -83,7 +83,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         home = args.home or demo(Path(tmp))
-        engine = Engine.open(home, create_tables=False)
+        engine = Engine.open(home, read_only=True)
         sock = bind("127.0.0.1", 0)
         listening = threading.Event()
         uv = server(create_app(engine), sock, listening.set)

@@ -7,19 +7,36 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
 
 from distill_es.cli.console import err, out, print_json
-from distill_es.cli.engines import open_engine, resolve_home, resolve_session
+from distill_es.cli.engines import resolve_home, resolve_session
 from distill_es.cli.errors import CliFailure
 from distill_es.cli.options import HomeOption, JsonOption, SessionArg, globals_of
 
+if TYPE_CHECKING:
+    from distill_es.api import Engine
+
 MISSING = "the web view needs Starlette, Jinja2 and uvicorn"
 INSTALL = "install them with `pip install 'distill_es[ui]'`"
+
+
+@contextlib.contextmanager
+def read_only_engine(ctx: typer.Context, home: Path) -> Iterator[Engine]:
+    """The engine as read commands open it, its SQLite event store opened with mode=ro besides: a
+    write could not reach it."""
+    from distill_es.api import Engine
+
+    engine = Engine.open(home, store_url=globals_of(ctx).store, read_only=True)
+    try:
+        yield engine
+    finally:
+        engine.close()
 
 
 def _require_web() -> None:
@@ -60,7 +77,7 @@ def ui(
         raise CliFailure(4, f"cannot listen on {host}:{port}: {exc.strerror or exc}",
                          "choose another --port (0 picks a free one)") from None  # fmt: skip
     quiet = globals_of(ctx).quiet
-    with sock, open_engine(ctx, path, read_only=True) as engine:
+    with sock, read_only_engine(ctx, path) as engine:
         url = url_of(sock)
 
         def listening() -> None:
@@ -98,7 +115,7 @@ def report(
     from distill_es.web.report import render_report
 
     path = resolve_home(ctx, home)
-    with open_engine(ctx, path, read_only=True) as engine:
+    with read_only_engine(ctx, path) as engine:
         session_id = resolve_session(engine, session)
         html = render_report(engine, session_id, at=at)
     target = output.expanduser().resolve()

@@ -133,7 +133,7 @@ def served(request: pytest.FixtureRequest) -> Iterator[Served]:
     """The real uvicorn server on a free 127.0.0.1 port over the store named by the test module's
     `STORE` fixture name (demo_store by default), opened read-only as `distill-es ui` opens it."""
     store: Store = request.getfixturevalue(getattr(request.module, "STORE", "demo_store"))
-    engine = Engine.open(store.home, create_tables=False)
+    engine = Engine.open(store.home, read_only=True)
     sock = bind("127.0.0.1", 0)
     listening = threading.Event()
     uv = server(create_app(engine), sock, listening.set)

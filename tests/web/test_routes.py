@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from eventsourcing.persistence import OperationalError
 from markupsafe import escape
 from starlette.testclient import TestClient
 
@@ -19,7 +20,7 @@ from .conftest import HOSTILE, Store, cli, cli_json, fingerprint
 
 
 def client_for(store: Store) -> Iterator[TestClient]:
-    engine = Engine.open(store.home, create_tables=False)
+    engine = Engine.open(store.home, read_only=True)
     try:
         yield TestClient(create_app(engine), raise_server_exceptions=False)
     finally:
@@ -257,3 +258,18 @@ def test_the_whatif_page_shows_what_regate_json_prints(
     assert rows == expected
     for value in policy.values():
         assert f'value="{value}"' in html
+
+
+def test_the_view_opens_the_store_read_only(demo_store: Store) -> None:
+    """The engine the view runs on cannot write: SQLite refuses even a raw DELETE on its connection."""
+    before = fingerprint(demo_store.home)
+    engine = Engine.open(demo_store.home, read_only=True)
+    try:
+        assert engine.get(demo_store.session_id).status == "awaiting_review"
+        datastore = engine.store.app.recorder.datastore  # type: ignore[attr-defined]
+        refused = pytest.raises(OperationalError, match="readonly")
+        with refused, datastore.transaction(commit=True) as c:
+            c.execute("DELETE FROM stored_events")
+    finally:
+        engine.close()
+    assert fingerprint(demo_store.home) == before
