@@ -273,3 +273,19 @@ def test_the_view_opens_the_store_read_only(demo_store: Store) -> None:
     finally:
         engine.close()
     assert fingerprint(demo_store.home) == before
+
+
+def test_a_workspace_that_never_ran_reads_as_empty_and_nothing_is_created(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "ws"
+    assert cli("init", home).exit_code == 0
+    engine = Engine.open(home, read_only=True)
+    try:
+        client = TestClient(create_app(engine), raise_server_exceptions=False)
+        assert 'id="no-sessions"' in client.get("/").text
+        assert 'id="queue-empty"' in client.get("/review").text
+        assert 'id="no-trends"' in client.get("/trends").text
+        assert client.get("/whatif").status_code == 200
+        assert client.get("/sessions/abc").status_code == 404
+    finally:
+        engine.close()
+    assert not (home / ".distill_es").exists()
