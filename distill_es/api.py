@@ -249,9 +249,11 @@ class Engine:
         """What-if: every recorded gate (of `sid`, else of every session of this workspace) decided
         again under another policy, from the recorded scores. A value left None is each session's own
         recorded one. Zero model calls; records nothing; writes no file."""
-        if sid is not None:
+        if sid is not None:  # one session: a damaged one is refused (DamagedSession), as `show` refuses it
+            audit_regate.check_policy(max_regression, min_improvement)
+            events = self.queries.log.events(str(sid))
             return audit_regate.regate_sessions(
-                self.queries.log.events, [str(sid)], max_regression=max_regression,
+                lambda _: events, [str(sid)], max_regression=max_regression,
                 min_improvement=min_improvement, only_with_gates=False,
             )  # fmt: skip
         return audit_regate.regate_sessions(
@@ -262,11 +264,10 @@ class Engine:
     def explain(self, sid: str, edit_id: str) -> EditLineage:
         """The causal chain of one edit, each link with the event versions it comes from (`EditNotFound`
         for an edit the session does not have). Reads the log, and git and the traces read only."""
-        traces = self.runner.adapters.traces if hasattr(self.runner.adapters, "traces") else None
         return audit_explain.explain_events(
             self.queries.log.events(str(sid)), str(edit_id),
             commit_facts=lambda sha: commit_facts(self.home, sha),
-            trace_lookup=traces.get if traces is not None else None,
+            trace_lookup=lambda trace_id: self._adapters.traces.get(trace_id),  # opened only if needed
         )  # fmt: skip
 
     def _anchors(self) -> dict[str, list[Anchor]]:

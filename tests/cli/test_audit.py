@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 import subprocess
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +75,6 @@ def _state(home: Path) -> tuple[str, str, int]:
     status = subprocess.run(
         ["git", "-C", str(home), "status", "--porcelain"], capture_output=True, text=True
     ).stdout
-    import sqlite3
-
     with sqlite3.connect(home / ".distill_es" / "events.sqlite") as db:
         rows = db.execute("select count(*) from stored_events").fetchone()[0]
     return head, status, rows
@@ -277,3 +277,24 @@ def test_on_the_demo(shared_demo: Demo) -> None:
         lineage = cli_json("--home", home, "explain", sid, outcome["edit_id"])
         assert lineage["status"] == outcome["status"]
         assert lineage["commit"]["commit_sha"] == outcome["commit_sha"]
+
+
+def test_a_damaged_session_is_refused_alone_and_listed_by_all(fresh_demo: Demo) -> None:
+    home, sid = fresh_demo.home, fresh_demo.session_id
+    with sqlite3.connect(home / ".distill_es" / "events.sqlite") as db:
+        key = sid.replace("-", "")
+        (state,) = db.execute(
+            "SELECT state FROM stored_events WHERE originator_id = ? AND originator_version = 28", (key,)
+        ).fetchone()
+        tampered = zlib.decompress(state).replace(b'"accepted":true', b'"accepted":false')
+        assert tampered != zlib.decompress(state)  # version 28: edit_001's GateEvaluated
+        db.execute(
+            "UPDATE stored_events SET state = ? WHERE originator_id = ? AND originator_version = 28",
+            (zlib.compress(tampered), key),
+        )
+    one = cli("--home", home, "regate", sid, "--json")
+    assert one.exit_code == 4 and json.loads(one.stderr)["exit_code"] == 4
+    report = cli_json("--home", home, "regate", "--all")
+    assert report["sessions"] == [] and [s.split(":")[0] for s in report["skipped_sessions"]] == [sid]
+    explained = cli("--home", home, "explain", sid, "edit_001", "--json")
+    assert explained.exit_code == 4

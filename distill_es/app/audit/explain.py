@@ -36,6 +36,7 @@ from distill_es.domain.errors import EditNotFound
 from distill_es.domain.policy import TIER_TABLE, route
 from distill_es.domain.scrub import scrub
 from distill_es.domain.session import events as ev
+from distill_es.domain.session.records import RefusedEdit
 from distill_es.domain.vocabulary import AutonomyMode, BenchmarkSnapshot, EditOp, EditRiskTier
 
 EXCERPT_CHARS = 600
@@ -86,7 +87,7 @@ class _Found:
 
 def _scan(events: Iterable[Any], edit_id: str) -> _Found:
     found = _Found()
-    trace_asks: dict[str, str] = {}  # tool_use_id → trace id, from the diagnose turns
+    trace_asks: dict[tuple[str, str], str] = {}  # (call key, tool_use_id) → trace id: ids are the teacher's
     for event in events:
         version = int(event.originator_version)
         found.last_version = version
@@ -97,15 +98,12 @@ def _scan(events: Iterable[Any], edit_id: str) -> _Found:
                 if event.purpose == "plan" and found.plan is None:
                     found.plan_call = event
                 for use in teacher_reply.tool_uses(event.response, "get_trace"):
-                    trace_id = (
-                        (use.get("input") or {}).get("trace_id")
-                        if isinstance(use.get("input"), dict)
-                        else None
-                    )
+                    asked = use.get("input")
+                    trace_id = asked.get("trace_id") if isinstance(asked, dict) else None
                     if isinstance(trace_id, str) and isinstance(use.get("id"), str):
-                        trace_asks[use["id"]] = trace_id
+                        trace_asks[(event.call_key, use["id"])] = trace_id
             case ev.ToolCallCompleted():
-                trace_id = trace_asks.get(event.tool_use_id)
+                trace_id = trace_asks.get((event.call_key, event.tool_use_id))
                 if event.tool == "get_trace" and trace_id and not event.is_error:
                     found.trace_texts.setdefault(trace_id, (event.content, version))
             case ev.DiagnosisRecorded():
@@ -160,8 +158,8 @@ def _planned_edit(found: _Found, edit_id: str) -> tuple[dict[str, Any] | None, d
     for edit in found.plan.plan.get("edits", []):
         if isinstance(edit, dict) and edit.get("id") == edit_id:
             return edit, None
-    for refusal in found.plan.rejected:
-        if isinstance(refusal, dict) and (refusal.get("edit_id") or refusal.get("id")) == edit_id:
+    for refusal in found.plan.rejected:  # named as `show` names them ("edits[3]" without a usable id)
+        if isinstance(refusal, dict) and RefusedEdit.recorded(refusal).edit_id == edit_id:
             return None, refusal
     return None, None
 
