@@ -289,3 +289,28 @@ def test_a_workspace_that_never_ran_reads_as_empty_and_nothing_is_created(tmp_pa
     finally:
         engine.close()
     assert not (home / ".distill_es").exists()
+
+
+def test_a_damaged_session_is_shown_damaged_never_as_sound(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    home = tmp_path / "demo"
+    assert cli("demo", "--home", home).exit_code == 0
+    [view] = cli_json("--home", home, "sessions")
+    sid = view["id"]
+    db = sqlite3.connect(home / ".distill_es" / "events.sqlite")
+    with db:
+        db.execute("DELETE FROM stored_events WHERE originator_version = 5")  # a hole in the chain
+    db.close()
+    engine = Engine.open(home, read_only=True)
+    try:
+        client = TestClient(create_app(engine), raise_server_exceptions=False)
+        listing = client.get("/").text
+        assert f'data-session="{sid}"' in listing
+        assert '<span class="status s-damaged">damaged</span>' in listing
+        page = client.get(f"/sessions/{sid}")
+        assert page.status_code == 409
+        assert "distill-es verify" in page.text
+        assert client.get("/review").status_code == 200
+    finally:
+        engine.close()
