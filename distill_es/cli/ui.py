@@ -68,7 +68,7 @@ def ui(
     """
     _require_web()
     from distill_es.web.app import create_app
-    from distill_es.web.serve import LOOPBACK, bind, server, url_of
+    from distill_es.web.serve import bind, is_loopback, server, url_of
 
     path = resolve_home(ctx, home)
     try:
@@ -86,7 +86,7 @@ def ui(
             else:
                 out().print(Text(f"distill-es audit view of {path}: {url}  (read-only; Ctrl-C stops it)"),
                             soft_wrap=True)  # fmt: skip
-            if host not in LOOPBACK and not quiet:
+            if not is_loopback(host) and not quiet:
                 err().print(Text(f"warning: listening on {host}, not only on this machine", style="yellow"))
 
         # uvicorn re-raises the Ctrl-C it shut down on: stopping the server that way is success

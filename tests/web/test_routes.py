@@ -314,3 +314,20 @@ def test_a_damaged_session_is_shown_damaged_never_as_sound(tmp_path) -> None:  #
         assert client.get("/review").status_code == 200
     finally:
         engine.close()
+
+
+def test_loopback_addresses() -> None:
+    from distill_es.web.serve import is_loopback
+
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.10", "example.org", ""))
+
+
+def test_report_as_of_a_version(demo_store: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    target = tmp_path / "r5.html"
+    args = ("--home", demo_store.home, "report", demo_store.session_id, "-o", target, "--at", "5")
+    assert cli(*args).exit_code == 0
+    html = target.read_text(encoding="utf-8")
+    assert '<strong id="as-of-version">5</strong>' in html
+    assert html.count('<tr class="event"') == 5
+    assert cli(*args[:-1], "999").exit_code == 3
