@@ -1,7 +1,8 @@
 """Audit reads over recorded sessions: what-if re-gating (`regate`) and the lineage of an edit
 (`explain`). Pure functions of a session's events; see docs/audit.md."""
 
-from distill_es.app.audit.explain import CommitFacts, explain_events
+from distill_es.app.audit.explain import explain_events
+from distill_es.app.audit.links import CommitFacts
 from distill_es.app.audit.models import (
     CitedTrace,
     ClusterChange,

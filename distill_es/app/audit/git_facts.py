@@ -12,7 +12,7 @@ from pathlib import Path
 from git import Git
 from git.exc import GitCommandError
 
-from distill_es.app.audit.explain import CommitFacts
+from distill_es.app.audit.links import CommitFacts
 from distill_es.workspace.commit_messages import parse_trailers
 
 _SHA = re.compile(r"[0-9a-f]{7,64}")
