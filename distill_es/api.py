@@ -58,6 +58,7 @@ class Engine:
         on_wait: WaitObserver | None = None,
         create_tables: bool = True,
         create: bool = False,
+        read_only: bool = False,
     ) -> Engine:
         """Open the engine on a workspace. `settings` is a `Settings` or section overrides
         (`{"session": {"autonomy_mode": "auto"}}`) applied over `<home>/distill_es.toml`.
@@ -65,11 +66,13 @@ class Engine:
         `home` is `~`-expanded; a path that is not a workspace is refused (NotAWorkspace) unless
         `create`, which scaffolds a default one there (as `distill-es init`). `create_tables=False`
         creates nothing at all (commands that only read): a missing store is a StoreMissing, except
-        the workspace's own default store, which then reads as empty."""
+        the workspace's own default store, which then reads as empty. `read_only` (implies
+        `create_tables=False`) opens a SQLite event store with mode=ro: no write can reach it (the
+        web audit view opens it so)."""
         runner = open_runner(
             home, settings=settings, store_url=store_url, create_tables=create_tables, create=create,
             on_step=on_step, on_scoring=on_scoring, teacher=teacher, student=student, judge=judge,
-            scorer=scorer, traces=traces, workspace=workspace, on_wait=on_wait,
+            scorer=scorer, traces=traces, workspace=workspace, on_wait=on_wait, read_only=read_only,
         )  # fmt: skip
         return cls(runner)
 

@@ -146,6 +146,7 @@ def open_runner(
     create: bool = False,
     on_step: StepObserver | None = None,
     on_scoring: ScoringObserver | None = None,
+    read_only: bool = False,
     **adapters: Any,
 ) -> Runner:
     """A runner on a workspace and a store; `adapters` are those given (teacher, student, judge,
@@ -157,7 +158,10 @@ def open_runner(
     else:
         resolved = Settings.load(home, **dict(settings or {}))
     url = store_url or os.environ.get("DISTILL_ES_STORE") or default_store_url(home)
-    store = open_store(url, create_tables=create_tables, missing_is_empty=url == default_store_url(home))
+    create_tables = create_tables and not read_only
+    store = open_store(
+        url, create_tables=create_tables, missing_is_empty=url == default_store_url(home), read_only=read_only
+    )
     state = home / STATE_DIR
     suffix = "" if url == default_store_url(home) else "-" + hashlib.sha256(url.encode()).hexdigest()[:12]
     try:

@@ -86,7 +86,12 @@ class EventStore:
     """Chained aggregates in, chained aggregates out; everything else about storage stays in here."""
 
     def __init__(
-        self, url: str, *, create_tables: bool = True, snapshot_every: int | None = SNAPSHOT_INTERVAL
+        self,
+        url: str,
+        *,
+        create_tables: bool = True,
+        snapshot_every: int | None = SNAPSHOT_INTERVAL,
+        read_only: bool = False,
     ) -> None:
         """`snapshot_every`: a save that crosses a multiple of it snapshots the session; None never
         does (loads then fold every event; `take_snapshot` still works).
@@ -96,7 +101,7 @@ class EventStore:
         self.url = url
         self.snapshot_every = snapshot_every
         self.never_created = False
-        env = store_env(url, create_tables=create_tables)
+        env = store_env(url, create_tables=create_tables and not read_only, read_only=read_only)
         # The Application must live as long as the store: dropping it closes its connection pool.
         self.app = self._open(env, create_tables)
 
@@ -385,12 +390,14 @@ def parse_session_id(session_id: str | UUID) -> UUID:
         raise SessionNotFound(f"{session_id!r} is not a session id") from None
 
 
-def open_store(url: str, *, create_tables: bool = True, missing_is_empty: bool = False) -> EventStore:
+def open_store(
+    url: str, *, create_tables: bool = True, missing_is_empty: bool = False, read_only: bool = False
+) -> EventStore:
     """The store at `url`. `missing_is_empty`: a store that was never created (and may not be now)
     reads as an empty one instead of a StoreMissing — a workspace's own default store, before its
     first session."""
     try:
-        return EventStore(url, create_tables=create_tables)
+        return EventStore(url, create_tables=create_tables, read_only=read_only)
     except StoreMissing:
         if create_tables or not missing_is_empty:
             raise

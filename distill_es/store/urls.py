@@ -5,7 +5,7 @@ environment that opens them."""
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import ParseResult, unquote, urlparse
+from urllib.parse import ParseResult, quote, unquote, urlparse
 
 from distill_es.domain.errors import StoreMissing, StoreUnavailable, StoreUrlError
 from distill_es.domain.layout import STATE_DIR
@@ -58,9 +58,10 @@ def describe_store(url: str) -> str:
             f"{parsed.hostname or '127.0.0.1'}:{parsed.port or 5432}")  # fmt: skip
 
 
-def store_env(url: str, *, create_tables: bool = True) -> dict[str, str]:
+def store_env(url: str, *, create_tables: bool = True, read_only: bool = False) -> dict[str, str]:
     """eventsourcing environment for a store URL. Without `create_tables` nothing is created: a
-    SQLite file that does not exist is a StoreMissing (sqlite would otherwise create it)."""
+    SQLite file that does not exist is a StoreMissing (sqlite would otherwise create it). `read_only`
+    (SQLite): the file is opened with mode=ro, so no write can reach it."""
     env = {
         "COMPRESSOR_TOPIC": "eventsourcing.compressor:ZlibCompressor",
         "CREATE_TABLE": "y" if create_tables else "n",
@@ -79,6 +80,8 @@ def store_env(url: str, *, create_tables: bool = True) -> dict[str, str]:
         env.update(
             PERSISTENCE_MODULE="eventsourcing.sqlite", SQLITE_DBNAME=str(path), SQLITE_LOCK_TIMEOUT="10"
         )
+        if read_only:  # eventsourcing connects with uri=True
+            env["SQLITE_DBNAME"] = f"file:{quote(str(path))}?mode=ro"
     else:
         dbname = parsed.path.lstrip("/")
         if not dbname:

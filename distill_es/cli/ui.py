@@ -1,0 +1,142 @@
+"""`distill-es ui` (the local read-only web audit view) and `distill-es report` (a session's page as
+one self-contained HTML file). Both need the `ui` extra: `pip install 'distill_es[ui]'`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.text import Text
+
+from distill_es.cli.console import err, out, print_json
+from distill_es.cli.engines import resolve_home, resolve_session
+from distill_es.cli.errors import CliFailure
+from distill_es.cli.options import HomeOption, JsonOption, SessionArg, globals_of
+
+if TYPE_CHECKING:
+    from distill_es.api import Engine
+
+MISSING = "the web view needs Starlette, Jinja2 and uvicorn"
+INSTALL = "install them with `pip install 'distill_es[ui]'`"
+
+
+@contextlib.contextmanager
+def read_only_engine(ctx: typer.Context, home: Path) -> Iterator[Engine]:
+    """The engine as read commands open it, its SQLite event store opened with mode=ro besides: a
+    write could not reach it."""
+    from distill_es.api import Engine
+
+    engine = Engine.open(home, store_url=globals_of(ctx).store, read_only=True)
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+def _require_web() -> None:
+    try:
+        import jinja2  # noqa: F401
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise CliFailure(2, f"{MISSING} ({exc.name} is missing)", INSTALL) from None
+
+
+def ui(
+    ctx: typer.Context,
+    home: HomeOption = None,
+    port: Annotated[
+        int, typer.Option("--port", metavar="P", min=0, max=65535, help="The port (0: any free one).")
+    ] = 8765,
+    host: Annotated[
+        str,
+        typer.Option("--host", metavar="H", help="The address to listen on. Only loopback unless you ask."),
+    ] = "127.0.0.1",
+    as_json: JsonOption = False,
+) -> None:
+    """Serve the read-only web audit view of this workspace's sessions until Ctrl-C.
+
+    Pages: sessions, a session (as of any version), an edit's lineage and gate chart, trends, what-if
+    re-gating and the review queue. It never writes to the store. With --json, one line
+    {"url": ...} is printed once the server is listening.
+    """
+    _require_web()
+    from distill_es.web.app import create_app
+    from distill_es.web.serve import bind, is_loopback, server, url_of
+
+    path = resolve_home(ctx, home)
+    try:
+        sock = bind(host, port)
+    except OSError as exc:
+        raise CliFailure(4, f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                         "choose another --port (0 picks a free one)") from None  # fmt: skip
+    quiet = globals_of(ctx).quiet
+    with sock, read_only_engine(ctx, path) as engine:
+        url = url_of(sock)
+
+        def listening() -> None:
+            if as_json:
+                typer.echo(json.dumps({"url": url, "home": str(path)}, ensure_ascii=False))
+            else:
+                out().print(Text(f"distill-es audit view of {path}: {url}  (read-only; Ctrl-C stops it)"),
+                            soft_wrap=True)  # fmt: skip
+            if not is_loopback(host) and not quiet:
+                err().print(Text(f"warning: listening on {host}, not only on this machine", style="yellow"))
+
+        # uvicorn re-raises the Ctrl-C it shut down on: stopping the server that way is success
+        with contextlib.suppress(KeyboardInterrupt):
+            server(create_app(engine), sock, listening).run(sockets=[sock])
+
+
+def report(
+    ctx: typer.Context,
+    session: SessionArg,
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", metavar="PATH", help="The HTML file to write.", show_default=False),
+    ],
+    home: HomeOption = None,
+    at: Annotated[
+        int | None,
+        typer.Option("--at", metavar="VERSION", min=1, show_default=False,
+                     help="The session as it was at this event version."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:  # fmt: skip
+    """Write a session's page as one self-contained HTML file (no script, no link out) to attach to a
+    review or a ticket. With --json: {"path": ..., "session_id": ...}."""
+    _require_web()
+    from distill_es.web.report import render_report
+
+    path = resolve_home(ctx, home)
+    with read_only_engine(ctx, path) as engine:
+        session_id = resolve_session(engine, session)
+        html = render_report(engine, session_id, at=at)
+    target = output.expanduser().resolve()
+    _write_atomically(target, html)
+    if as_json:
+        print_json({"path": str(target), "session_id": session_id})
+    else:
+        out().print(Text(f"wrote {target} (session {session_id})"), soft_wrap=True)
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    """All or nothing: a temp file beside the target, then a rename."""
+    if not target.parent.is_dir():
+        raise CliFailure(3, f"cannot write {target}: {target.parent} is not a folder", "create it first")
+    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise CliFailure(
+            3, f"cannot write {target}: {exc.strerror or exc}", "choose another -o PATH"
+        ) from None
