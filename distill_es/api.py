@@ -54,6 +54,7 @@ class Engine:
         on_wait: WaitObserver | None = None,
         create_tables: bool = True,
         create: bool = False,
+        own: bool | None = None,
     ) -> Engine:
         """Open the engine on a workspace. `settings` is a `Settings` or section overrides
         (`{"session": {"autonomy_mode": "auto"}}`) applied over `<home>/distill_es.toml`.
@@ -61,11 +62,13 @@ class Engine:
         `home` is `~`-expanded; a path that is not a workspace is refused (NotAWorkspace) unless
         `create`, which scaffolds a default one there (as `distill-es init`). `create_tables=False`
         creates nothing at all (commands that only read): a missing store is a StoreMissing, except
-        the workspace's own default store, which then reads as empty."""
+        the workspace's own default store, which then reads as empty. A workspace belongs to the
+        first store that writes to it: another one is refused (WorkspaceOwnedElsewhere) unless
+        `own=False` (what `cancel` uses to end a session stranded in another store)."""
         runner = open_runner(
             home, settings=settings, store_url=store_url, create_tables=create_tables, create=create,
             on_step=on_step, on_scoring=on_scoring, teacher=teacher, student=student, judge=judge,
-            scorer=scorer, traces=traces, workspace=workspace, on_wait=on_wait,
+            scorer=scorer, traces=traces, workspace=workspace, on_wait=on_wait, own=own,
         )  # fmt: skip
         return cls(runner)
 
