@@ -197,7 +197,8 @@ def transfer_engine(
     own: bool | None = None,
 ) -> AbstractContextManager[Engine]:
     """For `export` and `import`: `store` replaces the global --store (import's own --store);
-    `own=False` for `import --move` (the store becomes the workspace's after the import)."""
+    `own=False` for `import` (copying sessions into any store is allowed; `--move` then makes it
+    the workspace's owner)."""
     return open_engine(ctx, resolve_home(ctx, home), store=store, read_only=read_only, own=own)
 
 

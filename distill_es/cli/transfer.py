@@ -212,15 +212,16 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         """Load an export into a store, verifying every line and digest before writing anything.
 
         A damaged file is refused with its line number and the reason (exit 1); a session the store
-        already holds is refused (exit 4). Nothing is imported in either case. A workspace writes to
-        one store only: importing into another one needs --move, which makes it the workspace's store.
+        already holds is refused (exit 4). Nothing is imported in either case. A workspace runs sessions
+        in one store only (its owner): --move makes this store the workspace's from now on.
         """
         from distill_es.app.transfer import import_events
 
         with _reporting():
             source = _open_input(file)
-            own = {"own": False} if move else {}
-            with _engine(open_engine, ctx, home, store, **own) as engine:
+            # Copying sessions into any store is allowed (a backup, the first step of a move): only
+            # the workspace's owner runs them, and --move makes this store the owner.
+            with _engine(open_engine, ctx, home, store, own=False) as engine:
                 try:
                     report = import_events(engine.store, source)
                 finally:
