@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import random
+import time
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,7 +16,11 @@ from distill_es.cli.engines import open_engine, resolve_home
 from distill_es.cli.errors import CliFailure
 from distill_es.cli.options import HomeOption, JsonOption, globals_of
 from distill_es.cli.sessions import build_trigger
-from distill_es.domain.vocabulary import AutonomyMode, TriggerKind
+from distill_es.domain.errors import SessionBusy
+from distill_es.domain.vocabulary import AutonomyMode, Trigger, TriggerKind
+
+if TYPE_CHECKING:
+    from distill_es.api import Engine
 
 # A workspace whose own files are wrong is a usage error (fix them, enqueue again); a store or git
 # that does not work stays an outside failure (1), as for `run`.
@@ -41,6 +47,12 @@ def enqueue(
         AutonomyMode | None,
         typer.Option("--autonomy", help="Override session.autonomy_mode.", show_default=False),
     ] = None,
+    wait: Annotated[
+        float,
+        typer.Option("--wait", metavar="SECONDS", min=0,
+                     help="How long to wait while another process holds the workspace (starting or "
+                     "running a session) before giving up with exit 4."),
+    ] = 30.0,
     as_json: JsonOption = False,
 ) -> None:  # fmt: skip
     """Record a session for the workers to run, and print its id (nothing else happens here).
@@ -60,9 +72,24 @@ def enqueue(
             raise CliFailure(2, message, failure.hint) from None
         raise
     with open_engine(ctx, path) as engine:  # no teacher, no student: a worker builds its own
-        session_id = engine.start(chosen, autonomy=autonomy)
+        session_id = _start_waiting(engine, chosen, autonomy, wait)
         view = engine.get(session_id) if as_json else None
     if view is not None:
         print_view(view, as_json=True)
     else:
         out().print(session_id, soft_wrap=True)
+
+
+def _start_waiting(engine: Engine, trigger: Trigger, autonomy: AutonomyMode | None, wait: float) -> str:
+    """`engine.start`, tried again while the workspace lock is held: a start holds it for a moment
+    (many enqueues at once take turns), a running session for as long as it runs."""
+    deadline = time.monotonic() + wait
+    pause = 0.05
+    while True:
+        try:
+            return engine.start(trigger, autonomy=autonomy)
+        except SessionBusy:
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause * (0.5 + random.random()))  # jitter: racers do not retry in lock-step
+            pause = min(pause * 2, 1.0)
