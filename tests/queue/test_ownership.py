@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import string
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from distill_es.api import Engine
 from distill_es.demo import world
@@ -154,3 +158,20 @@ def test_a_session_stranded_in_another_store_is_ended_with_cancel(tmp_path: Path
         assert store.load(sid).view().status == SessionStatus.FAILED
     finally:
         store.close()
+
+
+@given(
+    user=st.text(alphabet=string.ascii_letters + string.digits + "_", min_size=1, max_size=12),
+    password=st.text(alphabet=string.ascii_letters + string.digits + "!$%&*", min_size=6, max_size=20),
+    host=st.sampled_from(["127.0.0.1", "db.internal", "DB.Internal", "localhost"]),
+    port=st.one_of(st.none(), st.integers(1, 65535)),
+)
+def test_a_postgresql_identity_names_server_and_database_only(
+    user: str, password: str, host: str, port: int | None
+) -> None:
+    where = f"{host}:{port}" if port is not None else host
+    user, password = f"u_{user}", f"pw!{password}"  # markers that no identity spells by chance
+    identity = store_identity(f"postgresql://{user}:{quote(password)}@{where}/team", Path("/ws"))
+    assert "pw!" not in identity and "pw%21" not in identity and "u_" not in identity and "@" not in identity
+    assert identity == store_identity(f"postgresql://someone@{where}/team", Path("/elsewhere"))
+    assert identity.endswith(f":{port or 5432}/team")
