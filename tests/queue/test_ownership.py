@@ -4,8 +4,11 @@ is recorded (exit 4); `import --move` moves it; `cancel` ends a session stranded
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import string
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -22,6 +25,7 @@ from distill_es.domain.vocabulary import SessionStatus
 from distill_es.store.app import EventStore
 from distill_es.store.urls import store_identity
 from distill_es.testing import ScriptedTeacher
+from distill_es.testing.servers import ScriptedAnthropicServer, ScriptedStudentServer
 from distill_es.workspace.ownership import owner_path
 from tests.cli.conftest import _clean_env, cli, cli_json  # noqa: F401 - the autouse fixture too
 from tests.pg import fresh_database
@@ -175,3 +179,28 @@ def test_a_postgresql_identity_names_server_and_database_only(
     assert "pw!" not in identity and "pw%21" not in identity and "u_" not in identity and "@" not in identity
     assert identity == store_identity(f"postgresql://someone@{where}/team", Path("/elsewhere"))
     assert identity.endswith(f":{port or 5432}/team")
+
+
+@pytest.mark.postgres
+def test_a_worker_on_another_store_does_not_run_the_workspace_s_sessions(tmp_path: Path, pg_url: str) -> None:
+    with (
+        ScriptedAnthropicServer(world.teacher_reply) as teacher,
+        ScriptedStudentServer(world.toy_answer) as student,
+    ):
+        home = world.create_demo_workspace(tmp_path / "ws", student_url=student.base_url)
+        assert cli("--home", home, "enqueue").exit_code == 0  # owned by its own SQLite store
+        stranger = Engine.open(home, store_url=pg_url, own=False)
+        try:
+            sid = stranger.start(OnDemandTrigger())  # queued in PostgreSQL by hand
+        finally:
+            stranger.close()
+        env = {**os.environ, "ANTHROPIC_BASE_URL": teacher.base_url, "ANTHROPIC_API_KEY": "test"}
+        worker = subprocess.run(
+            [sys.executable, "-m", "distill_es.worker", "--store", pg_url, "--state-dir", str(tmp_path / "w"),
+             "--poll", "0.1", "--exit-when-idle", "2"],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert worker.returncode == 0, worker.stderr[-2000:]
+        assert "belongs to" in worker.stderr + worker.stdout
+        assert teacher.requests == []  # nobody paid
+    assert cli_json("--home", home, "--store", pg_url, "show", sid)["status"] == "initiated"
