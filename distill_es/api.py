@@ -59,6 +59,7 @@ class Engine:
         create_tables: bool = True,
         create: bool = False,
         read_only: bool = False,
+        own: bool | None = None,
     ) -> Engine:
         """Open the engine on a workspace. `settings` is a `Settings` or section overrides
         (`{"session": {"autonomy_mode": "auto"}}`) applied over `<home>/distill_es.toml`.
@@ -66,13 +67,16 @@ class Engine:
         `home` is `~`-expanded; a path that is not a workspace is refused (NotAWorkspace) unless
         `create`, which scaffolds a default one there (as `distill-es init`). `create_tables=False`
         creates nothing at all (commands that only read): a missing store is a StoreMissing, except
-        the workspace's own default store, which then reads as empty. `read_only` (implies
+        the workspace's own default store, which then reads as empty. A workspace belongs to the
+        first store that writes to it: another one is refused (WorkspaceOwnedElsewhere) unless
+        `own=False` (what `cancel` uses to end a session stranded in another store). `read_only` (implies
         `create_tables=False`) opens a SQLite event store with mode=ro: no write can reach it (the
         web audit view opens it so)."""
+
         runner = open_runner(
             home, settings=settings, store_url=store_url, create_tables=create_tables, create=create,
             on_step=on_step, on_scoring=on_scoring, teacher=teacher, student=student, judge=judge,
-            scorer=scorer, traces=traces, workspace=workspace, on_wait=on_wait, read_only=read_only,
+            scorer=scorer, traces=traces, workspace=workspace, on_wait=on_wait, read_only=read_only, own=own,
         )  # fmt: skip
         return cls(runner)
 

@@ -19,6 +19,7 @@ from distill_es.adapters.scorer import StudentScorer
 from distill_es.adapters.teacher import default_teacher
 from distill_es.adapters.traces import open_trace_source
 from distill_es.app.ledger_judge import LedgerJudge
+from distill_es.app.ownership import require_owner
 from distill_es.app.progress import ScoringObserver, StepObserver
 from distill_es.app.session_runner import Runner
 from distill_es.config.paths import resolve
@@ -147,11 +148,13 @@ def open_runner(
     on_step: StepObserver | None = None,
     on_scoring: ScoringObserver | None = None,
     read_only: bool = False,
+    own: bool | None = None,
     **adapters: Any,
 ) -> Runner:
     """A runner on a workspace and a store; `adapters` are those given (teacher, student, judge,
     scorer, traces, workspace, on_wait), the defaults serve for the rest. `Engine.open` documents
-    the arguments."""
+    the arguments. `own` (default: `create_tables`): the workspace must belong to this store
+    (recorded on first use); False lets `cancel` end a session stranded in another store."""
     home = workspace_home(home, create=create)
     if isinstance(settings, Settings):
         resolved = settings
@@ -159,6 +162,8 @@ def open_runner(
         resolved = Settings.load(home, **dict(settings or {}))
     url = store_url or os.environ.get("DISTILL_ES_STORE") or default_store_url(home)
     create_tables = create_tables and not read_only
+    if create_tables if own is None else own:  # writes: only the workspace's own store (exit 4)
+        require_owner(home, url)
     store = open_store(
         url, create_tables=create_tables, missing_is_empty=url == default_store_url(home), read_only=read_only
     )
@@ -183,4 +188,4 @@ def open_runner(
 def worker_opener(home: Path, store_url: str) -> Runner:
     """How a worker opens a session's workspace: the default adapters, the worker's store, no tables
     created (the store must exist)."""
-    return open_runner(home, store_url=store_url, create_tables=False)
+    return open_runner(home, store_url=store_url, create_tables=False, own=True)

@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import anthropic
 import bench_writes
+import bench_pg_startup
 from bench_lib import (
     SCRIPTS,
     Figure,
@@ -887,6 +888,10 @@ class Bench:
             ("issue 9 items 4, 7: verify RSS, disk, catch-up", self.big_store),
             ("issue 9 item 7: session RSS", self.session_rss),
         ]
+        if self.postgres:  # issue 18 item 3: scripts/bench_pg_startup.py
+            tries = 2 if self.meta.get("mode") == "quick" else 20
+            race = lambda: bench_pg_startup.pg_startup(self, tries)  # noqa: E731
+            steps.append(("issue 18 item 3: startup race (postgres)", race))
         for name, step in steps:
             if self.only and not any(word in name for word in self.only):
                 continue
@@ -1017,6 +1022,7 @@ class ArrivalServer:
 ITEM_ORDER = ["6", "9.1", "9.2", "9.3", "9.4", "9.5", "9.6", "9.7"]
 ITEM_ORDER += bench_writes.ITEMS
 BACKEND_ORDER = ["any", "sqlite", "postgres"]
+ITEM_ORDER.append("18.3")  # issue 18 item 3 (scripts/bench_pg_startup.py)
 
 
 def ordered(figures: list[Figure]) -> list[Figure]:
@@ -1124,7 +1130,7 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="WORD",
         help="run only the steps whose name contains WORD (repeatable: gate, spend, append, replay, "
-        "resume, 'end to end', RSS, catch-up, writes)",
+        "resume, 'end to end', RSS, catch-up, writes, startup)",
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (its path is printed)"

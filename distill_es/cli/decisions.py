@@ -155,6 +155,6 @@ def cancel(
     if not name.strip() or not reason.strip():
         raise CliFailure(2, "cancel needs a name (--by) and a reason (--reason)")
     path = resolve_home(ctx, home)
-    with open_engine(ctx, path) as engine:
+    with open_engine(ctx, path, own=False) as engine:  # also a session stranded in another store
         view = engine.cancel(resolve_session(engine, session), by=name, reason=reason)
     print_view(view, as_json)

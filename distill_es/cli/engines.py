@@ -114,11 +114,13 @@ def build_engine(
     store: str | None = None,
     read_only: bool = False,
     traces: Path | None = None,
+    own: bool | None = None,
 ) -> Engine:
     """The engine on `home` (and `store`, else the global --store). Commands that drive a session
     (`drives`) on a demo workspace get the demo's teacher and student; read commands never build a
     teacher or student at all, and `read_only` ones create no store, table or folder either.
-    `traces` (--traces) replaces the workspace's traces source."""
+    `traces` (--traces) replaces the workspace's traces source. `own=False`: the store need not be
+    the workspace's owner (`cancel` of a session stranded in another store)."""
     from distill_es.api import Engine
 
     store = store or globals_of(ctx).store
@@ -128,7 +130,7 @@ def build_engine(
     else:
         engine = Engine.open(
             home, teacher=teacher, store_url=store, create_tables=not read_only, traces=source,
-            **observers(progress),
+            own=own, **observers(progress),
         )  # fmt: skip
     if progress is not None:
         progress.unpriced = unpriced_teacher(engine)
@@ -187,10 +189,17 @@ def resolve_session(engine: Engine, ref: str) -> str:
 
 
 def transfer_engine(
-    ctx: typer.Context, home: Path | None, store: str | None, *, read_only: bool = False
+    ctx: typer.Context,
+    home: Path | None,
+    store: str | None,
+    *,
+    read_only: bool = False,
+    own: bool | None = None,
 ) -> AbstractContextManager[Engine]:
-    """For `export` and `import`: `store` replaces the global --store (import's own --store)."""
-    return open_engine(ctx, resolve_home(ctx, home), store=store, read_only=read_only)
+    """For `export` and `import`: `store` replaces the global --store (import's own --store);
+    `own=False` for `import` (copying sessions into any store is allowed; `--move` then makes it
+    the workspace's owner)."""
+    return open_engine(ctx, resolve_home(ctx, home), store=store, read_only=read_only, own=own)
 
 
 def loop_engine(home: Path | None, *, read_only: bool = False) -> Engine:

@@ -32,6 +32,7 @@ from distill_es.domain.errors import (
     StoreUnavailable,
     VersionNotFound,
     WorkspaceConflict,
+    WorkspaceOwnedElsewhere,
 )
 from distill_es.domain.layout import SETTINGS_FILE
 
@@ -84,7 +85,7 @@ def transition_message(exc: IllegalTransition) -> str:
 
 
 def _hint_for(exc: BaseException) -> str:
-    if isinstance(exc, CliFailure | StoreError):
+    if isinstance(exc, CliFailure | StoreError | WorkspaceOwnedElsewhere):
         return exc.hint
     if isinstance(exc, NotAWorkspace):
         return "create one with `distill-es init DIR`, or try `distill-es demo`"

@@ -28,6 +28,7 @@ from distill_es.cli import transfer as cli_transfer
 from distill_es.cli.console import JSON_ERRORS, err, print_error
 from distill_es.cli.dev_servers import dev_servers
 from distill_es.cli.doctor import doctor
+from distill_es.cli.enqueue import enqueue
 from distill_es.cli.errors import report_error
 from distill_es.cli.help_format import hide_flag_values
 from distill_es.cli.options import ROOT_CONTEXT, Globals
@@ -143,6 +144,7 @@ cli_loop.register(app, engines.loop_engine)
 app.command()(worker)
 app.command()(ui)
 app.command("report")(ui_report)
+app.command()(enqueue)
 benchmark.register(workspace.benchmark_app)
 app.add_typer(workspace.benchmark_app, name="benchmark")
 app.add_typer(training_app, name="training")

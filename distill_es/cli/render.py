@@ -12,6 +12,7 @@ before layout, and into `Text` objects, never into markup.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
@@ -255,25 +256,45 @@ def _edit_counts(view: LearningSession) -> str:
     return ", ".join(f"{n} {inert(SHORT_OUTCOME.get(s, s))}" for s, n in counts.items()) or "—"
 
 
-def sessions_table(views: Sequence[LearningSession]) -> Table:
+def sessions_table(views: Sequence[LearningSession], waiting_at: datetime | None = None) -> Table:
+    """`waiting_at` (the queue: `--status initiated`): a `waiting` column, each session's age then."""
     # Ids are shortened as git does: every command takes a unique prefix, and --json has them whole.
     table = Table(title=f"{len(views)} session(s), newest first", title_justify="left")
-    for name in ("session", "status", "trigger", "started", "cost"):
+    for name in ("session", "status", "trigger", "started", *(["waiting"] if waiting_at else []), "cost"):
         table.add_column(name, no_wrap=True)
     table.add_column("edits", overflow="fold")
     for view in views:
         status = status_text(view.status.value)
         if view.interruption:  # resumable, waiting for an outside endpoint: say so in the list
             status.append(" (interrupted)", style="yellow")
+        waiting = [duration(age_seconds(view, waiting_at))] if waiting_at else []
         table.add_row(
             safe_text(view.id[:8]),
             status,
             view.trigger.value,
             view.started_at.strftime("%Y-%m-%d %H:%M"),
+            *waiting,
             f"${view.teacher_cost_usd:.4f}",
             safe_text(_edit_counts(view)),
         )
     return table
+
+
+def age_seconds(view: LearningSession, now: datetime) -> float:
+    """How long ago the session was recorded (0 for a clock that went back)."""
+    return round(max(0.0, (now - view.started_at).total_seconds()), 1)
+
+
+def duration(seconds: float) -> str:
+    """3s, 4m 05s, 2h 10m, 3d 4h: a queue age at a glance."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d {whole % 86400 // 3600}h"
 
 
 def history_lines(entries: Iterable[dict[str, Any]]) -> Text:

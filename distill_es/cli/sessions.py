@@ -6,7 +6,7 @@ Reviewers' decisions on a session are in cli/decisions.py.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -160,13 +160,18 @@ def sessions(
         filters["trigger"] = trigger.value
     with open_engine(ctx, path, read_only=True) as engine:
         views, damaged = engine.sessions_and_damage(status=status, **filters)
+    queue = status == SessionStatus.INITIATED  # the workers' queue: how long each has waited
+    now = datetime.now(UTC)
     if as_json:
         listed = [view.model_dump(mode="json") for view in views]
+        if queue:
+            for item, view in zip(listed, views, strict=True):
+                item["age_seconds"] = render.age_seconds(view, now)
         print_json(listed + [{"id": d.session_id, "status": "damaged", "error": str(d)} for d in damaged])
     elif not views and not damaged:
         out().print("no sessions yet: start one with `distill-es run` (or try `distill-es demo`)")
     elif views:
-        out().print(render.sessions_table(views))
+        out().print(render.sessions_table(views, waiting_at=now if queue else None))
     for problem in [] if as_json else damaged:
         err().print(Text(f"damaged: {inert(problem)}", style="bold red"), soft_wrap=True)
 

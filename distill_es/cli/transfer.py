@@ -201,19 +201,27 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
                          help="The store to import into: sqlite:///path or postgresql://user@host:port/db. "
                          "Default: the workspace's store."),
         ] = None,
+        move: Annotated[
+            bool,
+            typer.Option("--move", help="Make this store the workspace's own from now on (moving a "
+                         "workspace to another store: export from the old one, import here)."),
+        ] = False,
         home: HomeOption = None,
         as_json: JsonOption = False,
     ) -> None:  # fmt: skip
         """Load an export into a store, verifying every line and digest before writing anything.
 
         A damaged file is refused with its line number and the reason (exit 1); a session the store
-        already holds is refused (exit 4). Nothing is imported in either case.
+        already holds is refused (exit 4). Nothing is imported in either case. A workspace runs sessions
+        in one store only (its owner): --move makes this store the workspace's from now on.
         """
         from distill_es.app.transfer import import_events
 
         with _reporting():
             source = _open_input(file)
-            with _engine(open_engine, ctx, home, store) as engine:
+            # Copying sessions into any store is allowed (a backup, the first step of a move): only
+            # the workspace's owner runs them, and --move makes this store the owner.
+            with _engine(open_engine, ctx, home, store, own=False) as engine:
                 try:
                     report = import_events(engine.store, source)
                 finally:
@@ -221,6 +229,10 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
                         source.close()
                 engine.index.catch_up()
                 damaged = [r for s in report.sessions for r in engine.verify(s.session_id) if not r.ok]
+                if move and not damaged:
+                    from distill_es.app.ownership import move_owner
+
+                    move_owner(engine.home, engine.store.url)
             if as_json:
                 typer.echo(json_safe(report.model_dump_json()))
             else:

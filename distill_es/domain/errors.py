@@ -64,6 +64,15 @@ class WorkspaceConflict(DistillError):
     """The workspace is not in the state the engine needs (dirty tracked files, another session)."""
 
 
+class WorkspaceOwnedElsewhere(WorkspaceConflict):
+    """The workspace belongs to another event store than the one this command was given: nothing
+    was recorded. `hint` says how to move a workspace between stores."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
 class WorkspaceError(DistillError):
     """The workspace is missing or malformed (no config.toml, corrupt TOML, bad benchmark)."""
 

@@ -38,6 +38,7 @@ from distill_es.store.postgres import (
     missing_tables,
     pg_probe,
     pg_tables_present,
+    register_row_types,
 )
 from distill_es.store.snapshots import SessionSnapshot  # noqa: F401 - sessions snapshot in this form
 from distill_es.store.urls import describe_store, is_postgres, sqlite_path, store_env
@@ -110,8 +111,9 @@ class EventStore:
         if not is_postgres(self.url):
             return SessionApplication(env=env)
         # PostgreSQL: tables are looked for over the pool's own connection (no extra connect on the
-        # usual path) and created only when missing, under an advisory lock — concurrent CREATE
-        # TABLE IF NOT EXISTS race in the catalog ("tuple concurrently updated").
+        # usual path) and created only when missing, under an advisory lock, looked for again once it
+        # is held — concurrent CREATE TABLE IF NOT EXISTS race in the catalog ("tuple concurrently
+        # updated"), so only the first process to hold the lock issues any DDL (docs/operations.md).
         with asking_the_server_why(self.url):
             app = SessionApplication(env={**env, "CREATE_TABLE": "n"})  # connects: type adapters
         try:
@@ -120,8 +122,12 @@ class EventStore:
                     raise StoreMissing(*missing_tables(self.url))
                 with pg_probe(self.url) as probe:
                     probe.execute("SELECT pg_advisory_lock(%s)", (DDL_LOCK_KEY,))
-                    app.recorder.create_table()
-                    app.snapshots.recorder.create_table()  # type: ignore[union-attr]
+                    if not pg_tables_present(app, self.url):  # whoever held the lock made them
+                        app.recorder.create_table()
+                        app.snapshots.recorder.create_table()  # type: ignore[union-attr]
+            # The pool learns the row type the tables use when it connects; a process that connected
+            # while another was creating them must learn it now (else "Composite type … not found").
+            register_row_types(app)
         except BaseException:
             app.close()
             raise

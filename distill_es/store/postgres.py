@@ -64,3 +64,11 @@ def pg_tables_present(app: Application, url: str) -> bool:
 def missing_tables(url: str) -> tuple[str, str]:
     _, message, hint = FAULTS["no_tables"]
     return message.format(where=describe_store(url), detail="no distill_es_events table"), hint
+
+
+def register_row_types(app: Application) -> None:
+    """Have each recorder's pool know the composite row types its tables use (a no-op once known)."""
+    for recorder in (app.recorder, app.snapshots.recorder if app.snapshots else None):
+        datastore = getattr(recorder, "datastore", None)
+        if datastore is not None:
+            datastore.register_type_adapters()

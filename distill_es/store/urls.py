@@ -117,3 +117,29 @@ def _make_parent(path: Path) -> None:
 
 def is_postgres(url: str) -> bool:
     return parse_url(url).scheme in {"postgresql", "postgres"}
+
+
+DEFAULT_STORE_ID = "default"  # the workspace's own <home>/.distill_es/events.sqlite, wherever home moves
+
+
+def store_identity(url: str, home: Path) -> str:
+    """Which store `url` is, stable across spellings and free of credentials: what a workspace
+    records as its owner. The workspace's own default store is `default` (so a moved or copied
+    workspace still belongs to its own file); another SQLite store is its resolved path; a
+    PostgreSQL store is its server and database (never the user or the password)."""
+    if url == default_store_url(home):
+        return DEFAULT_STORE_ID
+    path = sqlite_path(url)
+    if path is not None:
+        return f"sqlite:///{path.expanduser().resolve()}"
+    parsed = parse_url(url)
+    host = (parsed.hostname or "127.0.0.1").lower()
+    host = "127.0.0.1" if host == "localhost" else host
+    return f"postgresql://{host}:{parsed.port or 5432}/{parsed.path.lstrip('/')}"
+
+
+def describe_identity(identity: str) -> str:
+    """A store identity for a message."""
+    if identity == DEFAULT_STORE_ID:
+        return "the workspace's own store (.distill_es/events.sqlite)"
+    return identity

@@ -18,13 +18,14 @@ from distill_es.testing import ScriptedTeacher
 from tests.pg import fresh_database
 
 
-def open_engine(home: Path, store_url: str | None = None) -> Engine:
+def open_engine(home: Path, store_url: str | None = None, own: bool | None = None) -> Engine:
     """The demo world's ports in process: scripted teacher, demo student."""
     return Engine.open(
         home,
         teacher=ScriptedTeacher(world.teacher_reply),
         student=world.DemoStudent(home),
         store_url=store_url,
+        own=own,
     )
 
 

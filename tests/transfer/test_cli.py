@@ -28,11 +28,11 @@ def make_app(opened: list[str | None]) -> typer.Typer:
     def main() -> None:
         """Test app."""
 
-    def opener(ctx: typer.Context, home: Path | None, store: str | None) -> Engine:
+    def opener(ctx: typer.Context, home: Path | None, store: str | None, own: bool | None = None) -> Engine:
         if home is None:
             raise typer.BadParameter("--home is required here")
         opened.append(store)
-        return open_engine(home, store_url=store)
+        return open_engine(home, store_url=store, own=own)
 
     register(app, opener)
     return app
@@ -150,13 +150,15 @@ def test_mounted_the_way_the_main_app_opens_engines(source: Source, tmp_path: Pa
     from distill_es.cli import engines as cli
 
     @contextmanager
-    def opener(ctx: typer.Context, home: Path | None, store: str | None) -> Iterator[Engine]:
+    def opener(
+        ctx: typer.Context, home: Path | None, store: str | None, own: bool | None = None
+    ) -> Iterator[Engine]:
         path = cli.resolve_home(ctx, home)
         if store is None:
-            with cli.open_engine(ctx, path) as engine:
+            with cli.open_engine(ctx, path, own=own) as engine:
                 yield engine
             return
-        engine = Engine.open(path, store_url=store)
+        engine = Engine.open(path, store_url=store, own=own)
         try:
             yield engine
         finally:

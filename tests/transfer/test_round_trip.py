@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from distill_es.app.ownership import move_owner
 from distill_es.app.transfer import export_all, export_session, import_events
 from distill_es.domain import chain
 from distill_es.domain.vocabulary import SessionStatus
@@ -93,6 +94,7 @@ def test_imported_session_shows_replays_verifies_and_rolls_back_as_in_the_origin
     native_home = shutil.copytree(source.home, tmp_path / "native")
     imported_home = shutil.copytree(source.home, tmp_path / "imported")
     native = open_engine(native_home)  # the copied SQLite store: the original, as it was
+    move_owner(imported_home, pg_url)  # the copy moves to PostgreSQL (what `import --move` records)
     target = open_engine(imported_home, store_url=pg_url)
     try:
         report = import_events(target.store, export_all(native.store))
