@@ -37,8 +37,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import anthropic
-import bench_writes
 import bench_pg_startup
+import bench_writes
 from bench_lib import (
     SCRIPTS,
     Figure,

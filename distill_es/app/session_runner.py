@@ -123,10 +123,10 @@ class Runner:
                     return session.view()
                 if type(step) in NEEDS_SAVED_HEAD:
                     self._save_waiting(session)
-                if self.on_step is not None:
-                    self.on_step(session.view(), step)
                 waiting = len(session.pending_events)
                 try:
+                    if self.on_step is not None:  # an observer that raises stops the run like a failing step
+                        self.on_step(session.view(), step)
                     self.perform(session, step)
                 except SessionInterrupted as exc:
                     self._save_waiting(session, waiting, quietly=True)
