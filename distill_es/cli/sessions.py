@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.text import Text
@@ -16,7 +16,6 @@ from rich.text import Text
 from distill_es.adapters.terminal_safe import inert
 from distill_es.cli import render
 from distill_es.cli.console import err, out, print_error, print_json
-from distill_es.cli.doctor import require_preflight
 from distill_es.cli.driving import drive, print_view, session_exit
 from distill_es.cli.engines import is_demo, open_engine, resolve_home, resolve_session
 from distill_es.cli.options import HomeOption, JsonOption, SessionArg, TracesOption, globals_of
@@ -28,7 +27,10 @@ from distill_es.cli.teachers import (
     require_api_key,
     teacher_spec,
 )
-from distill_es.domain.vocabulary import AutonomyMode, SessionStatus, Trigger, TriggerKind
+from distill_es.domain.enums import AutonomyMode, SessionStatus, TriggerKind
+
+if TYPE_CHECKING:
+    from distill_es.domain.vocabulary import Trigger
 
 
 def build_trigger(kind: TriggerKind, trace_ids: list[str], description: str | None) -> Trigger:
@@ -87,6 +89,8 @@ def run(
     Ends with a summary of the session's edits. Exit 0 when the session rests completed or
     awaiting_review, 1 when it failed.
     """
+    from distill_es.cli.doctor import require_preflight  # only `run` checks: not every read command
+
     path = resolve_home(ctx, home)
     chosen_trigger = build_trigger(trigger, list(trace_id or []), cluster_description)
     require_preflight(path, globals_of(ctx).store)  # files, counts, store, git: before anything is recorded
