@@ -210,7 +210,7 @@ class Engine:
         return self.queries.cost_ledger(session_id)
 
     def sessions(self, status: SessionStatus | str | None = None, **filters: Any) -> list[LearningSession]:
-        """Sessions of this workspace, newest first (filters: trigger, since, until, limit); damaged
+        """Sessions of this workspace, newest first (filters: trigger, since, until, limit, offset); damaged
         sessions are left out (see `sessions_and_damage`)."""
         return self.queries.sessions_and_damage(status, **filters)[0]
 
@@ -221,9 +221,14 @@ class Engine:
         session never hides the others."""
         return self.queries.sessions_and_damage(status, **filters)
 
-    def session_ids(self) -> list[str]:
-        """Every session id of this workspace the index knows, damaged ones included, newest first."""
-        return self.queries.session_ids()
+    def session_ids(self, prefix: str = "") -> list[str]:
+        """Every session id of this workspace the index knows (those starting with `prefix`), damaged
+        ones included, newest first."""
+        return self.queries.session_ids(prefix)
+
+    def session_count(self, status: SessionStatus | str | None = None, **filters: Any) -> int:
+        """How many sessions `sessions(status, **filters)` lists without a limit, damaged ones included."""
+        return self.queries.count(status, **filters)
 
     def pending_reviews(self) -> list[dict[str, Any]]:
         """Edits waiting for a reviewer, oldest first; never those of a damaged session."""

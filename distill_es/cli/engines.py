@@ -174,7 +174,7 @@ def resolve_session(engine: Engine, ref: str) -> str:
         return str(UUID(ref))
     except ValueError:
         pass
-    matches = [sid for sid in engine.session_ids() if sid.startswith(ref)]  # damaged ones too
+    matches = engine.session_ids(prefix=ref)  # damaged ones too
     if len(matches) == 1:
         return matches[0]
     if not matches:
