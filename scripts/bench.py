@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import anthropic
 import bench_cold
+import bench_scale_store
 from bench_lib import (
     SCRIPTS,
     Figure,
@@ -134,6 +135,10 @@ class Bench:
 
     def repeat15(self) -> int:  # issue 15 asks for the min of 7 (quick: the smoke test's count)
         return self.sizes.repeat if self.meta.get("mode") == "quick" else max(self.sizes.repeat, 7)
+
+    def scale_store(self) -> None:  # 10,000 sessions (quick: 200), scripts/bench_scale_store.py
+        sessions = 200 if self.meta.get("mode") == "quick" else 10_000
+        bench_scale_store.run(self.fig, self.tmp, min(self.sizes.repeat, 5), sessions, self.postgres)
 
     def backends(self) -> list[str]:
         return ["sqlite", "postgres"] if self.postgres else ["sqlite"]
@@ -889,6 +894,7 @@ class Bench:
             ("issue 9 items 4, 7: verify RSS, disk, catch-up", self.big_store),
             ("issue 9 item 7: session RSS", self.session_rss),
             ("issue 15 item 3: cold start", lambda: bench_cold.run(self.fig, self.tmp, self.repeat15())),
+            ("issue 15 item 4: scale of the store", self.scale_store),
         ]
         for name, step in steps:
             if self.only and not any(word in name for word in self.only):
@@ -1126,7 +1132,7 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="WORD",
         help="run only the steps whose name contains WORD (repeatable: gate, spend, append, replay, "
-        "resume, 'end to end', RSS, catch-up)",
+        "resume, 'end to end', RSS, catch-up, cold, scale)",
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (its path is printed)"

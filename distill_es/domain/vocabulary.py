@@ -39,9 +39,10 @@ Fraction = Field(ge=0.0, le=1.0)
 
 
 class Value(BaseModel):
-    """Base for value objects: immutable, unknown keys refused."""
+    """Base for value objects: immutable, unknown keys refused. Each model's validator is built on
+    its first use (`defer_build`): a command that reads events but no views builds none of the ~50."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Edit(Value):
