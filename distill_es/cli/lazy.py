@@ -6,8 +6,10 @@ lists every command from a table of `name -> "module:attribute"` and imports a c
 when that command is looked up (to run it, or for its one-line help under `--help`). The attribute
 is a command function (built as `app.command()` builds it) or a `typer.Typer` (mounted as
 `app.add_typer` mounts it); `"module:function:CommandClass"` gives the function a command class of
-the same module. A name mapped to None is a command registered on the app the usual way; commands
-registered on the app and not in the table come after the table's, in their order.
+the same module; `"module:factory()"` names a (cached) function returning a Typer on which a
+`register(app, ...)` has put this command among others. A name mapped to None is a command
+registered on the app the usual way; commands registered on the app and not in the table come
+after the table's, in their order.
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ def build_command(name: str, path: str, *, markup: Any) -> Any:
     """The click command (or group) `path` names, as typer would have built it eagerly."""
     module_name, attribute, *cls = path.split(":")
     module = importlib.import_module(module_name)
-    target = getattr(module, attribute)
+    target = getattr(module, attribute.removesuffix("()"))
+    if attribute.endswith("()"):  # a factory of a Typer that registers this command (among others)
+        registered = target().registered_commands
+        info = next(info for info in registered if (info.name or info.callback.__name__) == name)
+        return get_command_from_info(info, pretty_exceptions_short=True, rich_markup_mode=markup)
     if isinstance(target, typer.Typer):
         return get_group_from_info(
             TyperInfo(target, name=name),

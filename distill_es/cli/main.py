@@ -12,6 +12,7 @@ cli/doctor.py, cli/dev_servers.py, cli/transfer.py, cli/loop.py, cli/worker.py, 
 from __future__ import annotations
 
 import errno
+import functools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,9 +24,6 @@ from typer.core import TyperGroup
 
 from distill_es import __version__
 from distill_es.adapters.terminal_safe import inert
-from distill_es.cli import engines
-from distill_es.cli import loop as cli_loop
-from distill_es.cli import transfer as cli_transfer
 from distill_es.cli.console import JSON_ERRORS, err, print_error
 from distill_es.cli.errors import report_error
 from distill_es.cli.help_format import hide_flag_values
@@ -125,9 +123,10 @@ def _global_options(
 
 # The commands, in the order `--help` lists them: name -> "module:attribute" (a command function, or a
 # typer.Typer for a group), imported only when that command runs, so a read command never imports what
-# the others need (the SDKs, GitPython, tomlkit). A new command is one line here. A name without a path
-# is one registered on `app` below (those modules are cheap to import); commands registered on `app`
-# and not named here are listed after these.
+# the others need (the SDKs, GitPython, tomlkit). A new command is one line here. Groups of commands a
+# module registers with `register(app, opener)` are named by a factory, `"module:factory()"`. A name
+# mapped to None is one registered on `app` itself; commands registered on `app` and not named here
+# are listed after these (cli/lazy.py).
 COMMANDS: dict[str, str | None] = {
     "init": "distill_es.cli.workspace:init:InitCommand",  # --openjarvis takes an optional folder
     "demo": "distill_es.cli.workspace:demo",
@@ -145,19 +144,41 @@ COMMANDS: dict[str, str | None] = {
     "doctor": "distill_es.cli.doctor:doctor",
     "diagram": "distill_es.cli.workspace:diagram",
     "dev-servers": "distill_es.cli.dev_servers:dev_servers",
-    "export": None,
-    "import": None,
-    "loop": None,
-    "loops": None,
-    "daemon": None,
-    "flag": None,
+    "export": "distill_es.cli.main:transfer_commands()",
+    "import": "distill_es.cli.main:transfer_commands()",
+    "loop": "distill_es.cli.main:loop_commands()",
+    "loops": "distill_es.cli.main:loop_commands()",
+    "daemon": "distill_es.cli.main:loop_commands()",
+    "flag": "distill_es.cli.main:loop_commands()",
     "worker": "distill_es.cli.worker:worker",
     "benchmark": "distill_es.cli.benchmark:benchmark_group",
     "training": "distill_es.cli.training:training_app",
 }  # fmt: skip
 _Group.lazy = COMMANDS
-cli_transfer.register(app, engines.transfer_engine)
-cli_loop.register(app, engines.loop_engine)
+
+
+@functools.cache
+def transfer_commands() -> typer.Typer:
+    """`export` and `import`, as cli/transfer.py registers them with our engine opener."""
+    from distill_es.cli import engines
+    from distill_es.cli import transfer as cli_transfer
+
+    commands = typer.Typer()
+    cli_transfer.register(commands, engines.transfer_engine)
+    return commands
+
+
+@functools.cache
+def loop_commands() -> typer.Typer:
+    """`loop`, `loops`, `daemon` and `flag`, as cli/loop.py registers them with our engine opener."""
+    from distill_es.cli import engines
+    from distill_es.cli import loop as cli_loop
+
+    commands = typer.Typer()
+    cli_loop.register(commands, engines.loop_engine)
+    return commands
+
+
 hide_flag_values()
 
 
