@@ -73,3 +73,16 @@ def test_the_check_sees_an_import(shared_demo: Demo) -> None:
     """The child reports what a command imports: `doctor` reads the TOML files with tomlkit."""
     report = run_fresh("doctor", "--json", home=shared_demo.home)
     assert "tomlkit" in report["loaded"]  # type: ignore[operator]
+
+
+def test_read_commands_see_the_anchors_gitpython_sees(shared_demo: Demo, tmp_path: Path) -> None:
+    """The anchors a read command checks (one `git log`, no GitPython) are the workspace's own."""
+    from distill_es.workspace.git_history import GitHistory
+    from distill_es.workspace.git_workspace import GitWorkspace
+
+    trailers = GitHistory(shared_demo.home).commit_trailers()
+    assert trailers == GitWorkspace(shared_demo.home).commit_trailers()
+    assert any("Distill-Log-Head" in found for _, found in trailers)  # the demo's edits anchor the log
+    empty = tmp_path / "empty"
+    subprocess.run(["git", "init", "-q", str(empty)], check=True)
+    assert GitHistory(empty).commit_trailers() == []  # no commits yet
