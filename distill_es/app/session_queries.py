@@ -59,7 +59,7 @@ class SessionQueries:
             try:
                 if row.get("damage"):
                     raise DamagedSession(row["session_id"], row["damage"])
-                views.append(self.log.load(row["session_id"], anchors).view())
+                views.append(self.log.load(row["session_id"], anchors, seen=row).view())  # row read first
             except DamagedSession as exc:
                 damaged.append(exc)
         return views, damaged
