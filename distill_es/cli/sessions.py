@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from distill_es.domain.vocabulary import Trigger
 
 
-PAGE = 30  # `sessions` lists this many unless --limit or --all says otherwise
+PAGE = 20  # `sessions` lists this many unless --limit or --all says otherwise
 
 
 def build_trigger(kind: TriggerKind, trace_ids: list[str], description: str | None) -> Trigger:
