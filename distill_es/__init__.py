@@ -10,20 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from distill_es import _moved
 from distill_es._version import __version__ as __version__
-from distill_es.domain.triggers import ClusterTrigger, OnDemandTrigger, ScheduledTrigger, UserFlagTrigger
-from distill_es.domain.vocabulary import (
+from distill_es.domain.enums import (
     AutonomyMode,
-    BenchmarkSnapshot,
-    Edit,
     EditOp,
-    EditOutcome,
     EditPillar,
     EditRiskTier,
-    FailureCluster,
-    LearningPlan,
-    LearningSession,
     SessionStatus,
-    Trigger,
     TriggerKind,
 )
 
@@ -32,6 +24,16 @@ _moved.install()  # the module paths earlier releases documented still import
 if TYPE_CHECKING:
     from distill_es.api import Engine
     from distill_es.config.settings import Settings
+    from distill_es.domain.triggers import ClusterTrigger, OnDemandTrigger, ScheduledTrigger, UserFlagTrigger
+    from distill_es.domain.vocabulary import (
+        BenchmarkSnapshot,
+        Edit,
+        EditOutcome,
+        FailureCluster,
+        LearningPlan,
+        LearningSession,
+        Trigger,
+    )
 
 __all__ = [
     "AutonomyMode",
@@ -55,15 +57,28 @@ __all__ = [
     "UserFlagTrigger",
 ]
 
+# The names that need pydantic models or the engine are imported on first use: `import distill_es`
+# (which every `distill-es` command does) then costs no model building (docs/performance.md).
+_TRIGGERS = ("ClusterTrigger", "OnDemandTrigger", "ScheduledTrigger", "UserFlagTrigger")
+_VALUES = ("BenchmarkSnapshot", "Edit", "EditOutcome", "FailureCluster", "LearningPlan", "LearningSession")
+_LAZY = {
+    "Engine": "distill_es.api",
+    "Settings": "distill_es.config.settings",
+    **dict.fromkeys(_TRIGGERS, "distill_es.domain.triggers"),
+    **dict.fromkeys((*_VALUES, "Trigger"), "distill_es.domain.vocabulary"),
+}
+
 
 def __getattr__(name: str) -> Any:
-    # The engine pulls in the anthropic and openai SDKs; load it only when someone asks for it.
-    if name == "Engine":
-        from distill_es.api import Engine
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'distill_es' has no attribute {name!r}")
+    import importlib
 
-        return Engine
-    if name == "Settings":
-        from distill_es.config.settings import Settings
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once: later lookups are plain attribute reads
+    return value
 
-        return Settings
-    raise AttributeError(f"module 'distill_es' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -9,26 +9,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from distill_es.adapters.retry import WaitObserver
-from distill_es.app import benchmark_run, daemon, loop, worker
-from distill_es.app.audit import EditLineage, RegateReport
-from distill_es.app.audit import explain as audit_explain
-from distill_es.app.audit import regate as audit_regate
-from distill_es.app.audit.git_facts import commit_facts
-from distill_es.app.progress import ScoringObserver, StepObserver
 from distill_es.app.session_queries import SessionQueries
-from distill_es.app.session_runner import Runner
 from distill_es.compose import DefaultAdapters, open_runner, worker_opener
-from distill_es.config.settings import Settings
-from distill_es.domain.anchors import Anchor
-from distill_es.domain.errors import DamagedSession
-from distill_es.domain.vocabulary import AutonomyMode, LearningSession, SessionStatus, Trigger
-from distill_es.ports import Judge, Scorer, StudentRunner, TraceSource, Workspace
-from distill_es.store.app import EventStore
-from distill_es.store.projections import SessionIndex
-from distill_es.store.verify import SessionReport
+
+# Loops, daemon, workers and benchmark runs are imported by the methods that use them, and the
+# session runner by compose when it opens one: a read command imports none of them (docs/performance.md).
+if TYPE_CHECKING:
+    from distill_es.adapters.retry import WaitObserver
+    from distill_es.app.audit import EditLineage, RegateReport
+    from distill_es.app.progress import ScoringObserver, StepObserver
+    from distill_es.app.session_runner import Runner
+    from distill_es.config.settings import Settings
+    from distill_es.domain.anchors import Anchor
+    from distill_es.domain.errors import DamagedSession
+    from distill_es.domain.vocabulary import AutonomyMode, LearningSession, SessionStatus, Trigger
+    from distill_es.ports import Judge, Scorer, StudentRunner, TraceSource, Workspace
+    from distill_es.store.app import EventStore
+    from distill_es.store.projections import SessionIndex
+    from distill_es.store.verify import SessionReport
 
 
 class Engine:
@@ -218,7 +218,7 @@ class Engine:
         return self.queries.cost_ledger(session_id)
 
     def sessions(self, status: SessionStatus | str | None = None, **filters: Any) -> list[LearningSession]:
-        """Sessions of this workspace, newest first (filters: trigger, since, until, limit); damaged
+        """Sessions of this workspace, newest first (filters: trigger, since, until, limit, offset); damaged
         sessions are left out (see `sessions_and_damage`)."""
         return self.queries.sessions_and_damage(status, **filters)[0]
 
@@ -229,9 +229,14 @@ class Engine:
         session never hides the others."""
         return self.queries.sessions_and_damage(status, **filters)
 
-    def session_ids(self) -> list[str]:
-        """Every session id of this workspace the index knows, damaged ones included, newest first."""
-        return self.queries.session_ids()
+    def session_ids(self, prefix: str = "") -> list[str]:
+        """Every session id of this workspace the index knows (those starting with `prefix`), damaged
+        ones included, newest first."""
+        return self.queries.session_ids(prefix)
+
+    def session_count(self, status: SessionStatus | str | None = None, **filters: Any) -> int:
+        """How many sessions `sessions(status, **filters)` lists without a limit, damaged ones included."""
+        return self.queries.count(status, **filters)
 
     def pending_reviews(self) -> list[dict[str, Any]]:
         """Edits waiting for a reviewer, oldest first; never those of a damaged session."""
@@ -253,6 +258,8 @@ class Engine:
         """What-if: every recorded gate (of `sid`, else of every session of this workspace) decided
         again under another policy, from the recorded scores. A value left None is each session's own
         recorded one. Zero model calls; records nothing; writes no file."""
+        from distill_es.app.audit import regate as audit_regate
+
         if sid is not None:  # one session: a damaged one is refused (DamagedSession), as `show` refuses it
             audit_regate.check_policy(max_regression, min_improvement)
             events = self.queries.log.events(str(sid))
@@ -268,6 +275,9 @@ class Engine:
     def explain(self, sid: str, edit_id: str) -> EditLineage:
         """The causal chain of one edit, each link with the event versions it comes from (`EditNotFound`
         for an edit the session does not have). Reads the log, and git and the traces read only."""
+        from distill_es.app.audit import explain as audit_explain
+        from distill_es.app.audit.git_facts import commit_facts
+
         return audit_explain.explain_events(
             self.queries.log.events(str(sid)), str(edit_id),
             commit_facts=lambda sha: commit_facts(self.home, sha),
@@ -284,12 +294,18 @@ class Engine:
         """Sessions back to back, each chained to the previous (paper Algorithm 1); resumable.
         Options: stagnation_k=5, stagnation_eps=0.001, max_total_cost_usd=50.0, loop_id=None,
         autonomy=None, on_progress=None. See docs/loop-and-triggers.md."""
+        from distill_es.app import loop
+
         return loop.run_loop(self, trigger, **options)
 
     def loops(self) -> list[Any]:
+        from distill_es.app import loop
+
         return loop.loops(self)
 
     def get_loop(self, loop_id: str) -> Any:
+        from distill_es.app import loop
+
         return loop.get_loop(self, loop_id)
 
     # ------------------------------------------------------------------------------------------
@@ -299,29 +315,43 @@ class Engine:
         tree-sha score cache; recorded as a benchmark run. Returns its `BenchmarkRunView` (`passed` says
         whether the overall score reached `min_score`). Options: on_scored=(done, total) callback.
         See docs/benchmark.md."""
+        from distill_es.app import benchmark_run
+
         return benchmark_run.run_benchmark(self.runner, ref=ref, min_score=min_score, **options)
 
     def benchmark_compare(self, before: str, after: str, **options: Any) -> Any:
         """Score two refs ("WORKTREE" for the working tree) with the same groups; per-group before,
         after and delta (`BenchmarkComparison`)."""
+        from distill_es.app import benchmark_run
+
         return benchmark_run.compare_refs(self.runner, before, after, **options)
 
     def benchmark_runs(self) -> list[Any]:
+        from distill_es.app import benchmark_run
+
         return benchmark_run.benchmark_runs(self.runner)
 
     def get_benchmark_run(self, run_id: str) -> Any:
+        from distill_es.app import benchmark_run
+
         return benchmark_run.get_benchmark_run(self.runner, run_id)
 
     def verify_benchmark_run(self, run_id: str) -> Any:
         """Recompute a benchmark run's digest chain (`.ok`, `.damage`)."""
+        from distill_es.app import benchmark_run
+
         return benchmark_run.verify_benchmark_run(self.runner, run_id)
 
     def flag(self, trace_id: str, *, note: str = "", flagged_by: str = "user") -> Any:
         """Flag a trace for the daemon's user_flag trigger (recorded as an event)."""
+        from distill_es.app import daemon
+
         return daemon.flag_trace(self, trace_id, note=note, flagged_by=flagged_by)
 
     def work(self, **options: Any) -> Any:
         """Run as a worker on this engine's store: claim runnable sessions (of any workspace) until
         idle. Options as `distill_es.app.worker.work`; sessions are opened with the default adapters."""
         options.setdefault("open_runner", worker_opener)
+        from distill_es.app import worker
+
         return worker.work(self.store.url, self.state_dir, **options)

@@ -11,25 +11,23 @@ import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from distill_es.adapters.judge import MatchJudge
-from distill_es.adapters.retry import RetryPolicy, Wait, WaitObserver
-from distill_es.adapters.scorer import StudentScorer
-from distill_es.adapters.teacher import default_teacher
-from distill_es.adapters.traces import open_trace_source
-from distill_es.app.ledger_judge import LedgerJudge
-from distill_es.app.ownership import require_owner
-from distill_es.app.progress import ScoringObserver, StepObserver
-from distill_es.app.session_runner import Runner
 from distill_es.config.paths import resolve
 from distill_es.config.settings import Settings
 from distill_es.domain.errors import NotAWorkspace
 from distill_es.domain.layout import STATE_DIR
-from distill_es.ports import Judge, Scorer, StudentRunner, TraceSource, Workspace
 from distill_es.store.app import open_store
 from distill_es.store.projections import SessionIndex
 from distill_es.store.urls import default_store_url
+
+# Each adapter's module is imported by the property that builds it, and the session runner's when a
+# runner is opened: a read command imports neither the SDKs nor the phases (docs/performance.md).
+if TYPE_CHECKING:
+    from distill_es.adapters.retry import RetryPolicy, Wait, WaitObserver
+    from distill_es.app.progress import ScoringObserver, StepObserver
+    from distill_es.app.session_runner import Runner
+    from distill_es.ports import Judge, Scorer, StudentRunner, TraceSource, Workspace
 
 
 class DefaultAdapters:
@@ -59,6 +57,8 @@ class DefaultAdapters:
     @property
     def teacher(self) -> Any:
         if self._teacher is None:
+            from distill_es.adapters.teacher import default_teacher
+
             self._teacher = default_teacher()
         return self._teacher
 
@@ -74,6 +74,9 @@ class DefaultAdapters:
 
     @property
     def judge(self) -> Judge:
+        from distill_es.adapters.judge import MatchJudge
+        from distill_es.app.ledger_judge import LedgerJudge
+
         if self._judge is None:
             self._judge = MatchJudge()
         elif hasattr(self._judge, "score_with_message") and not isinstance(self._judge, LedgerJudge):
@@ -87,12 +90,16 @@ class DefaultAdapters:
     @property
     def scorer(self) -> Scorer:
         if self._scorer is None:
+            from distill_es.adapters.scorer import StudentScorer
+
             self._scorer = StudentScorer(self.student, self.judge)
         return self._scorer
 
     @property
     def traces(self) -> TraceSource:
         if self._traces is None:
+            from distill_es.adapters.traces import open_trace_source
+
             self._traces = open_trace_source(self.home, self.settings.traces_source(self.home))
         return self._traces
 
@@ -108,12 +115,14 @@ class DefaultAdapters:
 
     def opened_workspace(self) -> Any:
         if self._workspace is None and (self.home / ".git").exists():
-            from distill_es.workspace.git_workspace import GitWorkspace
+            from distill_es.workspace.git_history import GitHistory
 
-            return GitWorkspace(self.home)  # read only: never `init` for a read
+            return GitHistory(self.home)  # read only: never `init` for a read, nor import GitPython
         return self._workspace
 
     def retry_policy(self) -> RetryPolicy:
+        from distill_es.adapters.retry import RetryPolicy
+
         return RetryPolicy.from_settings(self.settings.network)
 
     def waiting(self, wait: Wait) -> None:
@@ -163,6 +172,8 @@ def open_runner(
     url = store_url or os.environ.get("DISTILL_ES_STORE") or default_store_url(home)
     create_tables = create_tables and not read_only
     if create_tables if own is None else own:  # writes: only the workspace's own store (exit 4)
+        from distill_es.app.ownership import require_owner
+
         require_owner(home, url)
     store = open_store(
         url, create_tables=create_tables, missing_is_empty=url == default_store_url(home), read_only=read_only
@@ -174,6 +185,8 @@ def open_runner(
     except BaseException:
         store.close()
         raise
+    from distill_es.app.session_runner import Runner
+
     return Runner(
         home,
         settings=resolved,

@@ -37,7 +37,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import anthropic
+import bench_cold
 import bench_pg_startup
+import bench_scale_store
 import bench_writes
 from bench_lib import (
     SCRIPTS,
@@ -132,6 +134,13 @@ class Bench:
         figure = Figure(item, key, label, value, unit, **fields)
         self.figures.append(figure)
         return figure
+
+    def repeat15(self) -> int:  # issue 15 asks for the min of 7 (quick: the smoke test's count)
+        return self.sizes.repeat if self.meta.get("mode") == "quick" else max(self.sizes.repeat, 7)
+
+    def scale_store(self) -> None:  # 10,000 sessions (quick: 200), scripts/bench_scale_store.py
+        sessions = 200 if self.meta.get("mode") == "quick" else 10_000
+        bench_scale_store.run(self.fig, self.tmp, min(self.sizes.repeat, 5), sessions, self.postgres)
 
     def backends(self) -> list[str]:
         return ["sqlite", "postgres"] if self.postgres else ["sqlite"]
@@ -887,6 +896,8 @@ class Bench:
         steps += [
             ("issue 9 items 4, 7: verify RSS, disk, catch-up", self.big_store),
             ("issue 9 item 7: session RSS", self.session_rss),
+            ("issue 15 item 3: cold start", lambda: bench_cold.run(self.fig, self.tmp, self.repeat15())),
+            ("issue 15 item 4: scale of the store", self.scale_store),
         ]
         if self.postgres:  # issue 18 item 3: scripts/bench_pg_startup.py
             tries = 2 if self.meta.get("mode") == "quick" else 20
@@ -1019,7 +1030,7 @@ class ArrivalServer:
 
 # --- output ---------------------------------------------------------------------------------------
 
-ITEM_ORDER = ["6", "9.1", "9.2", "9.3", "9.4", "9.5", "9.6", "9.7"]
+ITEM_ORDER = ["6", "9.1", "9.2", "9.3", "9.4", "9.5", "9.6", "9.7", "15.1", "15.2", "15.3", "15.4"]
 ITEM_ORDER += bench_writes.ITEMS
 BACKEND_ORDER = ["any", "sqlite", "postgres"]
 ITEM_ORDER.append("18.3")  # issue 18 item 3 (scripts/bench_pg_startup.py)
@@ -1130,7 +1141,7 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="WORD",
         help="run only the steps whose name contains WORD (repeatable: gate, spend, append, replay, "
-        "resume, 'end to end', RSS, catch-up, writes, startup)",
+        "resume, 'end to end', RSS, catch-up, writes, startup, cold, scale)",
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (its path is printed)"

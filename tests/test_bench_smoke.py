@@ -66,6 +66,17 @@ EXPECTED = {
     "sqlite.writes.index_per_session",
     "any.cached.plan_request_ms",
     "any.cached.cost_of_ms",
+    # issue 15 item 3: cold read commands (÷ the interpreter floor) and resume to its first commit
+    "any.cold.floor_ms",
+    "any.cold.sessions_ms",
+    "any.cold.show_ms",
+    "any.cold.history_ms",
+    "any.cold.resume_to_commit_ms",
+    # issue 15 item 4: read commands and verify on a large store (200 sessions in quick mode)
+    "sqlite.scale.sessions_json_ms",
+    "sqlite.scale.review_ms",
+    "sqlite.scale.show_ms",
+    "sqlite.scale.verify_events_per_s",
 }
 WITH_TARGET = {
     "any.gate_scoring.wall_s",

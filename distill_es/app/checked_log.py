@@ -14,6 +14,7 @@ from distill_es.store.projections import SessionIndex
 from distill_es.store.verify import log_behind_index
 
 Anchors = dict[str, list[Anchor]]
+_UNREAD: Any = object()  # `load` reads the index row itself
 
 
 def _check_against_index(seen: dict[str, Any] | None, sid: str, version: int, digest: str | None) -> None:
@@ -42,11 +43,13 @@ class CheckedLog:
         trailers = getattr(self._workspace(), "commit_trailers", None)
         return anchors_by_session(trailers()) if trailers is not None else {}
 
-    def load(self, session_id: str, anchors: Anchors | None = None) -> Session:
+    def load(self, session_id: str, anchors: Anchors | None = None, seen: Any = _UNREAD) -> Session:
         """The session, refused (`DamagedSession`) when its events do not chain (checked by the
         store on the way in), the log disagrees with the newest head anchored in git, or it ends
-        before the last event the index saw (read before loading: another writer only adds)."""
-        seen = self.index.row(str(session_id))
+        before the last event the index saw (read before loading: another writer only adds).
+        `seen`: the session's index row when the caller has just read it (a listing of many)."""
+        if seen is _UNREAD:
+            seen = self.index.row(str(session_id))
         session = self.store.load(session_id)
         _check_against_index(seen, str(session.id), session.version, session.last_digest)
         found = (self.anchors() if anchors is None else anchors).get(str(session.id), [])

@@ -59,14 +59,21 @@ class SessionQueries:
             try:
                 if row.get("damage"):
                     raise DamagedSession(row["session_id"], row["damage"])
-                views.append(self.log.load(row["session_id"], anchors).view())
+                views.append(self.log.load(row["session_id"], anchors, seen=row).view())  # row read first
             except DamagedSession as exc:
                 damaged.append(exc)
         return views, damaged
 
-    def session_ids(self) -> list[str]:
-        """Every session id of this workspace the index knows, damaged ones included, newest first."""
-        return [row["session_id"] for row in self.index.rows(workspace=str(self.home))]
+    def session_ids(self, prefix: str = "") -> list[str]:
+        """Every session id of this workspace the index knows (starting with `prefix`), damaged ones
+        included, newest first."""
+        return self.index.session_ids(workspace=str(self.home), prefix=prefix)
+
+    def count(self, status: SessionStatus | str | None = None, **filters: Any) -> int:
+        """How many sessions `sessions_and_damage` lists without a limit (damaged ones included)."""
+        filters = {k: v for k, v in filters.items() if k not in ("limit", "offset")}
+        status_value = SessionStatus(status).value if status else None
+        return self.index.count(status=status_value, workspace=str(self.home), **filters)
 
     def pending_reviews(self) -> list[dict[str, Any]]:
         """Edits waiting for a reviewer, oldest first; never those of a damaged session (approving

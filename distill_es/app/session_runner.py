@@ -17,12 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from distill_es.adapters.benchmark import load_benchmark
-from distill_es.app.activities import HANDLERS, NEEDS_SAVED_HEAD, READS_ONLY
-from distill_es.app.activities.context import Adapters, StepContext
-from distill_es.app.activities.execute import revert
 from distill_es.app.checked_log import CheckedLog
 from distill_es.app.progress import ScoringObserver, StepObserver
 from distill_es.config.settings import Settings
@@ -44,7 +40,11 @@ from distill_es.store.app import EventStore
 from distill_es.store.locks import exclusive
 from distill_es.store.projections import SessionIndex
 from distill_es.store.timeline import cost_ledger
-from distill_es.workspace.toml_config import read_config, read_workspace_toml
+
+# The activities (phases, adapters, GitPython, tomlkit) are imported by the methods that drive a step:
+# an engine opened to read never imports them (docs/performance.md, "Cold start").
+if TYPE_CHECKING:
+    from distill_es.app.activities.context import Adapters, StepContext
 
 
 class Runner:
@@ -73,6 +73,11 @@ class Runner:
     @property
     def state_dir(self) -> Path:
         return self.home / STATE_DIR
+
+    def _context(self, on_scoring: ScoringObserver | None = None) -> StepContext:
+        from distill_es.app.activities.context import StepContext
+
+        return StepContext(self.home, self.store, self.adapters, on_scoring)
 
     @property
     def traces(self) -> TraceSource:
@@ -113,6 +118,8 @@ class Runner:
 
     def run(self, session_id: str) -> LearningSession:
         """Drive the session until it rests (completed, awaiting_review, failed, rolled_back)."""
+        from distill_es.app.activities import NEEDS_SAVED_HEAD, READS_ONLY
+
         with self._running(session_id):
             session = self.log.load(session_id)
             while True:
@@ -154,7 +161,9 @@ class Runner:
 
     def perform(self, session: Session, step: steps.Step) -> None:
         """Perform `step` and record on `session` (in memory) what `react` decides of its outcome."""
-        context = StepContext(self.home, self.store, self.adapters, self.on_scoring)
+        from distill_es.app.activities import HANDLERS
+
+        context = self._context(self.on_scoring)
         outcome = HANDLERS[type(step)](context, session, step)
         for command in react(session, step, outcome):
             command.apply(session)
@@ -226,7 +235,9 @@ class Runner:
                 reconciled=True,
             )
         gated = progress.gate is not None
-        context = StepContext(self.home, self.store, self.adapters, self.on_scoring)
+        from distill_es.app.activities.execute import revert
+
+        context = self._context(self.on_scoring)
         session.revert_edit(
             edit_id=edit_id, revert_sha=revert(context, session, edit_id), tree_sha=workspace.tree_sha()
         )
@@ -253,7 +264,7 @@ class Runner:
     def _record_interruption(self, session_id: str, step: steps.Step, exc: SessionInterrupted) -> None:
         """Record why `step` stopped, on the session as stored: whatever the step had recorded in
         memory is dropped (it runs again from the start on resume). The state does not move."""
-        context = StepContext(self.home, self.store, self.adapters)
+        context = self._context()
         judge = context.ledger_judge()
         if judge is not None:
             judge.drain()  # its calls were not recorded; the next step tries it afresh
@@ -284,6 +295,8 @@ class Runner:
 
     def _require_readable_config(self) -> None:
         """The TOML files edits change parse (`WorkspaceError` naming the file and line)."""
+        from distill_es.workspace.toml_config import read_config, read_workspace_toml
+
         read_config(self.home)
         read_workspace_toml(self.home, DESCRIPTIONS_FILE)
 
@@ -292,6 +305,8 @@ class Runner:
         benchmark to measure its edits with. Each error names the file (and line). (With too few
         traces the session is recorded and rests failed as a cold start: it never calls the teacher.)"""
         self._require_readable_config()
+        from distill_es.adapters.benchmark import load_benchmark
+
         traces = self.traces.count()  # parses every traces.jsonl line / queries traces.db
         benchmark = load_benchmark(self.home)
         if not benchmark and traces >= settings.session.min_traces:

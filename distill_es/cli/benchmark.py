@@ -12,6 +12,7 @@ from rich.text import Text
 from distill_es.cli.console import err, out, print_json
 from distill_es.cli.engines import open_engine, resolve_home
 from distill_es.cli.options import HomeOption, JsonOption
+from distill_es.cli.workspace import benchmark_app
 from distill_es.domain.benchmark_run.views import BenchmarkComparison, BenchmarkRunView
 
 RefOption = Annotated[
@@ -134,3 +135,8 @@ def benchmark_compare(
 def register(benchmark_app: typer.Typer) -> None:
     benchmark_app.command("run")(benchmark_run)
     benchmark_app.command("compare")(benchmark_compare)
+
+
+# The `benchmark` group as the app mounts it (cli/main.py): `show` is cli/workspace.py's.
+benchmark_group = benchmark_app
+register(benchmark_group)

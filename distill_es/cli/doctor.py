@@ -9,20 +9,24 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.text import Text
 
-from distill_es.app.doctor import CHECK_NAMES, Check, all_checks, preflight
 from distill_es.cli.console import out, print_json
 from distill_es.cli.engines import is_demo, resolve_home
 from distill_es.cli.errors import CliFailure
 from distill_es.cli.options import HomeOption, JsonOption, globals_of
-from distill_es.config.settings import StudentSettings
+
+if TYPE_CHECKING:  # the checks import tomlkit and the store: only `doctor` and `run` need them
+    from distill_es.app.doctor import Check
+    from distill_es.config.settings import StudentSettings
 
 
 def run_doctor(home: Path, store_url: str | None) -> list[Check]:
     from distill_es.adapters import probes
+    from distill_es.app.doctor import all_checks
 
     if is_demo(home):  # the shipped cassette and the deterministic student: nothing to reach
         return all_checks(home, store_url=store_url, environ=os.environ, teacher_probe=None, teacher_url="",
@@ -43,6 +47,8 @@ def run_doctor(home: Path, store_url: str | None) -> list[Check]:
 
 def require_preflight(home: Path, store_url: str | None, traces: Path | None = None) -> None:
     """`run`'s refusal, before a session is recorded: the first failed check that needs no network."""
+    from distill_es.app.doctor import preflight
+
     check = preflight(home, store_url=store_url, traces=traces)
     if check is not None:
         hint = f"{check.hint}; `distill-es doctor` checks everything" if check.hint else ""
@@ -56,16 +62,16 @@ def failures_line(checks: list[Check]) -> str:
     return f"{len(bad)} of {len(checks)} checks failed: {', '.join(bad)}"
 
 
-NAME_WIDTH = max(len(name) for name in CHECK_NAMES)
-
-
 def print_checks(checks: list[Check]) -> None:
     """One line a check (`ok` or `FAILED`, its name, the detail), a failed one's hint beneath it."""
+    from distill_es.app.doctor import CHECK_NAMES
+
+    width = max(len(name) for name in CHECK_NAMES)
     console = out()
     for check in checks:
         line = Text()
         line.append(f"{'ok' if check.ok else 'FAILED':<8}", style="green" if check.ok else "bold red")
-        line.append(f"{check.name:<{NAME_WIDTH}}  {check.detail}")
+        line.append(f"{check.name:<{width}}  {check.detail}")
         console.print(line, soft_wrap=True)
         if check.hint:
             console.print(Text(f"{'':<8}hint: {check.hint}", style="dim"), soft_wrap=True)

@@ -16,11 +16,12 @@ from distill_es.cli.console import out, print_error, print_json
 from distill_es.cli.engines import is_demo, open_engine, resolve_home, resolve_session
 from distill_es.cli.errors import CliFailure
 from distill_es.cli.progress import StepProgress, step_progress
+from distill_es.domain.enums import SessionStatus
 from distill_es.domain.errors import SessionInterrupted, StoreUnavailable
-from distill_es.domain.vocabulary import LearningSession, SessionStatus
 
 if TYPE_CHECKING:
     from distill_es.api import Engine
+    from distill_es.domain.vocabulary import LearningSession
 
 
 def session_exit(view: LearningSession, home: Path) -> None:

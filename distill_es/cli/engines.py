@@ -18,7 +18,6 @@ from distill_es.cli.options import ROOT_CONTEXT, globals_of
 from distill_es.config.paths import resolve
 from distill_es.domain.errors import SessionNotFound, WorkspaceError
 from distill_es.domain.layout import SETTINGS_FILE
-from distill_es.workspace.scaffold import is_workspace
 
 if TYPE_CHECKING:  # the engine pulls in the anthropic and openai SDKs: imported only when a command needs it
     from distill_es.api import Engine
@@ -31,6 +30,8 @@ DEMO_MARKER = "# distill_es demo settings"
 def resolve_home(ctx: typer.Context, home: Path | None) -> Path:
     """--home (command, then global), then $DISTILL_ES_HOME (`~` and `$VARS` expanded in both), then
     the nearest workspace at or above the current directory, as git finds its repository."""
+    from distill_es.workspace.scaffold import is_workspace  # the settings models: not for --help
+
     chosen = home or globals_of(ctx).home or os.environ.get("DISTILL_ES_HOME") or None
     if chosen is not None:
         path = resolve(chosen)
@@ -54,6 +55,8 @@ def resolve_home(ctx: typer.Context, home: Path | None) -> Path:
 
 def find_workspace(start: Path) -> Path | None:
     """The nearest workspace at `start` or above it; None when there is none up to the root."""
+    from distill_es.workspace.scaffold import is_workspace
+
     here = start.resolve()
     for folder in (here, *here.parents):
         if is_workspace(folder):
@@ -173,7 +176,7 @@ def resolve_session(engine: Engine, ref: str) -> str:
         return str(UUID(ref))
     except ValueError:
         pass
-    matches = [sid for sid in engine.session_ids() if sid.startswith(ref)]  # damaged ones too
+    matches = engine.session_ids(prefix=ref)  # damaged ones too
     if len(matches) == 1:
         return matches[0]
     if not matches:

@@ -24,8 +24,7 @@ from distill_es.cli.console import err, out, print_error
 from distill_es.cli.identity import who
 from distill_es.cli.options import ByOption, HomeOption, JsonOption
 from distill_es.cli.render import score
-from distill_es.domain.triggers import OnDemandTrigger
-from distill_es.domain.vocabulary import AutonomyMode, SessionStatus
+from distill_es.domain.enums import AutonomyMode, SessionStatus
 
 if TYPE_CHECKING:  # the loop, the daemon and the engine are imported by the commands that run them:
     # every other command (and --help) starts without them
@@ -147,6 +146,8 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
 
         if max_total_cost <= 0:
             raise _fail(2, f"--max-total-cost must be above 0, got {max_total_cost}")
+        from distill_es.domain.triggers import OnDemandTrigger
+
         engine = open_engine(home)
         try:
             loop_id = _resolve_loop(engine, resume) if resume else None

@@ -2,6 +2,7 @@
 `--help` lists them. Each command calls the engine and renders what it returns.
 
 Any error escaping a command becomes its exit code and one or two lines on stderr (cli/errors.py).
+Commands are imported when they run (`COMMANDS`, cli/lazy.py).
 The commands: cli/workspace.py (init, demo, diagram, benchmark show), cli/benchmark.py (benchmark
 run, compare), cli/sessions.py (run, resume,
 sessions, show, history, verify), cli/decisions.py (review, approve, reject, rollback, cancel),
@@ -11,6 +12,7 @@ cli/doctor.py, cli/dev_servers.py, cli/transfer.py, cli/loop.py, cli/worker.py, 
 from __future__ import annotations
 
 import errno
+import functools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,20 +24,11 @@ from typer.core import TyperGroup
 
 from distill_es import __version__
 from distill_es.adapters.terminal_safe import inert
-from distill_es.cli import audit, benchmark, decisions, engines, sessions, workspace
-from distill_es.cli import loop as cli_loop
-from distill_es.cli import transfer as cli_transfer
 from distill_es.cli.console import JSON_ERRORS, err, print_error
-from distill_es.cli.dev_servers import dev_servers
-from distill_es.cli.doctor import doctor
-from distill_es.cli.enqueue import enqueue
 from distill_es.cli.errors import report_error
 from distill_es.cli.help_format import hide_flag_values
+from distill_es.cli.lazy import LazyCommands
 from distill_es.cli.options import ROOT_CONTEXT, Globals
-from distill_es.cli.training import training_app
-from distill_es.cli.ui import report as ui_report
-from distill_es.cli.ui import ui
-from distill_es.cli.worker import worker
 
 
 def wants_json(argv: Sequence[str]) -> bool:
@@ -44,9 +37,10 @@ def wants_json(argv: Sequence[str]) -> bool:
     return "--json" in (args[: args.index("--")] if "--" in args else args)
 
 
-class _Group(TyperGroup):
+class _Group(LazyCommands, TyperGroup):
     """Turns any error escaping a command into its exit code and a short message (one JSON object on
-    stderr under --json: every command, mounted groups and new ones included, gets it here)."""
+    stderr under --json: every command, mounted groups and new ones included, gets it here). The
+    commands of `COMMANDS` are imported only when they run (or `--help` lists them): cli/lazy.py."""
 
     def main(self, args: Sequence[str] | None = None, *rest: Any, **options: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
@@ -127,27 +121,69 @@ def _global_options(
     ctx.obj = Globals(home=home, store=store, debug=debug, quiet=quiet, verbose=verbose)
 
 
-# The commands, in the order `--help` lists them (groups come after the commands).
-app.command(cls=workspace.InitCommand)(workspace.init)  # its --openjarvis takes an optional folder
-for command in (
-    workspace.demo,
-    sessions.run, sessions.resume, sessions.sessions, sessions.show, sessions.history,
-    decisions.review, decisions.approve, decisions.reject, decisions.rollback, decisions.cancel,
-    sessions.verify, doctor, workspace.diagram,
-):  # fmt: skip
-    app.command()(command)
-app.command()(audit.regate)
-app.command()(audit.explain)
-app.command("dev-servers")(dev_servers)
-cli_transfer.register(app, engines.transfer_engine)
-cli_loop.register(app, engines.loop_engine)
-app.command()(worker)
-app.command()(ui)
-app.command("report")(ui_report)
-app.command()(enqueue)
-benchmark.register(workspace.benchmark_app)
-app.add_typer(workspace.benchmark_app, name="benchmark")
-app.add_typer(training_app, name="training")
+# The commands, in the order `--help` lists them: name -> "module:attribute" (a command function, or a
+# typer.Typer for a group), imported only when that command runs, so a read command never imports what
+# the others need (the SDKs, GitPython, tomlkit). A new command is one line here. Groups of commands a
+# module registers with `register(app, opener)` are named by a factory, `"module:factory()"`. A name
+# mapped to None is one registered on `app` itself; commands registered on `app` and not named here
+# are listed after these (cli/lazy.py).
+COMMANDS: dict[str, str | None] = {
+    "init": "distill_es.cli.workspace:init:InitCommand",  # --openjarvis takes an optional folder
+    "demo": "distill_es.cli.workspace:demo",
+    "run": "distill_es.cli.sessions:run",
+    "resume": "distill_es.cli.sessions:resume",
+    "sessions": "distill_es.cli.sessions:sessions",
+    "show": "distill_es.cli.sessions:show",
+    "history": "distill_es.cli.sessions:history",
+    "review": "distill_es.cli.decisions:review",
+    "approve": "distill_es.cli.decisions:approve",
+    "reject": "distill_es.cli.decisions:reject",
+    "rollback": "distill_es.cli.decisions:rollback",
+    "cancel": "distill_es.cli.decisions:cancel",
+    "verify": "distill_es.cli.sessions:verify",
+    "doctor": "distill_es.cli.doctor:doctor",
+    "diagram": "distill_es.cli.workspace:diagram",
+    "regate": "distill_es.cli.audit:regate",
+    "explain": "distill_es.cli.audit:explain",
+    "dev-servers": "distill_es.cli.dev_servers:dev_servers",
+    "export": "distill_es.cli.main:transfer_commands()",
+    "import": "distill_es.cli.main:transfer_commands()",
+    "loop": "distill_es.cli.main:loop_commands()",
+    "loops": "distill_es.cli.main:loop_commands()",
+    "daemon": "distill_es.cli.main:loop_commands()",
+    "flag": "distill_es.cli.main:loop_commands()",
+    "worker": "distill_es.cli.worker:worker",
+    "ui": "distill_es.cli.ui:ui",
+    "report": "distill_es.cli.ui:report",
+    "enqueue": "distill_es.cli.enqueue:enqueue",
+    "benchmark": "distill_es.cli.benchmark:benchmark_group",
+    "training": "distill_es.cli.training:training_app",
+}  # fmt: skip
+_Group.lazy = COMMANDS
+
+
+@functools.cache
+def transfer_commands() -> typer.Typer:
+    """`export` and `import`, as cli/transfer.py registers them with our engine opener."""
+    from distill_es.cli import engines
+    from distill_es.cli import transfer as cli_transfer
+
+    commands = typer.Typer()
+    cli_transfer.register(commands, engines.transfer_engine)
+    return commands
+
+
+@functools.cache
+def loop_commands() -> typer.Typer:
+    """`loop`, `loops`, `daemon` and `flag`, as cli/loop.py registers them with our engine opener."""
+    from distill_es.cli import engines
+    from distill_es.cli import loop as cli_loop
+
+    commands = typer.Typer()
+    cli_loop.register(commands, engines.loop_engine)
+    return commands
+
+
 hide_flag_values()
 
 

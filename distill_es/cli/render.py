@@ -16,9 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
-from rich.markdown import Markdown
 from rich.panel import Panel
-from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
@@ -226,6 +224,8 @@ def session_detail(view: LearningSession, unpriced: list[str] | None = None) -> 
         parts.append(line)
     if view.diagnosis_markdown:
         # No hyperlinks: a link's text must not hide where it points.
+        from rich.markdown import Markdown  # markdown-it and pygments: only where shown
+
         diagnosis = Markdown(inert(view.diagnosis_markdown, multiline=True), hyperlinks=False)
         parts.append(Panel(diagnosis, title="diagnosis", title_align="left"))
     if view.plan is not None or view.edit_outcomes:
@@ -310,6 +310,8 @@ def history_lines(entries: Iterable[dict[str, Any]]) -> Text:
 
 def review_items(items: Sequence[dict[str, Any]]) -> Group:
     """Each pending edit with its rationale and a coloured diff preview."""
+    from rich.syntax import Syntax  # pygments: only where a diff is shown
+
     parts: list[RenderableType] = []
     for item in items:
         head = Text()

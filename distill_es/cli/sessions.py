@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.text import Text
@@ -16,7 +16,6 @@ from rich.text import Text
 from distill_es.adapters.terminal_safe import inert
 from distill_es.cli import render
 from distill_es.cli.console import err, out, print_error, print_json
-from distill_es.cli.doctor import require_preflight
 from distill_es.cli.driving import drive, print_view, session_exit
 from distill_es.cli.engines import is_demo, open_engine, resolve_home, resolve_session
 from distill_es.cli.options import HomeOption, JsonOption, SessionArg, TracesOption, globals_of
@@ -28,7 +27,13 @@ from distill_es.cli.teachers import (
     require_api_key,
     teacher_spec,
 )
-from distill_es.domain.vocabulary import AutonomyMode, SessionStatus, Trigger, TriggerKind
+from distill_es.domain.enums import AutonomyMode, SessionStatus, TriggerKind
+
+if TYPE_CHECKING:
+    from distill_es.domain.vocabulary import Trigger
+
+
+PAGE = 20  # `sessions` lists this many unless --limit or --all says otherwise
 
 
 def build_trigger(kind: TriggerKind, trace_ids: list[str], description: str | None) -> Trigger:
@@ -87,6 +92,8 @@ def run(
     Ends with a summary of the session's edits. Exit 0 when the session rests completed or
     awaiting_review, 1 when it failed.
     """
+    from distill_es.cli.doctor import require_preflight  # only `run` checks: not every read command
+
     path = resolve_home(ctx, home)
     chosen_trigger = build_trigger(trigger, list(trace_id or []), cluster_description)
     require_preflight(path, globals_of(ctx).store)  # files, counts, store, git: before anything is recorded
@@ -145,21 +152,32 @@ def sessions(
         typer.Option("--trigger", help="Only sessions started so.", show_default=False),
     ] = None,
     limit: Annotated[
-        int | None, typer.Option("--limit", metavar="N", min=1, help="At most this many.", show_default=False)
+        int | None,
+        typer.Option("--limit", metavar="N", min=1, show_default=False,
+                     help=f"At most this many. Default: {PAGE} (a note on stderr says when there are more)."),
     ] = None,
+    offset: Annotated[
+        int, typer.Option("--offset", metavar="N", min=0, help="Skip the N newest first (the next page).")
+    ] = 0,
+    all_sessions: Annotated[bool, typer.Option("--all", help="Every session, however many.")] = False,
     as_json: JsonOption = False,
-) -> None:
+) -> None:  # fmt: skip
     """List this workspace's sessions, newest first.
 
     A damaged session is listed on stderr as damaged (with what `distill-es verify` will detail);
     the others are listed as usual.
     """
     path = resolve_home(ctx, home)
-    filters: dict[str, Any] = {"limit": limit}
+    # A page by default: each listed session is loaded and checked, so a store of thousands is paged.
+    page = None if all_sessions else (limit or PAGE)
+    filters: dict[str, Any] = {"limit": page, "offset": offset}
     if trigger is not None:
         filters["trigger"] = trigger.value
     with open_engine(ctx, path, read_only=True) as engine:
         views, damaged = engine.sessions_and_damage(status=status, **filters)
+        shown = len(views) + len(damaged)
+        more = page is not None and shown >= page  # a full page: count what the next pages hold
+        total = engine.session_count(status=status, **filters) if more else offset + shown
     queue = status == SessionStatus.INITIATED  # the workers' queue: how long each has waited
     now = datetime.now(UTC)
     if as_json:
@@ -168,12 +186,18 @@ def sessions(
             for item, view in zip(listed, views, strict=True):
                 item["age_seconds"] = render.age_seconds(view, now)
         print_json(listed + [{"id": d.session_id, "status": "damaged", "error": str(d)} for d in damaged])
+    elif not views and not damaged and offset:
+        out().print(f"no sessions past the newest {offset}")
     elif not views and not damaged:
         out().print("no sessions yet: start one with `distill-es run` (or try `distill-es demo`)")
     elif views:
         out().print(render.sessions_table(views, waiting_at=now if queue else None))
     for problem in [] if as_json else damaged:
         err().print(Text(f"damaged: {inert(problem)}", style="bold red"), soft_wrap=True)
+    if total > offset + shown and not as_json and not globals_of(ctx).quiet:
+        note = f"sessions {offset + 1}-{offset + shown} of {total} shown, newest first: "
+        note += f"--offset {offset + shown} for the next page, --all for every one"
+        err().print(Text(note, style="dim"), soft_wrap=True)
 
 
 def _parse_at(value: str) -> int | datetime:

@@ -23,9 +23,9 @@ from distill_es.cli.options import HomeOption, JsonOption, globals_of
 from distill_es.cli.progress import step_progress
 from distill_es.config.paths import resolve
 from distill_es.domain.errors import WorkspaceConflict, WorkspaceError
-from distill_es.domain.vocabulary import LearningSession
 
 if TYPE_CHECKING:
+    from distill_es.domain.vocabulary import LearningSession
     from distill_es.workspace.openjarvis import OpenJarvisImport
 
 CREATED = ["config.toml", "agents/assistant/", "tools/descriptions.toml", "traces.jsonl", "benchmark.jsonl",

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from distill_es.adapters.student import build_chat_request
 from distill_es.config.settings import StudentSettings
 from distill_es.demo.servers.replies import text_reply, tool_uses_reply
 from distill_es.domain.teacher_reply import SUBMIT_DIAGNOSIS, SUBMIT_PLAN
@@ -151,6 +150,8 @@ class DemoStudent:
         self.settings = settings or StudentSettings()
 
     def run(self, task: BenchmarkTask) -> StudentResult:
+        from distill_es.adapters.student import build_chat_request  # the openai SDK: when a task runs
+
         request = build_chat_request(self.home, task, self.settings)
         return StudentResult(
             task_id=task.task_id,

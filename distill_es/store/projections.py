@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS session_index (
     row TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS session_index_started ON session_index (started_epoch);
+CREATE INDEX IF NOT EXISTS session_index_listing ON session_index (workspace, status, started_epoch);
 CREATE TABLE IF NOT EXISTS tracking (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
 """
 _TRACKING_NAME = "session_index"
@@ -172,6 +173,30 @@ def _worth_decoding(page: list[Any]) -> list[Any]:
 Result = TypeVar("Result")
 
 
+def _filters(
+    *,
+    status: str | None = None,
+    trigger: str | None = None,
+    workspace: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (with its leading space, or empty) and parameters of the row filters."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (("status", status), ("trigger", trigger), ("workspace", workspace)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(str(value))
+    if since is not None:
+        clauses.append("started_epoch >= ?")
+        params.append(since.timestamp())
+    if until is not None:
+        clauses.append("started_epoch <= ?")
+        params.append(until.timestamp())
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
 def _index_faults(method: Callable[..., Result]) -> Callable[..., Result]:
     """A SessionIndex method whose disk failures (read-only, full) name the index file."""
 
@@ -300,28 +325,38 @@ class SessionIndex:
         until: datetime | None = None,
         workspace: str | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
-        """Index rows, newest first (by start time as a number, never by text)."""
+        """Index rows, newest first (by start time as a number, never by text); `offset` rows skipped."""
         self.catch_up()
-        clauses, params = [], []
-        for column, value in (("status", status), ("trigger", trigger), ("workspace", workspace)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(str(value))
-        if since is not None:
-            clauses.append("started_epoch >= ?")
-            params.append(since.timestamp())
-        if until is not None:
-            clauses.append("started_epoch <= ?")
-            params.append(until.timestamp())
-        sql = "SELECT row FROM session_index"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY started_epoch DESC, session_id"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+        where, params = _filters(
+            status=status, trigger=trigger, workspace=workspace, since=since, until=until
+        )
+        sql = "SELECT row FROM session_index" + where + " ORDER BY started_epoch DESC, session_id"
+        if limit is not None or offset:
+            sql += f" LIMIT {-1 if limit is None else int(limit)} OFFSET {max(0, int(offset))}"
         with closing(self._connect()) as db:
             return [json.loads(r[0]) for r in db.execute(sql, params)]
+
+    @_index_faults
+    def count(self, **filters: Any) -> int:
+        """How many rows `rows(**filters)` gives without a limit (its filters but limit and offset)."""
+        self.catch_up()
+        where, params = _filters(**filters)
+        with closing(self._connect()) as db:
+            return int(db.execute("SELECT COUNT(*) FROM session_index" + where, params).fetchone()[0])
+
+    @_index_faults
+    def session_ids(self, *, workspace: str | None = None, prefix: str = "") -> list[str]:
+        """The ids (damaged sessions' too) starting with `prefix`, newest first, without decoding rows."""
+        self.catch_up()
+        where, params = _filters(workspace=workspace)
+        if prefix:
+            where += (" AND" if where else " WHERE") + " substr(session_id, 1, ?) = ?"
+            params += [len(prefix), prefix]
+        sql = "SELECT session_id FROM session_index" + where + " ORDER BY started_epoch DESC, session_id"
+        with closing(self._connect()) as db:
+            return [r[0] for r in db.execute(sql, params)]
 
     @_index_faults
     def row(self, session_id: str) -> dict[str, Any] | None:
@@ -334,9 +369,7 @@ class SessionIndex:
     def review_queue(self, workspace: str | None = None) -> list[dict[str, Any]]:
         """Pending edits across sessions, oldest queued first."""
         items = []
-        for row in self.rows(workspace=workspace):
-            if row["status"] != "awaiting_review":
-                continue
+        for row in self.rows(workspace=workspace, status="awaiting_review"):  # only those rows decoded
             for edit_id, pending in row["pending"].items():
                 meta = row["edits"].get(edit_id, {})
                 items.append(
