@@ -37,6 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import anthropic
+import bench_session_cost
 from bench_lib import (
     SCRIPTS,
     Figure,
@@ -885,6 +886,7 @@ class Bench:
             ("issue 9 items 4, 7: verify RSS, disk, catch-up", self.big_store),
             ("issue 9 item 7: session RSS", self.session_rss),
         ]
+        steps.append(("issue 15 item 1: session-cost", lambda: bench_session_cost.run(self)))
         for name, step in steps:
             if self.only and not any(word in name for word in self.only):
                 continue
@@ -1013,6 +1015,7 @@ class ArrivalServer:
 # --- output ---------------------------------------------------------------------------------------
 
 ITEM_ORDER = ["6", "9.1", "9.2", "9.3", "9.4", "9.5", "9.6", "9.7"]
+ITEM_ORDER += ["15.1"]  # issue 15 item 1: scripts/bench_session_cost.py
 BACKEND_ORDER = ["any", "sqlite", "postgres"]
 
 
