@@ -14,7 +14,7 @@ from distill_es.domain.errors import WorkspaceConflict
 from distill_es.workspace import git_hooks, git_index, git_refs
 from distill_es.workspace.commit_messages import parse_trailers
 from distill_es.workspace.git_cli import GitCli
-from distill_es.workspace.git_config import GitConfig
+from distill_es.workspace.git_config import read_config
 from distill_es.workspace.git_objects import Entry, ObjectStore
 from distill_es.workspace.git_refs import GitDirs
 from distill_es.workspace.identity import commit_identity
@@ -34,7 +34,7 @@ def commit(
     """Commit `changes` (path → (mode, blob sha), None to delete) on top of `head`; returns the new
     commit's sha. The blobs must be in the object database already and the working files must hold
     them (the index takes its stat data from them)."""
-    config = GitConfig(dirs.common_dir)
+    config = read_config(dirs.common_dir)
     identity = commit_identity(lambda section, key: config.get(section, key))
     _update_index(dirs, cli, changes)
     hooks = git_hooks.hooks_dir(dirs.git_dir, dirs.root, config.get("core", "hooksPath"))

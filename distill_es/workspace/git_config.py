@@ -30,12 +30,17 @@ class GitConfig:
 
     def __init__(self, common_dir: Path) -> None:
         self._parser = GitConfigParser(config_files(common_dir), read_only=True)
+        self._values: dict[tuple[str, str], Any] = {}
 
     def get(self, section: str, option: str, default: Any = None) -> Any:
-        try:
-            return self._parser.get_value(section, option.lower())
-        except (configparser.Error, ValueError):
-            return default
+        key = (section, option.lower())
+        if key not in self._values:
+            try:
+                self._values[key] = self._parser.get_value(section, option.lower())
+            except (configparser.Error, ValueError):
+                self._values[key] = None
+        found = self._values[key]
+        return default if found is None else found
 
     def flag(self, section: str, option: str, default: bool) -> bool:
         value = self.get(section, option, default)
@@ -44,3 +49,18 @@ class GitConfig:
         if isinstance(value, int):
             return value != 0
         return str(value).strip().lower() in ("true", "yes", "on", "1", "")
+
+
+_CACHE: dict[Path, tuple[tuple[tuple[str, int, int], ...], GitConfig]] = {}
+
+
+def read_config(common_dir: Path) -> GitConfig:
+    """The configuration, parsed again only when one of its files changed (or appeared, or went)."""
+    files = config_files(common_dir)
+    stamp = tuple((f, (st := os.stat(f)).st_mtime_ns, st.st_size) for f in files)
+    cached = _CACHE.get(common_dir)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    config = GitConfig(common_dir)
+    _CACHE[common_dir] = (stamp, config)
+    return config

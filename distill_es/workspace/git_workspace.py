@@ -39,7 +39,7 @@ from distill_es.workspace.commit_messages import (
 )
 from distill_es.workspace.files import atomic_write_text, read_inside, read_text
 from distill_es.workspace.git_cli import GIT_EMAIL, GIT_NAME, GitCli
-from distill_es.workspace.git_config import GitConfig
+from distill_es.workspace.git_config import read_config
 from distill_es.workspace.git_objects import Entry, ObjectStore, under
 from distill_es.workspace.git_status import SYMLINK, file_entry, possibly_dirty
 from distill_es.workspace.gitignore import merged_gitignore
@@ -186,7 +186,7 @@ class GitWorkspace:
             index = git_index.managed_entries(dirs.index, TRACKED_PATHS)
         except git_index.IndexUnsupported:
             return reconcile.dirty_paths(self._git)
-        filemode = GitConfig(dirs.common_dir).flag("core", "filemode", True)
+        filemode = read_config(dirs.common_dir).flag("core", "filemode", True)
         if not possibly_dirty(self.root, TRACKED_PATHS, head_files, index, filemode=filemode):
             return []
         return reconcile.dirty_paths(self._git)

@@ -58,8 +58,9 @@ def _git_date(raw: str | None, now: float) -> str:
             if when.tzinfo is None:
                 when = when.astimezone()
             return f"{int(when.timestamp())} {_offset(when)}"
-    local = datetime.fromtimestamp(now).astimezone()
-    return f"{int(now)} {_offset(local)}"
+    minutes = time.localtime(now).tm_gmtoff // 60
+    sign = "-" if minutes < 0 else "+"
+    return f"{int(now)} {sign}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}"
 
 
 def _offset(when: datetime) -> str:
