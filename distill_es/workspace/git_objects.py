@@ -56,6 +56,7 @@ class ObjectStore:
     def __init__(self, objects_dir: Path) -> None:
         self._db = GitDB(str(objects_dir))
         self._commits: dict[str, CommitInfo] = {}
+        self._trees: dict[str, list[tuple[str, int, str]]] = {}
 
     # --- raw ------------------------------------------------------------------------------------
     def read(self, sha: str, expected: bytes | None = None) -> bytes:
@@ -97,9 +98,15 @@ class ObjectStore:
 
     # --- trees ----------------------------------------------------------------------------------
     def tree(self, sha: str) -> list[tuple[str, int, str]]:
-        """(name, mode, sha) of a tree's entries, in git's order."""
-        data = self.read(sha, b"tree")
-        return [(name, mode, binsha.hex()) for binsha, mode, name in tree_entries_from_data(data)]
+        """(name, mode, sha) of a tree's entries, in git's order (parsed once per sha)."""
+        found = self._trees.get(sha)
+        if found is None:
+            data = self.read(sha, b"tree")
+            found = [(name, mode, binsha.hex()) for binsha, mode, name in tree_entries_from_data(data)]
+            if len(self._trees) > 4096:  # a bound for long-lived processes; trees never change
+                self._trees.clear()
+            self._trees[sha] = found
+        return found
 
     def write_tree(self, entries: Iterable[tuple[str, int, str]]) -> str:
         ordered = sorted(entries, key=lambda e: e[0] + "/" if e[1] == TREE_MODE else e[0])
