@@ -17,10 +17,10 @@ from git import GitCommandError
 from distill_es.domain.errors import WorkspaceConflict
 from distill_es.domain.layout import TRACKED_PATHS
 from distill_es.workspace.commit_messages import BASELINE_MESSAGE, BASELINE_TRAILER
-from distill_es.workspace.files import atomic_write_text
 from distill_es.workspace.git_cli import GIT_EMAIL, GIT_NAME, GitCli
 from distill_es.workspace.git_refs import GitDirs
 from distill_es.workspace.gitignore import merged_gitignore
+from distill_es.workspace.trailer_log import replace_text
 from distill_es.workspace.trailer_search import TrailerFinder, history
 
 CACHE_NAME = "distill_es-baseline"  # "<baseline sha> <a HEAD it is an ancestor of>"
@@ -72,7 +72,7 @@ def _read_cache(dirs: GitDirs) -> tuple[str, str] | None:
 
 def _remember(dirs: GitDirs, base: str, head: str) -> str:
     with contextlib.suppress(OSError):  # only a cache: a read-only git dir just walks again
-        atomic_write_text(dirs.git_dir / CACHE_NAME, f"{base} {head}\n")
+        replace_text(dirs.git_dir / CACHE_NAME, f"{base} {head}\n")
     return base
 
 

@@ -29,7 +29,7 @@ from distill_es.domain.errors import InvalidEdit, WorkspaceConflict, WorkspaceEr
 from distill_es.domain.layout import TRACKED_PATHS, prompt_path
 from distill_es.domain.vocabulary import Edit, EditRiskTier
 from distill_es.ports import AppliedEdit, EditCheck
-from distill_es.workspace import baseline, git_commit, git_index, git_refs, reconcile
+from distill_es.workspace import baseline, git_commit, git_index, git_refs, reconcile, trailer_log
 from distill_es.workspace.appliers import applier_for
 from distill_es.workspace.commit_messages import (
     edit_message,
@@ -205,8 +205,9 @@ class GitWorkspace:
         )
 
     def commit_trailers(self) -> list[tuple[str, Trailers]]:
-        """(sha, trailers) of every commit in HEAD's history, newest first ([] without commits)."""
-        return self._objects().all(self._head())
+        """(sha, trailers) of every commit in HEAD's history, newest first ([] without commits);
+        only the commits made since the last call (in any process) are read."""
+        return trailer_log.commit_trailers(self._objects(), self._dirs().git_dir, self._head())
 
     def find_revert_commit(self, session_id: str, edit_id: str, *, since: str | None = None) -> str | None:
         """The newest commit whose trailers say exactly this `Reverts-Edit-ID` and `Session-ID`; with
