@@ -222,7 +222,7 @@ class InMemoryWorkspace:
 # --- the figures --------------------------------------------------------------------------------------
 def run(bench: Any) -> None:
     """Add the session-cost figures to `bench` (a `bench.Bench`)."""
-    repeat = max(3, bench.sizes.repeat)
+    repeat = max(1, bench.sizes.repeat)
     git_home = world.create_demo_workspace(bench.tmp / "cost_git")
     memory_home = world.create_demo_workspace(bench.tmp / "cost_memory")
     memory_ws = InMemoryWorkspace(memory_home)

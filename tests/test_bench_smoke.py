@@ -60,6 +60,12 @@ EXPECTED = {
     "sqlite.rss.session_mb",
     "sqlite.disk.session_vs_payload",
     "sqlite.disk.synthetic_session_vs_payload",
+    # issue 15 item 1: a whole session on real git vs an in-memory workspace; git processes started
+    "sqlite.session.git_s",
+    "sqlite.session.memory_s",
+    "sqlite.session.git_vs_memory",
+    "sqlite.session.sqlite_floor_s",
+    "any.session.git_processes",
 }
 WITH_TARGET = {
     "any.gate_scoring.wall_s",
@@ -75,6 +81,8 @@ WITH_TARGET = {
     "sqlite.rss.session_mb",
     "sqlite.disk.session_vs_payload",
     "sqlite.disk.synthetic_session_vs_payload",
+    "sqlite.session.git_vs_memory",
+    "any.session.git_processes",
 }
 
 
