@@ -79,10 +79,15 @@ class ObjectStore:
             return False
 
     def kind(self, sha: str) -> bytes | None:
-        try:
-            return self._db.info(bytes.fromhex(sha)).type
-        except (BadObject, ValueError):
-            return None
+        for attempt in range(2):
+            try:
+                return self._db.info(bytes.fromhex(sha)).type
+            except ValueError:
+                return None
+            except BadObject:
+                if attempt == 0:
+                    self._db.update_cache(force=True)  # packed by a `git gc` since we looked?
+        return None
 
     def write(self, kind: bytes, data: bytes) -> str:
         """Store an object (a loose object, written to a temp file and renamed: never torn)."""

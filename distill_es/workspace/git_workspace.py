@@ -246,10 +246,19 @@ class GitWorkspace:
                         f"edit {edit.id!r} wrote {path}, outside the tracked paths {TRACKED_PATHS}"
                     )
             head_files = self._odb.files(self._odb.commit(pre_sha).tree, TRACKED_PATHS)
+            filemode = read_config(self._dirs().common_dir).flag("core", "filemode", True)
             changes: dict[str, Entry | None] = {}
             for path in written:
                 entry = self._store_file(path)
-                if entry != head_files.get(path):
+                old = head_files.get(path)
+                if (
+                    entry is not None
+                    and old is not None
+                    and not filemode
+                    and SYMLINK not in (entry[0], old[0])
+                ):
+                    entry = (old[0], entry[1])  # core.filemode=false: the executable bit is git's, not disk's
+                if entry != old:
                     changes[path] = entry
             if not changes:
                 raise InvalidEdit(f"edit {edit.id!r} changes nothing")
