@@ -44,7 +44,7 @@ def commit(
         git_hooks.run(pre_commit, [], root=dirs.root, env=env)
         # The hook may have re-staged our files (a formatter): commit what the index holds now.
         staged = git_index.read_entries(dirs.index)
-        final = {p: _entry(staged.get((p, 0))) for p in changes}
+        final = {p: git_index.entry_of(staged.get((p, 0))) for p in changes}
     message = message if message.endswith("\n") else message + "\n"
     message = _message_hooks(dirs, hooks, env, message)
     tree = store.with_files(store.commit(head).tree, final)
@@ -57,12 +57,6 @@ def commit(
     if (post_commit := git_hooks.find(hooks, "post-commit")) is not None:
         git_hooks.run(post_commit, [], root=dirs.root, env=env, check=False)  # git ignores its status
     return sha
-
-
-def _entry(indexed: object) -> Entry | None:
-    if indexed is None:
-        return None
-    return indexed.mode, indexed.hexsha  # type: ignore[attr-defined]
 
 
 def _update_index(dirs: GitDirs, cli: GitCli, changes: Mapping[str, Entry | None]) -> None:

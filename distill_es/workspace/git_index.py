@@ -46,6 +46,11 @@ def managed_entries(index: Path, roots: Iterable[str]) -> dict[tuple[str, int], 
     return {key: entry for key, entry in read_entries(index).items() if under(key[0], roots)}
 
 
+def entry_of(indexed: IndexEntry | None) -> Entry | None:
+    """(mode, sha) of an index entry (None: no entry)."""
+    return None if indexed is None else (indexed.mode, indexed.hexsha)
+
+
 def stat_entry(root: Path, path: str, entry: Entry) -> IndexEntry:
     """An index entry for the file at `root/path` holding `entry`, with its stat data, so git does
     not even need to re-hash it to see it is clean."""

@@ -29,7 +29,15 @@ from distill_es.domain.errors import InvalidEdit, WorkspaceConflict, WorkspaceEr
 from distill_es.domain.layout import TRACKED_PATHS, prompt_path
 from distill_es.domain.vocabulary import Edit, EditRiskTier
 from distill_es.ports import AppliedEdit, EditCheck
-from distill_es.workspace import baseline, git_commit, git_index, git_refs, reconcile, trailer_log
+from distill_es.workspace import (
+    baseline,
+    git_commit,
+    git_index,
+    git_refs,
+    reconcile,
+    trailer_log,
+    worktree_files,
+)
 from distill_es.workspace.appliers import applier_for
 from distill_es.workspace.commit_messages import (
     edit_message,
@@ -40,8 +48,8 @@ from distill_es.workspace.commit_messages import (
 from distill_es.workspace.files import atomic_write_text, read_inside, read_text
 from distill_es.workspace.git_cli import GIT_EMAIL, GIT_NAME, GitCli
 from distill_es.workspace.git_config import read_config
-from distill_es.workspace.git_objects import Entry, ObjectStore, under
-from distill_es.workspace.git_status import SYMLINK, file_entry, possibly_dirty
+from distill_es.workspace.git_objects import Entry, ObjectStore
+from distill_es.workspace.git_status import SYMLINK, possibly_dirty
 from distill_es.workspace.gitignore import merged_gitignore
 from distill_es.workspace.trailer_search import TrailerFinder, Trailers
 
@@ -249,15 +257,8 @@ class GitWorkspace:
             filemode = read_config(self._dirs().common_dir).flag("core", "filemode", True)
             changes: dict[str, Entry | None] = {}
             for path in written:
-                entry = self._store_file(path)
                 old = head_files.get(path)
-                if (
-                    entry is not None
-                    and old is not None
-                    and not filemode
-                    and SYMLINK not in (entry[0], old[0])
-                ):
-                    entry = (old[0], entry[1])  # core.filemode=false: the executable bit is git's, not disk's
+                entry = _with_mode(worktree_files.store_file(self.root, self._odb, path), old, filemode)
                 if entry != old:
                     changes[path] = entry
             if not changes:
@@ -295,17 +296,18 @@ class GitWorkspace:
         head = self.head_sha()
         commit = self._odb.commit(sha)
         parent_tree = self._odb.commit(commit.parents[0]).tree if commit.parents else None
-        changes = self._plain_revert(parent_tree, commit.tree, head)
+        head_tree = self._odb.commit(head).tree
+        changes = worktree_files.parent_entries(self._odb, parent_tree, commit.tree, head_tree, TRACKED_PATHS)
         dirs = self._dirs()
         if changes is None:  # later edits touched the same files: git merges
             reconcile.merge_revert(self._git, dirs, sha=sha, head=head, edit_id=edit_id)
             paths = self._odb.diff(parent_tree, commit.tree)
             staged = git_index.read_entries(dirs.index)
-            changes = {p: git_commit._entry(staged.get((p, 0))) for p in paths}
+            changes = {p: git_index.entry_of(staged.get((p, 0))) for p in paths}
         else:
             self._clear_sequencer()
             for path, entry in changes.items():
-                self._write_file(path, entry)
+                worktree_files.write_file(self.root, self._odb, path, entry)
         message = revert_message(
             edit_id=edit_id, subject=commit.subject, sha=sha, session_id=session_id, anchor=anchor
         )
@@ -352,54 +354,6 @@ class GitWorkspace:
             self._dirs(), self._odb, self._git, head=head, changes=changes, message=message
         )
 
-    def _store_file(self, path: str) -> Entry | None:
-        """Write the working file's blob to the object database; its (mode, sha), None if absent."""
-        full = self.root / path
-        entry = file_entry(full)
-        if entry is not None and not self._odb.has(entry[1]):
-            data = os.fsencode(os.readlink(full)) if entry[0] == SYMLINK else full.read_bytes()
-            written = self._odb.write(b"blob", data)
-            if written != entry[1]:  # the file changed between the hash and the read
-                raise WorkspaceConflict(f"{path} changed while distill_es was committing it")
-        return entry
-
-    def _plain_revert(self, parent_tree: str | None, tree: str, head: str) -> dict[str, Entry | None] | None:
-        """The parent's entries for the files the commit changed, when HEAD still holds the commit's
-        versions (or already the parent's: nothing to do there); None when a 3-way merge is needed."""
-        head_tree = self._odb.commit(head).tree
-        changes: dict[str, Entry | None] = {}
-        for path, (before, after) in self._odb.diff(parent_tree, tree).items():
-            if not under(path, TRACKED_PATHS):
-                return None
-            current = self._odb.entry(head_tree, path)
-            if current == after:
-                changes[path] = before
-            elif current != before:
-                return None
-        return changes
-
-    def _write_file(self, path: str, entry: Entry | None) -> None:
-        """The working file at `path` set to `entry`'s blob (or removed, with directories it empties)."""
-        full = self.root / path
-        if entry is None:
-            with contextlib.suppress(FileNotFoundError):
-                full.unlink()
-            parent = full.parent
-            while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
-                parent.rmdir()
-                parent = parent.parent
-            return
-        mode, sha = entry
-        data = self._odb.read(sha, b"blob")
-        if full.is_symlink() or mode == SYMLINK:
-            with contextlib.suppress(FileNotFoundError):
-                full.unlink()
-        if mode == SYMLINK:
-            full.parent.mkdir(parents=True, exist_ok=True)
-            os.symlink(os.fsdecode(data), full)
-            return
-        _atomic_write_bytes(full, data, 0o755 if mode == 0o100755 else 0o644)
-
     def _undo_uncommitted(self, pre_sha: str, exc: BaseException) -> None:
         """After a failed apply: put the files back, unless the commit was made after all."""
         try:
@@ -419,15 +373,8 @@ class GitWorkspace:
             atomic_write_text(path, merged)
 
 
-def _atomic_write_bytes(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".distill_es-tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+def _with_mode(entry: Entry | None, old: Entry | None, filemode: bool) -> Entry | None:
+    """With `core.filemode = false` the executable bit is the one git has, not the disk's."""
+    if filemode or entry is None or old is None or SYMLINK in (entry[0], old[0]):
+        return entry
+    return old[0], entry[1]
