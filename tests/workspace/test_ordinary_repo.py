@@ -269,3 +269,30 @@ def test_a_branch_lock_held_by_git_is_a_conflict_and_nothing_moves(ws: GitWorksp
     lock.unlink()
     assert ws.head_sha() == before and ws.dirty_paths() == []
     assert git(ws.root, "status", "--porcelain") == ""
+
+
+def test_a_whole_session_in_a_repo_with_the_users_hooks_and_identity(
+    tmp_path: Path, no_outside_identity: None
+) -> None:
+    home = world.create_demo_workspace(tmp_path / "ws")
+    Engine.open(home, teacher=ScriptedTeacher(world.teacher_reply), student=world.DemoStudent(home)).close()
+    git(home, "config", "user.name", "Ada Lovelace")
+    git(home, "config", "user.email", "ada@example.org")
+    log = tmp_path / "hooks.log"
+    hook(home, "pre-commit", f"echo pre >> {log}\n")
+    hook(home, "commit-msg", 'echo "Signed-off-by: Ada Lovelace <ada@example.org>" >> "$1"\n')
+    hook(home, "post-commit", f"echo post >> {log}\n")
+    engine = Engine.open(home, teacher=ScriptedTeacher(world.teacher_reply), student=world.DemoStudent(home))
+    try:
+        view = engine.run_session(OnDemandTrigger())
+        engine.rollback(view.id)
+    finally:
+        engine.close()
+    assert_ordinary(home)
+    ours = git(home, "log", "--format=%an|%(trailers:key=Signed-off-by,valueonly)", "--grep=^Edit-ID: ")
+    edits = [line for line in ours.splitlines() if line]
+    reverts = git(home, "log", "--format=%an", "--grep=^Reverts-Edit-ID: ").splitlines()
+    assert len(edits) == 2 and len(reverts) == 2  # edit_001, edit_002; the gate's and the rollback's
+    assert all(line.startswith("Ada Lovelace|Ada Lovelace <ada@example.org>") for line in edits)
+    assert set(reverts) == {"Ada Lovelace"}
+    assert log.read_text().split() == ["pre", "post"] * 4
