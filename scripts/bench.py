@@ -40,6 +40,7 @@ import anthropic
 import bench_cold
 import bench_pg_startup
 import bench_scale_store
+import bench_session_cost
 import bench_writes
 from bench_lib import (
     SCRIPTS,
@@ -899,6 +900,7 @@ class Bench:
             ("issue 15 item 3: cold start", lambda: bench_cold.run(self.fig, self.tmp, self.repeat15())),
             ("issue 15 item 4: scale of the store", self.scale_store),
         ]
+        steps.append(("issue 15 item 1: session-cost", lambda: bench_session_cost.run(self)))
         if self.postgres:  # issue 18 item 3: scripts/bench_pg_startup.py
             tries = 2 if self.meta.get("mode") == "quick" else 20
             race = lambda: bench_pg_startup.pg_startup(self, tries)  # noqa: E731
@@ -1031,7 +1033,6 @@ class ArrivalServer:
 # --- output ---------------------------------------------------------------------------------------
 
 ITEM_ORDER = ["6", "9.1", "9.2", "9.3", "9.4", "9.5", "9.6", "9.7", "15.1", "15.2", "15.3", "15.4"]
-ITEM_ORDER += bench_writes.ITEMS
 BACKEND_ORDER = ["any", "sqlite", "postgres"]
 ITEM_ORDER.append("18.3")  # issue 18 item 3 (scripts/bench_pg_startup.py)
 

@@ -77,6 +77,12 @@ EXPECTED = {
     "sqlite.scale.review_ms",
     "sqlite.scale.show_ms",
     "sqlite.scale.verify_events_per_s",
+    # issue 15 item 1: a whole session on real git vs an in-memory workspace; git processes started
+    "sqlite.session.git_s",
+    "sqlite.session.memory_s",
+    "sqlite.session.git_vs_memory",
+    "sqlite.session.sqlite_floor_s",
+    "any.session.git_processes",
 }
 WITH_TARGET = {
     "any.gate_scoring.wall_s",
@@ -93,6 +99,8 @@ WITH_TARGET = {
     "sqlite.disk.session_vs_payload",
     "sqlite.disk.synthetic_session_vs_payload",
     "sqlite.writes.per_step",
+    "sqlite.session.git_vs_memory",
+    "any.session.git_processes",
 }
 
 

@@ -170,9 +170,10 @@ def test_a_users_staged_files_stay_out_of_engine_commits(ws: GitWorkspace) -> No
     applied = apply(ws, EditOp.SET_AGENT_PARAM, EDITS[EditOp.SET_AGENT_PARAM])
     assert applied.changed_files == ["config.toml"]
     assert git(ws.root, "diff", "--cached", "--name-only") == "README.md"  # still staged, not committed
-    with pytest.raises(WorkspaceConflict, match=r"staged but not committed: README\.md"):
-        ws.revert(applied.commit_sha, session_id="s1", edit_id="e1")
-    assert ws.head_sha() == applied.commit_sha
+    # The revert writes the parent's blobs for our paths only: their staged file stays staged.
+    reverted = ws.revert(applied.commit_sha, session_id="s1", edit_id="e1")
+    assert git(ws.root, "show", "--name-only", "--format=", reverted) == "config.toml"
+    assert git(ws.root, "diff", "--cached", "--name-only") == "README.md"
 
 
 def test_missing_and_empty_tracked_directories(root: Path) -> None:

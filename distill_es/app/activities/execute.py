@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from distill_es.app.activities.context import StepContext, log_head
 from distill_es.domain.errors import InvalidEdit, OpNotAvailable, WorkspaceConflict
 from distill_es.domain.session import next_step as steps
 from distill_es.domain.session.aggregate import Session
 from distill_es.domain.session.react import Done, Outcome, Refused
+from distill_es.ports import accepts_keyword
 
 
 def route_edit(ctx: StepContext, session: Session, step: steps.RouteEdit) -> Outcome:
@@ -77,7 +80,8 @@ def apply_edit(ctx: StepContext, session: Session, step: steps.ApplyEdit) -> Out
     and recorded as it is; half-written files of our own are restored first."""
     progress = session.edits[step.edit_id]
     workspace = ctx.adapters.workspace
-    found = workspace.find_edit_commit(str(session.id), step.edit_id)
+    search = workspace.find_edit_commit
+    found = search(str(session.id), step.edit_id, **_since(search, progress.pre_sha))
     if found is not None:  # committed before a crash: record what git already holds
         return Done(
             {
@@ -121,7 +125,8 @@ def revert(ctx: StepContext, session: Session, edit_id: str) -> str:
     """The revert commit of the edit's commit: found by its trailers if a crash came after it, else
     made (from a clean HEAD)."""
     workspace = ctx.adapters.workspace
-    found = workspace.find_revert_commit(str(session.id), edit_id)
+    search = workspace.find_revert_commit
+    found = search(str(session.id), edit_id, **_since(search, session.edits[edit_id].commit_sha))
     if found is not None:
         return found
     if workspace.dirty_paths():  # a revert interrupted by a crash: start it again from HEAD
@@ -148,3 +153,9 @@ def roll_back_edit(ctx: StepContext, session: Session, step: steps.RollBackEdit)
 def git_post(ctx: StepContext, _: Session, __: steps.Step) -> Outcome:
     """Reads git's HEAD: where the session (or its rollback) leaves the workspace."""
     return Done({"git_post": ctx.adapters.workspace.head_sha()})
+
+
+def _since(search: Any, sha: object) -> dict[str, str]:
+    """`since=` for a trailer search, when the workspace takes it: the sha the log recorded before
+    the commit looked for, so only the commits made after it are read, never the whole log."""
+    return {"since": str(sha)} if sha and accepts_keyword(search, "since") else {}
