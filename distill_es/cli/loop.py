@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -22,7 +23,7 @@ from rich.text import Text
 from distill_es.adapters.terminal_safe import inert, json_safe
 from distill_es.cli.console import err, out, print_error
 from distill_es.cli.identity import who
-from distill_es.cli.options import ByOption, HomeOption, JsonOption
+from distill_es.cli.options import ByOption, HomeOption, JsonOption, TracesOption
 from distill_es.cli.render import score
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.domain.vocabulary import AutonomyMode, SessionStatus
@@ -111,6 +112,17 @@ def _reading(open_engine: EngineOpener) -> dict[str, bool]:
     return {"read_only": True} if accepts_keyword(open_engine, "read_only") else {}
 
 
+def _reading_traces(open_engine: EngineOpener, traces: Path | None) -> dict[str, Path]:
+    """`traces=` (--traces) for an opener that takes it; an opener that does not cannot honour it."""
+    from distill_es.ports import accepts_keyword
+
+    if traces is None:
+        return {}
+    if not accepts_keyword(open_engine, "traces"):
+        raise _fail(2, "--traces is not available where these commands are mounted")
+    return {"traces": traces}
+
+
 def register(app: typer.Typer, open_engine: EngineOpener) -> None:
     """Add `loop`, `loops`, `daemon` and `flag` to `app`."""
 
@@ -135,6 +147,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
             AutonomyMode | None,
             typer.Option("--autonomy", show_default=False, help="Override session.autonomy_mode."),
         ] = None,
+        traces: TracesOption = None,
         as_json: JsonOption = False,
     ) -> None:  # fmt: skip
         """Run learning sessions back to back, each chained to the previous one (paper Algorithm 1).
@@ -147,7 +160,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
 
         if max_total_cost <= 0:
             raise _fail(2, f"--max-total-cost must be above 0, got {max_total_cost}")
-        engine = open_engine(home)
+        engine = open_engine(home, **_reading_traces(open_engine, traces))
         try:
             loop_id = _resolve_loop(engine, resume) if resume else None
 
@@ -193,6 +206,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         interval: Annotated[
             float, typer.Option("--interval", metavar="SECONDS", min=1.0, help="Time between evaluations.")
         ] = 60.0,
+        traces: TracesOption = None,
         as_json: JsonOption = False,
     ) -> None:
         """Evaluate the \\[triggers] table of distill_es.toml and start sessions when they fire (foreground).
@@ -202,7 +216,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         """
         from distill_es.app.daemon import run_daemon
 
-        engine = open_engine(home)
+        engine = open_engine(home, **_reading_traces(open_engine, traces))
 
         def show(result: DaemonTick) -> None:
             if as_json:  # JSON Lines: a foreground daemon's output is read as it comes
@@ -227,12 +241,13 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         home: HomeOption = None,
         note: Annotated[str, typer.Option("--note", help="What was wrong with it.")] = "",
         by: ByOption = None,
+        traces: TracesOption = None,
         as_json: JsonOption = False,
     ) -> None:
         """Flag a trace: the daemon's user_flag trigger starts a session about it (once)."""
         from distill_es.domain.trigger_log.errors import TraceNotFound
 
-        engine = open_engine(home)
+        engine = open_engine(home, **_reading_traces(open_engine, traces))
         try:
             flag = engine.flag(trace_id, note=note, flagged_by=who(by))
         except TraceNotFound as exc:
