@@ -22,7 +22,11 @@ from distill_es.cli.errors import CliFailure
 from distill_es.cli.options import HomeOption, JsonOption, globals_of
 from distill_es.cli.progress import step_progress
 from distill_es.config.paths import resolve
-from distill_es.domain.errors import WorkspaceConflict, WorkspaceError
+from distill_es.domain.errors import (
+    TracesSourceInvalid,
+    TracesSourceNotFound,
+    WorkspaceConflict,
+)
 from distill_es.domain.vocabulary import LearningSession
 
 if TYPE_CHECKING:
@@ -143,10 +147,10 @@ def _openjarvis_source(value: str) -> OpenJarvisImport:
         )  # fmt: skip
     try:
         return read_openjarvis(folder)
-    except WorkspaceError as exc:
-        if "not found" in str(exc):
-            raise CliFailure(3, str(exc), "run your OpenJarvis agent with traces enabled first") from exc
-        raise
+    except TracesSourceNotFound as exc:
+        raise CliFailure(3, str(exc), "run your OpenJarvis agent with traces enabled first") from exc
+    except TracesSourceInvalid as exc:  # a usage error (2): that file is no traces.db to point at
+        raise CliFailure(2, str(exc), "point --openjarvis at the folder of a working OpenJarvis") from exc
 
 
 def demo(

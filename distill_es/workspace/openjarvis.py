@@ -17,7 +17,7 @@ import tomlkit
 
 from distill_es.config.paths import expand, resolve
 from distill_es.config.settings import DEFAULT_SETTINGS_TOML
-from distill_es.domain.errors import InvalidEdit, WorkspaceError
+from distill_es.domain.errors import InvalidEdit, TracesSourceInvalid, TracesSourceNotFound, WorkspaceError
 from distill_es.domain.layout import CONFIG_FILE, TRACES_DB, checked_agent
 from distill_es.workspace.scaffold import DEFAULT_PROMPT, create_workspace
 from distill_es.workspace.toml_config import load
@@ -131,6 +131,23 @@ def _settings_toml(traces: Path, student_url: str | None) -> str:
     return text
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first bytes of every SQLite database
+
+
+def _not_sqlite(path: Path) -> str:
+    """Why `path` is not a SQLite database ("" when it is), told by its header, never its name."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror or exc}"
+    if head == SQLITE_HEADER:
+        return ""
+    return (
+        "the file is empty" if not head else "not a SQLite database: it does not start with the SQLite header"
+    )
+
+
 def read_openjarvis(folder: str | Path) -> OpenJarvisImport:
     """What a workspace takes from the OpenJarvis folder `folder` (`~`, `$VARS` expanded)."""
     folder = resolve(folder)
@@ -148,7 +165,10 @@ def read_openjarvis(folder: str | Path) -> OpenJarvisImport:
     db_path = traces_table.get("db_path")
     traces = resolve(db_path, folder) if isinstance(db_path, str) and db_path.strip() else folder / TRACES_DB
     if not traces.is_file():
-        raise WorkspaceError(f"{traces}: OpenJarvis traces database not found (run your agent first)")
+        raise TracesSourceNotFound(f"{traces}: OpenJarvis traces database not found (run your agent first)")
+    problem = _not_sqlite(traces)
+    if problem:
+        raise TracesSourceInvalid(f"{traces}: not an OpenJarvis traces database ({problem})")
     if traces_table.get("enabled") is False:
         notes.append(
             f"OpenJarvis's {config_path} has [traces] enabled = false: set it to true so new "
