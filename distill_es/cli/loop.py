@@ -182,7 +182,8 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
             out().print(loop_table(view))
             out().print(loop_summary(view))
         if view.stop_reason == StopReason.FAILED:
-            raise typer.Exit(1)
+            detail = f": {view.detail}" if view.detail else ""
+            raise _fail(1, f"loop {view.id} stopped: a session failed{detail}", "`distill-es show SESSION`")
 
     @app.command("loops")
     def loops_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
@@ -228,12 +229,12 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         try:
             last = run_daemon(engine, once=once, interval_seconds=interval, on_tick=show)
         except KeyboardInterrupt:
-            err().print("daemon stopped")
-            raise typer.Exit(130) from None
+            raise _fail(130, "daemon stopped (interrupted)") from None
         finally:
             engine.close()
         if once and last.session is not None and last.session.status == SessionStatus.FAILED:
-            raise typer.Exit(1)
+            failed = last.session
+            raise _fail(1, f"session {failed.id} failed: {failed.error}", f"`distill-es show {failed.id}`")
 
     @app.command("flag")
     def flag_command(
