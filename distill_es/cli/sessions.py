@@ -25,6 +25,7 @@ from distill_es.cli.teachers import (
     TEACHER_METAVAR,
     LazyAnthropic,
     build_teacher,
+    record_spec,
     require_api_key,
     teacher_spec,
 )
@@ -77,7 +78,7 @@ def run(
     ] = None,
     record_cassette: Annotated[
         Path | None,
-        typer.Option("--record-cassette", metavar="PATH", show_default=False,
+        typer.Option("--record-cassette", metavar="PATH", show_default=False, callback=record_spec,
                      help="Append every teacher call to this cassette, to replay later offline."),
     ] = None,
     traces: TracesOption = None,
