@@ -39,7 +39,7 @@ def _setter(attr: str) -> Any:
 
 def _flag_params() -> list[Any]:
     """The flags as typer builds options (its own types and help rendering), taken from a probe command."""
-    probe = typer.Typer()
+    probe = typer.Typer(add_completion=False)  # its options only: no completion options
 
     @probe.command()
     def flags(
