@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from distill_es.cli.errors import CliFailure
+from distill_es.config.paths import expand
 
 TEACHER_METAVAR = "anthropic|cassette:PATH"
 API_KEY_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
@@ -45,7 +46,7 @@ def teacher_spec(value: str | None) -> str | None:
     if value is None or value == "anthropic":
         return value
     if value.startswith("cassette:") and value[len("cassette:") :]:
-        path = Path(value[len("cassette:") :]).expanduser()
+        path = expand(value[len("cassette:") :])  # `~` and `$VARS`, as every path the CLI takes
         if path.is_dir():
             raise typer.BadParameter(f"{path} is a directory, not a cassette file")
         if not path.is_file():
@@ -73,9 +74,12 @@ def replaying(path: Path) -> Any:
 
 def record_spec(value: Path | None) -> Path | None:
     """The `--record-cassette` callback: a file to append to (it may not exist yet), never a folder."""
-    if value is not None and value.expanduser().is_dir():
-        raise typer.BadParameter(f"{value} is a directory, not a cassette file")
-    return value
+    if value is None:
+        return None
+    path = expand(value)
+    if path.is_dir():
+        raise typer.BadParameter(f"{path} is a directory, not a cassette file")
+    return path
 
 
 def build_teacher(spec: str | None, record: Path | None) -> Any:

@@ -22,11 +22,7 @@ from distill_es.cli.errors import CliFailure
 from distill_es.cli.options import HomeOption, JsonOption, globals_of
 from distill_es.cli.progress import step_progress
 from distill_es.config.paths import resolve
-from distill_es.domain.errors import (
-    TracesSourceInvalid,
-    TracesSourceNotFound,
-    WorkspaceConflict,
-)
+from distill_es.domain.errors import TracesSourceNotFound, WorkspaceConflict, WorkspaceError
 from distill_es.domain.vocabulary import LearningSession
 
 if TYPE_CHECKING:
@@ -149,7 +145,7 @@ def _openjarvis_source(value: str) -> OpenJarvisImport:
         return read_openjarvis(folder)
     except TracesSourceNotFound as exc:
         raise CliFailure(3, str(exc), "run your OpenJarvis agent with traces enabled first") from exc
-    except TracesSourceInvalid as exc:  # a usage error (2): that file is no traces.db to point at
+    except WorkspaceError as exc:  # a usage error (2): a file of DIR that is not what OpenJarvis writes
         raise CliFailure(2, str(exc), "point --openjarvis at the folder of a working OpenJarvis") from exc
 
 

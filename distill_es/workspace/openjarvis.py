@@ -148,13 +148,26 @@ def _not_sqlite(path: Path) -> str:
     )
 
 
+def _config_text(path: Path) -> str:
+    """OpenJarvis's config.toml as text; one that is a folder, unreadable or not UTF-8 is an error
+    naming it (never read as "no config", never 'a bug')."""
+    if not path.is_file():
+        raise WorkspaceError(f"{path}: not a file, so not OpenJarvis's config")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise WorkspaceError(f"{path}: not UTF-8 text (byte {exc.start + 1})") from None
+    except OSError as exc:
+        raise WorkspaceError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
 def read_openjarvis(folder: str | Path) -> OpenJarvisImport:
     """What a workspace takes from the OpenJarvis folder `folder` (`~`, `$VARS` expanded)."""
     folder = resolve(folder)
     if not folder.is_dir():
         raise WorkspaceError(f"{folder}: no OpenJarvis folder there")
     config_path = folder / CONFIG_FILE
-    data = load(config_path.read_text(encoding="utf-8"), str(config_path)) if config_path.is_file() else {}
+    data = load(_config_text(config_path), str(config_path)) if config_path.exists() else {}
     carried: list[str] = []
     notes: list[str] = []
     if not data:
@@ -164,6 +177,8 @@ def read_openjarvis(folder: str | Path) -> OpenJarvisImport:
 
     db_path = traces_table.get("db_path")
     traces = resolve(db_path, folder) if isinstance(db_path, str) and db_path.strip() else folder / TRACES_DB
+    if traces.is_dir():
+        raise TracesSourceInvalid(f"{traces}: a directory, not an OpenJarvis traces database")
     if not traces.is_file():
         raise TracesSourceNotFound(f"{traces}: OpenJarvis traces database not found (run your agent first)")
     problem = _not_sqlite(traces)

@@ -135,3 +135,43 @@ def test_flag_finds_a_trace_in_the_source_traces_names(tmp_path: Path) -> None:
     flagged = cli("--home", ws, "flag", trace.trace_id, "--by", "ann", "--traces", oj, "--json")
     assert flagged.exit_code == 0, flagged.output
     assert json.loads(flagged.stdout)["trace_id"] == trace.trace_id
+
+
+def _broken_config(oj: Path, kind: str) -> None:
+    config = oj / "config.toml"
+    config.unlink()
+    if kind == "config not utf-8":
+        config.write_bytes(b"\xff\xfe[agent]\n")
+    elif kind == "config a folder":
+        config.mkdir()
+    elif kind == "config not toml":
+        config.write_text("[agent\n")
+    elif kind == "traces.db a folder":
+        config.write_text("")
+        (oj / "traces.db").unlink()
+        (oj / "traces.db").mkdir()
+
+
+@pytest.mark.parametrize(
+    "kind", ["config not utf-8", "config a folder", "config not toml", "traces.db a folder"]
+)
+def test_init_openjarvis_refuses_files_that_are_not_what_openjarvis_writes(tmp_path: Path, kind: str) -> None:
+    oj = copy_openjarvis_home(tmp_path / "oj")
+    _broken_config(oj, kind)
+    result = cli("init", tmp_path / "ws", "--openjarvis", oj, "--json")
+    assert result.exit_code == 2, result.output
+    error = json.loads(result.stderr)
+    assert str(oj) in error["error"] and "bug" not in error.get("hint", "")
+    assert not (tmp_path / "ws").exists()
+
+
+def test_a_sqlite_database_that_is_not_openjarvis_is_a_usage_error(tmp_path: Path) -> None:
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE notes (x)")
+    ws = _workspace(tmp_path)
+    result = cli("--home", ws, "run", "--traces", other, "--teacher", f"cassette:{CASSETTE}", "--json")
+    assert result.exit_code == 2, result.output
+    assert "not an OpenJarvis traces database" in json.loads(result.stderr)["error"]
