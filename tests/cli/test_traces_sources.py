@@ -167,10 +167,12 @@ def test_init_openjarvis_refuses_files_that_are_not_what_openjarvis_writes(tmp_p
 
 def test_a_sqlite_database_that_is_not_openjarvis_is_a_usage_error(tmp_path: Path) -> None:
     import sqlite3
+    from contextlib import closing
 
     other = tmp_path / "other.db"
-    with sqlite3.connect(other) as conn:
+    with closing(sqlite3.connect(other)) as conn:
         conn.execute("CREATE TABLE notes (x)")
+        conn.commit()
     ws = _workspace(tmp_path)
     result = cli("--home", ws, "run", "--traces", other, "--teacher", f"cassette:{CASSETTE}", "--json")
     assert result.exit_code == 2, result.output
