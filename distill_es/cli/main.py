@@ -90,8 +90,9 @@ class _Group(TyperGroup):
                 command = f"distill-es {ctx.invoked_subcommand or ''}".strip()
                 print_error(f"`{command}` failed (exit code {code})", code=code)
             raise
-        except typer.Abort:
-            raise
+        except (typer.Abort, KeyboardInterrupt):  # Ctrl-C outside a session's own handling: 130, one line
+            print_error("interrupted", code=130)
+            raise typer.Exit(130) from None
         except typer.TyperException as exc:  # usage errors (2): typer prints them, or JSON here
             code, message = getattr(exc, "exit_code", None), getattr(exc, "format_message", None)
             if not JSON_ERRORS.get() or code is None or message is None:

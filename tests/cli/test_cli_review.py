@@ -159,3 +159,17 @@ def test_min_score_must_be_a_number_from_0_to_1(shared_demo: Demo, value: str) -
     result = cli("--home", shared_demo.home, "benchmark", "run", "--min-score", value, "--json")
     error = json_error(result, 2)
     assert "must be a number from 0 to 1" in error["error"]
+
+
+def test_ctrl_c_in_any_command_is_130_and_one_json_object(
+    shared_demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distill_es.api import Engine
+
+    def interrupted(self: Engine, *args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Engine, "pending_reviews", interrupted)
+    assert json_error(cli("--home", shared_demo.home, "review", "--json"), 130)["error"] == "interrupted"
+    plain = cli("--home", shared_demo.home, "review")
+    assert plain.exit_code == 130 and "interrupted" in plain.stderr and "Traceback" not in plain.stderr
