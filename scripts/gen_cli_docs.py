@@ -39,6 +39,7 @@ stdout).
 `-h` is `--help` everywhere. `--quiet` (`-q`) shows no progress or notes on stderr; `--verbose`
 (`-v`) a progress line for every step; `--debug` the traceback behind an error. These three go
 before or after the command (`distill-es run --quiet`); after it they are not listed in its help.
+`--json` may come before the command too (`distill-es --json sessions`).
 `--by` (approve, reject, rollback, cancel) defaults to git's `user.name`, then `$USER`. Shell
 completion: `distill-es --install-completion`.
 

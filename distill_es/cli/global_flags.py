@@ -75,3 +75,29 @@ def _add(command: Any, params: list[Any]) -> None:
             command.params.append(param)
     for sub in getattr(command, "commands", {}).values():
         _add(sub, params)
+
+
+ROOT_VALUE_OPTIONS = ("--home", "--store")  # the root's options that take a value (`--home DIR`)
+
+
+def json_to_command(argv: list[str]) -> list[str]:
+    """`distill-es --json sessions` as `distill-es sessions --json`: `--json` is every command's own
+    option, and people put it before the command as they put --quiet there. Only a `--json` among the
+    root's options (before the command's name) moves; it goes last, before any `--`."""
+    kept: list[str] = []
+    moved = False
+    i = 0
+    while i < len(argv) and argv[i].startswith("-") and argv[i] != "--":
+        if argv[i] == "--json":
+            moved = True
+        else:
+            kept.append(argv[i])
+            if argv[i] in ROOT_VALUE_OPTIONS and i + 1 < len(argv):
+                i += 1
+                kept.append(argv[i])
+        i += 1
+    if not moved:
+        return argv
+    rest = argv[i:]
+    end = rest.index("--") if "--" in rest else len(rest)
+    return [*kept, *rest[:end], "--json", *rest[end:]]

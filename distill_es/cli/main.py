@@ -53,7 +53,9 @@ class _Group(TyperGroup):
         add_global_flags(self)
 
     def main(self, args: Sequence[str] | None = None, *rest: Any, **options: Any) -> Any:
-        argv = list(sys.argv[1:] if args is None else args)
+        from distill_es.cli.global_flags import json_to_command
+
+        argv = json_to_command(list(sys.argv[1:] if args is None else args))
         token = JSON_ERRORS.set(wants_json(argv))
         written = errors_written.set(ErrorsWritten())
         try:

@@ -173,3 +173,11 @@ def test_ctrl_c_in_any_command_is_130_and_one_json_object(
     assert json_error(cli("--home", shared_demo.home, "review", "--json"), 130)["error"] == "interrupted"
     plain = cli("--home", shared_demo.home, "review")
     assert plain.exit_code == 130 and "interrupted" in plain.stderr and "Traceback" not in plain.stderr
+
+
+def test_json_before_the_command_is_the_command_s_json(shared_demo: Demo) -> None:
+    home = str(shared_demo.home)
+    before = cli("--json", "--home", home, "sessions")
+    assert before.exit_code == 0, before.output
+    assert json.loads(before.stdout) == cli_json("--home", home, "sessions")
+    json_error(cli("--home", home, "--json", "show", "ffffffff"), 3)
