@@ -29,7 +29,13 @@ from distill_es.cli.doctor import doctor
 from distill_es.cli.errors import report_error
 from distill_es.cli.help_format import hide_flag_values
 from distill_es.cli.options import ROOT_CONTEXT, Globals
-from distill_es.cli.pipes import closed_pipe, flush_quietly, quiet_exit, reraise_closed_pipes
+from distill_es.cli.pipes import (
+    closed_pipe,
+    flush_quietly,
+    open_missing_streams,
+    quiet_exit,
+    reraise_closed_pipes,
+)
 from distill_es.cli.training import training_app
 from distill_es.cli.worker import worker
 
@@ -193,6 +199,7 @@ def _undecodable_argument(argv: list[str]) -> str | None:
 
 def main() -> None:
     """The `distill-es` entry point."""
+    open_missing_streams()
     bad = _undecodable_argument(sys.argv[1:])
     if bad is not None:
         token = JSON_ERRORS.set(wants_json(sys.argv[1:]))

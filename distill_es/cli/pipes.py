@@ -34,6 +34,8 @@ def quiet_exit() -> typer.Exit:
 
 def flush_quietly() -> None:
     """The last flush of stdout, which a closed pipe makes fail after the command was done."""
+    if sys.stdout is None:
+        return
     try:
         sys.stdout.flush()
     except (OSError, ValueError) as exc:
@@ -52,3 +54,12 @@ def reraise_closed_pipes() -> None:
     """rich answers a closed pipe with exit 1 of its own (`Console.on_broken_pipe`): make every console
     re-raise it instead, so the command line ends quietly with 0 (idempotent)."""
     Console.on_broken_pipe = _reraise  # type: ignore[method-assign]
+
+
+def open_missing_streams() -> None:
+    """A stdout or stderr closed before we started (`distill-es sessions >&-`) is a reader gone before
+    the first line: its output goes to /dev/null, as after a closed pipe."""
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115

@@ -50,6 +50,13 @@ def test_export_into_head_exits_0(shared_demo: Demo, tmp_path: Path) -> None:
     assert result.stdout == '{"digest":' and result.stderr == ""
 
 
+def test_a_stdout_closed_before_the_start_is_a_reader_gone(shared_demo: Demo, tmp_path: Path) -> None:
+    command = " ".join(executable()) + f" --home {shared_demo.home} sessions >&-"
+    result = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=clean_env(), capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert (result.returncode, result.stderr) == (0, "")
+
+
 # --- one JSON error object for every non-zero exit ----------------------------------------------------
 
 
