@@ -32,11 +32,16 @@ Every command finds its workspace the same way: `--home DIR` (on the command or 
 prefix. Every command takes `--json` and then prints only JSON on stdout: read commands their data,
 write commands (`run`, `resume`, `approve`, `reject`, `rollback`, `cancel`, `demo`) the resulting
 session view. Under `--json` an error is one JSON object on stderr,
-`{"error": "...", "exit_code": n}` (with `"hint"` when there is one), and no progress is shown.
+`{"error": "...", "exit_code": n}` (with `"hint"` when there is one), and no progress is shown:
+exactly one for every non-zero exit (`benchmark run` below `--min-score` too, its data still on
+stdout).
 
-`-h` is `--help` everywhere. `--quiet` (`-q`, before the command) shows no progress or notes on
-stderr; `--verbose` (`-v`) a progress line for every step. `--by` (approve, reject, rollback, cancel)
-defaults to git's `user.name`, then `$USER`. Shell completion: `distill-es --install-completion`.
+`-h` is `--help` everywhere. `--quiet` (`-q`) shows no progress or notes on stderr; `--verbose`
+(`-v`) a progress line for every step; `--debug` the traceback behind an error. These three go
+before or after the command (`distill-es run --quiet`); after it they are not listed in its help.
+`--json` may come before the command too (`distill-es --json sessions`).
+`--by` (approve, reject, rollback, cancel) defaults to git's `user.name`, then `$USER`. Shell
+completion: `distill-es --install-completion`.
 
 ## Exit codes
 
@@ -45,9 +50,11 @@ defaults to git's `user.name`, then `$USER`. Shell completion: `distill-es --ins
 - `1` the session failed, `verify` found damage, `doctor` found a failing check (and `run` refused to
   start on one), or a step was interrupted (the message says how to resume).
 - `2` usage error: a bad option or value, no workspace given, an ambiguous session prefix, bad
-  settings in `distill_es.toml`, a missing `ANTHROPIC_API_KEY`.
+  settings in `distill_es.toml`, a missing `ANTHROPIC_API_KEY`, a traces source (`--traces` or
+  `[traces] source`) that cannot be read as traces, a cassette that is a folder, empty or not one.
 - `3` not found: no such session, no such edit of the session, a version past the end of the
-  session (`show --at`; the message names the last one), or `--home` is not a workspace.
+  session (`show --at`; the message names the last one), `--home` is not a workspace, or a traces
+  source named by `--traces` or `[traces] source` does not exist.
 - `4` illegal transition or conflict: approving an edit of a completed session, a session busy in
   another process, uncommitted changes in the workspace, `init` or `demo` on an existing workspace,
   a damaged session (its stored events do not decode, fold or chain, or disagree with the log head
@@ -56,7 +63,7 @@ defaults to git's `user.name`, then `$USER`. Shell completion: `distill-es --ins
 - `130` interrupted with Ctrl-C (continue with `distill-es resume SESSION`).
 
 Errors are one or two lines on stderr (what was wrong, what to do); `--debug` adds the traceback.
-A reader that goes away (`distill-es export --all | head -1`) ends the command quietly.
+A reader that goes away (`distill-es export --all | head -1`) ends the command quietly with exit 0.
 
 ## Environment
 

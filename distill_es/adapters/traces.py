@@ -19,7 +19,7 @@ from urllib.request import pathname2url
 
 from pydantic import ValidationError
 
-from distill_es.domain.errors import WorkspaceError
+from distill_es.domain.errors import TracesSourceInvalid, TracesSourceNotFound, WorkspaceError
 from distill_es.domain.layout import TRACES_DB, TRACES_JSONL
 from distill_es.domain.payloads import describe_validation
 from distill_es.ports import TraceRecord, TraceSource
@@ -138,7 +138,11 @@ class JsonlTraceSource:
 
     def _parse(self) -> tuple[list[TraceRecord], dict[str, TraceRecord]]:
         by_id: dict[str, tuple[int, TraceRecord]] = {}
-        with self.path.open("rb") as fh:
+        try:
+            fh = self.path.open("rb")
+        except OSError as exc:  # unreadable (permissions), or replaced by a folder since it was chosen
+            raise WorkspaceError(f"{self.path}: cannot read the traces ({exc.strerror or exc})") from None
+        with fh:
             for lineno, raw in enumerate(fh, start=1):
                 line = decode_line(raw, self.path, lineno)
                 if not line.strip():
@@ -204,7 +208,10 @@ class OpenJarvisTraceSource:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if not self.path.is_file():
-            raise WorkspaceError(f"{self.path}: OpenJarvis traces database not found")
+            raise TracesSourceNotFound(f"{self.path}: OpenJarvis traces database not found")
+        problem = not_sqlite(self.path)
+        if problem:
+            raise TracesSourceInvalid(f"{self.path}: not an OpenJarvis traces database ({problem})")
 
     def _connect(self) -> sqlite3.Connection:
         uri = f"file:{pathname2url(str(self.path.resolve()))}?mode=ro"
@@ -318,13 +325,35 @@ class OpenJarvisTraceSource:
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")  # what a file meant as a database is called
+
+
+def _head(path: Path) -> bytes:
+    """The first bytes of `path` (its SQLite header, if it has one); OSError when it cannot be read."""
+    with path.open("rb") as fh:
+        return fh.read(len(SQLITE_MAGIC))
+
+
 def is_sqlite(path: Path) -> bool:
     """True when `path` starts like a SQLite database (what an OpenJarvis traces.db is)."""
     try:
-        with path.open("rb") as fh:
-            return fh.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+        return _head(path) == SQLITE_MAGIC
     except OSError:
         return False
+
+
+def not_sqlite(path: Path) -> str:
+    """Why `path` cannot be a SQLite database ("" when it can): unreadable, empty, or another kind of
+    file (told by the header every SQLite database starts with, never by its name)."""
+    try:
+        head = _head(path)
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror or exc}"
+    if head == SQLITE_MAGIC:
+        return ""
+    if not head:
+        return "the file is empty"
+    return "not a SQLite database: it does not start with the SQLite header"
 
 
 def has_traces_text(path: Path) -> bool:
@@ -340,21 +369,56 @@ def has_traces_text(path: Path) -> bool:
     return False
 
 
-def open_source_file(path: str | Path) -> TraceSource:
-    """A configured source: an OpenJarvis traces.db (told by its SQLite header, or a folder holding one,
-    such as ~/.openjarvis) or else a traces.jsonl. A missing one is an error, never an empty source."""
+SETTING_ORIGIN = "[traces] source in distill_es.toml"  # where a configured source was named
+FLAG_ORIGIN = "--traces"
+
+
+def open_source_file(path: str | Path, origin: str = SETTING_ORIGIN) -> TraceSource:
+    """A configured source: an OpenJarvis traces.db (told by its SQLite header or a database's name —
+    .db, .sqlite — or a folder holding one, such as ~/.openjarvis) or else a traces.jsonl. A missing one
+    is `TracesSourceNotFound`, one that cannot be a source `TracesSourceInvalid`, never an empty source;
+    `origin` (the flag or the setting that named it) is in the message."""
     path = Path(path)
+    named = f"(given by {origin})"
     if path.is_dir():
         if (path / TRACES_DB).is_file():
-            return OpenJarvisTraceSource(path / TRACES_DB)
+            return _checked_db(path / TRACES_DB, named)
         if (path / TRACES_JSONL).is_file():
             return JsonlTraceSource(path / TRACES_JSONL)
-        raise WorkspaceError(f"{path}: a folder with neither {TRACES_DB} nor {TRACES_JSONL} in it")
+        neither = f"a folder with neither {TRACES_DB} nor {TRACES_JSONL} in it"
+        raise TracesSourceInvalid(f"{path}: {neither} {named}")
+    if not path.exists():
+        raise TracesSourceNotFound(f"{path}: traces source not found {named}")
     if not path.is_file():
-        raise WorkspaceError(f"{path}: traces source not found (the [traces] source setting or --traces)")
-    if is_sqlite(path):
-        return OpenJarvisTraceSource(path)
+        raise TracesSourceInvalid(f"{path}: not a file, so not a traces source {named}")
+    try:
+        head = _head(path)
+    except OSError as exc:
+        why = exc.strerror or exc
+        raise TracesSourceInvalid(f"{path}: cannot read the traces source ({why}) {named}") from None
+    if head == SQLITE_MAGIC or path.suffix.lower() in SQLITE_SUFFIXES:
+        return _checked_db(path, named)
     return JsonlTraceSource(path)
+
+
+def _checked_db(path: Path, named: str) -> OpenJarvisTraceSource:
+    try:
+        return OpenJarvisTraceSource(path)
+    except WorkspaceError as exc:
+        raise type(exc)(f"{exc} {named}") from None
+
+
+def checked_source(path: str | Path, origin: str) -> TraceSource:
+    """`open_source_file`, then read once (counted), so a source that cannot be read as traces stops a
+    command before it records anything: `TracesSourceInvalid` naming the file, the line and `origin`."""
+    source = open_source_file(path, origin)
+    try:
+        source.count()
+    except (TracesSourceNotFound, TracesSourceInvalid):
+        raise
+    except WorkspaceError as exc:
+        raise TracesSourceInvalid(f"{exc} (given by {origin})") from None
+    return source
 
 
 def open_trace_source(home: str | Path, source: str | Path | None = None) -> TraceSource:

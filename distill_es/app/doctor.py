@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_es.adapters.benchmark import load_benchmark
-from distill_es.adapters.traces import open_trace_source
+from distill_es.adapters.traces import FLAG_ORIGIN, SETTING_ORIGIN, checked_source, open_trace_source
 from distill_es.config.settings import Settings, StudentSettings
 from distill_es.domain.errors import DistillError, RequestRefused
 from distill_es.domain.layout import BENCHMARK_FILE, CONFIG_FILE, DESCRIPTIONS_FILE, SETTINGS_FILE
@@ -98,10 +98,13 @@ def check_benchmark(home: Path, *, require_tasks: bool = True) -> tuple[Check, l
     return passed("benchmark", f"{len(tasks)} tasks in {BENCHMARK_FILE}"), tasks
 
 
-def check_traces(home: Path, min_traces: int, source: Path | None = None) -> Check:
-    """The traces `run` would read: `source` (`--traces`, else `[traces] source`), else the workspace's."""
+def check_traces(
+    home: Path, min_traces: int, source: Path | None = None, origin: str = SETTING_ORIGIN
+) -> Check:
+    """The traces `run` would read: `source` (`--traces`, else `[traces] source`: `origin` says which),
+    else the workspace's."""
     try:
-        count = open_trace_source(home, source).count()
+        count = (checked_source(source, origin) if source else open_trace_source(home)).count()
     except Exception as exc:
         return failed("traces", _problem(exc), "fix the traces source (docs/workspace.md)")
     if count < min_traces:
@@ -160,7 +163,9 @@ def preflight(home: Path, *, store_url: str | None = None, traces: Path | None =
     checks = [
         check_config(home),
         check_benchmark(home, require_tasks=False)[0],
-        check_traces(home, min_traces=0, source=traces or settings.traces_source(home)),
+        check_traces(home, min_traces=0, source=traces, origin=FLAG_ORIGIN)
+        if traces
+        else check_traces(home, min_traces=0, source=settings.traces_source(home)),
         check_store(home, store_url),
         check_git()[0],
     ]

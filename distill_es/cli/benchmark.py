@@ -3,13 +3,14 @@ and compare two refs per cluster. `benchmark show` lives with the workspace comm
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from distill_es.cli.console import err, out, print_json
+from distill_es.cli.console import err, out, print_error, print_json
 from distill_es.cli.engines import open_engine, resolve_home
 from distill_es.cli.options import HomeOption, JsonOption
 from distill_es.cli.workspace import benchmark_app
@@ -21,9 +22,18 @@ RefOption = Annotated[
                  help="Score this git ref's tree (branch, tag, sha). "
                  "Default: the working tree's managed files."),
 ]  # fmt: skip
+
+
+def _min_score(value: float | None) -> float | None:
+    """A score between 0 and 1: nan and inf are refused by name (a range check alone lets nan pass)."""
+    if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise typer.BadParameter(f"must be a number from 0 to 1, got {value!r}")
+    return value
+
+
 MinScoreOption = Annotated[
     float | None,
-    typer.Option("--min-score", metavar="X", min=0.0, max=1.0, show_default=False,
+    typer.Option("--min-score", metavar="X", callback=_min_score, show_default=False,
                  help="Exit 1 when the overall score is below X (0-1): a CI gate."),
 ]  # fmt: skip
 
@@ -88,7 +98,9 @@ def benchmark_run(
         out().print(f"benchmark · {_where(view)}", soft_wrap=True)
         out().print(render_run(view))
         out().print(_summary(view), soft_wrap=True)
-    if view.passed is False:
+    if view.passed is False:  # the CI gate: one line on stderr (the JSON error object under --json)
+        score = "no score" if view.overall_score is None else f"{view.overall_score:.4f}"
+        print_error(f"the overall score {score} is below --min-score {view.min_score:g}", code=1)
         raise typer.Exit(1)
 
 

@@ -42,10 +42,28 @@ def print_json(data: Any) -> None:
 JSON_ERRORS: ContextVar[bool] = ContextVar("distill_es_json_errors", default=False)
 
 
+class ErrorsWritten:
+    """Whether this invocation has written its error yet (cli/main.py makes one per invocation)."""
+
+    def __init__(self) -> None:
+        self.any = False
+
+
+# Under --json an invocation writes exactly one error object: the first; a non-zero exit that wrote none
+# gets one from cli/main.py.
+errors_written: ContextVar[ErrorsWritten | None] = ContextVar("distill_es_errors_written", default=None)
+
+
 def print_error(message: str, hint: str = "", code: int = 1) -> None:
     """`error: …` and, when there is one, `hint: …` on stderr: one inert line each (messages quote
-    edit ids, file lines, server replies). Under --json: `{"error", "exit_code"[, "hint"]}` instead."""
+    edit ids, file lines, server replies). Under --json: `{"error", "exit_code"[, "hint"]}` instead,
+    once per invocation."""
+    written = errors_written.get()
     if JSON_ERRORS.get():
+        if written is not None:
+            if written.any:
+                return
+            written.any = True
         data: dict[str, Any] = {"error": message, "exit_code": code}
         if hint:
             data["hint"] = hint

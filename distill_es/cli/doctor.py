@@ -6,7 +6,6 @@ teacher and student are offline stand-ins), prints the checks, and exits 1 when 
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.text import Text
 
-from distill_es.cli.console import out, print_json
+from distill_es.cli.console import out, print_error, print_json
 from distill_es.cli.engines import is_demo, resolve_home
 from distill_es.cli.errors import CliFailure
 from distill_es.cli.options import HomeOption, JsonOption, globals_of
@@ -92,7 +91,7 @@ def doctor(ctx: typer.Context, home: HomeOption = None, json_output: JsonOption 
     if json_output:
         print_json([c.to_json() for c in checks])
         if not ok:
-            typer.echo(json.dumps({"error": summary, "exit_code": 1}), err=True)
+            print_error(summary, code=1)
     else:
         print_checks(checks)
         out().print(Text(summary, style="green" if ok else "bold red"))

@@ -16,7 +16,7 @@ import typer
 from distill_es.cli.errors import CliFailure
 from distill_es.cli.options import ROOT_CONTEXT, globals_of
 from distill_es.config.paths import resolve
-from distill_es.domain.errors import SessionNotFound, WorkspaceError
+from distill_es.domain.errors import SessionNotFound
 from distill_es.domain.layout import SETTINGS_FILE
 
 if TYPE_CHECKING:  # the engine pulls in the anthropic and openai SDKs: imported only when a command needs it
@@ -94,17 +94,27 @@ def _open_demo(
 
 def traces_from(path: Path | None) -> TraceSource | None:
     """The source `--traces PATH` names (`~`, `$VARS` expanded; relative to the current directory),
-    opened now so a wrong path stops the command before anything is recorded (exit 3)."""
+    opened now so a wrong path stops the command before anything is recorded (missing: exit 3; not a
+    traces source: exit 2)."""
     if path is None:
         return None
-    from distill_es.adapters.traces import open_source_file
+    from distill_es.adapters.traces import FLAG_ORIGIN, open_source_file
 
-    try:
-        return open_source_file(resolve(path))
-    except WorkspaceError as exc:
-        raise CliFailure(
-            3, str(exc), "pass a traces.jsonl, an OpenJarvis traces.db, or a folder holding one"
-        ) from exc
+    return open_source_file(resolve(path), FLAG_ORIGIN)
+
+
+def checked_traces(home: Path, flag: Path | None) -> TraceSource | None:
+    """The traces a session-starting command reads, opened and read once now, before it records
+    anything: `--traces`, else `[traces] source` (None: the workspace's own files, which the preflight
+    checks). Missing: exit 3; unreadable or not traces: exit 2 — the message names the file and whether
+    the flag or the setting named it. Settings that do not load are a usage error (2) as always."""
+    from distill_es.adapters.traces import FLAG_ORIGIN, SETTING_ORIGIN, checked_source
+    from distill_es.config.settings import Settings
+
+    if flag is not None:
+        return checked_source(resolve(flag), FLAG_ORIGIN)
+    source = Settings.load(home).traces_source(home)
+    return checked_source(source, SETTING_ORIGIN) if source is not None else None
 
 
 def build_engine(
@@ -118,16 +128,18 @@ def build_engine(
     read_only: bool = False,
     traces: Path | None = None,
     own: bool | None = None,
+    source: TraceSource | None = None,
 ) -> Engine:
     """The engine on `home` (and `store`, else the global --store). Commands that drive a session
     (`drives`) on a demo workspace get the demo's teacher and student; read commands never build a
     teacher or student at all, and `read_only` ones create no store, table or folder either.
-    `traces` (--traces) replaces the workspace's traces source. `own=False`: the store need not be
-    the workspace's owner (`cancel` of a session stranded in another store)."""
+    `traces` (--traces) replaces the workspace's traces source; `source`, already opened, replaces both.
+    `own=False`: the store need not be the workspace's owner (`cancel` of a session stranded in
+    another store)."""
     from distill_es.api import Engine
 
     store = store or globals_of(ctx).store
-    source = traces_from(traces)
+    source = source if source is not None else traces_from(traces)
     if drives and is_demo(home):
         engine = _open_demo(home, store, teacher, progress, source)
     else:
@@ -205,14 +217,16 @@ def transfer_engine(
     return open_engine(ctx, resolve_home(ctx, home), store=store, read_only=read_only, own=own)
 
 
-def loop_engine(home: Path | None, *, read_only: bool = False) -> Engine:
-    """For `loop`, `loops`, `daemon`, `flag` (they close it): same home, store and demo rules as ours."""
+def loop_engine(home: Path | None, *, read_only: bool = False, traces: Path | None = None) -> Engine:
+    """For `loop`, `loops`, `daemon`, `flag` (they close it): same home, store and demo rules as ours;
+    `traces` (their --traces) as for `run`, checked before anything is recorded."""
     ctx = ROOT_CONTEXT.get()
     if ctx is None:  # called outside a distill-es invocation
         raise CliFailure(2, "no distill-es command is running")
     if read_only:
         return build_engine(ctx, resolve_home(ctx, home), read_only=True)
-    return build_engine(ctx, resolve_home(ctx, home), drives=True)
+    path = resolve_home(ctx, home)
+    return build_engine(ctx, path, drives=True, source=checked_traces(path, traces))
 
 
 def training_engine(ctx: typer.Context, home: Path | None) -> AbstractContextManager[Engine]:

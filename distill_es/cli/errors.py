@@ -30,6 +30,8 @@ from distill_es.domain.errors import (
     StoreError,
     StoreMissing,
     StoreUnavailable,
+    TracesSourceInvalid,
+    TracesSourceNotFound,
     VersionNotFound,
     WorkspaceConflict,
     WorkspaceOwnedElsewhere,
@@ -48,13 +50,13 @@ class CliFailure(Exception):
 def exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, CliFailure):
         return exc.code
-    if isinstance(exc, SessionNotFound | StoreMissing | NotAWorkspace):
+    if isinstance(exc, SessionNotFound | StoreMissing | NotAWorkspace | TracesSourceNotFound):
         return 3
     if isinstance(exc, StoreUnavailable):
         return 1  # the machine or the database, not the command: fix it and run the command again
     if isinstance(exc, IllegalTransition | ConcurrentSessionWrite | WorkspaceConflict | DamagedSession):
         return 4  # a damaged session: refused like a conflict, nothing was done
-    if isinstance(exc, SettingsError | InvalidVersion):
+    if isinstance(exc, SettingsError | InvalidVersion | TracesSourceInvalid):
         return 2
     return 1
 
@@ -87,6 +89,11 @@ def transition_message(exc: IllegalTransition) -> str:
 def _hint_for(exc: BaseException) -> str:
     if isinstance(exc, CliFailure | StoreError | WorkspaceOwnedElsewhere):
         return exc.hint
+    if isinstance(exc, TracesSourceNotFound | TracesSourceInvalid):
+        return (
+            "pass a traces.jsonl, an OpenJarvis traces.db, or a folder holding one (--traces PATH or "
+            f"[traces] source in {SETTINGS_FILE}); `distill-es doctor` checks it"
+        )
     if isinstance(exc, NotAWorkspace):
         return "create one with `distill-es init DIR`, or try `distill-es demo`"
     if isinstance(exc, UnknownRef):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -22,7 +23,7 @@ from rich.text import Text
 from distill_es.adapters.terminal_safe import inert, json_safe
 from distill_es.cli.console import err, out, print_error
 from distill_es.cli.identity import who
-from distill_es.cli.options import ByOption, HomeOption, JsonOption
+from distill_es.cli.options import ByOption, HomeOption, JsonOption, TracesOption
 from distill_es.cli.render import score
 from distill_es.domain.enums import AutonomyMode, SessionStatus
 
@@ -110,6 +111,17 @@ def _reading(open_engine: EngineOpener) -> dict[str, bool]:
     return {"read_only": True} if accepts_keyword(open_engine, "read_only") else {}
 
 
+def _reading_traces(open_engine: EngineOpener, traces: Path | None) -> dict[str, Path]:
+    """`traces=` (--traces) for an opener that takes it; an opener that does not cannot honour it."""
+    from distill_es.ports import accepts_keyword
+
+    if traces is None:
+        return {}
+    if not accepts_keyword(open_engine, "traces"):
+        raise _fail(2, "--traces is not available where these commands are mounted")
+    return {"traces": traces}
+
+
 def register(app: typer.Typer, open_engine: EngineOpener) -> None:
     """Add `loop`, `loops`, `daemon` and `flag` to `app`."""
 
@@ -134,6 +146,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
             AutonomyMode | None,
             typer.Option("--autonomy", show_default=False, help="Override session.autonomy_mode."),
         ] = None,
+        traces: TracesOption = None,
         as_json: JsonOption = False,
     ) -> None:  # fmt: skip
         """Run learning sessions back to back, each chained to the previous one (paper Algorithm 1).
@@ -148,7 +161,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
             raise _fail(2, f"--max-total-cost must be above 0, got {max_total_cost}")
         from distill_es.domain.triggers import OnDemandTrigger
 
-        engine = open_engine(home)
+        engine = open_engine(home, **_reading_traces(open_engine, traces))
         try:
             loop_id = _resolve_loop(engine, resume) if resume else None
 
@@ -170,7 +183,8 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
             out().print(loop_table(view))
             out().print(loop_summary(view))
         if view.stop_reason == StopReason.FAILED:
-            raise typer.Exit(1)
+            detail = f": {view.detail}" if view.detail else ""
+            raise _fail(1, f"loop {view.id} stopped: a session failed{detail}", "`distill-es show SESSION`")
 
     @app.command("loops")
     def loops_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
@@ -194,6 +208,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         interval: Annotated[
             float, typer.Option("--interval", metavar="SECONDS", min=1.0, help="Time between evaluations.")
         ] = 60.0,
+        traces: TracesOption = None,
         as_json: JsonOption = False,
     ) -> None:
         """Evaluate the \\[triggers] table of distill_es.toml and start sessions when they fire (foreground).
@@ -203,7 +218,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         """
         from distill_es.app.daemon import run_daemon
 
-        engine = open_engine(home)
+        engine = open_engine(home, **_reading_traces(open_engine, traces))
 
         def show(result: DaemonTick) -> None:
             if as_json:  # JSON Lines: a foreground daemon's output is read as it comes
@@ -215,12 +230,12 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         try:
             last = run_daemon(engine, once=once, interval_seconds=interval, on_tick=show)
         except KeyboardInterrupt:
-            err().print("daemon stopped")
-            raise typer.Exit(130) from None
+            raise _fail(130, "daemon stopped (interrupted)") from None
         finally:
             engine.close()
         if once and last.session is not None and last.session.status == SessionStatus.FAILED:
-            raise typer.Exit(1)
+            failed = last.session
+            raise _fail(1, f"session {failed.id} failed: {failed.error}", f"`distill-es show {failed.id}`")
 
     @app.command("flag")
     def flag_command(
@@ -228,12 +243,13 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         home: HomeOption = None,
         note: Annotated[str, typer.Option("--note", help="What was wrong with it.")] = "",
         by: ByOption = None,
+        traces: TracesOption = None,
         as_json: JsonOption = False,
     ) -> None:
         """Flag a trace: the daemon's user_flag trigger starts a session about it (once)."""
         from distill_es.domain.trigger_log.errors import TraceNotFound
 
-        engine = open_engine(home)
+        engine = open_engine(home, **_reading_traces(open_engine, traces))
         try:
             flag = engine.flag(trace_id, note=note, flagged_by=who(by))
         except TraceNotFound as exc:

@@ -11,7 +11,6 @@ cli/doctor.py, cli/dev_servers.py, cli/transfer.py, cli/loop.py, cli/worker.py, 
 
 from __future__ import annotations
 
-import errno
 import functools
 import sys
 from collections.abc import Sequence
@@ -19,16 +18,22 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.text import Text
 from typer.core import TyperGroup
 
 from distill_es import __version__
 from distill_es.adapters.terminal_safe import inert
-from distill_es.cli.console import JSON_ERRORS, err, print_error
+from distill_es.cli.console import JSON_ERRORS, ErrorsWritten, errors_written, print_error
 from distill_es.cli.errors import report_error
 from distill_es.cli.help_format import hide_flag_values
 from distill_es.cli.lazy import LazyCommands
 from distill_es.cli.options import ROOT_CONTEXT, Globals
+from distill_es.cli.pipes import (
+    closed_pipe,
+    flush_quietly,
+    open_missing_streams,
+    quiet_exit,
+    reraise_closed_pipes,
+)
 
 
 def wants_json(argv: Sequence[str]) -> bool:
@@ -39,23 +44,62 @@ def wants_json(argv: Sequence[str]) -> bool:
 
 class _Group(LazyCommands, TyperGroup):
     """Turns any error escaping a command into its exit code and a short message (one JSON object on
-    stderr under --json: every command, mounted groups and new ones included, gets it here). The
-    commands of `COMMANDS` are imported only when they run (or `--help` lists them): cli/lazy.py."""
+    stderr under --json: every command, mounted groups and new ones included, gets it here); ends
+    quietly with 0 when the reader of stdout went away; and lets every command take the global flags
+    after its name too (`distill-es run --quiet`). The commands of `COMMANDS` are imported only when
+    they run (or `--help` lists them): cli/lazy.py."""
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:  # built on lookup (lazy): the global flags join it then
+            from distill_es.cli.global_flags import add_global_flags_to
+
+            add_global_flags_to(command)
+        return command
 
     def main(self, args: Sequence[str] | None = None, *rest: Any, **options: Any) -> Any:
-        argv = list(sys.argv[1:] if args is None else args)
+        from distill_es.cli.global_flags import json_to_command
+
+        argv = json_to_command(list(sys.argv[1:] if args is None else args))
         token = JSON_ERRORS.set(wants_json(argv))
+        written = errors_written.set(ErrorsWritten())
         try:
             return super().main(argv, *rest, **options)
         finally:
+            errors_written.reset(written)
             JSON_ERRORS.reset(token)
+            flush_quietly()
+
+    def make_context(self, info_name: str | None, args: list[str], *rest: Any, **extra: Any) -> typer.Context:
+        """The root's own options and --help: a usage error is JSON under --json, a closed pipe quiet."""
+        try:
+            return super().make_context(info_name, args, *rest, **extra)
+        except (typer.Exit, typer.Abort):
+            raise
+        except typer.TyperException as exc:
+            code, message = getattr(exc, "exit_code", None), getattr(exc, "format_message", None)
+            if not JSON_ERRORS.get() or code is None or message is None:
+                raise
+            print_error(message(), code=code)
+            raise typer.Exit(code) from None
+        except OSError as exc:
+            if closed_pipe(exc):
+                raise quiet_exit() from None
+            raise
 
     def invoke(self, ctx: typer.Context) -> Any:
         token = ROOT_CONTEXT.set(ctx)
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort):
-            raise  # explicit exits
+        except typer.Exit as exc:  # explicit exits; under --json a failure always says so on stderr
+            code = exc.exit_code
+            if code and JSON_ERRORS.get() and not getattr(errors_written.get(), "any", False):
+                command = f"distill-es {ctx.invoked_subcommand or ''}".strip()
+                print_error(f"`{command}` failed (exit code {code})", code=code)
+            raise
+        except (typer.Abort, KeyboardInterrupt):  # Ctrl-C outside a session's own handling: 130, one line
+            print_error("interrupted", code=130)
+            raise typer.Exit(130) from None
         except typer.TyperException as exc:  # usage errors (2): typer prints them, or JSON here
             code, message = getattr(exc, "exit_code", None), getattr(exc, "format_message", None)
             if not JSON_ERRORS.get() or code is None or message is None:
@@ -63,8 +107,8 @@ class _Group(LazyCommands, TyperGroup):
             print_error(message(), code=code)
             raise typer.Exit(code) from None
         except Exception as exc:
-            if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
-                raise  # the reader went away (`export --all | head -1`): typer exits quietly
+            if closed_pipe(exc):
+                raise quiet_exit() from None  # the reader went away (`export --all | head -1`)
             globals_ = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
             raise typer.Exit(report_error(exc, debug=globals_.debug)) from None
         finally:
@@ -185,6 +229,7 @@ def loop_commands() -> typer.Typer:
 
 
 hide_flag_values()
+reraise_closed_pipes()
 
 
 def _undecodable_argument(argv: list[str]) -> str | None:
@@ -200,10 +245,12 @@ def _undecodable_argument(argv: list[str]) -> str | None:
 
 def main() -> None:
     """The `distill-es` entry point."""
+    open_missing_streams()
     bad = _undecodable_argument(sys.argv[1:])
     if bad is not None:
-        err().print(Text(f"error: the argument {bad} is not UTF-8 text"), soft_wrap=True)
-        err().print(Text("hint: pass names, notes and reasons as UTF-8 text"), soft_wrap=True)
+        token = JSON_ERRORS.set(wants_json(sys.argv[1:]))
+        print_error(f"the argument {bad} is not UTF-8 text", "pass names, notes and reasons as UTF-8 text", 2)
+        JSON_ERRORS.reset(token)
         raise SystemExit(2)
     app()
 

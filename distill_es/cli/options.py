@@ -57,7 +57,7 @@ TracesOption = Annotated[
         "--traces",
         metavar="PATH",
         help="Read the traces from here instead: a traces.jsonl, an OpenJarvis traces.db, or a folder "
-        "holding one (~/.openjarvis). Default: distill_es.toml [traces] source, else the workspace's.",
+        "holding one (~/.openjarvis). Default: distill_es.toml \\[traces] source, else the workspace's.",
         show_default=False,
     ),
 ]

@@ -37,9 +37,10 @@ def describe_step(view: LearningSession, step: Step, unpriced: str | None = None
         value = getattr(step, attr, None)
         if value:
             parts[-1] += f" {value}"
-    if step.kind == "ScoreTree":
+    if step.kind == "ScoreTree":  # "reused" is said only by `describe_reuse`, in the summary's own count
         total, missing = getattr(step, "total", 0), getattr(step, "missing", 0)
-        parts.append(f"{missing}/{total} tasks on tree {str(step.tree_sha)[:10]}, {total - missing} reused")
+        known = f", {total - missing} already scored" if total > missing else ""
+        parts.append(f"{missing}/{total} tasks on tree {str(step.tree_sha)[:10]}{known}")
     call_key = str(getattr(step, "call_key", "") or "")
     if call_key.startswith("diagnose/"):
         parts.append(f"turn {call_key.split('/', 1)[1]}")
@@ -55,11 +56,17 @@ def unknown_price(model: str) -> str:
 
 
 def describe_scoring(progress: ScoringProgress) -> str:
-    """`scoring tree 3f9c2a1b07 · 12/50 tasks scored · 8 reused`."""
+    """`scoring tree 3f9c2a1b07 · 12/50 tasks scored` (`· 8 already scored` when some were)."""
+    known = f" · {progress.reused} already scored" if progress.reused else ""
     return (
-        f"scoring tree {progress.tree_sha[:10]} · {progress.scored}/{progress.to_score} tasks scored"
-        f" · {progress.reused} reused"
+        f"scoring tree {progress.tree_sha[:10]} · {progress.scored}/{progress.to_score} tasks scored{known}"
     )
+
+
+def describe_reuse(view: LearningSession) -> str:
+    """`student calls · 24 made, 8 reused`: the session's own count, the one its summary shows (reused:
+    the calls an engine scoring every snapshot from scratch would have made on trees already scored)."""
+    return f"student calls · {view.student_calls_made} made, {view.student_calls_reused} reused"
 
 
 def describe_wait(wait: Wait) -> str:
@@ -80,6 +87,7 @@ class StepProgress:
         self.quiet, self.verbose = quiet, verbose  # quiet: show nothing; verbose: a line for every step
         self._status: Status | None = None
         self._phase: str | None = None
+        self._reused: dict[str, int] = {}  # per session: the reused count last shown
 
     def __enter__(self) -> StepProgress:
         if self.console.is_terminal and not self.quiet and not self.verbose:
@@ -122,6 +130,9 @@ class StepProgress:
         if phase != self._phase:
             self._phase = phase
             self.console.print(Text(f"▸ {phase}", style="bold"))
+        if view.student_calls_reused > self._reused.get(view.id, 0):  # a snapshot served by scores on record
+            self._reused[view.id] = view.student_calls_reused
+            self.console.print(Text(f"  {describe_reuse(view)}", style="dim"))
         if self._status is not None:
             self._status.update(Text(line))
         elif self.verbose or step.kind in LOGGED_STEPS:

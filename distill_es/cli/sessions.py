@@ -17,16 +17,18 @@ from distill_es.adapters.terminal_safe import inert
 from distill_es.cli import render
 from distill_es.cli.console import err, out, print_error, print_json
 from distill_es.cli.driving import drive, print_view, session_exit
-from distill_es.cli.engines import is_demo, open_engine, resolve_home, resolve_session
+from distill_es.cli.engines import checked_traces, is_demo, open_engine, resolve_home, resolve_session
 from distill_es.cli.options import HomeOption, JsonOption, SessionArg, TracesOption, globals_of
 from distill_es.cli.progress import step_progress
 from distill_es.cli.teachers import (
     TEACHER_METAVAR,
     LazyAnthropic,
     build_teacher,
+    record_spec,
     require_api_key,
     teacher_spec,
 )
+from distill_es.config.paths import resolve
 from distill_es.domain.enums import AutonomyMode, SessionStatus, TriggerKind
 
 if TYPE_CHECKING:
@@ -81,7 +83,7 @@ def run(
     ] = None,
     record_cassette: Annotated[
         Path | None,
-        typer.Option("--record-cassette", metavar="PATH", show_default=False,
+        typer.Option("--record-cassette", metavar="PATH", show_default=False, callback=record_spec,
                      help="Append every teacher call to this cassette, to replay later offline."),
     ] = None,
     traces: TracesOption = None,
@@ -96,7 +98,9 @@ def run(
 
     path = resolve_home(ctx, home)
     chosen_trigger = build_trigger(trigger, list(trace_id or []), cluster_description)
-    require_preflight(path, globals_of(ctx).store)  # files, counts, store, git: before anything is recorded
+    source = checked_traces(path, traces)  # named by --traces or [traces] source: missing 3, invalid 2
+    # files, counts, store, git: before anything is recorded
+    require_preflight(path, globals_of(ctx).store, traces=resolve(traces) if traces else None)
     if teacher == "anthropic" or (teacher is None and not is_demo(path)):
         require_api_key()  # before a session is recorded, not half-way through it
         teacher = teacher or "anthropic"
@@ -106,7 +110,7 @@ def run(
         teacher = f"cassette:{CASSETTE}"
     progress = step_progress(ctx)
     with open_engine(ctx, path, drives=True, teacher=build_teacher(teacher, record_cassette),
-                     progress=progress, traces=traces) as engine:  # fmt: skip
+                     progress=progress, source=source) as engine:  # fmt: skip
         session_id = engine.start(chosen_trigger, autonomy=autonomy)
         if not progress.quiet:
             err().print(Text(f"session {session_id} started on {path}", style="dim"), soft_wrap=True)
@@ -134,7 +138,8 @@ def resume(
     path = resolve_home(ctx, home)
     progress = step_progress(ctx)
     chosen = build_teacher(teacher, None) if teacher else (None if is_demo(path) else LazyAnthropic())
-    with open_engine(ctx, path, drives=True, teacher=chosen, progress=progress, traces=traces) as engine:
+    source = checked_traces(path, traces) if traces is not None else None  # else read when needed
+    with open_engine(ctx, path, drives=True, teacher=chosen, progress=progress, source=source) as engine:
         view = drive(engine, resolve_session(engine, session), progress, path)
     print_view(view, as_json)
     session_exit(view, path)

@@ -22,7 +22,7 @@ from distill_es.cli.errors import CliFailure
 from distill_es.cli.options import HomeOption, JsonOption, globals_of
 from distill_es.cli.progress import step_progress
 from distill_es.config.paths import resolve
-from distill_es.domain.errors import WorkspaceConflict, WorkspaceError
+from distill_es.domain.errors import TracesSourceNotFound, WorkspaceConflict, WorkspaceError
 
 if TYPE_CHECKING:
     from distill_es.domain.vocabulary import LearningSession
@@ -143,10 +143,10 @@ def _openjarvis_source(value: str) -> OpenJarvisImport:
         )  # fmt: skip
     try:
         return read_openjarvis(folder)
-    except WorkspaceError as exc:
-        if "not found" in str(exc):
-            raise CliFailure(3, str(exc), "run your OpenJarvis agent with traces enabled first") from exc
-        raise
+    except TracesSourceNotFound as exc:
+        raise CliFailure(3, str(exc), "run your OpenJarvis agent with traces enabled first") from exc
+    except WorkspaceError as exc:  # a usage error (2): a file of DIR that is not what OpenJarvis writes
+        raise CliFailure(2, str(exc), "point --openjarvis at the folder of a working OpenJarvis") from exc
 
 
 def demo(

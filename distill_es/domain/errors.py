@@ -149,6 +149,15 @@ class NotAWorkspace(WorkspaceError):
     """`Engine.open` on a directory that is not a workspace (and `create` was not asked for)."""
 
 
+class TracesSourceNotFound(WorkspaceError):
+    """The traces source a person named (`--traces`, `[traces] source`) does not exist (exit 3)."""
+
+
+class TracesSourceInvalid(WorkspaceError):
+    """The traces source a person named cannot be read as traces: not a traces.jsonl, not an OpenJarvis
+    traces.db, unreadable, or a folder holding neither (a usage error, exit 2)."""
+
+
 class EndpointUnavailable(SessionInterrupted):
     """An outside endpoint (the student, the judge, the teacher) failed at the transport or server
     level — refused connection, timeout, 5xx, a rate limit beyond the bounded wait, a body that is not

@@ -17,7 +17,7 @@ import tomlkit
 
 from distill_es.config.paths import expand, resolve
 from distill_es.config.settings import DEFAULT_SETTINGS_TOML
-from distill_es.domain.errors import InvalidEdit, WorkspaceError
+from distill_es.domain.errors import InvalidEdit, TracesSourceInvalid, TracesSourceNotFound, WorkspaceError
 from distill_es.domain.layout import CONFIG_FILE, TRACES_DB, checked_agent
 from distill_es.workspace.scaffold import DEFAULT_PROMPT, create_workspace
 from distill_es.workspace.toml_config import load
@@ -131,13 +131,43 @@ def _settings_toml(traces: Path, student_url: str | None) -> str:
     return text
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first bytes of every SQLite database
+
+
+def _not_sqlite(path: Path) -> str:
+    """Why `path` is not a SQLite database ("" when it is), told by its header, never its name."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror or exc}"
+    if head == SQLITE_HEADER:
+        return ""
+    return (
+        "the file is empty" if not head else "not a SQLite database: it does not start with the SQLite header"
+    )
+
+
+def _config_text(path: Path) -> str:
+    """OpenJarvis's config.toml as text; one that is a folder, unreadable or not UTF-8 is an error
+    naming it (never read as "no config", never 'a bug')."""
+    if not path.is_file():
+        raise WorkspaceError(f"{path}: not a file, so not OpenJarvis's config")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise WorkspaceError(f"{path}: not UTF-8 text (byte {exc.start + 1})") from None
+    except OSError as exc:
+        raise WorkspaceError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
 def read_openjarvis(folder: str | Path) -> OpenJarvisImport:
     """What a workspace takes from the OpenJarvis folder `folder` (`~`, `$VARS` expanded)."""
     folder = resolve(folder)
     if not folder.is_dir():
         raise WorkspaceError(f"{folder}: no OpenJarvis folder there")
     config_path = folder / CONFIG_FILE
-    data = load(config_path.read_text(encoding="utf-8"), str(config_path)) if config_path.is_file() else {}
+    data = load(_config_text(config_path), str(config_path)) if config_path.exists() else {}
     carried: list[str] = []
     notes: list[str] = []
     if not data:
@@ -147,8 +177,13 @@ def read_openjarvis(folder: str | Path) -> OpenJarvisImport:
 
     db_path = traces_table.get("db_path")
     traces = resolve(db_path, folder) if isinstance(db_path, str) and db_path.strip() else folder / TRACES_DB
+    if traces.is_dir():
+        raise TracesSourceInvalid(f"{traces}: a directory, not an OpenJarvis traces database")
     if not traces.is_file():
-        raise WorkspaceError(f"{traces}: OpenJarvis traces database not found (run your agent first)")
+        raise TracesSourceNotFound(f"{traces}: OpenJarvis traces database not found (run your agent first)")
+    problem = _not_sqlite(traces)
+    if problem:
+        raise TracesSourceInvalid(f"{traces}: not an OpenJarvis traces database ({problem})")
     if traces_table.get("enabled") is False:
         notes.append(
             f"OpenJarvis's {config_path} has [traces] enabled = false: set it to true so new "

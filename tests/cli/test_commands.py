@@ -209,7 +209,7 @@ def test_run_on_a_demo_workspace_records_and_replays_a_cassette(tmp_path: Path) 
     assert "awaiting_review" in result.stdout and "edit_003" in result.stdout
     assert "▸ diagnosing" in result.stderr and "asking the teacher diagnose" in result.stderr  # progress
     # Per tree, once its tasks are scored (a log gets the last count; a terminal sees every one).
-    assert re.search(r"scoring tree [0-9a-f]{10} · 8/8 tasks scored · 0 reused", result.stderr)
+    assert re.search(r"scoring tree [0-9a-f]{10} · 8/8 tasks scored\n", result.stderr)
     assert len(recorded.read_text().splitlines()) == 5
     assert cli_json("--home", first, "sessions")[0]["trigger"] == "user_flag"
 

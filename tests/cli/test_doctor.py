@@ -196,7 +196,8 @@ def test_the_traces_checked_are_the_ones_run_reads(home: Path, teacher, tmp_path
     assert code == 1 and not checks["traces"]["ok"]
     assert "/nonexistent/traces.jsonl" in checks["traces"]["detail"]
     refused = cli("--home", home, "run", env=live_env(teacher))
-    assert refused.exit_code == 1 and "not starting a session: traces" in refused.stderr
+    assert refused.exit_code == 3 and "traces source not found" in refused.stderr  # named, missing: 3
+    assert "given by [traces] source" in refused.stderr
     assert (
         not (home / ".distill_es" / "events.sqlite").exists()
         or "no sessions" in cli("--home", home, "sessions", env=live_env(teacher)).stdout

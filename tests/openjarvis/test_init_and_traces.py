@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from distill_es import Engine
+from distill_es.demo.run import CASSETTE
 from distill_es.domain.errors import WorkspaceError
 from tests.cli.conftest import cli, cli_json
 from tests.data.openjarvis_home import TRACE_COUNT, copy_openjarvis_home
@@ -155,8 +156,9 @@ def test_run_traces_reads_them_instead_of_the_workspace_ones(tmp_path: Path, oj:
     ws = tmp_path / "ws"
     assert cli("init", ws).exit_code == 0
     (ws / "benchmark.jsonl").write_text(json.dumps(BENCH) + "\n")
-    cassette = tmp_path / "empty.cassette"  # no teacher answers: the session stops at diagnose
-    cassette.write_text("")
+    cassette = (
+        CASSETTE  # the demo's: it answers nothing this workspace asks, so the session stops at diagnose
+    )
     cold = cli("--home", ws, "run", "--teacher", f"cassette:{cassette}")
     assert cold.exit_code == 1 and "have 0, need at least 20" in cold.output
     result = cli("--home", ws, "run", "--teacher", f"cassette:{cassette}", "--traces", oj / "traces.db")
@@ -171,8 +173,7 @@ def test_run_traces_reads_them_instead_of_the_workspace_ones(tmp_path: Path, oj:
 def test_run_traces_that_do_not_exist_stop_before_anything_is_recorded(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     assert cli("init", ws).exit_code == 0
-    cassette = tmp_path / "empty.cassette"
-    cassette.write_text("")
+    cassette = CASSETTE
     result = cli("--home", ws, "run", "--traces", tmp_path / "gone.db", "--teacher", f"cassette:{cassette}")
     assert result.exit_code == 3 and "traces source not found" in result.output
     assert cli_json("--home", ws, "sessions") in ([], {"sessions": []})
