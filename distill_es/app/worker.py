@@ -19,6 +19,8 @@ Depends on a `SessionRunner` (`distill_es.ports`), not on the engine: the caller
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +54,38 @@ class WorkerReport:
     busy_skips: int = 0
     backed_off: dict[str, str] = field(default_factory=dict)  # session id -> why, and until when
     damaged: list[str] = field(default_factory=list)  # skipped for this worker's lifetime
+    # Where the worker's time went (seconds): finding and claiming work, running sessions, sleeping.
+    claim_seconds: float = 0.0
+    run_seconds: float = 0.0
+    idle_seconds: float = 0.0
+    polls: int = 0
+
+
+@dataclass(frozen=True)
+class WorkerNote:
+    """One line of a worker's log: it started or stopped, claimed a session, or finished one.
+
+    `queued_seconds`: from the session's start (its queueing) to this claim. `run_seconds` and
+    `outcome` (the status it rests in, or interrupted / damaged / error) come with `finished`."""
+
+    event: str  # started | claimed | finished | stopped
+    at: datetime
+    worker: str
+    session_id: str = ""
+    workspace: str = ""
+    status: str = ""  # the session's status when claimed (initiated: fresh; else taken over)
+    queued_seconds: float | None = None
+    run_seconds: float | None = None
+    outcome: str = ""
+    detail: str = ""
+
+
+Notes = Callable[[WorkerNote], None]
+
+
+def worker_name() -> str:
+    """Who a worker is in its log lines and in `queue`: host and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -91,18 +125,24 @@ def work(
     max_sessions: int | None = None,
     backoff: Backoff | None = None,
     clock: Clock = lambda: datetime.now(UTC),
+    notes: Notes | None = None,
 ) -> WorkerReport:
     """Run sessions until idle for `idle_polls_before_exit` polls (None: forever) or `max_sessions` done.
     Interrupted sessions wait out their `backoff` (a poll with only those is an idle poll).
-    `open_runner(workspace, store_url)` opens a runner on a session's workspace, creating no tables."""
+    `open_runner(workspace, store_url)` opens a runner on a session's workspace, creating no tables.
+    `notes` hears one `WorkerNote` per session claimed and finished (and at start and stop)."""
     backoff = backoff or Backoff()
+    say = _Say(notes, clock)
     store = EventStore(store_url, create_tables=False)
     index = SessionIndex(Path(state_dir) / "worker-views.sqlite", store)
     report = WorkerReport()
     idle = 0
+    say("started", detail=f"poll {poll_seconds:g} s")
     try:
         while max_sessions is None or len(report.finished) < max_sessions:
             ran = False
+            report.polls += 1
+            looking = time.perf_counter()
             busy_workspaces: set[str] = set()  # one busy session there means the workspace is taken
             for row in runnable_sessions(index):
                 if (
@@ -111,20 +151,51 @@ def work(
                     or _backing_off(row, backoff, clock(), report)
                 ):
                     continue
-                if _run_one(row, store_url, open_runner, report):
+                if _run_one(row, store_url, open_runner, report, say, looking):
                     ran = True
                     break  # re-read the queue: others may have finished sessions meanwhile
+                looking = time.perf_counter()
                 busy_workspaces.add(row["workspace"])
             if ran:
                 idle = 0
                 continue
+            report.claim_seconds += time.perf_counter() - looking
             idle += 1
             if idle_polls_before_exit is not None and idle >= idle_polls_before_exit:
                 break
             time.sleep(poll_seconds)
+            report.idle_seconds += poll_seconds
     finally:
         store.close()
+        say("stopped", detail=_accounts(report))
     return report
+
+
+def _accounts(report: WorkerReport) -> str:
+    return (
+        f"{len(report.finished)} finished, {len(report.interrupted)} interrupted; seconds claiming "
+        f"{report.claim_seconds:.2f}, running {report.run_seconds:.2f}, idle {report.idle_seconds:.2f}; "
+        f"{report.polls} polls, {report.busy_skips} claims lost"
+    )
+
+
+class _Say:
+    """Builds and hands out the worker's notes (a no-op without a listener)."""
+
+    def __init__(self, notes: Notes | None, clock: Clock) -> None:
+        self.notes, self.clock, self.worker = notes, clock, worker_name()
+
+    def __call__(self, event: str, row: dict[str, Any] | None = None, **fields: Any) -> None:
+        if self.notes is None:
+            return
+        if row is not None:
+            fields.setdefault("session_id", row["session_id"])
+            fields.setdefault("workspace", row["workspace"])
+        at = fields.pop("at", None) or self.clock()
+        self.notes(WorkerNote(event=event, at=at, worker=self.worker, **fields))
+
+    def queued_for(self, row: dict[str, Any]) -> float:
+        return max(0.0, (self.clock() - datetime.fromisoformat(row["started_at"])).total_seconds())
 
 
 def _backing_off(row: dict[str, Any], backoff: Backoff, now: datetime, report: WorkerReport) -> bool:
@@ -140,7 +211,14 @@ def _backing_off(row: dict[str, Any], backoff: Backoff, now: datetime, report: W
     return True
 
 
-def _run_one(row: dict[str, Any], store_url: str, open_runner: RunnerOpener, report: WorkerReport) -> bool:
+def _run_one(
+    row: dict[str, Any],
+    store_url: str,
+    open_runner: RunnerOpener,
+    report: WorkerReport,
+    say: _Say,
+    looking: float,
+) -> bool:
     session_id = row["session_id"]
     try:
         runner = open_runner(Path(row["workspace"]), store_url)
@@ -148,25 +226,39 @@ def _run_one(row: dict[str, Any], store_url: str, open_runner: RunnerOpener, rep
         log.error("session %s could not be opened: %s", session_id, exc)
         report.interrupted.append(session_id)
         return False
+    claimed, claimed_at = time.perf_counter(), say.clock()
+    queued = say.queued_for(row)
+    outcome, detail = "", ""
     try:
         session = runner.run(session_id)
+        outcome = session.status.value
     except SessionBusy:
         report.busy_skips += 1  # another worker holds it (or its workspace): try the next one
+        report.claim_seconds += time.perf_counter() - looking
         return False
     except DamagedSession as exc:
         log.error("session %s skipped: %s", session_id, exc)  # no retry can mend a damaged log
         report.damaged.append(session_id)
+        outcome, detail = "damaged", str(exc)
         return False
     except SessionInterrupted as exc:  # recorded in its log by the engine: every worker backs off
         log.warning("session %s interrupted (recorded; backing off): %s", session_id, exc)
         report.interrupted.append(session_id)
+        outcome, detail = "interrupted", str(exc)
         return False
     except DistillError as exc:
         log.error("session %s could not run: %s", session_id, exc)
         report.interrupted.append(session_id)
+        outcome, detail = "error", str(exc)
         return False
     finally:
         runner.close()
+        if outcome:
+            ran = time.perf_counter() - claimed
+            report.claim_seconds += claimed - looking
+            report.run_seconds += ran
+            say("claimed", row, at=claimed_at, status=row["status"], queued_seconds=round(queued, 3))
+            say("finished", row, run_seconds=round(ran, 3), outcome=outcome, detail=detail)
     log.info("session %s rests %s", session_id, session.status.value)
     report.finished.append(session_id)
     return True
