@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -97,6 +98,8 @@ class Batch:
     store_bytes: int = 0
     pg_stats: dict[str, int] = field(default_factory=dict)
     stderr_tail: str = ""
+    waits: dict[str, int] = field(default_factory=dict)  # sampled backend wait events -> samples
+    samples: int = 0
 
     def of(self, event: str) -> list[dict[str, Any]]:
         return [line for line in self.lines if line.get("event") == event]
@@ -209,8 +212,10 @@ def drain(workers: int, tmp: Path, *, kill_one: bool = False, log: Any = print) 
             batch.killed_session = victim.current()
             victim.proc.send_signal(signal.SIGKILL)
             batch.killed_at = time.time()
-        for proc in procs:
-            proc.wait(timeout=600)
+        with WaitSampler(url) as sampler:
+            for proc in procs:
+                proc.wait(timeout=600)
+        batch.waits, batch.samples = dict(sampler.counts), sampler.samples
         batch.wall_s = time.time() - started
         batch.lines = sorted((x for p in procs for x in p.lines), key=lambda x: x["at"])
         batch.stderr_tail = "".join(x for p in procs for x in p.other)[-2000:]
@@ -225,6 +230,37 @@ def drain(workers: int, tmp: Path, *, kill_one: bool = False, log: Any = print) 
         f"{batch.sessions_per_min():.1f} sessions/min, {batch.teacher_requests} teacher calls"
     )
     return batch
+
+
+class WaitSampler(threading.Thread):
+    """Every 20 ms, what the database's other backends wait on (pg_stat_activity): a lock on the
+    events table, an advisory lock, the WAL flush of a commit, the client (idle)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.counts, self.samples = url, Counter[str](), 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self._stop_event.wait(0.02):
+                rows = conn.execute(
+                    "SELECT wait_event_type, wait_event, state FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                ).fetchall()
+                self.samples += 1
+                for kind, event, state in rows:
+                    self.counts[f"{state}:{kind or 'cpu'}:{event or ''}"] += 1
+
+    def __enter__(self) -> WaitSampler:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop_event.set()
+        self.join(timeout=5)
 
 
 @contextlib.contextmanager

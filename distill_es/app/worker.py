@@ -29,9 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from distill_es.domain.errors import DamagedSession, DistillError, SessionBusy, SessionInterrupted
+from distill_es.domain.layout import STATE_DIR
 from distill_es.domain.session.lifecycle import ACTIVE
 from distill_es.ports import RunnerOpener
 from distill_es.store.app import EventStore
+from distill_es.store.locks import Claims, session_lock, workspace_lock
 from distill_es.store.projections import SessionIndex
 
 log = logging.getLogger("distill_es.worker")
@@ -110,9 +112,10 @@ class Backoff:
 
 
 def runnable_sessions(index: SessionIndex) -> list[dict[str, Any]]:
-    """Sessions not yet at rest, oldest first (fairness: a queue, not a stack)."""
+    """Sessions not yet at rest: those already under way first (a dead worker's session is taken
+    over before new work is begun), then oldest first (fairness: a queue, not a stack)."""
     rows = [row for status in sorted(ACTIVE) for row in index.rows(status=status)]
-    return sorted(rows, key=lambda row: (row["started_at"], row["session_id"]))
+    return sorted(rows, key=lambda row: (row["status"] == "initiated", row["started_at"], row["session_id"]))
 
 
 def work(
@@ -135,27 +138,15 @@ def work(
     say = _Say(notes, clock)
     store = EventStore(store_url, create_tables=False)
     index = SessionIndex(Path(state_dir) / "worker-views.sqlite", store)
+    claims = Claims(store_url)
     report = WorkerReport()
     idle = 0
     say("started", detail=f"poll {poll_seconds:g} s")
     try:
         while max_sessions is None or len(report.finished) < max_sessions:
-            ran = False
             report.polls += 1
             looking = time.perf_counter()
-            busy_workspaces: set[str] = set()  # one busy session there means the workspace is taken
-            for row in runnable_sessions(index):
-                if (
-                    row["workspace"] in busy_workspaces
-                    or row["session_id"] in report.damaged
-                    or _backing_off(row, backoff, clock(), report)
-                ):
-                    continue
-                if _run_one(row, store_url, open_runner, report, say, looking):
-                    ran = True
-                    break  # re-read the queue: others may have finished sessions meanwhile
-                looking = time.perf_counter()
-                busy_workspaces.add(row["workspace"])
+            ran = _claim_and_run(index, claims, store_url, open_runner, backoff, clock, report, say, looking)
             if ran:
                 idle = 0
                 continue
@@ -166,9 +157,46 @@ def work(
             time.sleep(poll_seconds)
             report.idle_seconds += poll_seconds
     finally:
+        claims.close()
         store.close()
         say("stopped", detail=_accounts(report))
     return report
+
+
+def _claim_and_run(
+    index: SessionIndex,
+    claims: Claims,
+    store_url: str,
+    open_runner: RunnerOpener,
+    backoff: Backoff,
+    clock: Clock,
+    report: WorkerReport,
+    say: _Say,
+    looking: float,
+) -> bool:
+    """One look at the queue: claim the first session free to run (its session and workspace locks,
+    on the claim connection) and run it; True when one ran. Sessions whose locks are taken now are
+    skipped without a try, so workers spread over the queue instead of racing for its head."""
+    taken = claims.taken()  # one query for all; None on SQLite (there the try-lock decides)
+    busy_workspaces: set[str] = set()  # one busy session there means the workspace is taken
+    for row in runnable_sessions(index):
+        workspace = row["workspace"]
+        if workspace in busy_workspaces or row["session_id"] in report.damaged:
+            continue
+        if _backing_off(row, backoff, clock(), report):
+            continue
+        wanted = (session_lock(row["session_id"]), workspace_lock(workspace))
+        if claims.is_taken(taken, *(name for name, _ in wanted)):
+            busy_workspaces.add(workspace)
+            continue
+        try:
+            with claims.claim(Path(workspace) / STATE_DIR, *wanted):
+                if _run_one(row, store_url, open_runner, report, say, looking):
+                    return True
+        except SessionBusy:
+            report.busy_skips += 1  # another worker claimed it since the look: try the next one
+        busy_workspaces.add(workspace)
+    return False
 
 
 def _accounts(report: WorkerReport) -> str:
@@ -219,22 +247,22 @@ def _run_one(
     say: _Say,
     looking: float,
 ) -> bool:
+    """Run a claimed session to rest; False when it did not get there (said why, and noted)."""
     session_id = row["session_id"]
+    claimed, claimed_at = time.perf_counter(), say.clock()
+    report.claim_seconds += claimed - looking
+    say("claimed", row, at=claimed_at, status=row["status"], queued_seconds=round(say.queued_for(row), 3))
+    outcome, detail = "error", ""
     try:
         runner = open_runner(Path(row["workspace"]), store_url)
-    except DistillError as exc:  # the workspace is gone, or the store failed: the worker goes on
-        log.error("session %s could not be opened: %s", session_id, exc)
-        report.interrupted.append(session_id)
-        return False
-    claimed, claimed_at = time.perf_counter(), say.clock()
-    queued = say.queued_for(row)
-    outcome, detail = "", ""
-    try:
-        session = runner.run(session_id)
+        try:
+            session = runner.run(session_id)
+        finally:
+            runner.close()
         outcome = session.status.value
-    except SessionBusy:
-        report.busy_skips += 1  # another worker holds it (or its workspace): try the next one
-        report.claim_seconds += time.perf_counter() - looking
+    except SessionBusy as exc:  # not ours after all (a process outside the workers holds it)
+        report.busy_skips += 1
+        outcome, detail = "busy", str(exc)
         return False
     except DamagedSession as exc:
         log.error("session %s skipped: %s", session_id, exc)  # no retry can mend a damaged log
@@ -246,19 +274,15 @@ def _run_one(
         report.interrupted.append(session_id)
         outcome, detail = "interrupted", str(exc)
         return False
-    except DistillError as exc:
+    except DistillError as exc:  # the workspace is gone, or the store failed: the worker goes on
         log.error("session %s could not run: %s", session_id, exc)
         report.interrupted.append(session_id)
-        outcome, detail = "error", str(exc)
+        detail = str(exc)
         return False
     finally:
-        runner.close()
-        if outcome:
-            ran = time.perf_counter() - claimed
-            report.claim_seconds += claimed - looking
-            report.run_seconds += ran
-            say("claimed", row, at=claimed_at, status=row["status"], queued_seconds=round(queued, 3))
-            say("finished", row, run_seconds=round(ran, 3), outcome=outcome, detail=detail)
+        ran = time.perf_counter() - claimed
+        report.run_seconds += ran
+        say("finished", row, run_seconds=round(ran, 3), outcome=outcome, detail=detail)
     log.info("session %s rests %s", session_id, session.status.value)
     report.finished.append(session_id)
     return True
