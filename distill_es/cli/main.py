@@ -31,6 +31,7 @@ from distill_es.cli.doctor import doctor
 from distill_es.cli.errors import report_error
 from distill_es.cli.help_format import hide_flag_values
 from distill_es.cli.options import ROOT_CONTEXT, Globals
+from distill_es.cli.queue_status import queue
 from distill_es.cli.training import training_app
 from distill_es.cli.worker import worker
 
@@ -137,6 +138,7 @@ app.command("dev-servers")(dev_servers)
 cli_transfer.register(app, engines.transfer_engine)
 cli_loop.register(app, engines.loop_engine)
 app.command()(worker)
+app.command()(queue)
 benchmark.register(workspace.benchmark_app)
 app.add_typer(workspace.benchmark_app, name="benchmark")
 app.add_typer(training_app, name="training")

@@ -110,6 +110,27 @@ def _pg_locks(store_url: str, wanted: list[tuple[str, str]]) -> Iterator[None]:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
+def lock_taken(taken: set[int] | None, state_dir: Path, name: str) -> bool:
+    """Whether some process holds the lock `name` now: by `taken` (PostgreSQL, `Claims.taken`), else
+    by a shared try on its lock file under `state_dir` (SQLite), released at once."""
+    if taken is not None:
+        return lock_key(name) in taken
+    path = Path(state_dir) / "locks" / f"{hashlib.sha256(name.encode()).hexdigest()[:32]}.lock"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False  # never locked here
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
 class Claims:
     """A worker's claims on sessions: the same locks `exclusive` takes, held on one long-lived
     connection (PostgreSQL) or as file locks (SQLite), with a look at which are taken right now."""
