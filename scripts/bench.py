@@ -37,6 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import anthropic
+import bench_workers
 from bench_lib import (
     SCRIPTS,
     Figure,
@@ -885,6 +886,11 @@ class Bench:
             ("issue 9 items 4, 7: verify RSS, disk, catch-up", self.big_store),
             ("issue 9 item 7: session RSS", self.session_rss),
         ]
+        if self.postgres:  # issue 18 items 4, 5 (scripts/bench_workers.py)
+            steps += [
+                ("issue 18 item 4: workers (postgres)", lambda: bench_workers.workers(self)),
+                ("issue 18 item 5: capacity, pgbench (postgres)", lambda: bench_workers.capacity(self)),
+            ]
         for name, step in steps:
             if self.only and not any(word in name for word in self.only):
                 continue
@@ -1013,6 +1019,7 @@ class ArrivalServer:
 # --- output ---------------------------------------------------------------------------------------
 
 ITEM_ORDER = ["6", "9.1", "9.2", "9.3", "9.4", "9.5", "9.6", "9.7"]
+ITEM_ORDER += bench_workers.ITEMS
 BACKEND_ORDER = ["any", "sqlite", "postgres"]
 
 
@@ -1121,7 +1128,7 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="WORD",
         help="run only the steps whose name contains WORD (repeatable: gate, spend, append, replay, "
-        "resume, 'end to end', RSS, catch-up)",
+        "resume, 'end to end', RSS, catch-up, workers, capacity)",
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (its path is printed)"

@@ -132,8 +132,20 @@ class WorkerProcess:
     """`python -m distill_es.worker --json` with its stderr read line by line (the per-session log)."""
 
     def __init__(self, url: str, state_dir: Path, env: dict[str, str], poll: float, idle_polls: int) -> None:
-        cmd = [sys.executable, "-m", "distill_es.worker", "--store", url, "--state-dir", str(state_dir),
-               "--poll", str(poll), "--exit-when-idle", str(idle_polls), "--json"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "distill_es.worker",
+            "--store",
+            url,
+            "--state-dir",
+            str(state_dir),
+            "--poll",
+            str(poll),
+            "--exit-when-idle",
+            str(idle_polls),
+            "--json",
+        ]
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: list[dict[str, Any]] = []
         self.other: list[str] = []
@@ -224,6 +236,7 @@ def drain(workers: int, tmp: Path, *, kill_one: bool = False, log: Any = print) 
         batch.rested = len({f["session_id"] for f in batch.of("finished") if f["outcome"] in RESTING})
         after = pg_counters(url)
         batch.pg_stats = {k: after[k] - before[k] for k in after}
+        batch.pg_stats["commits"] -= sampler.samples + 1  # the sampler's own reads
         batch.store_bytes = pg_database_bytes(url)
     log(
         f"  {workers} worker(s){' (one killed)' if kill_one else ''}: {batch.rested}/{SESSIONS} at rest, "
@@ -297,29 +310,106 @@ def workers(bench: Any) -> None:
         ratio = rate / one if one == one and one > 0 else None
         target, ok = ("≥ 3.5× (4 ÷ 1)", ratio is not None and ratio >= 3.5) if n == 4 else ("", None)
         bench.fig(
-            "18.4", f"workers.{n}.sessions_per_min",
+            "18.4",
+            f"workers.{n}.sessions_per_min",
             f"{SESSIONS} queued sessions over {WORKSPACES} workspaces, {n} worker process(es)",
-            round(rate, 1), "sessions/min", backend="postgres", target=target, ratio=ratio, ok=ok,
+            round(rate, 1),
+            "sessions/min",
+            backend="postgres",
+            target=target,
+            ratio=ratio,
+            ok=ok,
             note=f"I/O-bound student 50–100 ms, concurrency 1; ratio vs 1 worker; {batch.rested} at rest",
-        )  # fmt: skip
+        )
     killed = drain(4, bench.tmp, kill_one=True, log=bench.log)
     takeover = killed.takeover_s()
     bench.fig(
-        "18.4", "workers.takeover_s", "time for a surviving worker to take over a killed worker's session",
-        round(takeover, 3) if takeover is not None else None, "s", backend="postgres", target="< 2 s",
+        "18.4",
+        "workers.takeover_s",
+        "time for a surviving worker to take over a killed worker's session",
+        round(takeover, 3) if takeover is not None else None,
+        "s",
+        backend="postgres",
+        target="< 2 s",
         ok=takeover is not None and takeover < 2.0,
         note=f"4 workers, one SIGKILLed mid-session ({killed.killed_session})",
-    )  # fmt: skip
+    )
     expected = batches[4].teacher_requests
     made = killed.teacher_requests
     calls = made / expected if expected else None
     bench.fig(
-        "18.4", "workers.teacher_calls_ratio", "teacher calls made ÷ expected, with one worker killed",
-        round(calls, 3) if calls is not None else None, "", backend="postgres", target="= 1.0",
-        ok=calls == 1.0 and killed.rested == SESSIONS, ratio=calls,
+        "18.4",
+        "workers.teacher_calls_ratio",
+        "teacher calls made ÷ expected, with one worker killed",
+        round(calls, 3) if calls is not None else None,
+        "",
+        backend="postgres",
+        target="= 1.0",
+        ok=calls == 1.0 and killed.rested == SESSIONS,
+        ratio=calls,
         note=f"{made} made, {expected} in an undisturbed run; {killed.rested}/{SESSIONS} at rest",
-    )  # fmt: skip
+    )
     _per_session(bench, batches[1])
+    for n, batch in batches.items():
+        waits = ", ".join(f"{k} {v}" for k, v in sorted(batch.waits.items(), key=lambda kv: -kv[1])[:6])
+        bench.log(f"  {n} worker(s): backend states over {batch.samples} samples: {waits}")
+        for line in batch.of("stopped"):
+            bench.log(f"    {line['worker']}: {line.get('detail', '')}")
+
+
+def capacity(bench: Any) -> None:
+    """Issue 18 item 5: what one PostgreSQL primary sustains here (a short pgbench run): the built-in
+    TPC-B-like mix, and one event-sized insert per transaction under an EXCLUSIVE table lock, as
+    eventsourcing's PostgreSQL recorder writes (so commits serialize, as they do for the store)."""
+    import shutil as _shutil
+
+    pgbench = _shutil.which("pgbench")
+    if pgbench is None:
+        bench.fig("18.5", "pgbench.tps", "pgbench: not installed", None, backend="postgres")
+        return
+    script = bench.tmp / "event_insert.sql"
+    script.write_text(
+        "BEGIN;\nLOCK TABLE bench_events IN EXCLUSIVE MODE;\n"
+        "INSERT INTO bench_events (state) VALUES (repeat('x', 600));\nEND;\n"
+    )
+    with pg_database("distill_es_bench_pgb") as url:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE bench_events (id bigserial PRIMARY KEY, state bytea)")
+        base = [pgbench, "-h", "127.0.0.1", "-U", "postgres", "-n", "-T", "10", "-c", "4", "-j", "2"]
+        db = url.rsplit("/", 1)[1]
+        subprocess.run(
+            [pgbench, "-h", "127.0.0.1", "-U", "postgres", "-i", "-s", "1", "-q", db],
+            check=True,
+            capture_output=True,
+        )
+        for key, label, extra in (
+            ("tpcb", "pgbench TPC-B-like, 4 clients, 10 s", []),
+            (
+                "event_insert",
+                "one 600-byte insert per transaction under the table lock, 4 clients",
+                ["-f", str(script)],
+            ),
+        ):
+            run = subprocess.run([*base, *extra, db], capture_output=True, text=True, check=True)
+            tps = _tps(run.stdout)
+            bench.fig(
+                "18.5",
+                f"pgbench.{key}_tps",
+                label,
+                tps,
+                "txn/s",
+                backend="postgres",
+                note="2 shared cores, loaded: a floor, not the server's ceiling",
+            )
+
+
+def _tps(output: str) -> float | None:
+    for line in output.splitlines():
+        if line.startswith("tps = "):
+            return round(float(line.split()[2]), 1)
+    return None
 
 
 def _per_session(bench: Any, batch: Batch) -> None:
@@ -332,14 +422,40 @@ def _per_session(bench: Any, batch: Batch) -> None:
         ("connections", "PostgreSQL connections opened per session", "conns"),
     ]
     for key, label, unit in rows:
-        bench.fig("18.5", f"session.{key}", label, round(stats.get(key, 0) / n, 1), unit,
-                  backend="postgres", note=f"{stats.get(key, 0)} over {n} sessions, 1 worker")  # fmt: skip
-    bench.fig("18.5", "session.store_bytes", "database bytes per session (heap + indexes + toast)",
-              round(batch.store_bytes / n), "B", backend="postgres", note="after the 1-worker drain")  # fmt: skip
-    bench.fig("18.5", "session.teacher_calls", "teacher calls per session", round(batch.teacher_requests / n, 2),
-              backend="postgres", note="the scripted demo teacher")  # fmt: skip
-    bench.fig("18.5", "session.student_calls", "student calls per session", round(batch.student_requests / n, 2),
-              backend="postgres", note="the demo benchmark, gate subsample 8")  # fmt: skip
+        bench.fig(
+            "18.5",
+            f"session.{key}",
+            label,
+            round(stats.get(key, 0) / n, 1),
+            unit,
+            backend="postgres",
+            note=f"{stats.get(key, 0)} over {n} sessions, 1 worker",
+        )
+    bench.fig(
+        "18.5",
+        "session.store_bytes",
+        "database bytes per session (heap + indexes + toast)",
+        round(batch.store_bytes / n),
+        "B",
+        backend="postgres",
+        note="after the 1-worker drain",
+    )
+    bench.fig(
+        "18.5",
+        "session.teacher_calls",
+        "teacher calls per session",
+        round(batch.teacher_requests / n, 2),
+        backend="postgres",
+        note="the scripted demo teacher",
+    )
+    bench.fig(
+        "18.5",
+        "session.student_calls",
+        "student calls per session",
+        round(batch.student_requests / n, 2),
+        backend="postgres",
+        note="the demo benchmark, gate subsample 8",
+    )
 
 
 if __name__ == "__main__":  # a quick look without the table: python scripts/bench_workers.py [N ...]
@@ -347,7 +463,17 @@ if __name__ == "__main__":  # a quick look without the table: python scripts/ben
     with tempfile.TemporaryDirectory() as tmp:
         for count in counts:
             result = drain(count, Path(tmp))
-            print(json.dumps({"workers": count, "per_min": result.sessions_per_min(), "wall_s": result.wall_s,
-                              "pg": result.pg_stats, "teacher": result.teacher_requests}), flush=True)  # fmt: skip
+            print(
+                json.dumps(
+                    {
+                        "workers": count,
+                        "per_min": result.sessions_per_min(),
+                        "wall_s": result.wall_s,
+                        "pg": result.pg_stats,
+                        "teacher": result.teacher_requests,
+                    }
+                ),
+                flush=True,
+            )
             if result.rested < SESSIONS:
                 print(result.stderr_tail)
