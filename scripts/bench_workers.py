@@ -370,7 +370,7 @@ def capacity(bench: Any) -> None:
     script = bench.tmp / "event_insert.sql"
     script.write_text(
         "BEGIN;\nLOCK TABLE bench_events IN EXCLUSIVE MODE;\n"
-        "INSERT INTO bench_events (state) VALUES (repeat('x', 600));\nEND;\n"
+        "INSERT INTO bench_events (state) VALUES (repeat('x', 600)::bytea);\nEND;\n"
     )
     with pg_database("distill_es_bench_pgb") as url:
         import psycopg
@@ -392,8 +392,10 @@ def capacity(bench: Any) -> None:
                 ["-f", str(script)],
             ),
         ):
-            run = subprocess.run([*base, *extra, db], capture_output=True, text=True, check=True)
+            run = subprocess.run([*base, *extra, db], capture_output=True, text=True, check=False)
             tps = _tps(run.stdout)
+            if tps is None:
+                bench.log(f"  pgbench {key} failed: {run.stderr.strip()[-500:]}")
             bench.fig(
                 "18.5",
                 f"pgbench.{key}_tps",
