@@ -186,21 +186,36 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _log_to_stderr() -> None:
+class _JsonLogFormatter(logging.Formatter):
+    """Under --json every stderr line is one JSON object: log records too (`event` "log")."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from datetime import UTC, datetime
+
+        from distill_es.adapters.terminal_safe import json_safe
+
+        at = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        data = {"event": "log", "at": at, "level": record.levelname.lower(), "message": record.getMessage()}
+        return json_safe(json.dumps(data, ensure_ascii=False, sort_keys=True))
+
+
+def _log_to_stderr(as_json: bool = False) -> None:
     """Only our own records: transitions logs every callback at INFO, which costs real CPU here."""
     from distill_es.adapters.terminal_safe import InertFormatter
     from distill_es.app.worker import log
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     for handler in logging.getLogger().handlers:  # messages quote errors from outside: print them inert
-        handler.setFormatter(InertFormatter("%(asctime)s %(name)s %(message)s"))
+        handler.setFormatter(
+            _JsonLogFormatter() if as_json else InertFormatter("%(asctime)s %(name)s %(message)s")
+        )
     log.setLevel(logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m distill_es.worker`: argparse flags, log lines on stderr, the summary on stdout."""
     args = _parser().parse_args(argv)
-    _log_to_stderr()
+    _log_to_stderr(args.json)
     line = run_worker(
         args.store,
         args.state_dir,

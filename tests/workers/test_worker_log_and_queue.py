@@ -109,6 +109,8 @@ def test_worker_log_lines_and_queue_counts(pg_url: str, tmp_path: Path) -> None:
         assert after["queued"] == 0 and after["running"] == 0 and after["waiting_to_resume"] == 0
         assert after["finished_last_5_minutes"] == 4 and after["drain_rate_per_minute"] == 0.8
 
+    for _, err in outputs:  # under --json every stderr line is one JSON object (log records too)
+        assert all(line.startswith("{") for line in err.splitlines() if line.strip()), err[-2000:]
     lines = [line for _, err in outputs for line in json_lines(err)]
     claimed = [line for line in lines if line["event"] == "claimed"]
     finished = [line for line in lines if line["event"] == "finished"]
