@@ -41,6 +41,7 @@ import bench_cold
 import bench_pg_startup
 import bench_scale_store
 import bench_session_cost
+import bench_workers
 import bench_writes
 from bench_lib import (
     SCRIPTS,
@@ -905,6 +906,11 @@ class Bench:
             tries = 2 if self.meta.get("mode") == "quick" else 20
             race = lambda: bench_pg_startup.pg_startup(self, tries)  # noqa: E731
             steps.append(("issue 18 item 3: startup race (postgres)", race))
+        if self.postgres:  # issue 18 items 4, 5 (scripts/bench_workers.py)
+            steps += [
+                ("issue 18 item 4: workers (postgres)", lambda: bench_workers.workers(self)),
+                ("issue 18 item 5: capacity, pgbench (postgres)", lambda: bench_workers.capacity(self)),
+            ]
         for name, step in steps:
             if self.only and not any(word in name for word in self.only):
                 continue
@@ -1033,6 +1039,7 @@ class ArrivalServer:
 # --- output ---------------------------------------------------------------------------------------
 
 ITEM_ORDER = ["6", "9.1", "9.2", "9.3", "9.4", "9.5", "9.6", "9.7", "15.1", "15.2", "15.3", "15.4"]
+ITEM_ORDER += bench_workers.ITEMS
 BACKEND_ORDER = ["any", "sqlite", "postgres"]
 ITEM_ORDER.append("18.3")  # issue 18 item 3 (scripts/bench_pg_startup.py)
 
@@ -1142,7 +1149,7 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="WORD",
         help="run only the steps whose name contains WORD (repeatable: gate, spend, append, replay, "
-        "resume, 'end to end', RSS, catch-up, writes, startup, cold, scale)",
+        "resume, 'end to end', RSS, catch-up, writes, startup, cold, scale, workers, capacity)",
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (its path is printed)"

@@ -36,6 +36,7 @@ from distill_es.domain.session.next_step import next_step
 from distill_es.domain.session.react import no_benchmark_error, react, skipped_by_cancel, unsettled_edits
 from distill_es.domain.vocabulary import AutonomyMode, LearningSession, Trigger
 from distill_es.ports import TraceSource
+from distill_es.store import locks
 from distill_es.store.app import EventStore
 from distill_es.store.locks import exclusive
 from distill_es.store.projections import SessionIndex
@@ -256,10 +257,10 @@ class Runner:
 
     @staticmethod
     def session_lock(session_id: str) -> tuple[str, str]:
-        return f"session:{session_id}", f"session {session_id}"
+        return locks.session_lock(session_id)
 
     def workspace_lock(self) -> tuple[str, str]:
-        return f"workspace:{self.home}", f"the workspace {self.home}"
+        return locks.workspace_lock(self.home)
 
     def _record_interruption(self, session_id: str, step: steps.Step, exc: SessionInterrupted) -> None:
         """Record why `step` stopped, on the session as stored: whatever the step had recorded in

@@ -19,6 +19,8 @@ Depends on a `SessionRunner` (`distill_es.ports`), not on the engine: the caller
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,9 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from distill_es.domain.errors import DamagedSession, DistillError, SessionBusy, SessionInterrupted
+from distill_es.domain.layout import STATE_DIR
 from distill_es.domain.session.lifecycle import ACTIVE
 from distill_es.ports import RunnerOpener
 from distill_es.store.app import EventStore
+from distill_es.store.locks import Claims, session_lock, workspace_lock
 from distill_es.store.projections import SessionIndex
 
 log = logging.getLogger("distill_es.worker")
@@ -52,6 +56,38 @@ class WorkerReport:
     busy_skips: int = 0
     backed_off: dict[str, str] = field(default_factory=dict)  # session id -> why, and until when
     damaged: list[str] = field(default_factory=list)  # skipped for this worker's lifetime
+    # Where the worker's time went (seconds): finding and claiming work, running sessions, sleeping.
+    claim_seconds: float = 0.0
+    run_seconds: float = 0.0
+    idle_seconds: float = 0.0
+    polls: int = 0
+
+
+@dataclass(frozen=True)
+class WorkerNote:
+    """One line of a worker's log: it started or stopped, claimed a session, or finished one.
+
+    `queued_seconds`: from the session's start (its queueing) to this claim. `run_seconds` and
+    `outcome` (the status it rests in, or interrupted / damaged / error) come with `finished`."""
+
+    event: str  # started | claimed | finished | stopped
+    at: datetime
+    worker: str
+    session_id: str = ""
+    workspace: str = ""
+    status: str = ""  # the session's status when claimed (initiated: fresh; else taken over)
+    queued_seconds: float | None = None
+    run_seconds: float | None = None
+    outcome: str = ""
+    detail: str = ""
+
+
+Notes = Callable[[WorkerNote], None]
+
+
+def worker_name() -> str:
+    """Who a worker is in its log lines and in `queue`: host and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -76,9 +112,10 @@ class Backoff:
 
 
 def runnable_sessions(index: SessionIndex) -> list[dict[str, Any]]:
-    """Sessions not yet at rest, oldest first (fairness: a queue, not a stack)."""
+    """Sessions not yet at rest: those already under way first (a dead worker's session is taken
+    over before new work is begun), then oldest first (fairness: a queue, not a stack)."""
     rows = [row for status in sorted(ACTIVE) for row in index.rows(status=status)]
-    return sorted(rows, key=lambda row: (row["started_at"], row["session_id"]))
+    return sorted(rows, key=lambda row: (row["status"] == "initiated", row["started_at"], row["session_id"]))
 
 
 def work(
@@ -91,40 +128,102 @@ def work(
     max_sessions: int | None = None,
     backoff: Backoff | None = None,
     clock: Clock = lambda: datetime.now(UTC),
+    notes: Notes | None = None,
 ) -> WorkerReport:
     """Run sessions until idle for `idle_polls_before_exit` polls (None: forever) or `max_sessions` done.
     Interrupted sessions wait out their `backoff` (a poll with only those is an idle poll).
-    `open_runner(workspace, store_url)` opens a runner on a session's workspace, creating no tables."""
+    `open_runner(workspace, store_url)` opens a runner on a session's workspace, creating no tables.
+    `notes` hears one `WorkerNote` per session claimed and finished (and at start and stop)."""
     backoff = backoff or Backoff()
+    say = _Say(notes, clock)
     store = EventStore(store_url, create_tables=False)
     index = SessionIndex(Path(state_dir) / "worker-views.sqlite", store)
+    claims = Claims(store_url)
     report = WorkerReport()
     idle = 0
+    say("started", detail=f"poll {poll_seconds:g} s")
     try:
         while max_sessions is None or len(report.finished) < max_sessions:
-            ran = False
-            busy_workspaces: set[str] = set()  # one busy session there means the workspace is taken
-            for row in runnable_sessions(index):
-                if (
-                    row["workspace"] in busy_workspaces
-                    or row["session_id"] in report.damaged
-                    or _backing_off(row, backoff, clock(), report)
-                ):
-                    continue
-                if _run_one(row, store_url, open_runner, report):
-                    ran = True
-                    break  # re-read the queue: others may have finished sessions meanwhile
-                busy_workspaces.add(row["workspace"])
+            report.polls += 1
+            looking = time.perf_counter()
+            ran = _claim_and_run(index, claims, store_url, open_runner, backoff, clock, report, say, looking)
             if ran:
                 idle = 0
                 continue
+            report.claim_seconds += time.perf_counter() - looking
             idle += 1
             if idle_polls_before_exit is not None and idle >= idle_polls_before_exit:
                 break
             time.sleep(poll_seconds)
+            report.idle_seconds += poll_seconds
     finally:
+        claims.close()
         store.close()
+        say("stopped", detail=_accounts(report))
     return report
+
+
+def _claim_and_run(
+    index: SessionIndex,
+    claims: Claims,
+    store_url: str,
+    open_runner: RunnerOpener,
+    backoff: Backoff,
+    clock: Clock,
+    report: WorkerReport,
+    say: _Say,
+    looking: float,
+) -> bool:
+    """One look at the queue: claim the first session free to run (its session and workspace locks,
+    on the claim connection) and run it; True when one ran. Sessions whose locks are taken now are
+    skipped without a try, so workers spread over the queue instead of racing for its head."""
+    taken = claims.taken()  # one query for all; None on SQLite (there the try-lock decides)
+    busy_workspaces: set[str] = set()  # one busy session there means the workspace is taken
+    for row in runnable_sessions(index):
+        workspace = row["workspace"]
+        if workspace in busy_workspaces or row["session_id"] in report.damaged:
+            continue
+        if _backing_off(row, backoff, clock(), report):
+            continue
+        wanted = (session_lock(row["session_id"]), workspace_lock(workspace))
+        if claims.is_taken(taken, *(name for name, _ in wanted)):
+            busy_workspaces.add(workspace)
+            continue
+        try:
+            with claims.claim(Path(workspace) / STATE_DIR, *wanted):
+                if _run_one(row, store_url, open_runner, report, say, looking):
+                    return True
+        except SessionBusy:
+            report.busy_skips += 1  # another worker claimed it since the look: try the next one
+        busy_workspaces.add(workspace)
+    return False
+
+
+def _accounts(report: WorkerReport) -> str:
+    return (
+        f"{len(report.finished)} finished, {len(report.interrupted)} interrupted; seconds claiming "
+        f"{report.claim_seconds:.2f}, running {report.run_seconds:.2f}, idle {report.idle_seconds:.2f}; "
+        f"{report.polls} polls, {report.busy_skips} claims lost"
+    )
+
+
+class _Say:
+    """Builds and hands out the worker's notes (a no-op without a listener)."""
+
+    def __init__(self, notes: Notes | None, clock: Clock) -> None:
+        self.notes, self.clock, self.worker = notes, clock, worker_name()
+
+    def __call__(self, event: str, row: dict[str, Any] | None = None, **fields: Any) -> None:
+        if self.notes is None:
+            return
+        if row is not None:
+            fields.setdefault("session_id", row["session_id"])
+            fields.setdefault("workspace", row["workspace"])
+        at = fields.pop("at", None) or self.clock()
+        self.notes(WorkerNote(event=event, at=at, worker=self.worker, **fields))
+
+    def queued_for(self, row: dict[str, Any]) -> float:
+        return max(0.0, (self.clock() - datetime.fromisoformat(row["started_at"])).total_seconds())
 
 
 def _backing_off(row: dict[str, Any], backoff: Backoff, now: datetime, report: WorkerReport) -> bool:
@@ -140,33 +239,50 @@ def _backing_off(row: dict[str, Any], backoff: Backoff, now: datetime, report: W
     return True
 
 
-def _run_one(row: dict[str, Any], store_url: str, open_runner: RunnerOpener, report: WorkerReport) -> bool:
+def _run_one(
+    row: dict[str, Any],
+    store_url: str,
+    open_runner: RunnerOpener,
+    report: WorkerReport,
+    say: _Say,
+    looking: float,
+) -> bool:
+    """Run a claimed session to rest; False when it did not get there (said why, and noted)."""
     session_id = row["session_id"]
+    claimed, claimed_at = time.perf_counter(), say.clock()
+    report.claim_seconds += claimed - looking
+    say("claimed", row, at=claimed_at, status=row["status"], queued_seconds=round(say.queued_for(row), 3))
+    outcome, detail = "error", ""
     try:
         runner = open_runner(Path(row["workspace"]), store_url)
-    except DistillError as exc:  # the workspace is gone, or the store failed: the worker goes on
-        log.error("session %s could not be opened: %s", session_id, exc)
-        report.interrupted.append(session_id)
-        return False
-    try:
-        session = runner.run(session_id)
-    except SessionBusy:
-        report.busy_skips += 1  # another worker holds it (or its workspace): try the next one
+        try:
+            session = runner.run(session_id)
+        finally:
+            runner.close()
+        outcome = session.status.value
+    except SessionBusy as exc:  # not ours after all (a process outside the workers holds it)
+        report.busy_skips += 1
+        outcome, detail = "busy", str(exc)
         return False
     except DamagedSession as exc:
         log.error("session %s skipped: %s", session_id, exc)  # no retry can mend a damaged log
         report.damaged.append(session_id)
+        outcome, detail = "damaged", str(exc)
         return False
     except SessionInterrupted as exc:  # recorded in its log by the engine: every worker backs off
         log.warning("session %s interrupted (recorded; backing off): %s", session_id, exc)
         report.interrupted.append(session_id)
+        outcome, detail = "interrupted", str(exc)
         return False
-    except DistillError as exc:
+    except DistillError as exc:  # the workspace is gone, or the store failed: the worker goes on
         log.error("session %s could not run: %s", session_id, exc)
         report.interrupted.append(session_id)
+        detail = str(exc)
         return False
     finally:
-        runner.close()
+        ran = time.perf_counter() - claimed
+        report.run_seconds += ran
+        say("finished", row, run_seconds=round(ran, 3), outcome=outcome, detail=detail)
     log.info("session %s rests %s", session_id, session.status.value)
     report.finished.append(session_id)
     return True

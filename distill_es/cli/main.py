@@ -197,6 +197,7 @@ COMMANDS: dict[str, str | None] = {
     "daemon": "distill_es.cli.main:loop_commands()",
     "flag": "distill_es.cli.main:loop_commands()",
     "worker": "distill_es.cli.worker:worker",
+    "queue": "distill_es.cli.queue_status:queue",
     "ui": "distill_es.cli.ui:ui",
     "report": "distill_es.cli.ui:report",
     "enqueue": "distill_es.cli.enqueue:enqueue",

@@ -10,8 +10,10 @@ logging and output stay as they were. The workers themselves are distill_es.app.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -23,23 +25,40 @@ from distill_es.cli.errors import CliFailure
 from distill_es.cli.options import JsonOption, globals_of
 
 if TYPE_CHECKING:
-    from distill_es.app.worker import WorkerReport
+    from distill_es.app.worker import Notes, WorkerNote, WorkerReport
 
 PROG = "python -m distill_es.worker"
 DESCRIPTION = "Workers: claim runnable sessions from a shared store and run them."
 
 
 def run_worker(
-    store: str, state_dir: Path, *, poll: float, exit_when_idle: int | None, migrate: bool, backoff: float
+    store: str,
+    state_dir: Path,
+    *,
+    poll: float,
+    exit_when_idle: int | None,
+    migrate: bool,
+    backoff: float,
+    notes: Notes | None = None,
 ) -> str:
     """Create the tables first if asked, run workers until idle (or forever); the summary line."""
     return summary(
-        work(store, state_dir, poll=poll, exit_when_idle=exit_when_idle, migrate=migrate, backoff=backoff)
-    )
+        work(
+            store, state_dir, poll=poll, exit_when_idle=exit_when_idle, migrate=migrate, backoff=backoff,
+            notes=notes,
+        )
+    )  # fmt: skip
 
 
 def work(
-    store: str, state_dir: Path, *, poll: float, exit_when_idle: int | None, migrate: bool, backoff: float
+    store: str,
+    state_dir: Path,
+    *,
+    poll: float,
+    exit_when_idle: int | None,
+    migrate: bool,
+    backoff: float,
+    notes: Notes | None = None,
 ) -> WorkerReport:
     """Create the tables first if asked, run workers until idle (or forever); what they did."""
     from distill_es.app import worker as workers  # the engine and its SDKs load only when a worker runs
@@ -54,7 +73,46 @@ def work(
         poll_seconds=poll,
         idle_polls_before_exit=exit_when_idle,
         backoff=workers.Backoff(base_seconds=backoff),
+        notes=notes,
     )
+
+
+def note_line(note: WorkerNote) -> str:
+    """A worker's log line in plain text: when, who, what, which session and workspace, how long."""
+    from distill_es.adapters.terminal_safe import inert  # workspace paths and errors come from outside
+
+    head = f"{note.at.isoformat(timespec='milliseconds')} worker {note.worker} {note.event}"
+    if note.event == "claimed":
+        return (
+            f"{head} session {note.session_id} workspace {inert(note.workspace)} "
+            f"({note.status}, queued {note.queued_seconds:.2f} s)"
+        )
+    if note.event == "finished":
+        why = f": {inert(note.detail)}" if note.detail else ""
+        return (
+            f"{head} session {note.session_id} workspace {inert(note.workspace)} "
+            f"{note.outcome} after {note.run_seconds:.2f} s{why}"
+        )
+    return f"{head}: {inert(note.detail)}" if note.detail else head
+
+
+def note_json(note: WorkerNote) -> str:
+    """The same line as one JSON object (empty fields left out)."""
+    from distill_es.adapters.terminal_safe import json_safe
+
+    data = {k: v for k, v in asdict(note).items() if v not in ("", None)}
+    data["at"] = note.at.isoformat(timespec="milliseconds")
+    return json_safe(json.dumps(data, ensure_ascii=False, sort_keys=True))
+
+
+def notes_to_stderr(as_json: bool) -> Notes:
+    """Each note as one line on stderr, flushed at once (a supervisor or `tail -f` reads them live)."""
+
+    def write(note: WorkerNote) -> None:
+        sys.stderr.write((note_json(note) if as_json else note_line(note)) + "\n")
+        sys.stderr.flush()
+
+    return write
 
 
 def summary(report: WorkerReport) -> str:
@@ -82,6 +140,9 @@ def worker(
 ) -> None:  # fmt: skip
     """Claim runnable sessions of any workspace from the shared store (--store) and run them.
 
+    One line per session claimed and finished goes to stderr (id, workspace, wait in the queue, run
+    time, outcome); with --json each is a JSON object. The summary goes to stdout at exit.
+
     Several workers may share one PostgreSQL store: the database's advisory locks keep a session (and
     a workspace) to one worker at a time, and a dead worker's sessions are picked up by the others.
     A session interrupted by an outside failure (recorded in its log) is backed off by every worker.
@@ -92,8 +153,9 @@ def worker(
             2, "a worker needs a shared store: pass --store postgresql://… (or DISTILL_ES_STORE)"
         )
     report = work(
-        store, state_dir, poll=poll, exit_when_idle=exit_when_idle, migrate=migrate, backoff=backoff
-    )
+        store, state_dir, poll=poll, exit_when_idle=exit_when_idle, migrate=migrate, backoff=backoff,
+        notes=notes_to_stderr(as_json),
+    )  # fmt: skip
     if as_json:
         print_json(asdict(report))
     else:
@@ -112,6 +174,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--exit-when-idle", type=int, default=None, metavar="POLLS")
     parser.add_argument("--migrate", action="store_true", help="create the store's tables first")
     parser.add_argument(
+        "--json", action="store_true", help="log lines on stderr as JSON objects (one per line)"
+    )
+    parser.add_argument(
         "--backoff",
         type=float,
         default=BACKOFF_SECONDS,
@@ -121,21 +186,36 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _log_to_stderr() -> None:
+class _JsonLogFormatter(logging.Formatter):
+    """Under --json every stderr line is one JSON object: log records too (`event` "log")."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from datetime import UTC, datetime
+
+        from distill_es.adapters.terminal_safe import json_safe
+
+        at = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        data = {"event": "log", "at": at, "level": record.levelname.lower(), "message": record.getMessage()}
+        return json_safe(json.dumps(data, ensure_ascii=False, sort_keys=True))
+
+
+def _log_to_stderr(as_json: bool = False) -> None:
     """Only our own records: transitions logs every callback at INFO, which costs real CPU here."""
     from distill_es.adapters.terminal_safe import InertFormatter
     from distill_es.app.worker import log
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     for handler in logging.getLogger().handlers:  # messages quote errors from outside: print them inert
-        handler.setFormatter(InertFormatter("%(asctime)s %(name)s %(message)s"))
+        handler.setFormatter(
+            _JsonLogFormatter() if as_json else InertFormatter("%(asctime)s %(name)s %(message)s")
+        )
     log.setLevel(logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m distill_es.worker`: argparse flags, log lines on stderr, the summary on stdout."""
     args = _parser().parse_args(argv)
-    _log_to_stderr()
+    _log_to_stderr(args.json)
     line = run_worker(
         args.store,
         args.state_dir,
@@ -143,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         exit_when_idle=args.exit_when_idle,
         migrate=args.migrate,
         backoff=args.backoff,
+        notes=notes_to_stderr(args.json),
     )
     print(line, flush=True)
     return 0

@@ -4,6 +4,11 @@
   connection; the server releases them when that connection dies, so a killed worker frees its
   session at once.
 - SQLite stores: `flock` on a file under the state folder; the kernel releases it when the process dies.
+
+A worker claims a session before it opens anything (`Claims`): the session's and its workspace's
+locks, taken on one long-lived connection, after one look at which locks are held now (`pg_locks`),
+so workers skip taken work without paying to open it. `exclusive` in the same thread then finds
+those names already held (by this claim) and takes them again no more.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -26,14 +32,36 @@ def lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
+def session_lock(session_id: str) -> tuple[str, str]:
+    """The lock that keeps a session to one process, and how a refusal names it."""
+    return f"session:{session_id}", f"session {session_id}"
+
+
+def workspace_lock(home: Path | str) -> tuple[str, str]:
+    """The lock that keeps a workspace to one running session, and how a refusal names it."""
+    return f"workspace:{home}", f"the workspace {home}"
+
+
+_claimed = threading.local()  # names this thread holds through a worker's `Claims.claim`
+
+
+def _held_here() -> set[str]:
+    names: set[str] = getattr(_claimed, "names", set())
+    return names
+
+
 @contextmanager
 def exclusive(
     store_url: str, state_dir: Path, name: str, what: str, *more: tuple[str, str]
 ) -> Iterator[None]:
     """Hold the lock called `name` (and each further `(name, what)` in `more`, taken in order) for the
     duration, or raise SessionBusy naming the `what` that is taken. On PostgreSQL all of them ride on
-    one connection: one connect per run, not one per lock."""
-    wanted = [(name, what), *more]
+    one connection: one connect per run, not one per lock. Names this thread holds through a
+    worker's claim are held already: they are not taken twice."""
+    wanted = [(n, w) for n, w in [(name, what), *more] if n not in _held_here()]
+    if not wanted:
+        yield
+        return
     if is_postgres(store_url):
         with _pg_locks(store_url, wanted):
             yield
@@ -80,3 +108,101 @@ def _pg_locks(store_url: str, wanted: list[tuple[str, str]]) -> Iterator[None]:
         finally:
             for key in reversed(held):
                 conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
+def lock_taken(taken: set[int] | None, state_dir: Path, name: str) -> bool:
+    """Whether some process holds the lock `name` now: by `taken` (PostgreSQL, `Claims.taken`), else
+    by a shared try on its lock file under `state_dir` (SQLite), released at once."""
+    if taken is not None:
+        return lock_key(name) in taken
+    path = Path(state_dir) / "locks" / f"{hashlib.sha256(name.encode()).hexdigest()[:32]}.lock"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False  # never locked here
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+class Claims:
+    """A worker's claims on sessions: the same locks `exclusive` takes, held on one long-lived
+    connection (PostgreSQL) or as file locks (SQLite), with a look at which are taken right now."""
+
+    def __init__(self, store_url: str) -> None:
+        self.store_url = store_url
+        self._conn: Any = None
+
+    def _connection(self) -> Any:
+        if self._conn is None or self._conn.closed:
+            self._conn = _pg_connect(self.store_url)
+        return self._conn
+
+    def taken(self) -> set[int] | None:
+        """The advisory lock keys held in the store's database now (None: not known, on SQLite)."""
+        if not is_postgres(self.store_url):
+            return None
+        try:
+            rows = self._connection().execute(_HELD_KEYS).fetchall()
+        except Exception:  # a dropped connection: reconnect next time; the try-locks still decide
+            self.close()
+            return None
+        return {_signed((high << 32) | low) for high, low in rows}
+
+    @staticmethod
+    def is_taken(taken: set[int] | None, *names: str) -> bool:
+        return taken is not None and any(lock_key(name) in taken for name in names)
+
+    @contextmanager
+    def claim(self, state_dir: Path, *wanted: tuple[str, str]) -> Iterator[None]:
+        """Hold the locks (SessionBusy naming the one taken); `exclusive` in this thread skips them.
+        `state_dir`: the workspace's state folder (where SQLite stores keep the lock files)."""
+        names = _held_here()
+        _claimed.names = names
+        with ExitStack() as holding:
+            for name, what in wanted:
+                if is_postgres(self.store_url):
+                    key = lock_key(name)
+                    if (
+                        not self._connection()
+                        .execute("SELECT pg_try_advisory_lock(%s)", (key,))
+                        .fetchone()[0]
+                    ):
+                        raise SessionBusy(f"{what} is in use by another worker; try again when it is done")
+                    holding.callback(self._unlock, key)
+                else:
+                    holding.enter_context(_file_lock(Path(state_dir) / "locks", name, what))
+            names.update(name for name, _ in wanted)
+            try:
+                yield
+            finally:
+                names.difference_update(name for name, _ in wanted)
+
+    def _unlock(self, key: int) -> None:
+        try:
+            self._connection().execute("SELECT pg_advisory_unlock(%s)", (key,))
+        except Exception:  # the connection died: the server dropped every lock it held already
+            self.close()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+
+_HELD_KEYS = (
+    "SELECT classid::bigint, objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    "AND objsubid = 1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
+def _signed(key: int) -> int:
+    return key - (1 << 64) if key >= 1 << 63 else key

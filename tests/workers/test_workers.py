@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -72,6 +73,7 @@ def test_four_workers_forty_sessions_one_killed_halfway(pg_url: str, tmp_path: P
                     "0.2",
                     "--exit-when-idle",
                     "15",
+                    "--json",  # one JSON line per session claimed and finished, on stderr
                 ],
                 env=env,
                 stdout=subprocess.PIPE,
@@ -87,11 +89,14 @@ def test_four_workers_forty_sessions_one_killed_halfway(pg_url: str, tmp_path: P
             assert time.monotonic() < deadline, "workers made no progress"
             time.sleep(0.1)
         workers[0].send_signal(signal.SIGKILL)  # mid-session, most likely: it is always busy
+        outputs = []
         for worker in workers[1:]:
             output, _ = worker.communicate(timeout=240)
             assert worker.returncode == 0, output[-3000:]
-        workers[0].wait()
+            outputs.append(output)
+        killed_output, _ = workers[0].communicate(timeout=30)
         assert workers[0].returncode == -signal.SIGKILL
+        assert_taken_over(killed_output, outputs, session_ids)
 
         rows = {row["session_id"]: row for row in index.rows()}
         assert sorted(rows) == sorted(session_ids)
@@ -124,3 +129,33 @@ def test_four_workers_forty_sessions_one_killed_halfway(pg_url: str, tmp_path: P
             )
             assert all(n == 1 for n in pairs.values()), pairs
         store.close()
+
+
+def log_lines(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def assert_taken_over(killed_output: str, outputs: list[str], session_ids: list[str]) -> None:
+    """By the workers' own log lines: the session the killed worker had claimed and not finished was
+    claimed by a survivor afterwards (unless it was already at rest), and no session came to rest
+    twice. (A run stopped by an outside failure, e.g. a store timeout on a loaded machine, is a
+    `finished` line with outcome `interrupted` or `error`, and the session is claimed again later.)"""
+    killed = log_lines(killed_output)
+    survivors = [line for output in outputs for line in log_lines(output)]
+    rested = [
+        line["session_id"]
+        for line in killed + survivors
+        if line["event"] == "finished" and line["outcome"] in ("completed", "awaiting_review", "failed")
+    ]
+    assert len(rested) == len(set(rested)), "a session came to rest twice"
+    claims = [line for line in killed if line["event"] == "claimed"]
+    done = {line["session_id"] for line in killed if line["event"] == "finished"}
+    orphans = [line["session_id"] for line in claims if line["session_id"] not in done]
+    assert len(orphans) <= 1
+    # Only the killed worker's last session may lack its line: killed after its rest was saved.
+    assert set(session_ids) - set(rested) <= set(orphans)
+    for orphan in orphans:
+        later = [line for line in survivors if line["event"] == "claimed" and line["session_id"] == orphan]
+        # Taken over and brought to rest by a survivor, or (killed between its last save and its
+        # log line) already at rest, which the store's checks above confirm: never claimed then.
+        assert bool(later) == (orphan in rested), f"{orphan}: claimed later {later}"
