@@ -24,8 +24,9 @@ RESTING = ("completed", "awaiting_review", "failed", "rolled_back")
 def queue_status(index: SessionIndex, running: Running, now: datetime) -> dict[str, Any]:
     """The queue as one JSON-ready dict (counts, the oldest queued session's age, the drain rate)."""
     active = [row for status in sorted(ACTIVE) for row in index.rows(status=status)]
-    runs = [row for row in active if running(row)]
-    idle = [row for row in active if not running(row)]
+    claimed = [running(row) for row in active]  # asked once per row: a claim may end meanwhile
+    runs = [row for row, held in zip(active, claimed, strict=True) if held]
+    idle = [row for row, held in zip(active, claimed, strict=True) if not held]
     queued = sorted((r for r in idle if r["status"] == "initiated"), key=lambda r: r["started_at"])
     waiting = [r for r in idle if r["status"] != "initiated"]
     since_5 = now - timedelta(minutes=5)
