@@ -28,7 +28,7 @@ from bench_lib import median, nodelay
 
 from distill_es.adapters import pricing
 from distill_es.api import Engine
-from distill_es.app import session_runner
+from distill_es.app import activities
 from distill_es.demo import world
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.phases import plan_request
@@ -68,12 +68,12 @@ def sqlite_commits() -> Iterator[Counter[str]]:
 @contextlib.contextmanager
 def every_step_saved() -> Iterator[None]:
     """The engine as it was before issue 15: one save per step, the reads-only ones included."""
-    reads_only = session_runner.READS_ONLY
-    session_runner.READS_ONLY = frozenset()
+    reads_only = activities.READS_ONLY  # the runner reads it from there on every run
+    activities.READS_ONLY = frozenset()
     try:
         yield
     finally:
-        session_runner.READS_ONLY = reads_only
+        activities.READS_ONLY = reads_only
 
 
 def one_session(tmp: Path, name: str, store_url: str) -> dict[str, Any]:

@@ -76,7 +76,9 @@ def test_illegal_approve_of_an_edit_that_is_not_pending_is_4(shared_demo: Demo) 
 
 def test_ambiguous_prefix_is_2() -> None:
     views = [SimpleNamespace(id="abc1" + "0" * 32), SimpleNamespace(id="abc2" + "0" * 32)]
-    engine = SimpleNamespace(session_ids=lambda: [v.id for v in views], home=Path("/ws"))
+    engine = SimpleNamespace(
+        session_ids=lambda prefix="": [v.id for v in views if v.id.startswith(prefix)], home=Path("/ws")
+    )
     with pytest.raises(cli_module.CliFailure) as caught:
         resolve_session(engine, "abc")  # type: ignore[arg-type]
     assert caught.value.code == 2 and "ambiguous" in caught.value.message
