@@ -181,7 +181,9 @@ def open_runner(
     state = home / STATE_DIR
     suffix = "" if url == default_store_url(home) else "-" + hashlib.sha256(url.encode()).hexdigest()[:12]
     try:
-        index = SessionIndex(state / f"views{suffix}.sqlite", store, create=create_tables)
+        index = SessionIndex(
+            state / f"views{suffix}.sqlite", store, create=create_tables, own_store=not suffix
+        )
     except BaseException:
         store.close()
         raise

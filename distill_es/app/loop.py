@@ -188,7 +188,9 @@ def loops(runner: SessionRunner) -> list[LoopView]:
     """This workspace's loops, newest first."""
     views = [get_loop(runner, lid) for lid in loop_ids(runner)]
     return sorted(
-        (v for v in views if v.workspace == str(runner.home)), key=lambda v: v.started_at, reverse=True
+        (v for v in views if runner.index.belongs(v.workspace, str(runner.home))),
+        key=lambda v: v.started_at,
+        reverse=True,
     )
 
 

@@ -216,11 +216,17 @@ def _index_faults(method: Callable[..., Result]) -> Callable[..., Result]:
 class SessionIndex:
     """The persisted session index and review queue, caught up from an EventStore."""
 
-    def __init__(self, path: Path, store: EventStore, *, create: bool = True) -> None:
+    def __init__(
+        self, path: Path, store: EventStore, *, create: bool = True, own_store: bool = False
+    ) -> None:
         """`create=False` (a command that only reads): no folder is made, and where the file cannot
-        be made or opened the index lives in memory for this process (a cache: only time is lost)."""
+        be made or opened the index lives in memory for this process (a cache: only time is lost).
+        `own_store`: the store is the workspace's own `.distill_es/events.sqlite`, which holds only
+        that workspace's sessions whatever path they recorded (a moved or copied workspace keeps
+        them): a `workspace` filter then selects every row (see `_scope`)."""
         self.path = Path(path)
         self.store = store
+        self.own_store = own_store
         self._memory: sqlite3.Connection | None = None  # holds an in-memory index open while we live
         self._memory_uri = f"file:views-{uuid4().hex}?mode=memory&cache=shared"
         try:
@@ -315,6 +321,16 @@ class SessionIndex:
             reason = f"event {notification.originator_version} cannot be read back: {type(exc).__name__}"
             return damaged_row(row, str(notification.originator_id), notification.originator_version, reason)
 
+    def _scope(self, workspace: str | None) -> str | None:
+        """The `workspace` filter to apply: none in the workspace's own store (every session there is
+        the workspace's, recorded at whatever path it had then); elsewhere the recorded path."""
+        return None if self.own_store else workspace
+
+    def belongs(self, recorded: str, workspace: str) -> bool:
+        """Whether a record (a loop, a run) made at path `recorded` is `workspace`'s: always in the
+        workspace's own store, else when the paths are the same (as `_scope` filters rows)."""
+        return self.own_store or recorded == workspace
+
     @_index_faults
     def rows(
         self,
@@ -330,7 +346,7 @@ class SessionIndex:
         """Index rows, newest first (by start time as a number, never by text); `offset` rows skipped."""
         self.catch_up()
         where, params = _filters(
-            status=status, trigger=trigger, workspace=workspace, since=since, until=until
+            status=status, trigger=trigger, workspace=self._scope(workspace), since=since, until=until
         )
         sql = "SELECT row FROM session_index" + where + " ORDER BY started_epoch DESC, session_id"
         if limit is not None or offset:
@@ -342,7 +358,7 @@ class SessionIndex:
     def count(self, **filters: Any) -> int:
         """How many rows `rows(**filters)` gives without a limit (its filters but limit and offset)."""
         self.catch_up()
-        where, params = _filters(**filters)
+        where, params = _filters(**{**filters, "workspace": self._scope(filters.get("workspace"))})
         with closing(self._connect()) as db:
             return int(db.execute("SELECT COUNT(*) FROM session_index" + where, params).fetchone()[0])
 
@@ -350,7 +366,7 @@ class SessionIndex:
     def session_ids(self, *, workspace: str | None = None, prefix: str = "") -> list[str]:
         """The ids (damaged sessions' too) starting with `prefix`, newest first, without decoding rows."""
         self.catch_up()
-        where, params = _filters(workspace=workspace)
+        where, params = _filters(workspace=self._scope(workspace))
         if prefix:
             where += (" AND" if where else " WHERE") + " substr(session_id, 1, ?) = ?"
             params += [len(prefix), prefix]
