@@ -19,12 +19,16 @@ from typing import Any
 from distill_es.adapters.benchmark import load_benchmark
 from distill_es.adapters.traces import FLAG_ORIGIN, SETTING_ORIGIN, checked_source, open_trace_source
 from distill_es.config.settings import Settings, StudentSettings
+from distill_es.domain.anchors import SESSION_TRAILER
 from distill_es.domain.errors import DistillError, RequestRefused
 from distill_es.domain.layout import BENCHMARK_FILE, CONFIG_FILE, DESCRIPTIONS_FILE, SETTINGS_FILE
 from distill_es.ports import BenchmarkTask
 from distill_es.store.health import store_health
-from distill_es.store.urls import default_store_url, parse_url
+from distill_es.store.recorded_paths import sessions_recorded_elsewhere
+from distill_es.store.urls import default_store_url, parse_url, store_identity
+from distill_es.workspace.git_history import GitHistory
 from distill_es.workspace.identity import git_identity
+from distill_es.workspace.ownership import recorded_owner
 from distill_es.workspace.toml_config import read_config, read_workspace_toml
 
 # (the [student] settings, a model) -> a `StudentResult` for one token; raises when nobody answers
@@ -125,6 +129,32 @@ def check_store(home: Path, store_url: str | None) -> Check:
     return Check("store", health.ok, health.detail, health.hint)
 
 
+def check_recorded_paths(home: Path, store_url: str | None, store: Check) -> Check:
+    """The store check, failed when the workspace belongs to a shared store (not its own file) that
+    holds sessions of this workspace — anchored in its git history — recorded at another path: a
+    shared store lists sessions by the path they were recorded at, so a moved workspace hides them."""
+    url = store_url or os.environ.get("DISTILL_ES_STORE") or default_store_url(home)
+    if not store.ok or url == default_store_url(home) or recorded_owner(home) != store_identity(url, home):
+        return store
+    try:
+        anchored = {sid for _, trailers in GitHistory(home).commit_trailers()
+                    for sid in trailers.get(SESSION_TRAILER, [])}  # fmt: skip
+        elsewhere = sessions_recorded_elsewhere(url, str(home), anchored)
+    except Exception:  # git or the store failing here is reported by their own checks
+        return store
+    if not elsewhere:
+        return store
+    paths = sorted(set(elsewhere.values()))
+    return failed(
+        "store",
+        f"{store.detail}; but {len(elsewhere)} session(s) of this workspace (named in its git history) "
+        f"were recorded at {', '.join(paths)}: this store lists sessions by the path they were recorded "
+        f"at, so `sessions`, `review` and `regate --all` at {home} do not show them",
+        f"move the workspace back to {paths[0]} (a workspace in a shared store moves with `export` then "
+        "`import --move`: docs/operations.md); meanwhile `distill-es show ID` reads them by full id",
+    )
+
+
 def check_git() -> list[Check]:
     """git itself (every edit is a commit) and the name reviewers' decisions default to."""
     identity = git_identity()
@@ -182,7 +212,7 @@ def _cheap(home: Path, store_url: str | None) -> tuple[list[Check], Settings | N
         checks.append(
             failed("traces", f"not counted: {SETTINGS_FILE} does not load, so min_traces is unknown", hint)
         )
-    checks += [check_store(home, store_url), *check_git()]
+    checks += [check_recorded_paths(home, store_url, check_store(home, store_url)), *check_git()]
     return checks, settings
 
 

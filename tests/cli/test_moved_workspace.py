@@ -4,6 +4,7 @@ shared store still lists each workspace's own sessions by their recorded path.""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -85,3 +86,26 @@ def test_a_shared_store_lists_each_workspace_its_own_sessions_only(tmp_path: Pat
     review = cli_json("--home", one.home, "--store", url, "review")
     assert [item["session_id"] for item in review] == [one.session_id]
     assert listed(one.home) == [one.session_id]  # its own store still holds its (old) copy
+
+
+def store_check(home: Path, url: str) -> dict[str, object]:
+    result = cli("--home", home, "--store", url, "doctor", "--json")
+    [check] = [c for c in json.loads(result.stdout) if c["name"] == "store"]
+    return check
+
+
+def test_doctor_names_sessions_a_shared_store_recorded_at_the_old_path(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared' / 'events.sqlite'}"
+    one = shared_demo_in(tmp_path / "one", url)
+    shared_demo_in(tmp_path / "two", url)
+    assert store_check(one.home, url)["ok"] is True
+    moved = tmp_path / "moved"
+    shutil.move(one.home, moved)
+    assert listed(moved, store=url) == []  # a shared store keys sessions by their recorded path
+    check = store_check(moved, url)
+    assert check["ok"] is False
+    assert "1 session(s) of this workspace" in str(check["detail"])
+    assert str(one.home) in str(check["detail"]) and str(one.home) in str(check["hint"])
+    assert "import --move" in str(check["hint"])
+    # Its own store is not the owner: doctor with it says nothing of the shared store's paths.
+    assert store_check(moved, f"sqlite:///{moved / '.distill_es' / 'events.sqlite'}")["ok"] is True
