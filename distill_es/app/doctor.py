@@ -150,8 +150,9 @@ def check_recorded_paths(home: Path, store_url: str | None, store: Check) -> Che
         f"{store.detail}; but {len(elsewhere)} session(s) of this workspace (named in its git history) "
         f"were recorded at {', '.join(paths)}: this store lists sessions by the path they were recorded "
         f"at, so `sessions`, `review` and `regate --all` at {home} do not show them",
-        f"move the workspace back to {paths[0]} (a workspace in a shared store moves with `export` then "
-        "`import --move`: docs/operations.md); meanwhile `distill-es show ID` reads them by full id",
+        f"move the workspace back to {paths[0]} (a shared store lists sessions by the path they were "
+        "recorded at, and export/import keep it: docs/operations.md, Backups); meanwhile "
+        "`distill-es show ID` reads them by full id",
     )
 
 

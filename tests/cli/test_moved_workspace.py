@@ -106,6 +106,6 @@ def test_doctor_names_sessions_a_shared_store_recorded_at_the_old_path(tmp_path:
     assert check["ok"] is False
     assert "1 session(s) of this workspace" in str(check["detail"])
     assert str(one.home) in str(check["detail"]) and str(one.home) in str(check["hint"])
-    assert "import --move" in str(check["hint"])
+    assert "move the workspace back" in str(check["hint"])
     # Its own store is not the owner: doctor with it says nothing of the shared store's paths.
     assert store_check(moved, f"sqlite:///{moved / '.distill_es' / 'events.sqlite'}")["ok"] is True
