@@ -144,7 +144,9 @@ def cached_scores(
     runs = {
         str(e.originator_id)
         for e in runner.store.scan(BenchmarkRunStarted.TOPIC)
-        if e.workspace == str(runner.home) and e.tree_sha == tree_sha and e.student_model == student_model
+        if runner.index.belongs(e.workspace, str(runner.home))
+        and e.tree_sha == tree_sha
+        and e.student_model == student_model
     }
     found: dict[str, tuple[str, dict[str, Any], float]] = {}
 
@@ -221,7 +223,7 @@ def benchmark_runs(runner: Runner) -> list[BenchmarkRunView]:
     ids = [
         e.originator_id
         for e in runner.store.scan(BenchmarkRunStarted.TOPIC)
-        if e.workspace == str(runner.home)
+        if runner.index.belongs(e.workspace, str(runner.home))
     ]
     return sorted((get_benchmark_run(runner, i) for i in ids), key=lambda v: v.started_at, reverse=True)
 

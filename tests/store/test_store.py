@@ -343,6 +343,22 @@ def test_index_rows_filter_and_come_newest_first(store: EventStore, four_session
     assert index.rows(status="completed")[0]["teacher_cost_usd"] == 0.75
 
 
+def test_the_index_of_a_workspaces_own_store_lists_every_session_whatever_path_it_recorded(
+    store: EventStore, four_sessions, tmp_path: Path
+) -> None:
+    every = ids(SessionIndex(tmp_path / "all.sqlite", store).rows())
+    own = SessionIndex(tmp_path / "own.sqlite", store, own_store=True)  # a moved workspace's own store
+    assert ids(own.rows(workspace="/moved/here")) == every
+    assert own.session_ids(workspace="/moved/here") == every
+    assert own.count(workspace="/moved/here") == len(every) == 4
+    assert ids(own.rows(workspace="/moved/here", status="failed")) == ids(own.rows(status="failed"))
+    assert own.belongs("/w/one", "/moved/here")
+    shared = SessionIndex(tmp_path / "shared.sqlite", store)  # a shared store: the recorded path
+    assert shared.rows(workspace="/moved/here") == [] and shared.count(workspace="/moved/here") == 0
+    assert shared.session_ids(workspace="/moved/here") == []
+    assert shared.belongs("/w/one", "/w/one") and not shared.belongs("/w/one", "/moved/here")
+
+
 def test_review_queue_lists_pending_edits_oldest_first(
     store: EventStore, four_sessions, tmp_path: Path
 ) -> None:
