@@ -23,7 +23,8 @@ RESTING = ("completed", "awaiting_review", "failed", "rolled_back")
 
 def queue_status(index: SessionIndex, running: Running, now: datetime) -> dict[str, Any]:
     """The queue as one JSON-ready dict (counts, the oldest queued session's age, the drain rate)."""
-    active = [row for status in sorted(ACTIVE) for row in index.rows(status=status)]
+    every = index.rows()  # one read: a session coming to rest between two reads would count twice
+    active = [row for row in every if row["status"] in ACTIVE]
     claimed = [running(row) for row in active]  # asked once per row: a claim may end meanwhile
     runs = [row for row, held in zip(active, claimed, strict=True) if held]
     idle = [row for row, held in zip(active, claimed, strict=True) if not held]
@@ -32,9 +33,8 @@ def queue_status(index: SessionIndex, running: Running, now: datetime) -> dict[s
     since_5 = now - timedelta(minutes=5)
     ended = [
         datetime.fromisoformat(row["ended_at"])
-        for status in RESTING
-        for row in index.rows(status=status)
-        if row.get("ended_at")
+        for row in every
+        if row["status"] in RESTING and row.get("ended_at")
     ]
     last_minute = sum(1 for at in ended if at >= now - timedelta(minutes=1))
     last_5 = sum(1 for at in ended if at >= since_5)
