@@ -70,8 +70,11 @@ def ui(
     """
     _require_web()
     from distill_es.web.app import create_app
-    from distill_es.web.serve import bind, is_loopback, server, url_of
+    from distill_es.web.serve import bind, host_problem, is_loopback, server, url_of
 
+    problem = host_problem(host)
+    if problem is not None:  # before binding: "" would listen on every interface
+        raise CliFailure(2, f"--host: {problem}", "the default, 127.0.0.1, serves this machine only")
     path = resolve_home(ctx, home)
     try:
         sock = bind(host, port)
