@@ -11,13 +11,20 @@ import json
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import UUID
 
+from distill_es.domain.errors import SessionNotFound
+from distill_es.domain.session.events import SessionStarted
 from distill_es.store.chained import NOT_PAYLOAD
 
 if TYPE_CHECKING:
     from distill_es.api import Engine
 
 T = TypeVar("T")
+
+
+class AmbiguousSession(ValueError):
+    """A session id prefix that several sessions share (a 400 page, as the CLI's exit 2)."""
 
 
 class AuditReader:
@@ -80,13 +87,33 @@ class AuditReader:
     def pending_reviews(self) -> list[dict[str, Any]]:
         return self._locked(self.engine.pending_reviews)
 
-    def resolve(self, ref: str) -> str | None:
-        """A full session id of this workspace for an id or unique prefix; None when none or several."""
+    def resolve(self, ref: str) -> str:
+        """The full session id for an id or a unique prefix, as `show` resolves it: a full id is looked
+        up in the log itself (found even when the index lists it under another workspace path, e.g.
+        a moved workspace); a prefix among this workspace's sessions. SessionNotFound when none,
+        AmbiguousSession when several."""
         ref = ref.strip().lower()
         if not ref:
-            return None
+            raise SessionNotFound("no session id was given")
+        try:
+            full = str(UUID(ref))
+        except ValueError:
+            full = None
+        if full is not None:
+            if self._locked(lambda: self._is_session(full)):
+                return full
+            raise SessionNotFound(f"no session {ref!r} in this store")
         matches = [sid for sid in self._locked(self.engine.session_ids) if sid.startswith(ref)]
-        return matches[0] if len(matches) == 1 else None
+        if not matches:
+            raise SessionNotFound(f"no session of this workspace has an id starting with {ref!r}")
+        if len(matches) > 1:
+            raise AmbiguousSession(f"session prefix {ref!r} is ambiguous: it matches {len(matches)} sessions")
+        return matches[0]
+
+    def _is_session(self, sid: str) -> bool:
+        """Whether the log holds a session (not a training run or a loop) with this id."""
+        first = self.engine.store.app.recorder.select_events(UUID(sid), limit=1)
+        return bool(first) and first[0].topic == SessionStarted.TOPIC
 
     def commit_diff(self, sha: str | None) -> str:
         """The diff a commit of the workspace made (read from git; empty when it cannot be read)."""

@@ -29,9 +29,7 @@ def context(
     reader: AuditReader, max_regression: str | None, min_improvement: str | None, session: str | None
 ) -> dict[str, Any]:
     eps, gain = _number("max_regression", max_regression), _number("min_improvement", min_improvement)
-    sid = reader.resolve(session) if session else None
-    if session and sid is None:
-        raise BadPolicy(f"no single session of this workspace has an id starting with {session!r}")
+    sid = reader.resolve(session) if session and session.strip() else None  # unknown: 404; ambiguous: 400
     engine = reader.engine
     report = None
     if hasattr(engine, "regate"):
