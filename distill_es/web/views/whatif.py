@@ -30,11 +30,7 @@ def context(
 ) -> dict[str, Any]:
     eps, gain = _number("max_regression", max_regression), _number("min_improvement", min_improvement)
     sid = reader.resolve(session) if session and session.strip() else None  # unknown: 404; ambiguous: 400
-    engine = reader.engine
-    report = None
-    if hasattr(engine, "regate"):
-        result = reader.call(lambda: engine.regate(sid, max_regression=eps, min_improvement=gain))
-        report = result.model_dump(mode="json")
+    report = reader.regate(sid, eps, gain) if hasattr(reader.engine, "regate") else None
     return {
         "report": report,
         "max_regression": "" if eps is None else max_regression,
