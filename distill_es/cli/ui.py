@@ -174,6 +174,7 @@ def _write_atomically(target: Path, text: str) -> None:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         code = 2 if exc.errno in PATH_ERRORS else 1
-        raise CliFailure(
-            code, f"cannot write {target}: {exc.strerror or exc}", "choose another -o PATH"
-        ) from None
+        why = exc.strerror or str(exc)
+        if tmp is None:  # the folder itself takes no new file (permissions, /proc, a read-only mount)
+            why = f"no file can be created in {target.parent} ({why})"
+        raise CliFailure(code, f"cannot write {target}: {why}", "choose another -o PATH") from None
