@@ -180,10 +180,12 @@ def open_runner(
     )
     state = home / STATE_DIR
     suffix = "" if url == default_store_url(home) else "-" + hashlib.sha256(url.encode()).hexdigest()[:12]
+    index_path = state / f"views{suffix}.sqlite"
+    # read_only: an index that is missing or cannot be written lives in memory (nothing is created)
+    writable = index_path.is_file() and os.access(index_path, os.W_OK) and os.access(state, os.W_OK)
+    memory = read_only and not writable
     try:
-        index = SessionIndex(
-            state / f"views{suffix}.sqlite", store, create=create_tables, own_store=not suffix
-        )
+        index = SessionIndex(index_path, store, create=create_tables, memory=memory, own_store=not suffix)
     except BaseException:
         store.close()
         raise

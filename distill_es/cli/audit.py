@@ -16,8 +16,9 @@ from rich.text import Text
 
 from distill_es.adapters.terminal_safe import inert, safe_text
 from distill_es.cli.console import out, print_json
-from distill_es.cli.engines import open_engine, resolve_home, resolve_session
+from distill_es.cli.engines import resolve_home, resolve_session
 from distill_es.cli.options import HomeOption, JsonOption
+from distill_es.cli.ui import read_only_engine
 
 
 def _policy_value(value: float | None) -> float | None:
@@ -63,7 +64,7 @@ def regate(
     if (session is None) == (not all_sessions):
         raise typer.BadParameter("give a SESSION or --all (one of them)", param_hint="SESSION")
     path = resolve_home(ctx, home)
-    with open_engine(ctx, path, read_only=True) as engine:
+    with read_only_engine(ctx, path) as engine:  # mode=ro; creates no file (docs/audit.md)
         sid = resolve_session(engine, session) if session is not None else None
         report = engine.regate(sid, max_regression=max_regression, min_improvement=min_improvement)
     if as_json:
@@ -87,7 +88,7 @@ def explain(
     A link that does not apply says so.
     """
     path = resolve_home(ctx, home)
-    with open_engine(ctx, path, read_only=True) as engine:
+    with read_only_engine(ctx, path) as engine:  # mode=ro; creates no file (docs/audit.md)
         lineage = engine.explain(resolve_session(engine, session), edit)
     if as_json:
         print_json(lineage.model_dump(mode="json"))

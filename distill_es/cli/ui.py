@@ -4,8 +4,10 @@ one self-contained HTML file). Both need the `ui` extra: `pip install 'distill_e
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +31,8 @@ INSTALL = "install them with `pip install 'distill_es[ui]'`"
 @contextlib.contextmanager
 def read_only_engine(ctx: typer.Context, home: Path) -> Iterator[Engine]:
     """The engine as read commands open it, its SQLite event store opened with mode=ro besides: a
-    write could not reach it."""
+    write could not reach it, and no file is left in the workspace (docs/audit.md "Read-only"). Used
+    by `ui`, `report`, `regate` and `explain`."""
     from distill_es.api import Engine
 
     engine = Engine.open(home, store_url=globals_of(ctx).store, read_only=True)
@@ -68,8 +71,11 @@ def ui(
     """
     _require_web()
     from distill_es.web.app import create_app
-    from distill_es.web.serve import bind, is_loopback, server, url_of
+    from distill_es.web.serve import bind, host_problem, is_loopback, server, url_of
 
+    problem = host_problem(host)
+    if problem is not None:  # before binding: "" would listen on every interface
+        raise CliFailure(2, f"--host: {problem}", "the default, 127.0.0.1, serves this machine only")
     path = resolve_home(ctx, home)
     try:
         sock = bind(host, port)
@@ -114,11 +120,11 @@ def report(
     _require_web()
     from distill_es.web.report import render_report
 
+    target = report_target(output)  # refused before anything is read or written
     path = resolve_home(ctx, home)
     with read_only_engine(ctx, path) as engine:
         session_id = resolve_session(engine, session)
         html = render_report(engine, session_id, at=at)
-    target = output.expanduser().resolve()
     _write_atomically(target, html)
     if as_json:
         print_json({"path": str(target), "session_id": session_id})
@@ -126,17 +132,50 @@ def report(
         out().print(Text(f"wrote {target} (session {session_id})"), soft_wrap=True)
 
 
-def _write_atomically(target: Path, text: str) -> None:
-    """All or nothing: a temp file beside the target, then a rename."""
+# What an existing path that is not a regular file is, for the refusal (never replaced by a file).
+KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+         (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+         (stat.S_ISSOCK, "a socket"))  # fmt: skip
+# Write failures that are the chosen path's fault (exit 2); any other (a full disk) is exit 1.
+PATH_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.EISDIR}
+
+
+def report_target(output: Path) -> Path:
+    """The file `-o` names, a symlink followed to its target: a missing path or a regular file. Any
+    other existing thing (a directory, a device, a FIFO, a socket) is refused (exit 2), before any
+    write, so a device or pipe is never replaced by a file; a missing folder is exit 3."""
+    target = output.expanduser().resolve()  # follows symlinks: the target is written, in its folder
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise CliFailure(
+            2, f"cannot write {output}: {exc.strerror or exc}", "choose another -o PATH"
+        ) from None
+    if mode is not None and not stat.S_ISREG(mode):
+        kind = next((name for test, name in KINDS if test(mode)), "not a regular file")
+        shown = f"{output} (-> {target})" if str(target) != str(output) else str(output)
+        raise CliFailure(2, f"cannot write {shown}: it is {kind}, not a regular file",
+                         "choose a path to a new or regular file with -o PATH")  # fmt: skip
     if not target.parent.is_dir():
         raise CliFailure(3, f"cannot write {target}: {target.parent} is not a folder", "create it first")
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=target.parent)
+    return target
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    """All or nothing: a temp file beside the target, then a rename."""
+    tmp: str | None = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=target.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, target)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise CliFailure(
-            3, f"cannot write {target}: {exc.strerror or exc}", "choose another -o PATH"
-        ) from None
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        code = 2 if exc.errno in PATH_ERRORS else 1
+        why = exc.strerror or str(exc)
+        if tmp is None:  # the folder itself takes no new file (permissions, /proc, a read-only mount)
+            why = f"no file can be created in {target.parent} ({why})"
+        raise CliFailure(code, f"cannot write {target}: {why}", "choose another -o PATH") from None

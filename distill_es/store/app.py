@@ -29,6 +29,7 @@ from distill_es.domain.errors import (
 )
 from distill_es.domain.session.aggregate import Session
 from distill_es.domain.session.events import SessionStarted
+from distill_es.store import sidecars
 from distill_es.store.atomic import can_insert_together, insert_with_snapshot
 from distill_es.store.chained import RAW_PAYLOAD, ChainMapper, check_chain, checked_fold, fold, short
 from distill_es.store.faults import store_fault
@@ -103,6 +104,9 @@ class EventStore:
         self.snapshot_every = snapshot_every
         self.never_created = False
         env = store_env(url, create_tables=create_tables and not read_only, read_only=read_only)
+        # read_only SQLite: the -wal/-shm a mode=ro reader creates are removed on close (store.sidecars)
+        path = sqlite_path(url) if read_only else None
+        self._tidy = path if path is not None and sidecars.absent(path) else None
         # The Application must live as long as the store: dropping it closes its connection pool.
         self.app = self._open(env, create_tables)
 
@@ -375,6 +379,8 @@ class EventStore:
 
     def close(self) -> None:
         self.app.close()
+        if getattr(self, "_tidy", None) is not None:
+            sidecars.tidy(self._tidy)
 
 
 def _crosses(first: int, last: int, every: int | None) -> bool:

@@ -217,24 +217,33 @@ class SessionIndex:
     """The persisted session index and review queue, caught up from an EventStore."""
 
     def __init__(
-        self, path: Path, store: EventStore, *, create: bool = True, own_store: bool = False
+        self,
+        path: Path,
+        store: EventStore,
+        *,
+        create: bool = True,
+        memory: bool = False,
+        own_store: bool = False,
     ) -> None:
         """`create=False` (a command that only reads): no folder is made, and where the file cannot
         be made or opened the index lives in memory for this process (a cache: only time is lost).
-        `own_store`: the store is the workspace's own `.distill_es/events.sqlite`, which holds only
-        that workspace's sessions whatever path they recorded (a moved or copied workspace keeps
-        them): a `workspace` filter then selects every row (see `_scope`)."""
+        `memory`: it lives in memory without touching `path` at all (a read-only open). `own_store`:
+        the store is the workspace's own `.distill_es/events.sqlite`, which holds only that
+        workspace's sessions whatever path they recorded (a moved or copied workspace keeps them): a
+        `workspace` filter then selects every row (see `_scope`)."""
         self.path = Path(path)
         self.store = store
         self.own_store = own_store
         self._memory: sqlite3.Connection | None = None  # holds an in-memory index open while we live
         self._memory_uri = f"file:views-{uuid4().hex}?mode=memory&cache=shared"
         try:
+            if memory:
+                raise FileNotFoundError(f"{path}: read-only, kept in memory")
             if create:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             self._create_schema()
         except (OSError, sqlite3.Error) as exc:
-            if create:
+            if create and not memory:
                 raise store_fault(exc, f"the session index {self.path}", self.path) or exc from exc
             self._memory = sqlite3.connect(self._memory_uri, uri=True)
             self._create_schema()

@@ -25,7 +25,7 @@ from distill_es.domain.errors import (
     SessionNotFound,
     VersionNotFound,
 )
-from distill_es.web.reads import AuditReader
+from distill_es.web.reads import AmbiguousSession, AuditReader
 from distill_es.web.security import SecurityHeaders
 from distill_es.web.templating import render
 from distill_es.web.views import edit, review, session, sessions, trends, whatif
@@ -47,11 +47,7 @@ def error_page(code: int, title: str, message: str) -> HTMLResponse:
 
 def _session_id(request: Request) -> str:
     reader: AuditReader = request.app.state.reader
-    sid = reader.resolve(request.path_params["session_id"])
-    if sid is None:
-        ref = request.path_params["session_id"]
-        raise SessionNotFound(f"no session of this workspace has the id {ref!r}")
-    return sid
+    return reader.resolve(request.path_params["session_id"])
 
 
 def _version(raw: str | None) -> int | None:
@@ -140,7 +136,8 @@ def create_app(engine: Engine) -> Starlette:
     handlers: dict[Any, Any] = {
         HTTPException: _http_error,
         SessionNotFound: _not_found, EditNotFound: _not_found, VersionNotFound: _not_found,
-        InvalidVersion: _bad_request, sessions.BadFilter: _bad_request, whatif.BadPolicy: _bad_request,
+        InvalidVersion: _bad_request, AmbiguousSession: _bad_request,
+        sessions.BadFilter: _bad_request, whatif.BadPolicy: _bad_request,
         DamagedSession: _damaged, Exception: _server_error,
     }  # fmt: skip
     bad_policy = _audit_policy_error()

@@ -4,6 +4,7 @@ the caller learns the real URL only once the server is listening."""
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -21,8 +22,30 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+def host_problem(host: str) -> str | None:
+    """Why `host` cannot be listened on (None: an IP address or a hostname). An empty host would
+    bind every interface; a dotted number that is not an IPv4 address (999.1.1.1) is no hostname."""
+    if not host.strip():
+        return "the host is empty (it would listen on every interface); give an address such as 127.0.0.1"
+    try:
+        ipaddress.ip_address(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
+        return None
+    except ValueError:
+        pass
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    if len(host) > 253 or not all(_LABEL.match(label) for label in labels):
+        return f"{host!r} is neither an IP address nor a hostname"
+    if all(label.isdigit() for label in labels) or labels[-1].isdigit():
+        return f"{host!r} is not a valid IP address"
+    return None
+
+
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket on host:port (OSError when the address is taken or not ours)."""
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # [::1] as URLs write it
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:

@@ -73,7 +73,10 @@ def test_every_page_answers_200_with_the_security_headers(demo: TestClient, demo
         ("/?trigger=bogus", 400, "unknown trigger"),
         ("/whatif?max_regression=abc", 400, "must be a number"),
         ("/whatif?max_regression=-1", 400, "must be a finite number"),
-        ("/whatif?session=zzz", 400, "no single session"),
+        ("/whatif?session=zzz", 404, "no session"),
+        ("/whatif?session=ffffffff-0000-0000-0000-000000000000", 404, "no session"),
+        ("/sessions/{sid}/edits/edit_999?x=1", 404, "has no edit"),
+        ("/sessions/ffffffff-0000-0000-0000-000000000000/edits/edit_001", 404, "no session"),
         ("/no/such/page", 404, "Not found"),
     ],
 )

@@ -77,3 +77,22 @@ def test_a_taken_port_is_one_json_error(demo_store: Store) -> None:
     assert out == ""
     error = json.loads(err)
     assert error["exit_code"] == 4 and f"127.0.0.1:{port}" in error["error"]
+
+
+@pytest.mark.parametrize("host", ["", " ", "999.1.1.1", "1.2.3", "bad_host!", "-x.example"])
+def test_a_host_that_is_no_address_is_a_usage_error_before_binding(demo_store: Store, host: str) -> None:
+    proc = ui_process(demo_store, "--port", "0", "--host", host)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    assert out == ""
+    error = json.loads(err)
+    assert error["exit_code"] == 2 and "--host" in error["error"]
+
+
+def test_host_problem_accepts_addresses_and_hostnames() -> None:
+    from distill_es.web.serve import host_problem
+
+    for good in ("127.0.0.1", "0.0.0.0", "::1", "[::1]", "localhost", "my-box.example.org", "example.org."):
+        assert host_problem(good) is None, good
+    for bad in ("", "999.1.1.1", "256.0.0.1", "a..b", "a b", "x" * 64):
+        assert host_problem(bad) is not None, bad

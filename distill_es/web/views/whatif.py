@@ -29,14 +29,8 @@ def context(
     reader: AuditReader, max_regression: str | None, min_improvement: str | None, session: str | None
 ) -> dict[str, Any]:
     eps, gain = _number("max_regression", max_regression), _number("min_improvement", min_improvement)
-    sid = reader.resolve(session) if session else None
-    if session and sid is None:
-        raise BadPolicy(f"no single session of this workspace has an id starting with {session!r}")
-    engine = reader.engine
-    report = None
-    if hasattr(engine, "regate"):
-        result = reader.call(lambda: engine.regate(sid, max_regression=eps, min_improvement=gain))
-        report = result.model_dump(mode="json")
+    sid = reader.resolve(session) if session and session.strip() else None  # unknown: 404; ambiguous: 400
+    report = reader.regate(sid, eps, gain) if hasattr(reader.engine, "regate") else None
     return {
         "report": report,
         "max_regression": "" if eps is None else max_regression,
