@@ -230,6 +230,8 @@ class EventStore:
             return None
         try:
             return str(self.decode_state(rows[0]).get("digest"))
+        except DamagedSession:
+            raise
         except Exception as exc:
             raise DamagedSession(str(sid), f"event {version} cannot be read back: {short(exc)}") from exc
 
@@ -273,7 +275,7 @@ class EventStore:
         sid = parse_session_id(session_id)
         try:
             events = list(self.app.events.get(sid))
-        except PersistenceError:
+        except (PersistenceError, DamagedSession):  # the mapper's own verdict on a row says it already
             raise
         except Exception as exc:
             if not checked:
