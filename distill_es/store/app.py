@@ -278,8 +278,8 @@ class EventStore:
         except (PersistenceError, DamagedSession):  # the mapper's own verdict on a row says it already
             raise
         except Exception as exc:
-            if not checked:
-                raise
+            if not checked or store_fault(exc, self.url) is not None:
+                raise  # the machine's or the file's fault (not a database, locked…): said by _store_call
             raise DamagedSession(str(sid), f"its events cannot be read back: {short(exc)}") from exc
         if not events:
             raise SessionNotFound(f"no session {session_id} in store {self.url}")
