@@ -54,3 +54,30 @@ def test_a_store_file_that_is_not_sqlite_is_one_clean_error_everywhere(
         assert result.exit_code == 1 == error["exit_code"], (command, result.output)
         assert f"{junk} cannot be read: file is not a database" in error["error"], (command, error)
         assert "bug" not in result.output
+
+
+def test_a_binary_export_file_is_a_usage_error_and_creates_no_store(demo: Demo, tmp_path: Path) -> None:
+    target = tmp_path / "new.sqlite"
+    for content in (b"\x00\xff", b'{"a": 1}\n\xff\xfe', b"abc\x00def\n"):
+        binary = tmp_path / "b.jsonl"
+        binary.write_bytes(content)
+        result = cli("--home", demo.home, "import", binary, "--store", f"sqlite:///{target}", "--json")
+        error = _error(result)
+        assert result.exit_code == 2 == error["exit_code"], result.output
+        assert "is not an export file" in error["error"] and "bug" not in result.output
+        assert not target.exists()
+    piped = cli("--home", demo.home, "import", "-", "--store", f"sqlite:///{target}", "--json")
+    assert piped.exit_code in {1, 2} and "bug" not in piped.output  # empty stdin: nothing to import
+
+
+def test_a_directory_where_a_file_belongs_is_named_as_one(demo: Demo, tmp_path: Path) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    result = cli("--home", demo.home, "import", folder, "--json")
+    assert result.exit_code == 2 and "is a directory" in _error(result)["error"], result.output
+    for command in (["sessions"], ["verify"], ["show", demo.session_id]):
+        result = cli("--home", demo.home, "--store", f"sqlite:///{folder}", *command, "--json")
+        error = _error(result)
+        assert result.exit_code == 2 == error["exit_code"], (command, result.output)
+        assert f"names the directory {folder}" in error["error"]
+    assert list(folder.iterdir()) == []
