@@ -81,3 +81,38 @@ def test_a_directory_where_a_file_belongs_is_named_as_one(demo: Demo, tmp_path: 
         assert result.exit_code == 2 == error["exit_code"], (command, result.output)
         assert f"names the directory {folder}" in error["error"]
     assert list(folder.iterdir()) == []
+
+
+def test_cancel_against_a_foreign_store_that_finds_nothing_creates_nothing(
+    demo: Demo, tmp_path: Path
+) -> None:
+    other = tmp_path / "o.sqlite"
+    result = cli("--home", demo.home, "--store", f"sqlite:///{other}", "cancel", "nope", "--by", "x",
+                 "--reason", "y", "--json")  # fmt: skip
+    assert result.exit_code == 3 == _error(result)["exit_code"], result.output
+    assert not other.exists()
+
+
+def test_verify_on_a_foreign_store_holds_only_its_copies_to_the_workspace_anchors(
+    demo: Demo, export_file: Path, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    from distill_es.store.app import EventStore
+
+    other = tmp_path / "o.sqlite"
+    EventStore(f"sqlite:///{other}").close()  # an empty store that is not the workspace's owner
+    foreign = ("--home", demo.home, "--store", f"sqlite:///{other}")
+    empty = cli(*foreign, "verify", "--json")
+    assert empty.exit_code == 0 and json.loads(empty.stdout) == [], empty.output  # not "truncated"
+
+    assert cli(*foreign, "import", export_file, "--json").exit_code == 0  # a copy of the session
+    assert cli(*foreign, "verify", "--json").exit_code == 0
+    with sqlite3.connect(other) as db:  # cut the copy before the workspace's anchors
+        db.execute("DELETE FROM stored_events WHERE originator_version > 20")
+    for view in (demo.home / ".distill_es").glob("views-*.sqlite*"):
+        view.unlink()  # the foreign store's index forgets: only the anchors in git remember
+    cut = cli(*foreign, "verify", "--json")
+    assert cut.exit_code == 1, cut.output
+    kinds = {d["kind"] for r in json.loads(cut.stdout) for d in r["damage"]}
+    assert "truncated" in kinds
