@@ -116,3 +116,24 @@ def test_verify_on_a_foreign_store_holds_only_its_copies_to_the_workspace_anchor
     assert cut.exit_code == 1, cut.output
     kinds = {d["kind"] for r in json.loads(cut.stdout) for d in r["damage"]}
     assert "truncated" in kinds
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--limit", "99999999999999999999"],
+        ["--offset", "99999999999999999999"],
+        ["--limit", str(2**63)],
+        ["--offset", str(2**31)],
+        ["--all", "--limit", "5"],
+    ],
+)
+def test_sessions_paging_out_of_range_or_contradictory_is_usage(demo: Demo, options: list[str]) -> None:
+    result = cli("--home", demo.home, "sessions", *options, "--json")
+    assert result.exit_code == 2 == _error(result)["exit_code"], result.output
+    assert "bug" not in result.output
+
+
+def test_sessions_paging_at_the_bound_still_lists(demo: Demo) -> None:
+    result = cli("--home", demo.home, "sessions", "--limit", str(2**31 - 1), "--offset", "0", "--json")
+    assert result.exit_code == 0 and len(json.loads(result.stdout)) == 1, result.output
