@@ -4,14 +4,17 @@ heads anchored in the workspace's git history. A log that fails any check is a `
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from distill_es.domain.anchors import Anchor, anchor_problem, anchors_by_session
-from distill_es.domain.errors import DamagedSession
+from distill_es.domain.errors import DamagedSession, SessionNotFound
 from distill_es.domain.session.aggregate import Session
 from distill_es.store.app import EventStore
 from distill_es.store.projections import SessionIndex
+from distill_es.store.urls import DEFAULT_STORE_ID, store_identity
 from distill_es.store.verify import log_behind_index
+from distill_es.workspace.ownership import recorded_owner
 
 Anchors = dict[str, list[Anchor]]
 _UNREAD: Any = object()  # `load` reads the index row itself
@@ -30,18 +33,39 @@ def _check_against_index(seen: dict[str, Any] | None, sid: str, version: int, di
 
 class CheckedLog:
     """Loads sessions and their events, refusing damaged ones. `workspace` gives the workspace whose
-    commits carry the anchors (or None: no git history, no anchors)."""
+    commits carry the anchors (or None: no git history, no anchors); `home`, the workspace whose
+    owner store they were anchored for (None: the store is taken to be the owner)."""
 
-    def __init__(self, store: EventStore, index: SessionIndex, workspace: Callable[[], Any]) -> None:
+    def __init__(
+        self, store: EventStore, index: SessionIndex, workspace: Callable[[], Any], home: Path | None = None
+    ) -> None:
         self.store = store
         self.index = index
         self._workspace = workspace
+        self._home = home
 
     def anchors(self) -> Anchors:
         """The log heads anchored in the workspace's git history, per session (read, never created:
-        a read command must not make a repository)."""
+        a read command must not make a repository). They were anchored for the sessions of the
+        workspace's owner store: in another store only the sessions it holds a copy of (an import)
+        are held to them; the others are not its sessions at all, not a truncated log."""
         trailers = getattr(self._workspace(), "commit_trailers", None)
-        return anchors_by_session(trailers()) if trailers is not None else {}
+        found = anchors_by_session(trailers()) if trailers is not None else {}
+        if not found or self._is_owner():
+            return found
+        return {sid: anchors for sid, anchors in found.items() if self._holds(sid)}
+
+    def _holds(self, sid: str) -> bool:
+        try:
+            return self.store.has_events(sid)
+        except SessionNotFound:  # a trailer naming no session id at all
+            return False
+
+    def _is_owner(self) -> bool:
+        if self._home is None:
+            return True
+        owner = recorded_owner(self._home) or DEFAULT_STORE_ID  # none yet: the first write claims it
+        return owner == store_identity(self.store.url, self._home)
 
     def load(self, session_id: str, anchors: Anchors | None = None, seen: Any = _UNREAD) -> Session:
         """The session, refused (`DamagedSession`) when its events do not chain (checked by the

@@ -69,7 +69,7 @@ class Runner:
         self.adapters = adapters
         self.on_step = on_step
         self.on_scoring = on_scoring
-        self.log = CheckedLog(store, index, adapters.opened_workspace)
+        self.log = CheckedLog(store, index, adapters.opened_workspace, home=home)
 
     @property
     def state_dir(self) -> Path:

@@ -35,6 +35,7 @@ from eventsourcing.persistence import StoredEvent
 from pydantic import BaseModel
 
 from distill_es.domain import chain
+from distill_es.domain import errors as domain_errors
 from distill_es.domain.errors import ConcurrentSessionWrite, DistillError, SessionNotFound
 from distill_es.domain.session import events as ev
 from distill_es.domain.session.aggregate import Session
@@ -120,7 +121,12 @@ def _session_lines(store: EventStore, session_id: str | UUID) -> Iterator[str]:
         raise SessionNotFound(f"{sid} in store {store.url} is not a session")
     previous = chain.genesis_digest(str(sid))
     for expected, record in enumerate(stored, start=1):
-        state = store.decode_state(record)
+        try:
+            state = store.decode_state(record)
+        except domain_errors.DamagedSession as exc:  # not an event's state: it cannot travel
+            raise DamagedSession(
+                f"session {sid} is damaged at position {expected} ({exc.reason}); run `distill-es verify`"
+            ) from None
         payload = {k: v for k, v in state.items() if k not in chain.ENVELOPE_KEYS}
         timestamp, digest = state.get("timestamp"), state.get("digest", "")
         # Checked while streaming: a file that import would refuse should fail here, where the damage is.

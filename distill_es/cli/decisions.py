@@ -18,7 +18,7 @@ from distill_es.cli.driving import act_on_session, git_log, print_view, session_
 from distill_es.cli.engines import open_engine, resolve_home, resolve_session
 from distill_es.cli.errors import CliFailure
 from distill_es.cli.identity import who
-from distill_es.cli.options import ByOption, HomeOption, JsonOption, SessionArg
+from distill_es.cli.options import ByOption, HomeOption, JsonOption, SessionArg, globals_of
 from distill_es.domain.errors import EditNotFound
 
 if TYPE_CHECKING:
@@ -155,6 +155,13 @@ def cancel(
     if not name.strip() or not reason.strip():
         raise CliFailure(2, "cancel needs a name (--by) and a reason (--reason)")
     path = resolve_home(ctx, home)
-    with open_engine(ctx, path, own=False) as engine:  # also a session stranded in another store
+    from distill_es.api import Engine
+
+    # Any store (a session stranded in another one), but never created: a cancel that finds no
+    # session must leave no store behind.
+    engine = Engine.open(path, store_url=globals_of(ctx).store, create_tables=False, own=False)
+    try:
         view = engine.cancel(resolve_session(engine, session), by=name, reason=reason)
+    finally:
+        engine.close()
     print_view(view, as_json)

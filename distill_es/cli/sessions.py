@@ -18,6 +18,7 @@ from distill_es.cli import render
 from distill_es.cli.console import err, out, print_error, print_json
 from distill_es.cli.driving import drive, print_view, session_exit
 from distill_es.cli.engines import checked_traces, is_demo, open_engine, resolve_home, resolve_session
+from distill_es.cli.errors import CliFailure
 from distill_es.cli.options import HomeOption, JsonOption, SessionArg, TracesOption, globals_of
 from distill_es.cli.progress import step_progress
 from distill_es.cli.teachers import (
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 
 PAGE = 20  # `sessions` lists this many unless --limit or --all says otherwise
+MAX_PAGING = 2**31 - 1  # --limit/--offset beyond it: a usage error (SQLite takes 64-bit at most)
 
 
 def build_trigger(kind: TriggerKind, trace_ids: list[str], description: str | None) -> Trigger:
@@ -158,11 +160,14 @@ def sessions(
     ] = None,
     limit: Annotated[
         int | None,
-        typer.Option("--limit", metavar="N", min=1, show_default=False,
+        typer.Option("--limit", metavar="N", min=1, max=MAX_PAGING, show_default=False,
                      help=f"At most this many. Default: {PAGE} (a note on stderr says when there are more)."),
     ] = None,
     offset: Annotated[
-        int, typer.Option("--offset", metavar="N", min=0, help="Skip the N newest first (the next page).")
+        int,
+        typer.Option(
+            "--offset", metavar="N", min=0, max=MAX_PAGING, help="Skip the N newest first (the next page)."
+        ),
     ] = 0,
     all_sessions: Annotated[bool, typer.Option("--all", help="Every session, however many.")] = False,
     as_json: JsonOption = False,
@@ -172,6 +177,10 @@ def sessions(
     A damaged session is listed on stderr as damaged (with what `distill-es verify` will detail);
     the others are listed as usual.
     """
+    if all_sessions and limit is not None:
+        raise CliFailure(
+            2, "give either --limit or --all, not both", "--all lists every session; --limit N a page"
+        )
     path = resolve_home(ctx, home)
     # A page by default: each listed session is loaded and checked, so a store of thousands is paged.
     page = None if all_sessions else (limit or PAGE)

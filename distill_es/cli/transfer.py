@@ -7,6 +7,7 @@ The engine and the store are imported only when a command runs, so mounting cost
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import sys
@@ -122,12 +123,48 @@ def _write_atomically(target: Path, lines: Iterator[str]) -> str:
 
 
 def _open_input(path: str) -> IO[str]:
+    """The export to read, checked to be a text file before any store is opened (a wrong file must
+    not leave a new, empty target store behind)."""
     if path == "-":
         return sys.stdin
     file = Path(path).expanduser()
+    if file.is_dir():
+        raise CliFailure(
+            2, f"{file} is a directory, not an export file", "give the .jsonl file `export` wrote"
+        )
     if not file.is_file():
         raise CliFailure(3, f"no export file {file}")
-    return file.open(encoding="utf-8", newline="")
+    try:
+        _check_text(file)
+        return file.open(encoding="utf-8", newline="")
+    except OSError as exc:
+        raise CliFailure(2, f"cannot read the export file {file}: {exc.strerror or exc}") from None
+
+
+def _check_text(file: Path, chunk: int = 1 << 20) -> None:
+    """CliFailure (usage) unless `file` is UTF-8 text without NUL bytes: read once, in chunks."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with file.open("rb") as handle:
+        while True:
+            data = handle.read(chunk)
+            try:
+                text = decoder.decode(data, final=not data)
+            except UnicodeDecodeError as exc:
+                _not_text(file, offset + exc.start)
+            if "\x00" in text:
+                _not_text(file, offset + data.index(b"\x00"))
+            if not data:
+                return
+            offset += len(data)
+
+
+def _not_text(file: Path, at: int) -> None:
+    raise CliFailure(
+        2,
+        f"{file} is not an export file: byte {at} is not UTF-8 text (a binary file?)",
+        "give the .jsonl file `distill-es export` wrote",
+    )
 
 
 def register(app: typer.Typer, open_engine: EngineOpener) -> None:
@@ -224,6 +261,8 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
             with _engine(open_engine, ctx, home, store, own=False) as engine:
                 try:
                     report = import_events(engine.store, source)
+                except UnicodeDecodeError:  # stdin, which cannot be checked before it is read
+                    raise CliFailure(2, f"{file} is not an export file: it is not UTF-8 text") from None
                 finally:
                     if source is not sys.stdin:
                         source.close()

@@ -234,6 +234,8 @@ class EventStore:
             return None
         try:
             return str(self.decode_state(rows[0]).get("digest"))
+        except DamagedSession:
+            raise
         except Exception as exc:
             raise DamagedSession(str(sid), f"event {version} cannot be read back: {short(exc)}") from exc
 
@@ -277,11 +279,11 @@ class EventStore:
         sid = parse_session_id(session_id)
         try:
             events = list(self.app.events.get(sid))
-        except PersistenceError:
+        except (PersistenceError, DamagedSession):  # the mapper's own verdict on a row says it already
             raise
         except Exception as exc:
-            if not checked:
-                raise
+            if not checked or store_fault(exc, self.url) is not None:
+                raise  # the machine's or the file's fault (not a database, locked…): said by _store_call
             raise DamagedSession(str(sid), f"its events cannot be read back: {short(exc)}") from exc
         if not events:
             raise SessionNotFound(f"no session {session_id} in store {self.url}")

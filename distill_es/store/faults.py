@@ -17,7 +17,8 @@ _FULL = ("database or disk is full", "no space left on device", "could not exten
 _UNREACHABLE = ("connection refused", "couldn't get a connection", "timeout expired", "could not connect",
                 "could not translate host name", "name or service not known", "connection timed out",
                 "server closed the connection", "no route to host", "network is unreachable")  # fmt: skip
-_SQLITE_CODES = (("SQLITE_FULL", "full"), ("SQLITE_READONLY", "read_only"), ("SQLITE_IOERR", "io"),
+_SQLITE_CODES = (("SQLITE_NOTADB", "not_a_database"),
+                 ("SQLITE_FULL", "full"), ("SQLITE_READONLY", "read_only"), ("SQLITE_IOERR", "io"),
                  ("SQLITE_CANTOPEN", "cannot_open"), ("SQLITE_BUSY", "locked"))  # fmt: skip
 _PG_STATES = {"53100": "full", "25006": "pg_read_only", "42P01": "no_tables", "3D000": "no_database",
               "28P01": "denied", "28000": "denied", "42501": "denied", "57P03": "unreachable"}  # fmt: skip
@@ -61,6 +62,8 @@ def _fault_kind(exc: BaseException) -> str | None:
     for kind, needles in (("read_only", _READ_ONLY), ("full", _FULL), ("unreachable", _UNREACHABLE)):
         if any(needle in text for needle in needles):
             return kind
+    if "file is not a database" in text:  # sqlite's words for a file that is anything else
+        return "not_a_database"
     if "no such table" in text:
         return "no_tables"
     if "unable to open database file" in text:
@@ -103,6 +106,12 @@ FAULTS: dict[str, tuple[type[StoreError], str, str]] = {
         "{where} could not be read or written: the disk refused ({detail})",
         "check that the disk has free space and that the file and its folder are writable (chmod, "
         "chattr -i, or remount read-write)." + _NEXT,
+    ),
+    "not_a_database": (
+        StoreUnavailable,
+        "{where} cannot be read: file is not a database",
+        "is it an event store? check --store / $DISTILL_ES_STORE (a SQLite event store is created by "
+        "the first `distill-es run`); `distill-es doctor` checks everything",
     ),
     "cannot_open": (
         StoreUnavailable,

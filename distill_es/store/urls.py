@@ -69,6 +69,11 @@ def store_env(url: str, *, create_tables: bool = True, read_only: bool = False) 
     parsed = parse_url(url)
     path = sqlite_path(url)
     if path is not None:
+        if path.is_dir():  # sqlite would say "unable to open database file"; the URL is what is wrong
+            raise StoreUrlError(
+                f"store URL {url!r} names the directory {path}, not a SQLite file",
+                f"name a file in it, e.g. --store sqlite:///{path / 'events.sqlite'}",
+            )
         if create_tables:
             _make_parent(path)
         elif not path.is_file():

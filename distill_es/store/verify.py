@@ -74,8 +74,9 @@ def _verify_chain(store: AggregateStore, session_id: UUID) -> tuple[int, list[Da
         expected_version = version + 1
         try:
             rows[version] = (record.topic, store.decode_state(record))
-        except Exception as exc:  # a row whose bytes no longer decode is damage, not a crash
-            damage.append(Damage(session_id=sid, position=version, kind="undecodable", detail=str(exc)))
+        except Exception as exc:  # a row that is no longer an event's state is damage, not a crash
+            detail = exc.reason if isinstance(exc, DamagedSession) else str(exc)
+            damage.append(Damage(session_id=sid, position=version, kind="undecodable", detail=detail))
 
     first = rows.get(1)
     genesis = genesis_for(first[1].get("originator_topic") if first else None)(sid)  # per aggregate class
@@ -109,7 +110,10 @@ def _recorded(row: tuple[str, dict[str, Any]] | None) -> str | None:
 
 def _digest(previous: str, version: int, topic: str, state: dict[str, Any]) -> str:
     payload = {k: v for k, v in state.items() if k not in chain.ENVELOPE_KEYS}
-    return chain.chain_digest(previous, topic, version, state.get("timestamp"), payload)  # type: ignore[arg-type]
+    try:
+        return chain.chain_digest(previous, topic, version, state.get("timestamp"), payload)  # type: ignore[arg-type]
+    except (TypeError, ValueError, AttributeError):  # a payload no JSON digest covers: vouched for by none
+        return ""
 
 
 def _original_versions(
