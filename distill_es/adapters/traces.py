@@ -111,7 +111,10 @@ def parse_trace_line(data: Any) -> TraceRecord:
     if "trace_id" in data and not isinstance(data["trace_id"], str):
         data["trace_id"] = str(data["trace_id"])
     data["started_at"] = to_epoch(data.get("started_at"))
-    return TraceRecord.model_validate(data)
+    record = TraceRecord.model_validate(data)
+    if not record.query.strip():  # diagnosis, and the tasks it makes, start from what was asked
+        raise ValueError('a trace needs a "query": the non-empty text the agent was asked')
+    return record
 
 
 class JsonlTraceSource:
@@ -145,6 +148,8 @@ class JsonlTraceSource:
         with fh:
             for lineno, raw in enumerate(fh, start=1):
                 line = decode_line(raw, self.path, lineno)
+                if lineno == 1:
+                    line = line.removeprefix("\ufeff")  # a byte order mark (utf-8-sig), as editors save
                 if not line.strip():
                     continue
                 try:

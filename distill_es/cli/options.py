@@ -52,11 +52,21 @@ ByOption = Annotated[
         help="Who does it (recorded in the log). Default: git's user.name, then $USER.",
     ),
 ]
+
+
+def _traces_path(text: str) -> Path:
+    """--traces PATH: an empty one is a usage error, not the current directory (Path("") is ".")."""
+    if not str(text).strip():
+        raise typer.BadParameter("an empty path: name a traces.jsonl, a traces.db or a folder holding one")
+    return Path(text)
+
+
 TracesOption = Annotated[
     Path | None,
     typer.Option(
         "--traces",
         metavar="PATH",
+        parser=_traces_path,
         help="Read the traces from here instead: a traces.jsonl, an OpenJarvis traces.db, or a folder "
         "holding one (~/.openjarvis). Default: distill_es.toml \\[traces] source, else the workspace's.",
         show_default=False,
