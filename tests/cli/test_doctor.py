@@ -219,6 +219,7 @@ def test_the_same_broken_config_is_the_same_usage_error_for_every_command(
     codes = {
         "run": cli("--home", home, "run", "--json", env=live_env(teacher)),
         "enqueue": cli("--home", home, "--store", store, "enqueue", "--json", env=live_env(teacher)),
+        "benchmark run": cli("--home", home, "benchmark", "run", "--json", env=live_env(teacher)),
     }
     for name, result in codes.items():
         assert result.exit_code == 2, (name, result.output)
@@ -235,3 +236,12 @@ def test_a_few_shot_file_that_is_not_json_fails_doctor_and_run(home: Path, teach
     result = cli("--home", home, "run", env=live_env(teacher))
     assert result.exit_code == 2 and "few_shot.json" in result.stderr
     assert cli_json("--home", home, "sessions") == []
+
+
+def test_benchmark_show_on_a_broken_benchmark_is_a_usage_error_naming_file_and_line(home: Path) -> None:
+    with (home / "benchmark.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write("not json\n")
+    lines = (home / "benchmark.jsonl").read_text(encoding="utf-8").splitlines()
+    result = cli("--home", home, "benchmark", "show", "--json")
+    assert result.exit_code == 2, result.output
+    assert f"benchmark.jsonl:{len(lines)}: not valid JSON" in json.loads(result.stderr)["error"]
