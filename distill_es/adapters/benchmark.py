@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from distill_es.adapters.traces import decode_line
-from distill_es.domain.errors import WorkspaceError
+from distill_es.domain.errors import WorkspaceFileInvalid
 from distill_es.domain.layout import BENCHMARK_FILE
 from distill_es.domain.payloads import describe_validation
 from distill_es.ports import BenchmarkTask
@@ -31,17 +31,17 @@ def load_benchmark(home: str | Path) -> list[BenchmarkTask]:
         try:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise WorkspaceError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            raise WorkspaceFileInvalid(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
         except RecursionError:
-            raise WorkspaceError(f"{path}:{lineno}: JSON nested too deeply") from None
+            raise WorkspaceFileInvalid(f"{path}:{lineno}: JSON nested too deeply") from None
         if not isinstance(data, dict):
-            raise WorkspaceError(f"{path}:{lineno}: expected a JSON object, got {type(data).__name__}")
+            raise WorkspaceFileInvalid(f"{path}:{lineno}: expected a JSON object, got {type(data).__name__}")
         try:
             task = BenchmarkTask.model_validate(data)
         except ValidationError as exc:
-            raise WorkspaceError(f"{path}:{lineno}: {describe_validation(exc)}") from None
+            raise WorkspaceFileInvalid(f"{path}:{lineno}: {describe_validation(exc)}") from None
         if task.task_id in seen:
-            raise WorkspaceError(
+            raise WorkspaceFileInvalid(
                 f"{path}:{lineno}: duplicate task_id {task.task_id!r} (first on line {seen[task.task_id]})"
             )
         seen[task.task_id] = lineno

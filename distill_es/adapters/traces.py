@@ -19,7 +19,12 @@ from urllib.request import pathname2url
 
 from pydantic import ValidationError
 
-from distill_es.domain.errors import TracesSourceInvalid, TracesSourceNotFound, WorkspaceError
+from distill_es.domain.errors import (
+    TracesSourceInvalid,
+    TracesSourceNotFound,
+    WorkspaceError,
+    WorkspaceFileInvalid,
+)
 from distill_es.domain.layout import TRACES_DB, TRACES_JSONL
 from distill_es.domain.payloads import describe_validation
 from distill_es.ports import TraceRecord, TraceSource
@@ -89,7 +94,9 @@ def decode_line(raw: bytes, path: Path, lineno: int) -> str:
     except UnicodeDecodeError as exc:
         bad = raw[exc.start : exc.start + 1]
         where = f"{path}:{lineno}"
-        raise WorkspaceError(f"{where}: not valid UTF-8 (byte {bad!r} at column {exc.start + 1})") from None
+        raise WorkspaceFileInvalid(
+            f"{where}: not valid UTF-8 (byte {bad!r} at column {exc.start + 1})"
+        ) from None
 
 
 def parse_trace_line(data: Any) -> TraceRecord:
@@ -111,7 +118,10 @@ def parse_trace_line(data: Any) -> TraceRecord:
     if "trace_id" in data and not isinstance(data["trace_id"], str):
         data["trace_id"] = str(data["trace_id"])
     data["started_at"] = to_epoch(data.get("started_at"))
-    return TraceRecord.model_validate(data)
+    record = TraceRecord.model_validate(data)
+    if not record.query.strip():  # diagnosis, and the tasks it makes, start from what was asked
+        raise ValueError('a trace needs a "query": the non-empty text the agent was asked')
+    return record
 
 
 class JsonlTraceSource:
@@ -145,18 +155,20 @@ class JsonlTraceSource:
         with fh:
             for lineno, raw in enumerate(fh, start=1):
                 line = decode_line(raw, self.path, lineno)
+                if lineno == 1:
+                    line = line.removeprefix("\ufeff")  # a byte order mark (utf-8-sig), as editors save
                 if not line.strip():
                     continue
                 try:
                     record = parse_trace_line(json.loads(line))
                 except json.JSONDecodeError as exc:
-                    raise WorkspaceError(f"{self.path}:{lineno}: not valid JSON ({exc.msg})") from None
+                    raise WorkspaceFileInvalid(f"{self.path}:{lineno}: not valid JSON ({exc.msg})") from None
                 except RecursionError:
-                    raise WorkspaceError(f"{self.path}:{lineno}: JSON nested too deeply") from None
+                    raise WorkspaceFileInvalid(f"{self.path}:{lineno}: JSON nested too deeply") from None
                 except ValidationError as exc:
-                    raise WorkspaceError(f"{self.path}:{lineno}: {describe_validation(exc)}") from None
+                    raise WorkspaceFileInvalid(f"{self.path}:{lineno}: {describe_validation(exc)}") from None
                 except ValueError as exc:
-                    raise WorkspaceError(f"{self.path}:{lineno}: {exc}") from None
+                    raise WorkspaceFileInvalid(f"{self.path}:{lineno}: {exc}") from None
                 by_id[record.trace_id] = (lineno, record)
         records = _newest_first(list(by_id.values()))
         return records, {r.trace_id: r for r in records}

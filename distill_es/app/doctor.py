@@ -10,10 +10,11 @@ requires before it records anything. `all_checks` add the key and the two endpoi
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from distill_es.adapters.benchmark import load_benchmark
@@ -21,7 +22,13 @@ from distill_es.adapters.traces import FLAG_ORIGIN, SETTING_ORIGIN, checked_sour
 from distill_es.config.settings import Settings, StudentSettings
 from distill_es.domain.anchors import SESSION_TRAILER
 from distill_es.domain.errors import DistillError, RequestRefused
-from distill_es.domain.layout import BENCHMARK_FILE, CONFIG_FILE, DESCRIPTIONS_FILE, SETTINGS_FILE
+from distill_es.domain.layout import (
+    BENCHMARK_FILE,
+    CONFIG_FILE,
+    DESCRIPTIONS_FILE,
+    SETTINGS_FILE,
+    few_shot_path,
+)
 from distill_es.ports import BenchmarkTask
 from distill_es.store.health import store_health
 from distill_es.store.recorded_paths import sessions_recorded_elsewhere
@@ -78,12 +85,27 @@ def check_settings(home: Path) -> tuple[Check, Settings | None]:
     return passed("settings", f"{SETTINGS_FILE} parses"), settings
 
 
+def _unparsable_few_shot(home: Path) -> tuple[str, str] | None:
+    """The first agent's few-shot exemplars file that is not JSON: (its path, why); else None. The
+    student reads it at every task, so a broken one would fail the session after it is recorded."""
+    name = PurePosixPath(few_shot_path("default")).name  # agents/<agent>/few_shot.json
+    for path in sorted(home.glob(f"agents/*/{name}")):
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            return path.relative_to(home).as_posix(), _one_line(str(exc))
+    return None
+
+
 def check_config(home: Path) -> Check:
     try:
         config = read_config(home)
         read_workspace_toml(home, DESCRIPTIONS_FILE)
     except Exception as exc:
         return failed("config", _problem(exc), f"fix {CONFIG_FILE} (docs/workspace.md)")
+    broken = _unparsable_few_shot(home)
+    if broken:
+        return failed("config", f"{broken[0]} is not valid JSON: {broken[1]}", f"fix {broken[0]}")
     agent = (config.get("agent") or {}).get("default") if isinstance(config.get("agent"), dict) else None
     return passed("config", f"{CONFIG_FILE} and {DESCRIPTIONS_FILE} parse (agent {agent or 'default'!r})")
 

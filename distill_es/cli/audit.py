@@ -6,7 +6,6 @@ record nothing. The logic is `app.audit`'s; this module parses options and rende
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any
 
 import typer
@@ -17,25 +16,21 @@ from rich.text import Text
 from distill_es.adapters.terminal_safe import inert, safe_text
 from distill_es.cli.console import out, print_json
 from distill_es.cli.engines import resolve_home, resolve_session
-from distill_es.cli.options import HomeOption, JsonOption
+from distill_es.cli.options import HomeOption, JsonOption, Number
 from distill_es.cli.ui import read_only_engine
 
-
-def _policy_value(value: float | None) -> float | None:
-    """A what-if ε or minimum improvement: a finite number ≥ 0 (NaN and ∞ decide nothing)."""
-    if value is not None and (not math.isfinite(value) or value < 0):
-        raise typer.BadParameter(f"must be a finite number ≥ 0, not {value}")
-    return value
+# A what-if ε or minimum improvement: a finite number ≥ 0 (NaN and ∞ decide nothing; -0 is 0; no `1_0`).
+_policy_value = Number(0.0)
 
 
 MaxRegressionOption = Annotated[
     float | None,
-    typer.Option("--max-regression", metavar="E", callback=_policy_value, show_default=False,
+    typer.Option("--max-regression", metavar="E", parser=_policy_value, show_default=False,
                  help="What-if ε: the most any other cluster may drop. Default: each session's own."),
 ]  # fmt: skip
 MinImprovementOption = Annotated[
     float | None,
-    typer.Option("--min-improvement", metavar="M", callback=_policy_value, show_default=False,
+    typer.Option("--min-improvement", metavar="M", parser=_policy_value, show_default=False,
                  help="What-if minimum improvement of the target cluster. Default: each session's own."),
 ]  # fmt: skip
 

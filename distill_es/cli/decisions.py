@@ -138,13 +138,14 @@ def rollback(
 def cancel(
     ctx: typer.Context,
     session: SessionArg,
-    reason: Annotated[
-        str, typer.Option("--reason", metavar="TEXT", help="Why (recorded in the log).", show_default=False)
-    ],
+    reason: Annotated[  # "" by default: the command names every missing one of --by and --reason at once
+        str, typer.Option("--reason", metavar="TEXT", help="Why (recorded in the log). Required.",
+                          show_default=False)
+    ] = "",
     by: ByOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
-) -> None:
+) -> None:  # fmt: skip
     """End a session that cannot go on (initiated, diagnosing, planning or executing).
 
     It rests failed, reason `cancelled`, with who and why in its history. Edits it had committed but

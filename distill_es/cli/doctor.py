@@ -44,6 +44,9 @@ def run_doctor(home: Path, store_url: str | None) -> list[Check]:
     )
 
 
+INPUT_CHECKS = frozenset({"config", "benchmark", "traces"})  # files in the workspace (or --traces)
+
+
 def require_preflight(home: Path, store_url: str | None, traces: Path | None = None) -> None:
     """`run`'s refusal, before a session is recorded: the first failed check that needs no network."""
     from distill_es.app.doctor import preflight
@@ -51,7 +54,10 @@ def require_preflight(home: Path, store_url: str | None, traces: Path | None = N
     check = preflight(home, store_url=store_url, traces=traces)
     if check is not None:
         hint = f"{check.hint}; `distill-es doctor` checks everything" if check.hint else ""
-        raise CliFailure(1, f"not starting a session: {check.name}: {check.detail}", hint)
+        # A workspace file the user must fix is a usage error (2), as for `enqueue`; a store or git
+        # that does not work is an outside failure (1).
+        code = 2 if check.name in INPUT_CHECKS else 1
+        raise CliFailure(code, f"not starting a session: {check.name}: {check.detail}", hint)
 
 
 def failures_line(checks: list[Check]) -> str:

@@ -14,7 +14,7 @@ from distill_es.cli.doctor import require_preflight
 from distill_es.cli.driving import print_view
 from distill_es.cli.engines import open_engine, resolve_home
 from distill_es.cli.errors import CliFailure
-from distill_es.cli.options import HomeOption, JsonOption, globals_of
+from distill_es.cli.options import HomeOption, JsonOption, Number, globals_of
 from distill_es.cli.sessions import build_trigger
 from distill_es.domain.errors import SessionBusy
 from distill_es.domain.vocabulary import AutonomyMode, Trigger, TriggerKind
@@ -49,9 +49,9 @@ def enqueue(
     ] = None,
     wait: Annotated[
         float,
-        typer.Option("--wait", metavar="SECONDS", min=0,
+        typer.Option("--wait", metavar="SECONDS", parser=Number(0.0, 86400.0),
                      help="How long to wait while another process holds the workspace (starting or "
-                     "running a session) before giving up with exit 4."),
+                     "running a session) before giving up with exit 4 (0-86400)."),
     ] = 30.0,
     as_json: JsonOption = False,
 ) -> None:  # fmt: skip

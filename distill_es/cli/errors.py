@@ -34,6 +34,7 @@ from distill_es.domain.errors import (
     TracesSourceNotFound,
     VersionNotFound,
     WorkspaceConflict,
+    WorkspaceFileInvalid,
     WorkspaceOwnedElsewhere,
 )
 from distill_es.domain.layout import SETTINGS_FILE
@@ -56,7 +57,7 @@ def exit_code_for(exc: BaseException) -> int:
         return 1  # the machine or the database, not the command: fix it and run the command again
     if isinstance(exc, IllegalTransition | ConcurrentSessionWrite | WorkspaceConflict | DamagedSession):
         return 4  # a damaged session: refused like a conflict, nothing was done
-    if isinstance(exc, SettingsError | InvalidVersion | TracesSourceInvalid):
+    if isinstance(exc, SettingsError | InvalidVersion | TracesSourceInvalid | WorkspaceFileInvalid):
         return 2
     return 1
 

@@ -23,7 +23,7 @@ from rich.text import Text
 from distill_es.adapters.terminal_safe import inert, json_safe
 from distill_es.cli.console import err, out, print_error
 from distill_es.cli.identity import who
-from distill_es.cli.options import ByOption, HomeOption, JsonOption, TracesOption
+from distill_es.cli.options import ByOption, HomeOption, JsonOption, Number, TracesOption
 from distill_es.cli.render import score
 from distill_es.domain.enums import AutonomyMode, SessionStatus
 
@@ -34,6 +34,12 @@ if TYPE_CHECKING:  # the loop, the daemon and the engine are imported by the com
     from distill_es.domain.loop.views import LoopView
 
 EngineOpener = Callable[..., "Engine"]  # (home: Path | None, *, read_only: bool = False)
+
+# The numeric options' bounds, checked before a workspace is opened (nan, inf, `1_0`: exit 2).
+STAGNATION_K = Number(1, 1_000_000, integer=True)
+EPS = Number(0.0, 1.0)  # scores are 0-1
+COST = Number(0.0, 1_000_000.0)  # above 0 too: checked in the command
+INTERVAL = Number(1.0, 7 * 86400.0)
 
 
 def _fail(code: int, message: str, hint: str = "") -> typer.Exit:
@@ -129,13 +135,16 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
     def loop_command(
         home: HomeOption = None,
         stagnation_k: Annotated[
-            int, typer.Option("--stagnation-k", min=1, help="Stop after k sessions without improvement.")
+            int, typer.Option("--stagnation-k", parser=STAGNATION_K, metavar="K",
+                              help="Stop after k sessions without improvement (1 or more).")
         ] = 5,
         eps: Annotated[
-            float, typer.Option("--eps", min=0.0, help="An improvement must beat the best score by more.")
+            float, typer.Option("--eps", parser=EPS, metavar="EPS",
+                                help="An improvement must beat the best score by more (0-1).")
         ] = 0.001,
         max_total_cost: Annotated[
-            float, typer.Option("--max-total-cost", metavar="USD", help="Stop once the sessions spent this.")
+            float, typer.Option("--max-total-cost", metavar="USD", parser=COST,
+                                help="Stop once the sessions spent this (above 0).")
         ] = 50.0,
         resume: Annotated[
             str | None,
@@ -206,7 +215,10 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
         home: HomeOption = None,
         once: Annotated[bool, typer.Option("--once", help="Evaluate the triggers once, then exit.")] = False,
         interval: Annotated[
-            float, typer.Option("--interval", metavar="SECONDS", min=1.0, help="Time between evaluations.")
+            float,
+            typer.Option(
+                "--interval", metavar="SECONDS", parser=INTERVAL, help="Time between evaluations (1-604800)."
+            ),
         ] = 60.0,
         traces: TracesOption = None,
         as_json: JsonOption = False,

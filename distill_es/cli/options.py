@@ -4,6 +4,7 @@ them back."""
 
 from __future__ import annotations
 
+import math
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,11 +52,21 @@ ByOption = Annotated[
         help="Who does it (recorded in the log). Default: git's user.name, then $USER.",
     ),
 ]
+
+
+def _traces_path(text: str) -> Path:
+    """--traces PATH: an empty one is a usage error, not the current directory (Path("") is ".")."""
+    if not str(text).strip():
+        raise typer.BadParameter("an empty path: name a traces.jsonl, a traces.db or a folder holding one")
+    return Path(text)
+
+
 TracesOption = Annotated[
     Path | None,
     typer.Option(
         "--traces",
         metavar="PATH",
+        parser=_traces_path,
         help="Read the traces from here instead: a traces.jsonl, an OpenJarvis traces.db, or a folder "
         "holding one (~/.openjarvis). Default: distill_es.toml \\[traces] source, else the workspace's.",
         show_default=False,
@@ -85,3 +96,34 @@ def globals_of(ctx: typer.Context) -> Globals:
 
 # The running invocation's root context, for mounted commands whose engine opener gets no context.
 ROOT_CONTEXT: ContextVar[typer.Context | None] = ContextVar("distill_es_cli_root", default=None)
+
+
+class Number:
+    """A number option checked by the command line before anything is opened or recorded: finite
+    (nan and inf decide nothing; 1e309 is inf), within [low, high], no `_` digit separators (`1_0`
+    is a typo, not 10), and -0 read as 0. A bad value is a usage error (exit 2) naming the option.
+    Use it as `typer.Option(parser=Number(…))`, or `.check` in a callback."""
+
+    def __init__(self, low: float = 0.0, high: float | None = None, *, integer: bool = False) -> None:
+        self.low, self.high, self.integer = low, high, integer
+
+    def __call__(self, value: object) -> float | int:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return self.check(value)  # a default, already a number
+        text = str(value).strip()
+        try:
+            if "_" in text:
+                raise ValueError(text)
+            number: float | int = int(text) if self.integer else float(text)
+        except ValueError:
+            kind = "a whole number" if self.integer else "a number"
+            raise typer.BadParameter(f"{value!r} is not {kind}") from None
+        return self.check(number, value)
+
+    def check(self, number: float | int, given: object = None) -> float | int:
+        """`number` within the bounds (else a usage error), -0.0 as 0.0."""
+        if not math.isfinite(number) or number < self.low or (self.high is not None and number > self.high):
+            upper = f" and at most {self.high:g}" if self.high is not None else ""
+            shown = number if given is None else given
+            raise typer.BadParameter(f"must be a finite number at least {self.low:g}{upper}, got {shown!r}")
+        return int(number) if self.integer else float(number) + 0.0  # + 0.0 turns -0.0 into 0.0

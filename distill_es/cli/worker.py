@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -22,13 +23,42 @@ import typer
 
 from distill_es.cli.console import out, print_json
 from distill_es.cli.errors import CliFailure
-from distill_es.cli.options import JsonOption, globals_of
+from distill_es.cli.options import JsonOption, Number, globals_of
 
 if TYPE_CHECKING:
     from distill_es.app.worker import Notes, WorkerNote, WorkerReport
 
 PROG = "python -m distill_es.worker"
 DESCRIPTION = "Workers: claim runnable sessions from a shared store and run them."
+
+
+# Bounds of the numeric options, checked before anything is opened or recorded (a bad value is exit 2):
+# a poll or a backoff longer than a day is a typo, and time.sleep refuses nan, inf and negatives.
+POLL = Number(0.0, 86400.0)
+BACKOFF = Number(0.0, 86400.0)
+IDLE_POLLS = Number(0, 1_000_000_000, integer=True)
+
+
+def usable_state_dir(state_dir: Path) -> str:
+    """Why `state_dir` cannot hold the worker's read models ("" when it can): created if missing."""
+    if not str(state_dir).strip():
+        return "an empty path"
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    if not state_dir.is_dir():
+        return "not a directory"
+    if not os.access(state_dir, os.W_OK | os.X_OK):
+        return "not writable"
+    return ""
+
+
+def _check_state_dir(state_dir: Path) -> Path:
+    why = usable_state_dir(state_dir)
+    if why:
+        raise typer.BadParameter(f"cannot keep the worker's state in {str(state_dir)!r}: {why}")
+    return state_dir
 
 
 def run_worker(
@@ -125,16 +155,21 @@ def summary(report: WorkerReport) -> str:
 def worker(
     ctx: typer.Context,
     state_dir: Annotated[
-        Path, typer.Option("--state-dir", help="Where this worker keeps its read models.")
+        Path, typer.Option("--state-dir", callback=_check_state_dir,
+                           help="Where this worker keeps its read models (created if missing).")
     ] = Path(".distill_es-worker"),
-    poll: Annotated[float, typer.Option(help="Seconds between polls when there is nothing to run.")] = 1.0,
+    poll: Annotated[float, typer.Option(parser=POLL, metavar="SECONDS",
+                                        help="Seconds between polls when there is nothing to run (0-86400).")
+    ] = 1.0,
     exit_when_idle: Annotated[
-        int | None, typer.Option("--exit-when-idle", help="Stop after this many idle polls (default: never).")
+        int | None, typer.Option("--exit-when-idle", parser=IDLE_POLLS, metavar="POLLS",
+                                 help="Stop after this many idle polls, 0 or more (default: never).")
     ] = None,
     migrate: Annotated[bool, typer.Option(help="Create the store's tables first (once per store).")] = False,
     backoff: Annotated[
-        float, typer.Option(help="Seconds to leave a session interrupted by an outside failure alone "
-                            "(doubling with each interruption in a row, at most an hour).")
+        float, typer.Option(parser=BACKOFF, metavar="SECONDS",
+                            help="Seconds to leave a session interrupted by an outside failure alone "
+                            "(doubling with each interruption in a row, at most an hour; 0-86400).")
     ] = 30.0,
     as_json: JsonOption = False,
 ) -> None:  # fmt: skip
@@ -162,6 +197,19 @@ def worker(
         out().print(summary(report))
 
 
+def _argparse_type(kind: Number, option: str) -> Callable[[str], float | int]:
+    """A Number as an argparse type: a bad value is argparse's usage error (exit 2)."""
+
+    def convert(text: str) -> float | int:
+        try:
+            return kind(text)
+        except typer.BadParameter as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+
+    convert.__name__ = option  # argparse names the type in "invalid <name> value"
+    return convert
+
+
 def _parser() -> argparse.ArgumentParser:
     from distill_es.app.worker import BACKOFF_SECONDS
 
@@ -170,15 +218,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--state-dir", required=True, type=Path, help="where this worker keeps its read models"
     )
-    parser.add_argument("--poll", type=float, default=0.5, help="seconds between polls when idle")
-    parser.add_argument("--exit-when-idle", type=int, default=None, metavar="POLLS")
+    parser.add_argument(
+        "--poll", type=_argparse_type(POLL, "seconds"), default=0.5, help="seconds between polls when idle"
+    )
+    parser.add_argument(
+        "--exit-when-idle", type=_argparse_type(IDLE_POLLS, "polls"), default=None, metavar="POLLS"
+    )
     parser.add_argument("--migrate", action="store_true", help="create the store's tables first")
     parser.add_argument(
         "--json", action="store_true", help="log lines on stderr as JSON objects (one per line)"
     )
     parser.add_argument(
         "--backoff",
-        type=float,
+        type=_argparse_type(BACKOFF, "seconds"),
         default=BACKOFF_SECONDS,
         metavar="SECONDS",
         help="leave a session interrupted by an outside failure alone this long (doubling, capped at 1 h)",
@@ -214,7 +266,12 @@ def _log_to_stderr(as_json: bool = False) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m distill_es.worker`: argparse flags, log lines on stderr, the summary on stdout."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    why = usable_state_dir(args.state_dir)
+    if why:  # checked before anything is opened or recorded, like every other flag
+        where = str(args.state_dir)
+        parser.error(f"argument --state-dir: cannot keep the worker's state in {where!r}: {why}")
     _log_to_stderr(args.json)
     line = run_worker(
         args.store,

@@ -77,6 +77,11 @@ class WorkspaceError(DistillError):
     """The workspace is missing or malformed (no config.toml, corrupt TOML, bad benchmark)."""
 
 
+class WorkspaceFileInvalid(WorkspaceError):
+    """A file the user must fix does not parse (config.toml, benchmark.jsonl, a traces.jsonl line): a
+    usage error (exit 2) for every command that reads it, naming the file (and line)."""
+
+
 class BudgetExceeded(DistillError):
     pass
 

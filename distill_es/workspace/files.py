@@ -16,7 +16,7 @@ import os
 import tempfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from distill_es.domain.errors import InvalidEdit, WorkspaceError
+from distill_es.domain.errors import InvalidEdit, WorkspaceError, WorkspaceFileInvalid
 from distill_es.domain.layout import PRIVATE_DIRS
 
 TEMP_SUFFIX = ".distill_es-tmp"
@@ -62,7 +62,7 @@ def read_text(path: Path) -> str | None:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise WorkspaceError(f"{path} is not valid UTF-8: {exc}") from None
+        raise WorkspaceFileInvalid(f"{path} is not valid UTF-8: {exc}") from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -24,7 +24,7 @@ import tomlkit
 from tomlkit.items import Array, InlineTable
 from tomlkit.toml_document import TOMLDocument
 
-from distill_es.domain.errors import InvalidEdit, WorkspaceError
+from distill_es.domain.errors import InvalidEdit, WorkspaceFileInvalid
 from distill_es.workspace.files import read_inside
 
 CONFIG = "config.toml"
@@ -49,7 +49,7 @@ def load(text: str, source: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise WorkspaceError(f"{source} is not valid TOML: {exc}") from None
+        raise WorkspaceFileInvalid(f"{source} is not valid TOML: {exc}") from None
 
 
 def read_workspace_toml(root: Path, relative: str) -> dict[str, Any]:
@@ -69,7 +69,7 @@ def _parse(text: str, source: str) -> TOMLDocument:
     try:
         return tomlkit.parse(text)
     except Exception as exc:  # tomlkit raises several unrelated exception types
-        raise WorkspaceError(f"{source} is not valid TOML: {exc}") from None
+        raise WorkspaceFileInvalid(f"{source} is not valid TOML: {exc}") from None
 
 
 def lookup(data: dict[str, Any], *keys: str) -> Any:

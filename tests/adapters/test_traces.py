@@ -106,7 +106,7 @@ def test_jsonl_optional_fields_extra_keys_and_reload(tmp_path):
     assert record.latency_seconds == 1.5 and record.steps == [{"tool": "calc"}]
     assert record.metadata == {"engine": "vllm", "k": "v"}
     with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps({"trace_id": "later", "started_at": "2030-01-01T00:00:00Z"}) + "\n")
+        fh.write(json.dumps({"trace_id": "later", "query": "r", "started_at": "2030-01-01T00:00:00Z"}) + "\n")
     assert source.count() == 2 and source.list(1)[0].trace_id == "later"
 
 
@@ -122,7 +122,7 @@ def test_jsonl_optional_fields_extra_keys_and_reload(tmp_path):
 )
 def test_jsonl_bad_line_names_file_and_line(tmp_path, bad, message):
     path = tmp_path / "traces.jsonl"
-    path.write_text(json.dumps({"trace_id": "a"}) + "\n\n" + bad + "\n", encoding="utf-8")
+    path.write_text(json.dumps({"trace_id": "a", "query": "q"}) + "\n\n" + bad + "\n", encoding="utf-8")
     with pytest.raises(WorkspaceError, match=message):
         JsonlTraceSource(path).count()
 
@@ -380,7 +380,26 @@ def test_reads_the_pinned_traces_db_written_by_openjarvis_itself(tmp_path):
 )
 def test_undecodable_lines_name_file_and_line(tmp_path, bad: bytes, message: str) -> None:
     path = tmp_path / "traces.jsonl"
-    good = b'{"trace_id": "t1"}\n{"trace_id": "t2"}\n'
+    good = b'{"trace_id": "t1", "query": "q"}\n{"trace_id": "t2", "query": "r"}\n'
     path.write_bytes(good + bad + b"\n")
     with pytest.raises(WorkspaceError, match=message):
         JsonlTraceSource(path).count()
+
+
+@pytest.mark.parametrize(
+    "line",
+    ['{"trace_id": 1}', '{"trace_id": "t", "query": null}', '{"trace_id": "t", "query": "  "}',
+     '{"trace_id": "t", "query": 5}', '{"query": "q"}'],
+)  # fmt: skip
+def test_a_line_that_is_not_a_trace_is_refused_naming_file_and_line(tmp_path, line: str) -> None:
+    path = tmp_path / "traces.jsonl"
+    path.write_text('{"trace_id": "ok", "query": "what is 2+2"}\n' + line + "\n")
+    with pytest.raises(WorkspaceError, match=f"{path}:2: "):
+        JsonlTraceSource(path).count()
+
+
+def test_a_byte_order_mark_at_the_start_is_accepted(tmp_path) -> None:
+    path = tmp_path / "traces.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"trace_id": "a", "query": "q"}\n{"trace_id": "b", "query": "r"}\n')
+    source = JsonlTraceSource(path)
+    assert source.count() == 2 and source.get("a") is not None

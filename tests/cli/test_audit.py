@@ -155,6 +155,8 @@ def test_regate_json_matches_the_recorded_gates(scripted: tuple[Path, str]) -> N
         (["--all", "--max-regression", "-0.1"], 2),
         (["--all", "--min-improvement", "inf"], 2),
         (["--all", "--min-improvement", "x"], 2),
+        (["--all", "--max-regression", "1_0"], 2),  # not 10: digit separators are refused
+        (["--all", "--min-improvement", "0_5"], 2),
         ([], 2),  # neither SESSION nor --all
         (["--all", "SESSION"], 2),  # both
         (["00000000-0000-0000-0000-000000000000"], 3),
@@ -169,6 +171,13 @@ def test_regate_bad_input_is_one_json_error(scripted: tuple[Path, str], args: li
     assert result.stdout == ""
     error = json.loads(result.stderr)
     assert error["exit_code"] == code and error["error"]
+
+
+def test_regate_echoes_minus_zero_as_zero(scripted: tuple[Path, str]) -> None:
+    home, _ = scripted
+    minus_zero = ("--max-regression", "-0", "--min-improvement", "-0.0")
+    report = cli_json("--home", home, "regate", "--all", *minus_zero)
+    assert json.dumps([report["max_regression"], report["min_improvement"]]) == "[0.0, 0.0]"
 
 
 def test_regate_text_names_the_flip(scripted: tuple[Path, str]) -> None:

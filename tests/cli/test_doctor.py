@@ -142,7 +142,7 @@ def test_the_demo_workspace_is_offline_and_ready(tmp_path: Path) -> None:
 def test_run_refuses_a_broken_benchmark_before_recording(home: Path, teacher) -> None:
     (home / "benchmark.jsonl").write_text("not json\n")
     result = cli("--home", home, "run", env=live_env(teacher))
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a file the user must fix: a usage error, as for enqueue
     assert "not starting a session: benchmark:" in result.stderr and "benchmark.jsonl:1" in result.stderr
     assert "distill-es doctor" in result.stderr
     assert cli_json("--home", home, "sessions") == []
@@ -209,3 +209,39 @@ def test_settings_that_are_not_utf8_fail_the_settings_check_not_the_program(home
     code, checks, stderr = doctor_json(home, live_env(teacher))
     assert code == 1 and not checks["settings"]["ok"] and "not UTF-8" in checks["settings"]["detail"]
     assert "bug" not in stderr
+
+
+def test_the_same_broken_config_is_the_same_usage_error_for_every_command(
+    home: Path, teacher, tmp_path: Path
+) -> None:
+    (home / "config.toml").write_bytes(b"\xff\xfe[agent]\n")  # not UTF-8
+    store = f"sqlite:///{tmp_path / 'queue.sqlite'}"
+    codes = {
+        "run": cli("--home", home, "run", "--json", env=live_env(teacher)),
+        "enqueue": cli("--home", home, "--store", store, "enqueue", "--json", env=live_env(teacher)),
+        "benchmark run": cli("--home", home, "benchmark", "run", "--json", env=live_env(teacher)),
+    }
+    for name, result in codes.items():
+        assert result.exit_code == 2, (name, result.output)
+        assert "config.toml" in json.loads(result.stderr)["error"]
+    assert cli_json("--home", home, "sessions") == []
+
+
+def test_a_few_shot_file_that_is_not_json_fails_doctor_and_run(home: Path, teacher) -> None:
+    [few_shot] = home.glob("agents/*/few_shot.json")
+    few_shot.write_text("{not json")
+    code, checks, _ = doctor_json(home, live_env(teacher))
+    assert code == 1 and not checks["config"]["ok"]
+    assert "few_shot.json is not valid JSON" in checks["config"]["detail"]
+    result = cli("--home", home, "run", env=live_env(teacher))
+    assert result.exit_code == 2 and "few_shot.json" in result.stderr
+    assert cli_json("--home", home, "sessions") == []
+
+
+def test_benchmark_show_on_a_broken_benchmark_is_a_usage_error_naming_file_and_line(home: Path) -> None:
+    with (home / "benchmark.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write("not json\n")
+    lines = (home / "benchmark.jsonl").read_text(encoding="utf-8").splitlines()
+    result = cli("--home", home, "benchmark", "show", "--json")
+    assert result.exit_code == 2, result.output
+    assert f"benchmark.jsonl:{len(lines)}: not valid JSON" in json.loads(result.stderr)["error"]

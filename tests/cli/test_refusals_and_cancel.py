@@ -79,4 +79,8 @@ def test_cancel_without_a_name_or_reason_is_a_usage_error(tmp_path: Path) -> Non
     sid = _stuck_session(home)
     assert cli("--home", home, "cancel", sid, "--by", " ", "--reason", "x").exit_code == 2
     assert cli("--home", home, "cancel", sid, "--by", "ann").exit_code == 2
+    neither = cli("--home", home, "cancel", sid, "--json")  # both missing: both named, in one error
+    assert neither.exit_code == 2
+    message = json.loads(neither.stderr)["error"]
+    assert "--by" in message and "--reason" in message
     assert cli_json("--home", home, "show", sid)["status"] == "initiated"

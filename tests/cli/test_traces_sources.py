@@ -177,3 +177,21 @@ def test_a_sqlite_database_that_is_not_openjarvis_is_a_usage_error(tmp_path: Pat
     result = cli("--home", ws, "run", "--traces", other, "--teacher", f"cassette:{CASSETTE}", "--json")
     assert result.exit_code == 2, result.output
     assert "not an OpenJarvis traces database" in json.loads(result.stderr)["error"]
+
+
+def test_a_trace_without_a_query_is_refused_before_anything_is_recorded(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path)
+    (ws / "traces.jsonl").write_text('{"trace_id": "a", "query": "q"}\n{"trace_id": 1}\n')
+    result = cli("--home", ws, "run", "--teacher", f"cassette:{CASSETTE}", "--json")
+    assert result.exit_code == 2, result.output
+    assert "traces.jsonl:2" in json.loads(result.stderr)["error"]
+    assert cli_json("--home", ws, "sessions") == []
+
+
+@pytest.mark.parametrize("command", [("run",), ("loop",), ("daemon", "--once")])
+def test_an_empty_traces_path_is_a_usage_error(tmp_path: Path, command: tuple[str, ...]) -> None:
+    ws = _workspace(tmp_path)
+    result = cli("--home", ws, *command, "--traces", "", "--json")
+    assert result.exit_code == 2, result.output
+    assert "--traces" in json.loads(result.stderr)["error"]
+    assert cli_json("--home", ws, "sessions") == []

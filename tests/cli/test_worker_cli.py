@@ -3,9 +3,12 @@ code (cli/worker.run_worker) and keep their documented flags and output (docs/op
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.cli.conftest import cli
 from tests.cli.test_subprocess import clean_env
@@ -62,3 +65,51 @@ def test_importing_distill_es_worker_gives_the_workers_module() -> None:
     from distill_es.app import worker
 
     assert distill_es.worker is worker and callable(worker.migrate)
+
+
+BAD_WORKER_OPTIONS = [
+    ("--poll", "nan"), ("--poll", "-1"), ("--poll", "1e309"), ("--poll", "inf"), ("--poll", "1_0"),
+    ("--poll", "999999"), ("--backoff", "nan"), ("--backoff", "-0.5"), ("--exit-when-idle", "-1"),
+    ("--exit-when-idle", "1.5"), ("--exit-when-idle", "1_0"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("flag", "value"), BAD_WORKER_OPTIONS)
+def test_a_bad_worker_option_is_a_usage_error_before_the_store_is_opened(
+    tmp_path: Path, flag: str, value: str
+) -> None:
+    db = tmp_path / "shared.sqlite"
+    result = cli(
+        "--json", "--store", f"sqlite:///{db}", "worker", "--state-dir", tmp_path / "w", "--migrate",
+        flag, value,
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    error = json.loads(result.stderr)
+    assert error["exit_code"] == 2 and flag in error["error"] and "bug" not in error["error"]
+    assert not db.exists()  # nothing opened, created or recorded
+
+
+@pytest.mark.parametrize(("flag", "value"), BAD_WORKER_OPTIONS)
+def test_python_m_worker_refuses_the_same_options(tmp_path: Path, flag: str, value: str) -> None:
+    db = tmp_path / "shared.sqlite"
+    result = module_worker(
+        "--store", f"sqlite:///{db}", "--state-dir", tmp_path / "w", "--migrate", flag, value, cwd=tmp_path
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert f"argument {flag}" in result.stderr and "Traceback" not in result.stderr
+    assert not db.exists()
+
+
+def test_an_unusable_state_dir_is_a_usage_error_naming_it(tmp_path: Path) -> None:
+    db = tmp_path / "shared.sqlite"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    for state_dir in (blocker, blocker / "below"):
+        result = cli("--json", "--store", f"sqlite:///{db}", "worker", "--state-dir", state_dir, "--migrate")
+        assert result.exit_code == 2, result.output
+        assert str(state_dir) in json.loads(result.stderr)["error"]
+        module = module_worker(
+            "--store", f"sqlite:///{db}", "--state-dir", state_dir, "--migrate", cwd=tmp_path
+        )
+        assert module.returncode == 2 and str(state_dir) in module.stderr
+    assert not db.exists()

@@ -76,6 +76,22 @@ def test_invalid_loop_options_are_usage_errors(cli: Any) -> None:
     assert cli("loop", "--max-total-cost", "0").exit_code == 2
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("loop", "--eps", "nan"), ("loop", "--eps", "inf"), ("loop", "--eps", "-0.1"),
+        ("loop", "--max-total-cost", "nan"), ("loop", "--max-total-cost", "inf"),
+        ("loop", "--max-total-cost", "1e309"), ("loop", "--stagnation-k", "1_0"),
+        ("daemon", "--once", "--interval", "nan"), ("daemon", "--once", "--interval", "inf"),
+        ("daemon", "--once", "--interval", "-5"), ("daemon", "--once", "--interval", "6_0"),
+    ],
+)  # fmt: skip
+def test_nan_inf_and_underscored_numbers_are_usage_errors(cli: Any, args: tuple[str, ...]) -> None:
+    result = cli(*args)
+    assert result.exit_code == 2, result.output
+    assert args[-2] in result.output and "bug" not in result.output
+
+
 def test_flag_then_daemon_once_starts_the_flagged_session(cli: Any, loop_world: LoopWorld) -> None:
     flagged = cli("flag", "t003", "--note", "wrong capital", "--json")
     assert flagged.exit_code == 0, flagged.output

@@ -74,3 +74,12 @@ def test_a_user_flag_without_one_trace_is_a_usage_error(tmp_path: Path) -> None:
     home = world.create_demo_workspace(tmp_path / "ws")
     assert cli("--home", home, "enqueue", "--trigger", "user_flag").exit_code == 2
     assert cli_json("--home", home, "sessions") == []
+
+
+@pytest.mark.parametrize("wait", ["inf", "nan", "-1", "1_0", "1e309"])
+def test_a_bad_wait_is_a_usage_error_before_anything_is_recorded(tmp_path: Path, wait: str) -> None:
+    home = world.create_demo_workspace(tmp_path / "ws")
+    result = cli("--home", home, "enqueue", "--wait", wait, "--json")
+    assert result.exit_code == 2, result.output
+    assert "--wait" in json.loads(result.stderr)["error"]
+    assert cli_json("--home", home, "sessions") == []
