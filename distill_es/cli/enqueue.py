@@ -14,7 +14,16 @@ from distill_es.cli.doctor import require_preflight
 from distill_es.cli.driving import print_view
 from distill_es.cli.engines import open_engine, resolve_home
 from distill_es.cli.errors import CliFailure
-from distill_es.cli.options import HomeOption, JsonOption, Number, globals_of
+from distill_es.cli.options import (
+    AutonomyOption,
+    ClusterDescriptionOption,
+    HomeOption,
+    JsonOption,
+    Number,
+    TraceIdOption,
+    TriggerOption,
+    globals_of,
+)
 from distill_es.cli.sessions import build_trigger
 from distill_es.domain.errors import SessionBusy
 from distill_es.domain.vocabulary import AutonomyMode, Trigger, TriggerKind
@@ -30,23 +39,10 @@ WORKSPACE_CHECKS = {"config", "benchmark", "traces"}
 def enqueue(
     ctx: typer.Context,
     home: HomeOption = None,
-    trigger: Annotated[TriggerKind, typer.Option("--trigger", help="What started this session.")] = (
-        TriggerKind.ON_DEMAND
-    ),
-    trace_id: Annotated[
-        list[str] | None,
-        typer.Option("--trace-id", metavar="TRACE_ID", show_default=False,
-                     help="A trace the session is about (user_flag: exactly one; cluster: any number)."),
-    ] = None,
-    cluster_description: Annotated[
-        str | None,
-        typer.Option("--cluster-description", metavar="TEXT", show_default=False,
-                     help="For --trigger cluster: the failure cluster."),
-    ] = None,
-    autonomy: Annotated[
-        AutonomyMode | None,
-        typer.Option("--autonomy", help="Override session.autonomy_mode.", show_default=False),
-    ] = None,
+    trigger: TriggerOption = TriggerKind.ON_DEMAND,
+    trace_id: TraceIdOption = None,
+    cluster_description: ClusterDescriptionOption = None,
+    autonomy: AutonomyOption = None,
     wait: Annotated[
         float,
         typer.Option("--wait", metavar="SECONDS", parser=Number(0.0, 86400.0),

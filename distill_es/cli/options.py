@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from distill_es.cli.console import JSON_ERRORS
+from distill_es.domain.enums import AutonomyMode, TriggerKind
 
 HomeOption = Annotated[
     Path | None,
@@ -71,6 +72,22 @@ TracesOption = Annotated[
         "holding one (~/.openjarvis). Default: distill_es.toml \\[traces] source, else the workspace's.",
         show_default=False,
     ),
+]
+# What starts a session, shared by `run` and `enqueue`.
+TriggerOption = Annotated[TriggerKind, typer.Option("--trigger", help="What started this session.")]
+TraceIdOption = Annotated[
+    list[str] | None,
+    typer.Option("--trace-id", metavar="TRACE_ID", show_default=False,
+                 help="A trace the session is about (user_flag: exactly one; cluster: any number)."),
+]  # fmt: skip
+ClusterDescriptionOption = Annotated[
+    str | None,
+    typer.Option("--cluster-description", metavar="TEXT", show_default=False,
+                 help="For --trigger cluster: the failure cluster."),
+]  # fmt: skip
+AutonomyOption = Annotated[
+    AutonomyMode | None,
+    typer.Option("--autonomy", help="Override session.autonomy_mode.", show_default=False),
 ]
 SessionArg = Annotated[
     str,

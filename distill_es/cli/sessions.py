@@ -19,7 +19,17 @@ from distill_es.cli.console import err, out, print_error, print_json
 from distill_es.cli.driving import drive, print_view, session_exit
 from distill_es.cli.engines import checked_traces, is_demo, open_engine, resolve_home, resolve_session
 from distill_es.cli.errors import CliFailure
-from distill_es.cli.options import HomeOption, JsonOption, SessionArg, TracesOption, globals_of
+from distill_es.cli.options import (
+    AutonomyOption,
+    ClusterDescriptionOption,
+    HomeOption,
+    JsonOption,
+    SessionArg,
+    TraceIdOption,
+    TracesOption,
+    TriggerOption,
+    globals_of,
+)
 from distill_es.cli.progress import step_progress
 from distill_es.cli.teachers import (
     TEACHER_METAVAR,
@@ -30,7 +40,7 @@ from distill_es.cli.teachers import (
     teacher_spec,
 )
 from distill_es.config.paths import resolve
-from distill_es.domain.enums import AutonomyMode, SessionStatus, TriggerKind
+from distill_es.domain.enums import SessionStatus, TriggerKind
 
 if TYPE_CHECKING:
     from distill_es.domain.vocabulary import Trigger
@@ -60,23 +70,10 @@ def build_trigger(kind: TriggerKind, trace_ids: list[str], description: str | No
 def run(
     ctx: typer.Context,
     home: HomeOption = None,
-    trigger: Annotated[TriggerKind, typer.Option("--trigger", help="What started this session.")] = (
-        TriggerKind.ON_DEMAND
-    ),
-    trace_id: Annotated[
-        list[str] | None,
-        typer.Option("--trace-id", metavar="TRACE_ID", show_default=False,
-                     help="A trace the session is about (user_flag: exactly one; cluster: any number)."),
-    ] = None,
-    cluster_description: Annotated[
-        str | None,
-        typer.Option("--cluster-description", metavar="TEXT", show_default=False,
-                     help="For --trigger cluster: the failure cluster."),
-    ] = None,
-    autonomy: Annotated[
-        AutonomyMode | None,
-        typer.Option("--autonomy", help="Override session.autonomy_mode.", show_default=False),
-    ] = None,
+    trigger: TriggerOption = TriggerKind.ON_DEMAND,
+    trace_id: TraceIdOption = None,
+    cluster_description: ClusterDescriptionOption = None,
+    autonomy: AutonomyOption = None,
     teacher: Annotated[
         str | None,
         typer.Option("--teacher", callback=teacher_spec, metavar=TEACHER_METAVAR, show_default=False,
