@@ -63,7 +63,9 @@ completion: `distill-es --install-completion`.
 - `130` interrupted with Ctrl-C (continue with `distill-es resume SESSION`).
 
 Errors are one or two lines on stderr (what was wrong, what to do); `--debug` adds the traceback.
-A reader that goes away (`distill-es export --all | head -1`) ends the command quietly with exit 0.
+A reader that goes away (`distill-es export --all | head -1`) ends the command
+quietly with exit 141 (128 + SIGPIPE, as git and ls report it): never 0, so a `verify` whose
+reader left is not taken for a pass.
 
 ## Environment
 

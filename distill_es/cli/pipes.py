@@ -19,9 +19,15 @@ def closed_pipe(exc: BaseException) -> bool:
     return isinstance(exc, BrokenPipeError) or (isinstance(exc, OSError) and exc.errno == errno.EPIPE)
 
 
+CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for git, ls or cat cut off by `| head`
+
+
 def quiet_exit() -> typer.Exit:
-    """End quietly with 0 on a closed pipe, as git and ls do: stdout and stderr point at /dev/null from
-    here on, so nothing more is written and the flush at exit cannot fail ("Exception ignored")."""
+    """End quietly with 141 on a closed pipe, as git and ls do (the shell reports them killed by
+    SIGPIPE): never 0, since the command did not finish what it was asked (a `verify` that found damage
+    must not pass because its reader left), and never 1, which says the session failed. stdout and
+    stderr point at /dev/null from here on, so nothing more is written and the flush at exit cannot
+    fail ("Exception ignored")."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         for stream in (sys.stdout, sys.stderr):
@@ -29,7 +35,7 @@ def quiet_exit() -> typer.Exit:
                 os.dup2(devnull, stream.fileno())
     finally:
         os.close(devnull)
-    return typer.Exit(0)
+    return typer.Exit(CLOSED_PIPE)
 
 
 def flush_quietly() -> None:
@@ -57,8 +63,9 @@ def reraise_closed_pipes() -> None:
 
 
 def open_missing_streams() -> None:
-    """A stdout or stderr closed before we started (`distill-es sessions >&-`) is a reader gone before
-    the first line: its output goes to /dev/null, as after a closed pipe."""
+    """A stdout or stderr closed before we started (`distill-es sessions >&-`): its output goes to
+    /dev/null and the command runs to the end, so its exit code is its own (a `verify` that finds
+    damage still exits 1), unlike a reader that leaves midway (141)."""
     if sys.stdout is None:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     if sys.stderr is None:

@@ -1,7 +1,7 @@
 """What a hostile fresh-clone review of issue 16 found in the command line, black-box: a closed pipe
-ends every command quietly with 0 (real pipes, real processes); under --json every non-zero exit
-writes exactly one JSON error object; the global flags work after the command too; cassettes that
-are folders or empty and `--min-score nan` are clear usage errors before anything is recorded."""
+ends every command quietly with 141 (128 + SIGPIPE; real pipes and processes); under --json every
+non-zero exit writes exactly one JSON error object; the global flags work after the command too;
+cassettes that are folders or empty and `--min-score nan` are clear usage errors before anything is recorded."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from typer.testing import Result
 
+from distill_es.cli.pipes import CLOSED_PIPE
 from distill_es.demo.run import CASSETTE
 from tests.cli.conftest import Demo, cli, cli_json
 from tests.cli.test_conventions import command_paths, json_error
@@ -37,24 +38,26 @@ def test_a_reader_that_is_gone_before_the_first_line_ends_the_command_quietly(
     assert process.stdout is not None and process.stderr is not None
     process.stdout.close()  # the reader went away before the command wrote anything
     stderr = process.stderr.read().decode()
-    assert process.wait(timeout=120) == 0, stderr
+    assert process.wait(timeout=120) == CLOSED_PIPE, stderr
     assert stderr == ""  # no traceback, no "Exception ignored", no "this is a bug"
 
 
-def test_export_into_head_exits_0(shared_demo: Demo, tmp_path: Path) -> None:
+def test_export_into_head_exits_141_under_pipefail(shared_demo: Demo, tmp_path: Path) -> None:
     exporter = " ".join(executable()) + f" --home {shared_demo.home} export --all"
     command = f"set -o pipefail; {exporter} | head -c 10"  # pipefail: the exporter's own exit code
     result = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=clean_env(), capture_output=True,
                             text=True, timeout=120)  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == CLOSED_PIPE, result.stderr
     assert result.stdout == '{"digest":' and result.stderr == ""
 
 
-def test_a_stdout_closed_before_the_start_is_a_reader_gone(shared_demo: Demo, tmp_path: Path) -> None:
+def test_a_stdout_closed_before_the_start_discards_the_output_and_keeps_the_exit_code(
+    shared_demo: Demo, tmp_path: Path
+) -> None:
     command = " ".join(executable()) + f" --home {shared_demo.home} sessions >&-"
     result = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=clean_env(), capture_output=True,
                             text=True, timeout=120)  # fmt: skip
-    assert (result.returncode, result.stderr) == (0, "")
+    assert (result.returncode, result.stderr) == (0, "")  # the command ran to its end
 
 
 # --- one JSON error object for every non-zero exit ----------------------------------------------------
