@@ -1,7 +1,8 @@
 """What a hostile fresh-clone review of issue 16 found in the command line, black-box: a closed pipe
 ends every command quietly with 141 (128 + SIGPIPE; real pipes and processes); under --json every
 non-zero exit writes exactly one JSON error object; the global flags work after the command too;
-cassettes that are folders or empty and `--min-score nan` are clear usage errors before anything is recorded."""
+cassettes that are folders or empty and `--min-score nan` are clear usage errors before anything
+is recorded."""
 
 from __future__ import annotations
 
