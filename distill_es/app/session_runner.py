@@ -25,6 +25,7 @@ from distill_es.config.settings import Settings
 from distill_es.domain.errors import (
     EndpointUnavailable,
     SessionInterrupted,
+    TraceNotFound,
     WorkspaceConflict,
     WorkspaceError,
 )
@@ -106,6 +107,7 @@ class Runner:
         # Every precondition before anything is recorded: a refused start leaves no session behind.
         with exclusive(self.store.url, self.state_dir, *self.workspace_lock()):
             self._check_inputs(settings)
+            self._require_known_traces(trigger)
             self._require_clean_workspace("before starting a session")
             session = Session.start(
                 trigger=trigger,
@@ -300,6 +302,19 @@ class Runner:
 
         read_config(self.home)
         read_workspace_toml(self.home, DESCRIPTIONS_FILE)
+
+    def _require_known_traces(self, trigger: Trigger) -> None:
+        """Every trace the trigger names is a non-empty id the traces source holds (TraceNotFound):
+        a session about a trace that is not there would only pay the teacher to find nothing."""
+        metadata = trigger.metadata or {}
+        named = [metadata["trace_id"]] if "trace_id" in metadata else []
+        named += list(metadata.get("trace_ids") or [])
+        for trace_id in named:
+            if not isinstance(trace_id, str) or not trace_id.strip():
+                raise TraceNotFound(f"the trigger names an empty trace id ({trace_id!r})")
+            if self.traces.get(trace_id) is None:
+                shown = trace_id if len(trace_id) <= 80 else trace_id[:80] + "…"
+                raise TraceNotFound(f"no trace {shown!r} in this workspace's traces")
 
     def _check_inputs(self, settings: Settings) -> None:
         """The files a session reads parse, and a session that would go on to pay the teacher has a

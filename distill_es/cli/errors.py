@@ -30,6 +30,7 @@ from distill_es.domain.errors import (
     StoreError,
     StoreMissing,
     StoreUnavailable,
+    TraceNotFound,
     TracesSourceInvalid,
     TracesSourceNotFound,
     VersionNotFound,
@@ -51,7 +52,7 @@ class CliFailure(Exception):
 def exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, CliFailure):
         return exc.code
-    if isinstance(exc, SessionNotFound | StoreMissing | NotAWorkspace | TracesSourceNotFound):
+    if isinstance(exc, SessionNotFound | StoreMissing | NotAWorkspace | TracesSourceNotFound | TraceNotFound):
         return 3
     if isinstance(exc, StoreUnavailable):
         return 1  # the machine or the database, not the command: fix it and run the command again
@@ -95,6 +96,8 @@ def _hint_for(exc: BaseException) -> str:
             "pass a traces.jsonl, an OpenJarvis traces.db, or a folder holding one (--traces PATH or "
             f"[traces] source in {SETTINGS_FILE}); `distill-es doctor` checks it"
         )
+    if isinstance(exc, TraceNotFound):
+        return "name a trace of the workspace's traces (traces.jsonl, --traces or [traces] source)"
     if isinstance(exc, NotAWorkspace):
         return "create one with `distill-es init DIR`, or try `distill-es demo`"
     if isinstance(exc, UnknownRef):

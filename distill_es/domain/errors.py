@@ -158,6 +158,11 @@ class TracesSourceNotFound(WorkspaceError):
     """The traces source a person named (`--traces`, `[traces] source`) does not exist (exit 3)."""
 
 
+class TraceNotFound(WorkspaceError):
+    """A trigger names a trace the workspace's traces source does not hold (exit 3): refused before a
+    session is recorded, so a typo in `--trace-id` never pays the teacher."""
+
+
 class TracesSourceInvalid(WorkspaceError):
     """The traces source a person named cannot be read as traces: not a traces.jsonl, not an OpenJarvis
     traces.db, unreadable, or a folder holding neither (a usage error, exit 2)."""

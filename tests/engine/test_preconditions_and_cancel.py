@@ -11,15 +11,18 @@ from pathlib import Path
 
 import pytest
 
+from distill_es import Engine
+from distill_es.demo import world as demo_world
 from distill_es.domain.errors import (
     DistillError,
     IllegalTransition,
     SessionBusy,
+    TraceNotFound,
     WorkspaceConflict,
 )
 from distill_es.domain.session import next_step as steps
 from distill_es.domain.session.next_step import next_step
-from distill_es.domain.triggers import OnDemandTrigger
+from distill_es.domain.triggers import ClusterTrigger, OnDemandTrigger, UserFlagTrigger
 from distill_es.domain.vocabulary import SessionStatus
 from distill_es.store.locks import exclusive
 
@@ -295,3 +298,21 @@ def test_approve_over_a_corrupt_committed_config_records_nothing(scripted_world:
 
     assert event_types(engine, session.id) == before
     assert [p["edit_id"] for p in engine.pending_reviews()] == ["edit_003"]
+
+
+@pytest.mark.parametrize("trace_id", ["nope", "", "  "])
+def test_a_trigger_naming_a_trace_the_workspace_lacks_records_nothing(tmp_path: Path, trace_id: str) -> None:
+    """A typo in --trace-id never pays the teacher: refused (TraceNotFound, exit 3) before recording."""
+    home = demo_world.create_demo_workspace(tmp_path / "demo")
+    engine = Engine.open(home)
+    try:
+        with pytest.raises(TraceNotFound):
+            engine.start(UserFlagTrigger(trace_id=trace_id))
+        with pytest.raises(TraceNotFound):
+            engine.start(ClusterTrigger("a cluster", trace_ids=["t001", trace_id]))
+        assert engine.sessions() == []
+        assert engine.get(engine.start(UserFlagTrigger(trace_id="t001"))).trigger_metadata == {
+            "trace_id": "t001"
+        }
+    finally:
+        engine.close()

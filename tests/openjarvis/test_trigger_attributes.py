@@ -52,8 +52,8 @@ def test_a_started_session_records_the_trigger_as_before(tmp_path: Path) -> None
     home = world.create_demo_workspace(tmp_path / "demo")
     engine = Engine.open(home)
     try:
-        sid = engine.start(UserFlagTrigger(trace_id="t-9"))
+        sid = engine.start(UserFlagTrigger(trace_id="t009"))
         view = engine.get(sid)
-        assert view.trigger == TriggerKind.USER_FLAG and view.trigger_metadata == {"trace_id": "t-9"}
+        assert view.trigger == TriggerKind.USER_FLAG and view.trigger_metadata == {"trace_id": "t009"}
     finally:
         engine.close()

@@ -52,7 +52,10 @@ def test_enqueue_records_an_initiated_session_a_worker_then_runs(tmp_path: Path)
 
 def test_enqueue_under_json_prints_the_session_view(tmp_path: Path) -> None:
     home = world.create_demo_workspace(tmp_path / "ws")
-    result = cli("--home", home, "enqueue", "--trigger", "user_flag", "--trace-id", "t-7", "--json")
+    typo = cli("--home", home, "enqueue", "--trigger", "user_flag", "--trace-id", "t-7", "--json")
+    assert typo.exit_code == 3 and "no trace 't-7'" in json.loads(typo.stderr)["error"]  # nothing queued
+    assert cli_json("--home", home, "sessions") == []
+    result = cli("--home", home, "enqueue", "--trigger", "user_flag", "--trace-id", "t007", "--json")
     assert result.exit_code == 0, result.output
     view = json.loads(result.stdout)
     assert view["status"] == "initiated" and view["trigger"] == "user_flag"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from distill_es.domain.errors import DistillError
+from distill_es.domain.errors import TraceNotFound  # one error for a trace the source lacks, flag or start
 
-
-class TraceNotFound(DistillError):
-    pass
+__all__ = ["TraceNotFound"]
