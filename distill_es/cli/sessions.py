@@ -53,6 +53,14 @@ MAX_PAGING = 2**31 - 1  # --limit/--offset beyond it: a usage error (SQLite take
 def build_trigger(kind: TriggerKind, trace_ids: list[str], description: str | None) -> Trigger:
     from distill_es.domain import triggers
 
+    if description is not None and kind != TriggerKind.CLUSTER:  # never dropped silently
+        raise typer.BadParameter(
+            "only a --trigger cluster takes a description", param_hint="--cluster-description"
+        )
+    if description is not None and not description.strip():
+        raise typer.BadParameter("the description is empty", param_hint="--cluster-description")
+    if kind == TriggerKind.SCHEDULED and trace_ids:
+        raise typer.BadParameter("a scheduled trigger names no trace", param_hint="--trace-id")
     if kind == TriggerKind.USER_FLAG:
         if len(trace_ids) != 1:
             raise typer.BadParameter(

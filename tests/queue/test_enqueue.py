@@ -86,3 +86,31 @@ def test_a_bad_wait_is_a_usage_error_before_anything_is_recorded(tmp_path: Path,
     assert result.exit_code == 2, result.output
     assert "--wait" in json.loads(result.stderr)["error"]
     assert cli_json("--home", home, "sessions") == []
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ("--trigger", "on_demand", "--cluster-description", "x"),  # a description no trigger would keep
+        ("--trigger", "cluster", "--cluster-description", " "),
+        ("--trigger", "scheduled", "--trace-id", "t001"),
+    ],
+    ids=["description-without-cluster", "empty-description", "scheduled-with-trace"],
+)
+def test_trigger_options_that_would_be_dropped_are_usage_errors(
+    tmp_path: Path, options: tuple[str, ...]
+) -> None:
+    home = world.create_demo_workspace(tmp_path / "ws")
+    for command in ("enqueue", "run"):
+        result = cli("--home", home, command, *options, "--json")
+        assert result.exit_code == 2, (command, result.output)
+        assert json.loads(result.stderr)["exit_code"] == 2
+    assert cli_json("--home", home, "sessions") == []
+
+
+def test_a_cluster_trigger_keeps_its_description_and_traces(tmp_path: Path) -> None:
+    home = world.create_demo_workspace(tmp_path / "ws")
+    options = ("--trigger", "cluster", "--cluster-description", "unit slips", "--trace-id", "t002")
+    view = cli_json("--home", home, "enqueue", *options)
+    assert view["trigger_metadata"]["cluster_description"] == "unit slips"
+    assert view["trigger_metadata"]["trace_ids"] == ["t002"]
