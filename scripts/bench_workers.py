@@ -41,7 +41,6 @@ from distill_es.app.worker import migrate
 from distill_es.demo import world
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.testing.servers import ScriptedAnthropicServer, ScriptedStudentServer
-from distill_es.workspace.scaffold import create_workspace
 
 ITEMS = ["18.4", "18.5"]  # the rows of scripts/bench.py's table this module fills
 SESSIONS, WORKSPACES = 24, 8
@@ -69,17 +68,7 @@ class SlowStudent(StudentServer):  # type: ignore[misc, valid-type]
 def io_bound_workspace(home: Path, student_url: str) -> Path:
     """A demo workspace whose student runs one request at a time (`[student] concurrency = 1`)."""
     settings = world.settings_toml(student_url).replace("[student]\n", "[student]\nconcurrency = 1\n")
-    return create_workspace(
-        home,
-        agent=world.AGENT,
-        model=world.MODEL,
-        config_toml=world.CONFIG_TOML,
-        system_prompt=world.SYSTEM_PROMPT,
-        traces=world.traces(),
-        benchmark=world.BENCHMARK,
-        tool_descriptions_toml='[calculator]\ndescription = "Evaluates arithmetic expressions."\n',
-        settings_toml=settings,
-    )
+    return world.create_demo_workspace(home, settings=settings)
 
 
 @dataclass

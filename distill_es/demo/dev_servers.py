@@ -58,17 +58,5 @@ def start_dev_servers(
 def create_dev_workspace(home: Path, student_url: str) -> Path:
     """A workspace with the demo world's agent, traces and benchmark, pointed at the dev student. An
     ordinary workspace, not a demo one: `run` calls the teacher and the student over HTTP."""
-    from distill_es.workspace.scaffold import create_workspace
-
     settings = world.settings_toml(student_url).replace("# distill_es demo settings", DEV_SETTINGS_MARKER, 1)
-    return create_workspace(
-        home,
-        agent=world.AGENT,
-        model=world.MODEL,
-        config_toml=world.CONFIG_TOML,
-        system_prompt=world.SYSTEM_PROMPT,
-        traces=world.traces(),
-        benchmark=world.BENCHMARK,
-        tool_descriptions_toml='[calculator]\ndescription = "Evaluates arithmetic expressions."\n',
-        settings_toml=settings,
-    )
+    return world.create_demo_workspace(home, settings=settings)

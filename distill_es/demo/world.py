@@ -326,7 +326,11 @@ subsample_size = 8
 """
 
 
-def create_demo_workspace(home: Path, student_url: str = "http://127.0.0.1:11434/v1") -> Path:
+def create_demo_workspace(
+    home: Path, student_url: str = "http://127.0.0.1:11434/v1", *, settings: str | None = None
+) -> Path:
+    """The demo's agent, traces and benchmark in `home`; `settings` replaces the demo's
+    distill_es.toml text (default: `settings_toml(student_url)`)."""
     from distill_es.workspace.scaffold import create_workspace
 
     return create_workspace(
@@ -338,7 +342,7 @@ def create_demo_workspace(home: Path, student_url: str = "http://127.0.0.1:11434
         traces=traces(),
         benchmark=BENCHMARK,
         tool_descriptions_toml='[calculator]\ndescription = "Evaluates arithmetic expressions."\n',
-        settings_toml=settings_toml(student_url),
+        settings_toml=settings if settings is not None else settings_toml(student_url),
     )
 
 
