@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-from distill_es.domain.errors import DamagedSession, DistillError, SessionNotFound
+from distill_es.domain.errors import SessionNotFound
 from distill_es.domain.session.events import SessionStarted
 from distill_es.store.chained import NOT_PAYLOAD
 
@@ -47,12 +47,9 @@ class AuditReader:
             filters = {"trigger": trigger} if trigger else {}
             views, damaged = self.engine.sessions_and_damage(status=status or None, **filters)
             rows = [view.model_dump(mode="json") for view in views]
-            verdicts = self._verdicts([row["id"] for row in rows])
+            verdicts = {report.session_id: report.ok for report in self.engine.verify()}
             for row in rows:
                 row["verified"] = verdicts.get(row["id"])
-                if isinstance(row["verified"], DamagedSession):  # verify could not read it
-                    damaged.append(row["verified"])
-            rows = [row for row in rows if not isinstance(row["verified"], DamagedSession)]
             rows += [
                 {"id": d.session_id, "status": "damaged", "error": str(d), "verified": False}
                 for d in damaged
@@ -62,88 +59,14 @@ class AuditReader:
 
         return self._locked(read)
 
-    def _verdicts(self, ids: list[str]) -> dict[str, bool | DamagedSession]:
-        """`verify` over the store, each session's `ok`. A stored event verify itself cannot read
-        (state without a timestamp, a JSON list: the store's decoder may raise anything for such
-        bytes) must not take the page down: then each session is verified alone, and one whose
-        verify fails is a DamagedSession (listed as damaged)."""
-        try:
-            return {report.session_id: report.ok for report in self.engine.verify()}
-        except DistillError:
-            raise
-        except Exception:
-            pass
-        verdicts: dict[str, bool | DamagedSession] = {}
-        for sid in ids:
-            try:
-                verdicts[sid] = all(report.ok for report in self.engine.verify(sid))
-            except DistillError:
-                raise
-            except Exception as exc:
-                verdicts[sid] = unreadable(sid, exc)
-        return verdicts
-
     def regate(self, sid: str | None, max_regression: float | None, min_improvement: float | None) -> Any:
-        """`regate --json` (of one session, else of all). A session whose stored events regate cannot
-        read is a DamagedSession (a 409 page), and with every session it is skipped as
-        `regate --all` skips damaged ones, the others re-gated one by one."""
-        engine = self.engine
-
-        def one(session_id: str | None) -> dict[str, Any]:
-            try:
-                report = engine.regate(
-                    session_id, max_regression=max_regression, min_improvement=min_improvement
-                )
-            except DistillError:
-                raise
-            except Exception as exc:
-                if session_id is None:
-                    raise
-                raise unreadable(session_id, exc) from exc
-            return dict(report.model_dump(mode="json"))
-
-        def read() -> dict[str, Any]:
-            if sid is not None:
-                return one(sid)
-            try:
-                return one(None)
-            except DistillError:
-                raise
-            except Exception:  # some session's events cannot be read: re-gate each alone
-                pass
-            merged: dict[str, Any] | None = None
-            skipped: list[str] = []
-            for session_id in engine.session_ids():
-                try:
-                    report = one(session_id)
-                except DamagedSession as exc:
-                    skipped.append(f"{session_id}: {exc.reason}")
-                    continue
-                report["sessions"] = [s for s in report["sessions"] if s.get("gates")]
-                if merged is None:
-                    merged = report
-                    continue
-                merged["sessions"] += report["sessions"]
-                for key in ("gates", "redecided", "flips"):
-                    merged[key] += report[key]
-                merged["skipped_sessions"] += report["skipped_sessions"]
-            if merged is None:
-                merged = (
-                    one(None)
-                    if not skipped
-                    else {
-                        "sessions": [],
-                        "gates": 0,
-                        "redecided": 0,
-                        "flips": 0,
-                        "skipped_sessions": [],
-                        "limits": [],
-                    }
-                )
-            merged["skipped_sessions"] = list(merged.get("skipped_sessions", [])) + skipped
-            return merged
-
-        return self._locked(read)
+        """`regate --json` (of one session, else of all). A damaged session is a DamagedSession (a
+        409 page) when named, and listed in `skipped_sessions` with every session, as `regate --all`
+        lists it: the store reads any stored event that is not an event as damage."""
+        report = self._locked(
+            lambda: self.engine.regate(sid, max_regression=max_regression, min_improvement=min_improvement)
+        )
+        return dict(report.model_dump(mode="json"))
 
     def session(self, session_id: str, version: int | None = None) -> dict[str, Any]:
         """The session as `show --json` prints it (at `version` when given)."""
@@ -221,11 +144,6 @@ class AuditReader:
     def call(self, read: Callable[[], T]) -> T:
         """Any other engine read (explain, regate), under the same lock."""
         return self._locked(read)
-
-
-def unreadable(session_id: str, exc: Exception) -> DamagedSession:
-    """The damage a read that failed on a session's stored events stands for."""
-    return DamagedSession(session_id, f"its events cannot be read back: {type(exc).__name__}: {exc}"[:300])
 
 
 def payload_json(event: Any) -> str:
