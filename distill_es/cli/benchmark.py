@@ -3,7 +3,6 @@ and compare two refs per cluster. `benchmark show` lives with the workspace comm
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
 import typer
@@ -12,7 +11,7 @@ from rich.text import Text
 
 from distill_es.cli.console import err, out, print_error, print_json
 from distill_es.cli.engines import open_engine, resolve_home
-from distill_es.cli.options import HomeOption, JsonOption
+from distill_es.cli.options import HomeOption, JsonOption, Number
 from distill_es.cli.workspace import benchmark_app
 from distill_es.domain.benchmark_run.views import BenchmarkComparison, BenchmarkRunView
 
@@ -24,16 +23,9 @@ RefOption = Annotated[
 ]  # fmt: skip
 
 
-def _min_score(value: float | None) -> float | None:
-    """A score between 0 and 1: nan and inf are refused by name (a range check alone lets nan pass)."""
-    if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise typer.BadParameter(f"must be a number from 0 to 1, got {value!r}")
-    return value
-
-
 MinScoreOption = Annotated[
     float | None,
-    typer.Option("--min-score", metavar="X", callback=_min_score, show_default=False,
+    typer.Option("--min-score", metavar="X", parser=Number(0.0, 1.0), show_default=False,
                  help="Exit 1 when the overall score is below X (0-1): a CI gate."),
 ]  # fmt: skip
 

@@ -140,7 +140,8 @@ class Number:
     def check(self, number: float | int, given: object = None) -> float | int:
         """`number` within the bounds (else a usage error), -0.0 as 0.0."""
         if not math.isfinite(number) or number < self.low or (self.high is not None and number > self.high):
-            upper = f" and at most {self.high:g}" if self.high is not None else ""
             shown = number if given is None else given
-            raise typer.BadParameter(f"must be a finite number at least {self.low:g}{upper}, got {shown!r}")
+            if self.high is None:
+                raise typer.BadParameter(f"must be a finite number at least {self.low:g}, got {shown!r}")
+            raise typer.BadParameter(f"must be a number from {self.low:g} to {self.high:g}, got {shown!r}")
         return int(number) if self.integer else float(number) + 0.0  # + 0.0 turns -0.0 into 0.0
