@@ -15,9 +15,8 @@ from rich.text import Text
 
 from distill_es.adapters.terminal_safe import inert, safe_text
 from distill_es.cli.console import out, print_json
-from distill_es.cli.engines import resolve_home, resolve_session
+from distill_es.cli.engines import read_only_engine, resolve_home, resolve_session
 from distill_es.cli.options import HomeOption, JsonOption, Number
-from distill_es.cli.ui import read_only_engine
 
 # A what-if ε or minimum improvement: a finite number ≥ 0 (NaN and ∞ decide nothing; -0 is 0; no `1_0`).
 _policy_value = Number(0.0)

@@ -203,6 +203,20 @@ def resolve_session(engine: Engine, ref: str) -> str:
 # --- the openers the mounted command groups are given ----------------------------------------------------
 
 
+@contextmanager
+def read_only_engine(ctx: typer.Context, home: Path) -> Iterator[Engine]:
+    """The engine as read commands open it, its SQLite event store opened with mode=ro besides: a
+    write could not reach it, and no file is left in the workspace (docs/audit.md "Read-only"). Used
+    by `ui`, `report`, `regate` and `explain`."""
+    from distill_es.api import Engine
+
+    engine = Engine.open(home, store_url=globals_of(ctx).store, read_only=True)
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
 def transfer_engine(
     ctx: typer.Context,
     home: Path | None,

@@ -9,7 +9,6 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,29 +16,15 @@ import typer
 from rich.text import Text
 
 from distill_es.cli.console import err, out, print_json
-from distill_es.cli.engines import resolve_home, resolve_session
+from distill_es.cli.engines import read_only_engine, resolve_home, resolve_session
 from distill_es.cli.errors import CliFailure
 from distill_es.cli.options import HomeOption, JsonOption, SessionArg, globals_of
 
 if TYPE_CHECKING:
-    from distill_es.api import Engine
+    pass
 
 MISSING = "the web view needs Starlette, Jinja2 and uvicorn"
 INSTALL = "install them with `pip install 'distill_es[ui]'`"
-
-
-@contextlib.contextmanager
-def read_only_engine(ctx: typer.Context, home: Path) -> Iterator[Engine]:
-    """The engine as read commands open it, its SQLite event store opened with mode=ro besides: a
-    write could not reach it, and no file is left in the workspace (docs/audit.md "Read-only"). Used
-    by `ui`, `report`, `regate` and `explain`."""
-    from distill_es.api import Engine
-
-    engine = Engine.open(home, store_url=globals_of(ctx).store, read_only=True)
-    try:
-        yield engine
-    finally:
-        engine.close()
 
 
 def _require_web() -> None:
