@@ -7,7 +7,9 @@ imports their SDKs).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -206,3 +208,31 @@ def worker_opener(home: Path, store_url: str) -> Runner:
     """How a worker opens a session's workspace: the default adapters, the worker's store, no tables
     created (the store must exist)."""
     return open_runner(home, store_url=store_url, create_tables=False, own=True)
+
+
+# What running a session imports beyond opening a runner: the phases, the adapters with their SDKs and
+# GitPython, and the HTTP transport the SDKs load at their first request (an SDK internal, so optional).
+SESSION_MODULES = (
+    "distill_es.app.session_runner",
+    "distill_es.app.activities",
+    "distill_es.adapters.teacher",
+    "distill_es.adapters.student",
+    "distill_es.adapters.scorer",
+    "distill_es.adapters.judge",
+    "distill_es.adapters.traces",
+    "distill_es.workspace.git_workspace",
+    "anthropic",
+    "openai",
+)
+SDK_INTERNALS = ("httpcore2",)
+
+
+def warm_up() -> None:
+    """Import now what running a session will (about 1.5–3 s of CPU): a long-lived worker pays it once
+    before it claims work, not inside its first session, where it would hold that session's locks,
+    delay a takeover and compete for the CPU with the other workers' sessions."""
+    for name in SESSION_MODULES:
+        importlib.import_module(name)
+    for name in SDK_INTERNALS:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)

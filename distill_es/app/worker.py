@@ -4,6 +4,8 @@ Any number of workers may share one PostgreSQL store. They coordinate only throu
 `Engine.run` holds a session-level advisory lock for the session and one for its workspace, so two
 workers never run the same session (or two sessions on one workspace) at once. The server drops a
 dead worker's locks with its connection, so another worker picks its session up on its next poll.
+A worker busy with a session still looks every poll for sessions a dead worker left under way (its
+rescue thread), so a takeover never waits for a survivor's own session to end.
 
 A session interrupted by an outside failure (a dead student, a rate-limited teacher: `StepInterrupted`
 in its log) is backed off: it is tried again only `backoff_seconds × 2^(n-1)` (capped) after its n-th
@@ -21,8 +23,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -61,6 +65,18 @@ class WorkerReport:
     run_seconds: float = 0.0
     idle_seconds: float = 0.0
     polls: int = 0
+    rescued: list[str] = field(default_factory=list)  # taken over by the rescue thread, while busy
+
+    def merge(self, other: WorkerReport) -> None:
+        """Add what the rescue thread did (its sessions count as finished by this worker)."""
+        self.finished += other.finished
+        self.rescued += other.finished
+        self.interrupted += other.interrupted
+        self.busy_skips += other.busy_skips
+        self.backed_off.update(other.backed_off)
+        self.damaged += [sid for sid in other.damaged if sid not in self.damaged]  # (usually shared)
+        self.claim_seconds += other.claim_seconds
+        self.run_seconds += other.run_seconds
 
 
 @dataclass(frozen=True)
@@ -129,24 +145,34 @@ def work(
     backoff: Backoff | None = None,
     clock: Clock = lambda: datetime.now(UTC),
     notes: Notes | None = None,
+    rescue: bool = True,
 ) -> WorkerReport:
     """Run sessions until idle for `idle_polls_before_exit` polls (None: forever) or `max_sessions` done.
     Interrupted sessions wait out their `backoff` (a poll with only those is an idle poll).
     `open_runner(workspace, store_url)` opens a runner on a session's workspace, creating no tables.
-    `notes` hears one `WorkerNote` per session claimed and finished (and at start and stop)."""
+    `notes` hears one `WorkerNote` per session claimed and finished (and at start and stop).
+    `rescue`: while this worker runs a session, a second thread takes over sessions that a dead worker
+    left under way (never new ones), so at most two sessions run here at once."""
     backoff = backoff or Backoff()
     say = _Say(notes, clock)
     store = EventStore(store_url, create_tables=False)
     index = SessionIndex(Path(state_dir) / "worker-views.sqlite", store)
     claims = Claims(store_url)
     report = WorkerReport()
+    busy = threading.Event()
+    rescuer = _Rescuer(store_url, index.path, open_runner, backoff, clock, say, poll_seconds, busy)
+    rescuer.report.damaged = report.damaged  # one list: a session found damaged is skipped by both
     idle = 0
     say("started", detail=f"poll {poll_seconds:g} s")
+    if rescue:
+        rescuer.start()
     try:
         while max_sessions is None or len(report.finished) < max_sessions:
             report.polls += 1
             looking = time.perf_counter()
-            ran = _claim_and_run(index, claims, store_url, open_runner, backoff, clock, report, say, looking)
+            ran = _claim_and_run(
+                index, claims, store_url, open_runner, backoff, clock, report, say, looking, running=busy
+            )
             if ran:
                 idle = 0
                 continue
@@ -156,11 +182,69 @@ def work(
                 break
             time.sleep(poll_seconds)
             report.idle_seconds += poll_seconds
+    except BaseException:  # interrupted: a rescue under way is left to the next worker, as a crash is
+        rescuer.stop(wait=False)
+        raise
     finally:
+        rescuer.stop(wait=True)  # a rescue under way runs to rest first
+        report.merge(rescuer.report)
         claims.close()
         store.close()
         say("stopped", detail=_accounts(report))
     return report
+
+
+class _Rescuer(threading.Thread):
+    """While the worker runs a session, looks every poll for sessions under way whose locks nobody
+    holds (their worker died) and runs them to rest: its own store, index and claim connections."""
+
+    def __init__(
+        self,
+        store_url: str,
+        index_path: Path,
+        open_runner: RunnerOpener,
+        backoff: Backoff,
+        clock: Clock,
+        say: _Say,
+        poll_seconds: float,
+        busy: threading.Event,
+    ) -> None:
+        super().__init__(name="distill_es-rescue", daemon=True)  # daemon: an interrupted worker exits
+        self.store_url, self.index_path, self.open_runner = store_url, index_path, open_runner
+        self.backoff, self.clock, self.say = backoff, clock, say
+        self.poll_seconds, self.busy = poll_seconds, busy
+        self.report = WorkerReport()
+        self._stopping = threading.Event()
+
+    def stop(self, *, wait: bool) -> None:
+        self._stopping.set()
+        if wait and self.is_alive():
+            self.join()
+
+    def run(self) -> None:
+        try:
+            store = EventStore(self.store_url, create_tables=False)
+            claims = Claims(self.store_url)
+        except Exception:
+            log.exception("the rescue thread could not open the store; takeovers wait for a free worker")
+            return
+        try:
+            index = SessionIndex(self.index_path, store)  # the worker's file: catch-up is multi-writer safe
+            while not self._stopping.wait(self.poll_seconds):
+                if not self.busy.is_set():
+                    continue  # the worker is looking itself
+                self.report.polls += 1
+                looking = time.perf_counter()
+                if not _claim_and_run(
+                    index, claims, self.store_url, self.open_runner, self.backoff, self.clock,
+                    self.report, self.say, looking, under_way_only=True,
+                ):  # fmt: skip
+                    self.report.claim_seconds += time.perf_counter() - looking
+        except Exception:  # the worker goes on without it; its main loop still takes sessions over
+            log.exception("the rescue thread stopped")
+        finally:
+            claims.close()
+            store.close()
 
 
 def _claim_and_run(
@@ -173,13 +257,20 @@ def _claim_and_run(
     report: WorkerReport,
     say: _Say,
     looking: float,
+    *,
+    under_way_only: bool = False,
+    running: threading.Event | None = None,
 ) -> bool:
     """One look at the queue: claim the first session free to run (its session and workspace locks,
     on the claim connection) and run it; True when one ran. Sessions whose locks are taken now are
-    skipped without a try, so workers spread over the queue instead of racing for its head."""
+    skipped without a try, so workers spread over the queue instead of racing for its head.
+    `under_way_only`: leave the queued (`initiated`) sessions alone (the rescue thread). `running` is
+    set while a claimed session runs."""
     taken = claims.taken()  # one query for all; None on SQLite (there the try-lock decides)
     busy_workspaces: set[str] = set()  # one busy session there means the workspace is taken
     for row in runnable_sessions(index):
+        if under_way_only and row["status"] == "initiated":
+            break  # they come last (runnable_sessions)
         workspace = row["workspace"]
         if workspace in busy_workspaces or row["session_id"] in report.damaged:
             continue
@@ -190,7 +281,7 @@ def _claim_and_run(
             busy_workspaces.add(workspace)
             continue
         try:
-            with claims.claim(Path(workspace) / STATE_DIR, *wanted):
+            with claims.claim(Path(workspace) / STATE_DIR, *wanted), _set_while(running):
                 if _run_one(row, store_url, open_runner, report, say, looking):
                     return True
         except SessionBusy:
@@ -199,9 +290,21 @@ def _claim_and_run(
     return False
 
 
+@contextmanager
+def _set_while(event: threading.Event | None) -> Iterator[None]:
+    if event is not None:
+        event.set()
+    try:
+        yield
+    finally:
+        if event is not None:
+            event.clear()
+
+
 def _accounts(report: WorkerReport) -> str:
     return (
-        f"{len(report.finished)} finished, {len(report.interrupted)} interrupted; seconds claiming "
+        f"{len(report.finished)} finished ({len(report.rescued)} taken over while busy), "
+        f"{len(report.interrupted)} interrupted; seconds claiming "
         f"{report.claim_seconds:.2f}, running {report.run_seconds:.2f}, idle {report.idle_seconds:.2f}; "
         f"{report.polls} polls, {report.busy_skips} claims lost"
     )

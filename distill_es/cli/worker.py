@@ -92,8 +92,9 @@ def work(
 ) -> WorkerReport:
     """Create the tables first if asked, run workers until idle (or forever); what they did."""
     from distill_es.app import worker as workers  # the engine and its SDKs load only when a worker runs
-    from distill_es.compose import worker_opener
+    from distill_es.compose import warm_up, worker_opener
 
+    warm_up()  # before the first claim: see warm_up
     if migrate:
         workers.migrate(store)
     return workers.work(
