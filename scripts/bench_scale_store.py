@@ -29,7 +29,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_lib import Figure, child_env, median, peak_rss_of, pg_database, pg_reachable
+from bench_lib import (
+    Figure,
+    child_env,
+    compiled_like_an_install,
+    median,
+    peak_rss_of,
+    pg_database,
+    pg_reachable,
+)
 
 DISTILL_ES = str(Path(sys.executable).parent / "distill-es")
 Fig = Callable[..., Figure]
@@ -154,6 +162,7 @@ def measure(fig: Fig, backend: str, url: str, home: Path, sessions: int, events:
 def run(fig: Fig, tmp: Path, repeat: int, sessions: int, postgres: bool) -> None:
     from distill_es.workspace.scaffold import create_workspace
 
+    compiled_like_an_install()  # timed commands are fresh processes: as an installed package
     source_home, ids = recorded_sessions(tmp)
     home = create_workspace(tmp / "scale_ws")
     url = f"sqlite:///{home / '.distill_es' / 'scale.sqlite'}"
