@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the engine pulls in the anthropic and openai SDKs: imported
     from distill_es.ports import TraceSource
 
 DEMO_MARKER = "# distill_es demo settings"
+ID_LENGTH = 36  # a session id: a UUID in its canonical form
 
 
 def resolve_home(ctx: typer.Context, home: Path | None) -> Path:
@@ -188,6 +189,11 @@ def resolve_session(engine: Engine, ref: str) -> str:
         return str(UUID(ref))
     except ValueError:
         pass
+    if len(ref) > ID_LENGTH:  # not an id nor a prefix of one: say so without echoing all of it
+        raise CliFailure(
+            2, f"{ref[:ID_LENGTH]!r}… ({len(ref):,} characters) is not a session id or prefix (an id has "
+            f"{ID_LENGTH})", "list sessions with `distill-es sessions`",
+        )  # fmt: skip
     matches = engine.session_ids(prefix=ref)  # damaged ones too
     if len(matches) == 1:
         return matches[0]

@@ -84,6 +84,14 @@ def test_show_by_prefix_and_at_a_version(shared_demo: Demo) -> None:
     assert text.exit_code == 0 and "diagnosis" in text.stdout and "edit_003" in text.stdout
 
 
+def test_an_overlong_session_ref_is_refused_without_echoing_all_of_it(shared_demo: Demo) -> None:
+    for ref in ("a" * 100_000, shared_demo.session_id + "0"):
+        for command in ("show", "history", "verify"):
+            result = cli("--home", shared_demo.home, command, ref)
+            assert result.exit_code == 2, result.output
+            assert "is not a session id or prefix" in result.output and len(result.output) < 400
+
+
 def test_history_one_line_per_event(shared_demo: Demo) -> None:
     entries = cli_json("--home", shared_demo.home, "history", shared_demo.session_id)
     assert [e["version"] for e in entries] == list(range(1, len(entries) + 1))
