@@ -159,7 +159,7 @@ def work(
     index = SessionIndex(Path(state_dir) / "worker-views.sqlite", store)
     claims = Claims(store_url)
     report = WorkerReport()
-    busy = threading.Event()
+    busy = _Busy()
     rescuer = _Rescuer(store_url, index.path, open_runner, backoff, clock, say, poll_seconds, busy)
     rescuer.report.damaged = report.damaged  # one list: a session found damaged is skipped by both
     idle = 0
@@ -167,7 +167,7 @@ def work(
     if rescue:
         rescuer.start()
     try:
-        while max_sessions is None or len(report.finished) < max_sessions:
+        while max_sessions is None or len(report.finished) + len(rescuer.report.finished) < max_sessions:
             report.polls += 1
             looking = time.perf_counter()
             ran = _claim_and_run(
@@ -207,7 +207,7 @@ class _Rescuer(threading.Thread):
         clock: Clock,
         say: _Say,
         poll_seconds: float,
-        busy: threading.Event,
+        busy: _Busy,
     ) -> None:
         super().__init__(name="distill_es-rescue", daemon=True)  # daemon: an interrupted worker exits
         self.store_url, self.index_path, self.open_runner = store_url, index_path, open_runner
@@ -231,13 +231,14 @@ class _Rescuer(threading.Thread):
         try:
             index = SessionIndex(self.index_path, store)  # the worker's file: catch-up is multi-writer safe
             while not self._stopping.wait(self.poll_seconds):
-                if not self.busy.is_set():
+                own = self.busy.workspace
+                if own is None:
                     continue  # the worker is looking itself
                 self.report.polls += 1
                 looking = time.perf_counter()
                 if not _claim_and_run(
                     index, claims, self.store_url, self.open_runner, self.backoff, self.clock,
-                    self.report, self.say, looking, under_way_only=True,
+                    self.report, self.say, looking, under_way_only=True, besides=own,
                 ):  # fmt: skip
                     self.report.claim_seconds += time.perf_counter() - looking
         except Exception:  # the worker goes on without it; its main loop still takes sessions over
@@ -259,15 +260,16 @@ def _claim_and_run(
     looking: float,
     *,
     under_way_only: bool = False,
-    running: threading.Event | None = None,
+    besides: str | None = None,
+    running: _Busy | None = None,
 ) -> bool:
     """One look at the queue: claim the first session free to run (its session and workspace locks,
     on the claim connection) and run it; True when one ran. Sessions whose locks are taken now are
     skipped without a try, so workers spread over the queue instead of racing for its head.
-    `under_way_only`: leave the queued (`initiated`) sessions alone (the rescue thread). `running` is
-    set while a claimed session runs."""
+    `under_way_only`: leave the queued (`initiated`) sessions alone, and the workspace `besides` (the
+    rescue thread, beside the worker's own session). `running` hears which workspace is being run."""
     taken = claims.taken()  # one query for all; None on SQLite (there the try-lock decides)
-    busy_workspaces: set[str] = set()  # one busy session there means the workspace is taken
+    busy_workspaces = {besides} if besides else set()  # one busy session there: the workspace is taken
     for row in runnable_sessions(index):
         if under_way_only and row["status"] == "initiated":
             break  # they come last (runnable_sessions)
@@ -281,7 +283,7 @@ def _claim_and_run(
             busy_workspaces.add(workspace)
             continue
         try:
-            with claims.claim(Path(workspace) / STATE_DIR, *wanted), _set_while(running):
+            with claims.claim(Path(workspace) / STATE_DIR, *wanted), _running(running, workspace):
                 if _run_one(row, store_url, open_runner, report, say, looking):
                     return True
         except SessionBusy:
@@ -290,15 +292,24 @@ def _claim_and_run(
     return False
 
 
+class _Busy:
+    """The workspace whose session the worker's main loop runs now (None: it runs none): the rescue
+    thread looks only while it runs one, and leaves that workspace alone."""
+
+    def __init__(self) -> None:
+        self.workspace: str | None = None
+
+
 @contextmanager
-def _set_while(event: threading.Event | None) -> Iterator[None]:
-    if event is not None:
-        event.set()
+def _running(busy: _Busy | None, workspace: str) -> Iterator[None]:
+    if busy is None:
+        yield
+        return
+    busy.workspace = workspace
     try:
         yield
     finally:
-        if event is not None:
-            event.clear()
+        busy.workspace = None
 
 
 def _accounts(report: WorkerReport) -> str:
