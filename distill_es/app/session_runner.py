@@ -121,32 +121,37 @@ class Runner:
 
     def run(self, session_id: str) -> LearningSession:
         """Drive the session until it rests (completed, awaiting_review, failed, rolled_back)."""
+        with self._running(session_id):
+            return self._drive(self.log.load(session_id))
+
+    def _drive(self, session: Session) -> LearningSession:
+        """`run`'s loop, under the session's and the workspace's locks (held by the caller)."""
         from distill_es.app.activities import NEEDS_SAVED_HEAD, READS_ONLY
 
-        with self._running(session_id):
-            session = self.log.load(session_id)
-            while True:
-                step = next_step(session)
-                if isinstance(step, steps.Rest):
-                    self._save_waiting(session)  # what the last reads-only steps recorded
-                    self.index.catch_up()  # once per run, not per step or event
-                    return session.view()
-                if type(step) in NEEDS_SAVED_HEAD:
-                    self._save_waiting(session)
-                waiting = len(session.pending_events)
-                try:
-                    if self.on_step is not None:  # an observer that raises stops the run like a failing step
-                        self.on_step(session.view(), step)
-                    self.perform(session, step)
-                except SessionInterrupted as exc:
-                    self._save_waiting(session, waiting, quietly=True)
-                    self._record_interruption(session_id, step, exc)
-                    raise
-                except BaseException:  # a conflict, a bug, Ctrl-C: the log ends as with a save per step
-                    self._save_waiting(session, waiting, quietly=True)
-                    raise
-                if type(step) not in READS_ONLY:
-                    self.store.save(session)  # the step and the reads before it: one transaction
+        session_id = str(session.id)
+        while True:
+            locks.require_held()  # a lock lost with its connection: stop before the next effect
+            step = next_step(session)
+            if isinstance(step, steps.Rest):
+                self._save_waiting(session)  # what the last reads-only steps recorded
+                self.index.catch_up()  # once per run, not per step or event
+                return session.view()
+            if type(step) in NEEDS_SAVED_HEAD:
+                self._save_waiting(session)
+            waiting = len(session.pending_events)
+            try:
+                if self.on_step is not None:  # an observer that raises stops the run like a failing step
+                    self.on_step(session.view(), step)
+                self.perform(session, step)
+            except SessionInterrupted as exc:
+                self._save_waiting(session, waiting, quietly=True)
+                self._record_interruption(session_id, step, exc)
+                raise
+            except BaseException:  # a conflict, a bug, Ctrl-C: the log ends as with a save per step
+                self._save_waiting(session, waiting, quietly=True)
+                raise
+            if type(step) not in READS_ONLY:
+                self.store.save(session)  # the step and the reads before it: one transaction
 
     def _save_waiting(self, session: Session, waiting: int | None = None, *, quietly: bool = False) -> None:
         """Save the events reads-only steps left waiting. After a step that failed (`waiting`: how
@@ -179,7 +184,7 @@ class Runner:
             self._require_clean_workspace(f"before session {session_id} can apply edit {edit_id}")
             self._require_readable_config()  # an approval must not be spent on a file that cannot be edited
             self.store.save(session)
-        return self.run(session_id)
+            return self._drive(session)  # the same locks: nobody takes it in between
 
     def reject(self, session_id: str, edit_id: str, *, reviewer: str, reason: str) -> LearningSession:
         with self._running(session_id):
@@ -187,7 +192,7 @@ class Runner:
             session.reject_edit(edit_id=edit_id, reviewer=reviewer, reason=reason)
             self._require_clean_workspace(f"before session {session_id} can go on")
             self.store.save(session)
-        return self.run(session_id)
+            return self._drive(session)  # the same locks: nobody takes it in between
 
     def rollback(self, session_id: str, *, requested_by: str = "user") -> LearningSession:
         """Revert every applied edit of the session, newest first; the session ends ROLLED_BACK."""
@@ -196,7 +201,7 @@ class Runner:
             session.request_rollback(requested_by=requested_by)
             self._require_clean_workspace(f"before session {session_id} can be rolled back")
             self.store.save(session)
-        return self.run(session_id)
+            return self._drive(session)  # the same locks: nobody takes it in between
 
     def cancel(self, session_id: str, *, by: str, reason: str) -> LearningSession:
         """End a session that cannot go on: it rests `failed` (reason_code `cancelled`), who and why

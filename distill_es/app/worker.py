@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from distill_es.domain.errors import DamagedSession, DistillError, SessionBusy, SessionInterrupted
+from distill_es.domain.errors import DamagedSession, DistillError, LockLost, SessionBusy, SessionInterrupted
 from distill_es.domain.layout import STATE_DIR
 from distill_es.domain.session.lifecycle import ACTIVE
 from distill_es.ports import RunnerOpener
@@ -44,6 +44,8 @@ log = logging.getLogger("distill_es.worker")
 
 Clock = Callable[[], datetime]
 BACKOFF_SECONDS = 30.0  # after the first interruption in a row; doubles with each one
+RESCUE_NOTE = "taken over by the rescue thread, beside this worker's own session"
+RESCUE_MIN_POLL_SECONDS = 0.05  # the rescue thread's floor, whatever --poll says (--poll 0 must not spin)
 MAX_BACKOFF_SECONDS = 3600.0
 
 
@@ -146,13 +148,15 @@ def work(
     clock: Clock = lambda: datetime.now(UTC),
     notes: Notes | None = None,
     rescue: bool = True,
+    warm_up: Callable[[], None] | None = None,
 ) -> WorkerReport:
     """Run sessions until idle for `idle_polls_before_exit` polls (None: forever) or `max_sessions` done.
     Interrupted sessions wait out their `backoff` (a poll with only those is an idle poll).
     `open_runner(workspace, store_url)` opens a runner on a session's workspace, creating no tables.
     `notes` hears one `WorkerNote` per session claimed and finished (and at start and stop).
     `rescue`: while this worker runs a session, a second thread takes over sessions that a dead worker
-    left under way (never new ones), so at most two sessions run here at once."""
+    left under way (never new ones), so at most two sessions run here at once. `warm_up` runs once the
+    store has answered, before the first claim (`distill_es.compose.warm_up`: the imports a run needs)."""
     backoff = backoff or Backoff()
     say = _Say(notes, clock)
     store = EventStore(store_url, create_tables=False)
@@ -160,13 +164,17 @@ def work(
     claims = Claims(store_url)
     report = WorkerReport()
     busy = _Busy()
-    rescuer = _Rescuer(store_url, index.path, open_runner, backoff, clock, say, poll_seconds, busy)
+    rescuer = _Rescuer(store_url, index.path, open_runner, backoff, clock, say, poll_seconds, busy, claims)
     rescuer.report.damaged = report.damaged  # one list: a session found damaged is skipped by both
     idle = 0
-    say("started", detail=f"poll {poll_seconds:g} s")
-    if rescue:
-        rescuer.start()
+    interrupted = False
     try:
+        if warm_up is not None:
+            index.catch_up()  # the store answers (else its error now, not after seconds of imports)
+            warm_up()
+        say("started", detail=f"poll {poll_seconds:g} s")
+        if rescue:
+            rescuer.start()
         while max_sessions is None or len(report.finished) + len(rescuer.report.finished) < max_sessions:
             report.polls += 1
             looking = time.perf_counter()
@@ -182,11 +190,11 @@ def work(
                 break
             time.sleep(poll_seconds)
             report.idle_seconds += poll_seconds
-    except BaseException:  # interrupted: a rescue under way is left to the next worker, as a crash is
-        rescuer.stop(wait=False)
+    except BaseException:  # Ctrl-C: a rescue under way is left to the next worker, as after a crash
+        interrupted = True
         raise
     finally:
-        rescuer.stop(wait=True)  # a rescue under way runs to rest first
+        rescuer.stop(wait=not interrupted)  # else a rescue under way runs to rest first
         report.merge(rescuer.report)
         claims.close()
         store.close()
@@ -208,11 +216,13 @@ class _Rescuer(threading.Thread):
         say: _Say,
         poll_seconds: float,
         busy: _Busy,
+        heartbeat: Claims,
     ) -> None:
         super().__init__(name="distill_es-rescue", daemon=True)  # daemon: an interrupted worker exits
         self.store_url, self.index_path, self.open_runner = store_url, index_path, open_runner
         self.backoff, self.clock, self.say = backoff, clock, say
-        self.poll_seconds, self.busy = poll_seconds, busy
+        self.poll_seconds, self.busy = max(poll_seconds, RESCUE_MIN_POLL_SECONDS), busy
+        self.heartbeat = heartbeat  # the worker's claim connection: pinged while its session runs
         self.report = WorkerReport()
         self._stopping = threading.Event()
 
@@ -222,30 +232,43 @@ class _Rescuer(threading.Thread):
             self.join()
 
     def run(self) -> None:
+        store: EventStore | None = None  # opened at the first look: an idle worker holds no more connections
+        index: SessionIndex | None = None
+        claims = Claims(self.store_url)
+        failing = ""  # the store error said last (said once per episode)
         try:
-            store = EventStore(self.store_url, create_tables=False)
-            claims = Claims(self.store_url)
-        except Exception:
-            log.exception("the rescue thread could not open the store; takeovers wait for a free worker")
-            return
-        try:
-            index = SessionIndex(self.index_path, store)  # the worker's file: catch-up is multi-writer safe
             while not self._stopping.wait(self.poll_seconds):
                 own = self.busy.workspace
                 if own is None:
                     continue  # the worker is looking itself
-                self.report.polls += 1
-                looking = time.perf_counter()
-                if not _claim_and_run(
-                    index, claims, self.store_url, self.open_runner, self.backoff, self.clock,
-                    self.report, self.say, looking, under_way_only=True, besides=own,
-                ):  # fmt: skip
-                    self.report.claim_seconds += time.perf_counter() - looking
-        except Exception:  # the worker goes on without it; its main loop still takes sessions over
+                if not self.heartbeat.ping():
+                    log.warning("the worker's claim connection is gone: its session stops at its next step")
+                try:
+                    if store is None:
+                        store = EventStore(self.store_url, create_tables=False)
+                    if index is None:  # the worker's file: its catch-up is safe from several writers
+                        index = SessionIndex(self.index_path, store)
+                    self._look(index, claims, own)
+                    failing = ""
+                except DistillError as exc:  # the store is away: look again next poll
+                    if str(exc) != failing:
+                        log.warning("the rescue thread could not look at the queue: %s", exc)
+                        failing = str(exc)
+        except Exception:  # a bug: the worker goes on without it (its main loop still takes over)
             log.exception("the rescue thread stopped")
         finally:
             claims.close()
-            store.close()
+            if store is not None:
+                store.close()
+
+    def _look(self, index: SessionIndex, claims: Claims, own: str) -> None:
+        self.report.polls += 1
+        looking = time.perf_counter()
+        if not _claim_and_run(
+            index, claims, self.store_url, self.open_runner, self.backoff, self.clock,
+            self.report, self.say, looking, under_way_only=True, besides=own,
+        ):  # fmt: skip
+            self.report.claim_seconds += time.perf_counter() - looking
 
 
 def _claim_and_run(
@@ -284,7 +307,7 @@ def _claim_and_run(
             continue
         try:
             with claims.claim(Path(workspace) / STATE_DIR, *wanted), _running(running, workspace):
-                if _run_one(row, store_url, open_runner, report, say, looking):
+                if _run_one(row, store_url, open_runner, report, say, looking, rescue=under_way_only):
                     return True
         except SessionBusy:
             report.busy_skips += 1  # another worker claimed it since the look: try the next one
@@ -360,12 +383,16 @@ def _run_one(
     report: WorkerReport,
     say: _Say,
     looking: float,
+    *,
+    rescue: bool = False,
 ) -> bool:
-    """Run a claimed session to rest; False when it did not get there (said why, and noted)."""
+    """Run a claimed session to rest; False when it did not get there (said why, and noted).
+    `rescue`: claimed by the rescue thread, beside the worker's own session (said in the note)."""
     session_id = row["session_id"]
     claimed, claimed_at = time.perf_counter(), say.clock()
     report.claim_seconds += claimed - looking
-    say("claimed", row, at=claimed_at, status=row["status"], queued_seconds=round(say.queued_for(row), 3))
+    say("claimed", row, at=claimed_at, status=row["status"], queued_seconds=round(say.queued_for(row), 3),
+        detail=RESCUE_NOTE if rescue else "")  # fmt: skip
     outcome, detail = "error", ""
     try:
         runner = open_runner(Path(row["workspace"]), store_url)
@@ -374,6 +401,10 @@ def _run_one(
         finally:
             runner.close()
         outcome = session.status.value
+    except LockLost as exc:  # its locks died with their connection: another worker may run it now
+        log.warning("session %s stopped: %s", session_id, exc)
+        outcome, detail = "lock_lost", str(exc)
+        return False
     except SessionBusy as exc:  # not ours after all (a process outside the workers holds it)
         report.busy_skips += 1
         outcome, detail = "busy", str(exc)

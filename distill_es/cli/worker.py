@@ -94,7 +94,6 @@ def work(
     from distill_es.app import worker as workers  # the engine and its SDKs load only when a worker runs
     from distill_es.compose import warm_up, worker_opener
 
-    warm_up()  # before the first claim: see warm_up
     if migrate:
         workers.migrate(store)
     return workers.work(
@@ -105,6 +104,7 @@ def work(
         idle_polls_before_exit=exit_when_idle,
         backoff=workers.Backoff(base_seconds=backoff),
         notes=notes,
+        warm_up=warm_up,  # once the store answers, before the first claim
     )
 
 

@@ -129,6 +129,12 @@ class SessionBusy(ConcurrentSessionWrite):
     """Another process is running this session (or another session is executing on this workspace)."""
 
 
+class LockLost(SessionBusy):
+    """The locks a run held died with their connection to the store (the server ended it, a pooler or
+    firewall dropped it): another process may run the session now, so this one stops before its next
+    step and records nothing more."""
+
+
 class StoreError(DistillError):
     """The event store cannot be used as asked. `hint` says what to do next; nothing of a write
     that raised this was stored (each append is one transaction)."""

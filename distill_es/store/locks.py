@@ -9,6 +9,12 @@ A worker claims a session before it opens anything (`Claims`): the session's and
 locks, taken on one long-lived connection, after one look at which locks are held now (`pg_locks`),
 so workers skip taken work without paying to open it. `exclusive` in the same thread then finds
 those names already held (by this claim) and takes them again no more.
+
+A PostgreSQL lock lives as long as its connection, which sits idle while the session runs: a server
+timeout (`idle_session_timeout`), a pooler or a firewall can end it, and the session is free for
+another process while this one still runs it. `require_held` (the runner calls it before every step)
+asks the connection and raises LockLost when it is gone; a worker also pings its claim connection
+every poll while it runs a session (`Claims.ping`), so it never sits idle for long.
 """
 
 from __future__ import annotations
@@ -18,11 +24,11 @@ import hashlib
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from distill_es.domain.errors import SessionBusy
+from distill_es.domain.errors import LockLost, SessionBusy
 from distill_es.store.postgres import pg_connect
 from distill_es.store.urls import is_postgres
 
@@ -43,11 +49,44 @@ def workspace_lock(home: Path | str) -> tuple[str, str]:
 
 
 _claimed = threading.local()  # names this thread holds through a worker's `Claims.claim`
+_leases = threading.local()  # the PostgreSQL connections this thread's locks ride on, with what they hold
 
 
 def _held_here() -> set[str]:
     names: set[str] = getattr(_claimed, "names", set())
     return names
+
+
+def _held_on() -> list[tuple[Any, str]]:
+    held: list[tuple[Any, str]] = getattr(_leases, "held", None) or []
+    _leases.held = held
+    return held
+
+
+@contextmanager
+def _lease(conn: Any, what: str) -> Iterator[None]:
+    """While inside, `require_held` in this thread checks that `conn` (holding `what`) is alive."""
+    held = _held_on()
+    held.append((conn, what))
+    try:
+        yield
+    finally:
+        held.remove((conn, what))
+
+
+def require_held() -> None:
+    """Raise LockLost when a PostgreSQL connection holding this thread's locks has died (one round trip
+    per connection; nothing on SQLite, whose locks die only with the process)."""
+    for conn, what in list(_held_on()):
+        try:
+            alive = not conn.closed and conn.execute("SELECT 1").fetchone() is not None
+        except Exception:
+            alive = False
+        if not alive:
+            raise LockLost(
+                f"the lock on {what} was lost with its connection to the store (the server or a pooler "
+                "ended it): another process may run it now, so this run stopped and recorded nothing more"
+            )
 
 
 @contextmanager
@@ -104,10 +143,12 @@ def _pg_locks(store_url: str, wanted: list[tuple[str, str]]) -> Iterator[None]:
                 if not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
                     raise SessionBusy(f"{what} is in use by another worker; try again when it is done")
                 held.append(key)
-            yield
+            with _lease(conn, wanted[0][1]):
+                yield
         finally:
             for key in reversed(held):
-                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                with suppress(Exception):  # a dead connection took its locks with it
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
 def lock_taken(taken: set[int] | None, state_dir: Path, name: str) -> bool:
@@ -166,18 +207,17 @@ class Claims:
         names = _held_here()
         _claimed.names = names
         with ExitStack() as holding:
+            conn = self._connection() if is_postgres(self.store_url) else None
             for name, what in wanted:
-                if is_postgres(self.store_url):
+                if conn is not None:
                     key = lock_key(name)
-                    if (
-                        not self._connection()
-                        .execute("SELECT pg_try_advisory_lock(%s)", (key,))
-                        .fetchone()[0]
-                    ):
+                    if not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
                         raise SessionBusy(f"{what} is in use by another worker; try again when it is done")
                     holding.callback(self._unlock, key)
                 else:
                     holding.enter_context(_file_lock(Path(state_dir) / "locks", name, what))
+            if conn is not None and wanted:
+                holding.enter_context(_lease(conn, wanted[0][1]))  # the locks live as long as `conn`
             names.update(name for name, _ in wanted)
             try:
                 yield
@@ -185,10 +225,22 @@ class Claims:
                 names.difference_update(name for name, _ in wanted)
 
     def _unlock(self, key: int) -> None:
+        if self._conn is None or self._conn.closed:
+            return  # the connection died: the server dropped every lock it held already
         try:
-            self._connection().execute("SELECT pg_advisory_unlock(%s)", (key,))
-        except Exception:  # the connection died: the server dropped every lock it held already
+            self._conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        except Exception:
             self.close()
+
+    def ping(self) -> bool:
+        """Keep the claim connection from sitting idle while a session runs (a server's or pooler's
+        idle timeout would end it, and the claims with it); False when it is gone already."""
+        if self._conn is None:
+            return True  # nothing held on it
+        try:
+            return not self._conn.closed and self._conn.execute("SELECT 1").fetchone() is not None
+        except Exception:
+            return False
 
     def close(self) -> None:
         if self._conn is not None:
