@@ -18,12 +18,14 @@ from typing import Any
 import pytest
 
 from distill_es.api import Engine
-from distill_es.app.worker import WorkerNote, migrate, work
+from distill_es.app.worker import RESCUE_NOTE, WorkerNote, migrate, work
 from distill_es.compose import worker_opener
 from distill_es.demo import world
+from distill_es.domain.errors import StoreUnavailable
 from distill_es.domain.session import events as ev
 from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.store.app import EventStore
+from distill_es.store.locks import Claims
 from distill_es.testing.servers import ScriptedAnthropicServer, ScriptedStudentServer
 from tests.pg import fresh_database
 
@@ -51,12 +53,52 @@ def recorded(url: str, session_id: str) -> int:
         store.close()
 
 
+def kill_a_worker_in(session_id: str, url: str, state_dir: Path) -> None:
+    """Start a worker process, let it claim `session_id` (the only one free) and record a few of its
+    steps, then SIGKILL it: a session under way that nobody runs."""
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "distill_es.worker", "--store", url, "--state-dir", str(state_dir),
+         "--poll", "0.1", "--json"],
+        env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert victim.stderr is not None
+    for raw in victim.stderr:  # its log: the claim
+        line = json.loads(raw) if raw.startswith("{") else {}
+        if line.get("event") == "claimed":
+            assert line["session_id"] == session_id
+            break
+    wait_for(lambda: recorded(url, session_id) > 2, "the session under way")
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate(timeout=30)
+
+
+def queue(url: str, home: Path) -> str:
+    engine = Engine.open(home, store_url=url, create_tables=False)
+    try:
+        return engine.start(OnDemandTrigger({"home": home.name}))
+    finally:
+        engine.close()
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
+@pytest.mark.parametrize("outage", [False, True], ids=["", "store-outage-first"])
 def test_a_busy_worker_takes_over_a_dead_workers_session_before_its_own_ends(
-    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outage: bool
 ) -> None:
+    """With `outage`, the rescue thread's first three claims fail as a store that is away fails
+    (StoreUnavailable): it says so and looks again at its next poll instead of dying."""
     migrate(pg_url)
+    if outage:
+        failures = iter(range(3))
+        real_claim = Claims.claim
+
+        def claim(self: Claims, *args: Any) -> Any:
+            if threading.current_thread().name == "distill_es-rescue" and next(failures, None) is not None:
+                raise StoreUnavailable("the store is away (injected)")
+            return real_claim(self, *args)
+
+        monkeypatch.setattr(Claims, "claim", claim)
     release = threading.Event()  # holds workspace A's student: the busy worker's own session waits
 
     def held_answer(request: dict[str, Any]) -> str:
@@ -73,15 +115,8 @@ def test_a_busy_worker_takes_over_a_dead_workers_session_before_its_own_ends(
         monkeypatch.setenv("ANTHROPIC_BASE_URL", teacher.base_url)
         monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
 
-        def queue(home: Path) -> str:
-            engine = Engine.open(home, store_url=pg_url, create_tables=False)
-            try:
-                return engine.start(OnDemandTrigger({"home": home.name}))
-            finally:
-                engine.close()
-
         # The survivor, in this process: it claims A's session, which hangs on A's student.
-        session_a = queue(home_a)
+        session_a = queue(pg_url, home_a)
         notes: list[WorkerNote] = []
         reports: list[Any] = []
         survivor = threading.Thread(
@@ -94,21 +129,8 @@ def test_a_busy_worker_takes_over_a_dead_workers_session_before_its_own_ends(
         wait_for(lambda: any(n.event == "claimed" and n.session_id == session_a for n in notes), "claim of A")
 
         # The victim, a worker process: it takes B's session (A's is locked) and dies in the middle.
-        session_b = queue(home_b)
-        victim = subprocess.Popen(
-            [sys.executable, "-m", "distill_es.worker", "--store", pg_url, "--state-dir",
-             str(tmp_path / "victim"), "--poll", "0.1", "--json"],
-            env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert victim.stderr is not None
-        for raw in victim.stderr:  # its log: the claim of B
-            line = json.loads(raw) if raw.startswith("{") else {}
-            if line.get("event") == "claimed":
-                assert line["session_id"] == session_b
-                break
-        wait_for(lambda: recorded(pg_url, session_b) > 2, "B under way")
-        victim.send_signal(signal.SIGKILL)
-        victim.communicate(timeout=30)
+        session_b = queue(pg_url, home_b)
+        kill_a_worker_in(session_b, pg_url, tmp_path / "victim")
         killed_at = time.monotonic()
 
         wait_for(lambda: any(n.event == "claimed" and n.session_id == session_b for n in notes), "takeover")
@@ -134,3 +156,68 @@ def test_a_busy_worker_takes_over_a_dead_workers_session_before_its_own_ends(
             assert sum(isinstance(e, RESTING_EVENTS) for e in events) == 1
     finally:
         store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_ctrl_c_leaves_a_rescue_under_way_to_the_next_worker_at_once(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in the worker while its rescue thread runs a session held by its student: the worker
+    stops now (the rescued session is left under way, as after a crash), not when the student answers."""
+    migrate(pg_url)
+    release = threading.Event()
+
+    def held_answer(request: dict[str, Any]) -> str:
+        assert release.wait(120), "never released"
+        return world.toy_answer(request)
+
+    notes: list[WorkerNote] = []
+
+    def opener(home: Path, url: str) -> Any:
+        if home.name != "a":
+            return worker_opener(home, url)
+
+        class CtrlC:  # the worker's own session: interrupted once B is being rescued
+            def run(self, session_id: str) -> Any:
+                wait_for(
+                    lambda: any(n.event == "claimed" and n.detail == RESCUE_NOTE for n in notes), "rescue"
+                )
+                raise KeyboardInterrupt
+
+            def close(self) -> None:
+                pass
+
+        return CtrlC()
+
+    with (
+        ScriptedAnthropicServer(world.teacher_reply) as teacher,
+        ScriptedStudentServer(held_answer) as held_student,
+    ):
+        home_a = world.create_demo_workspace(tmp_path / "a", student_url=held_student.base_url)
+        home_b = world.create_demo_workspace(tmp_path / "b", student_url=held_student.base_url)
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", teacher.base_url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
+        session_a = queue(pg_url, home_a)
+        outcome: list[BaseException | None] = []
+
+        def survive() -> None:
+            try:
+                work(pg_url, tmp_path / "survivor", open_runner=opener, poll_seconds=0.1, notes=notes.append)
+                outcome.append(None)
+            except BaseException as exc:  # the KeyboardInterrupt, out of work()
+                outcome.append(exc)
+
+        survivor = threading.Thread(target=survive)
+        survivor.start()
+        wait_for(lambda: any(n.event == "claimed" and n.session_id == session_a for n in notes), "claim of A")
+        session_b = queue(pg_url, home_b)
+        kill_a_worker_in(session_b, pg_url, tmp_path / "victim")
+        survivor.join(timeout=30)  # B's student answers only after this
+        assert not survivor.is_alive(), "Ctrl-C waited for the rescued session"
+        assert isinstance(outcome[0], KeyboardInterrupt)
+        assert not any(n.event == "finished" and n.session_id == session_b for n in notes)
+        release.set()  # the abandoned rescue's student answers; its thread ends with the test
+        for thread in threading.enumerate():
+            if thread.name == "distill_es-rescue":
+                thread.join(timeout=120)
