@@ -164,7 +164,7 @@ def work(
     claims = Claims(store_url)
     report = WorkerReport()
     busy = _Busy()
-    rescuer = _Rescuer(store_url, index.path, open_runner, backoff, clock, say, poll_seconds, busy, claims)
+    rescuer = _Rescuer(store_url, index, open_runner, backoff, clock, say, poll_seconds, busy, claims)
     rescuer.report.damaged = report.damaged  # one list: a session found damaged is skipped by both
     idle = 0
     interrupted = False
@@ -204,12 +204,14 @@ def work(
 
 class _Rescuer(threading.Thread):
     """While the worker runs a session, looks every poll for sessions under way whose locks nobody
-    holds (their worker died) and runs them to rest: its own store, index and claim connections."""
+    holds (their worker died) and runs them to rest. It shares the worker's store and index (the
+    worker reads them only between sessions, and both are safe from several threads) and has its own
+    claim connection: the locks of a rescue must not ride on the worker's."""
 
     def __init__(
         self,
         store_url: str,
-        index_path: Path,
+        index: SessionIndex,
         open_runner: RunnerOpener,
         backoff: Backoff,
         clock: Clock,
@@ -219,7 +221,7 @@ class _Rescuer(threading.Thread):
         heartbeat: Claims,
     ) -> None:
         super().__init__(name="distill_es-rescue", daemon=True)  # daemon: an interrupted worker exits
-        self.store_url, self.index_path, self.open_runner = store_url, index_path, open_runner
+        self.store_url, self.index, self.open_runner = store_url, index, open_runner
         self.backoff, self.clock, self.say = backoff, clock, say
         self.poll_seconds, self.busy = max(poll_seconds, RESCUE_MIN_POLL_SECONDS), busy
         self.heartbeat = heartbeat  # the worker's claim connection: pinged while its session runs
@@ -232,9 +234,7 @@ class _Rescuer(threading.Thread):
             self.join()
 
     def run(self) -> None:
-        store: EventStore | None = None  # opened at the first look: an idle worker holds no more connections
-        index: SessionIndex | None = None
-        claims = Claims(self.store_url)
+        claims = Claims(self.store_url)  # its own claim connection, opened at its first look
         failing = ""  # the store error said last (said once per episode)
         try:
             while not self._stopping.wait(self.poll_seconds):
@@ -244,11 +244,7 @@ class _Rescuer(threading.Thread):
                 if not self.heartbeat.ping():
                     log.warning("the worker's claim connection is gone: its session stops at its next step")
                 try:
-                    if store is None:
-                        store = EventStore(self.store_url, create_tables=False)
-                    if index is None:  # the worker's file: its catch-up is safe from several writers
-                        index = SessionIndex(self.index_path, store)
-                    self._look(index, claims, own)
+                    self._look(claims, own)
                     failing = ""
                 except DistillError as exc:  # the store is away: look again next poll
                     if str(exc) != failing:
@@ -258,14 +254,12 @@ class _Rescuer(threading.Thread):
             log.exception("the rescue thread stopped")
         finally:
             claims.close()
-            if store is not None:
-                store.close()
 
-    def _look(self, index: SessionIndex, claims: Claims, own: str) -> None:
+    def _look(self, claims: Claims, own: str) -> None:
         self.report.polls += 1
         looking = time.perf_counter()
         if not _claim_and_run(
-            index, claims, self.store_url, self.open_runner, self.backoff, self.clock,
+            self.index, claims, self.store_url, self.open_runner, self.backoff, self.clock,
             self.report, self.say, looking, under_way_only=True, besides=own,
         ):  # fmt: skip
             self.report.claim_seconds += time.perf_counter() - looking
