@@ -23,6 +23,7 @@ from distill_es.domain.errors import (
     EditNotFound,
     IllegalTransition,
     InvalidVersion,
+    LockLost,
     NotAWorkspace,
     SessionInterrupted,
     SessionNotFound,
@@ -110,6 +111,8 @@ def _hint_for(exc: BaseException) -> str:
         return "list this workspace's sessions with `distill-es sessions`"
     if isinstance(exc, IllegalTransition):
         return f"`distill-es show {exc.session_id or 'SESSION'}` shows where the session stands"
+    if isinstance(exc, LockLost):
+        return "`distill-es resume SESSION` goes on from the log once no other process runs it"
     if isinstance(exc, ConcurrentSessionWrite):
         return "another distill-es process is working on this session; wait for it, then try again"
     if isinstance(exc, SettingsError):
