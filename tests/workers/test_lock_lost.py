@@ -5,8 +5,7 @@ rest once, by whoever claims it next. And `approve` keeps its locks from the app
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,31 +14,19 @@ import psycopg
 import pytest
 
 from distill_es.adapters.teacher import request_digest
-from distill_es.api import Engine
 from distill_es.app import session_runner
-from distill_es.app.worker import WorkerNote, migrate, work
-from distill_es.compose import worker_opener
+from distill_es.app.worker import migrate
 from distill_es.demo import world
 from distill_es.domain.session import events as ev
-from distill_es.domain.triggers import OnDemandTrigger
-from distill_es.store.app import EventStore
 from distill_es.store.locks import lock_key, session_lock
 from distill_es.testing.servers import ScriptedAnthropicServer, ScriptedStudentServer
 from tests.pg import fresh_database
-
-RESTING_EVENTS = (ev.SessionAwaitingReview, ev.SessionCompleted, ev.SessionFailed, ev.SessionRolledBack)
+from tests.workers.checks import WorkerThread, queue, rested_once
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     yield from fresh_database("distill_es_lost")
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def lock_holder(url: str, session_id: str) -> int | None:
@@ -75,18 +62,8 @@ def test_a_worker_whose_claim_connection_dies_stops_and_the_session_rests_once(
         home = world.create_demo_workspace(tmp_path / "ws", student_url=student.base_url)
         monkeypatch.setenv("ANTHROPIC_BASE_URL", teacher.base_url)
         monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
-        engine = Engine.open(home, store_url=pg_url, create_tables=False)
-        session_id = engine.start(OnDemandTrigger({"lost": True}))
-        engine.close()
-
-        notes: list[WorkerNote] = []
-        reports: list[Any] = []
-        worker = threading.Thread(
-            target=lambda: reports.append(
-                work(pg_url, tmp_path / "worker", open_runner=worker_opener, poll_seconds=0.1,
-                     idle_polls_before_exit=5, notes=notes.append)
-            )
-        )  # fmt: skip
+        session_id = queue(pg_url, home)
+        worker = WorkerThread(pg_url, tmp_path / "worker", idle_polls_before_exit=5)
         worker.start()
         assert held.wait(90), "the session never reached its student"
         holder = lock_holder(pg_url, session_id)
@@ -97,18 +74,13 @@ def test_a_worker_whose_claim_connection_dies_stops_and_the_session_rests_once(
         worker.join(timeout=180)
         assert not worker.is_alive()
 
-    outcomes = [(n.event, n.outcome) for n in notes if n.session_id == session_id]
+    outcomes = [(n.event, n.outcome) for n in worker.notes if n.session_id == session_id]
     assert ("finished", "lock_lost") in outcomes, outcomes
     assert outcomes[-1][0] == "finished" and outcomes[-1][1] in ("awaiting_review", "completed"), outcomes
-    (report,) = reports
+    report = worker.report
+    assert report is not None
     assert report.finished == [session_id] and report.rescued == []  # never its own rescuer's
-    store = EventStore(pg_url, create_tables=False)
-    try:
-        events = store.domain_events(session_id)
-    finally:
-        store.close()
-    assert [e.originator_version for e in events] == list(range(1, len(events) + 1))
-    assert sum(isinstance(e, RESTING_EVENTS) for e in events) == 1
+    events = rested_once(pg_url, session_id)
     recorded = [e.request_digest for e in events if isinstance(e, ev.TeacherCallCompleted)]
     served = [request_digest(request) for request in teacher.requests]
     assert sorted(recorded) == sorted(served), "a teacher call was made twice, or one was lost"

@@ -11,37 +11,26 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from distill_es.api import Engine
-from distill_es.app.worker import RESCUE_NOTE, WorkerNote, migrate, work
+from distill_es.app.worker import RESCUE_NOTE, migrate
 from distill_es.compose import worker_opener
 from distill_es.demo import world
 from distill_es.domain.errors import StoreUnavailable
-from distill_es.domain.session import events as ev
-from distill_es.domain.triggers import OnDemandTrigger
 from distill_es.store.app import EventStore
 from distill_es.store.locks import Claims
 from distill_es.testing.servers import ScriptedAnthropicServer, ScriptedStudentServer
 from tests.pg import fresh_database
-
-RESTING_EVENTS = (ev.SessionAwaitingReview, ev.SessionCompleted, ev.SessionFailed, ev.SessionRolledBack)
+from tests.workers.checks import WorkerThread, queue, rested_once, wait_for
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     yield from fresh_database("distill_es_rescue")
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def recorded(url: str, session_id: str) -> int:
@@ -70,14 +59,6 @@ def kill_a_worker_in(session_id: str, url: str, state_dir: Path) -> None:
     wait_for(lambda: recorded(url, session_id) > 2, "the session under way")
     victim.send_signal(signal.SIGKILL)
     victim.communicate(timeout=30)
-
-
-def queue(url: str, home: Path) -> str:
-    engine = Engine.open(home, store_url=url, create_tables=False)
-    try:
-        return engine.start(OnDemandTrigger({"home": home.name}))
-    finally:
-        engine.close()
 
 
 @pytest.mark.slow
@@ -117,14 +98,8 @@ def test_a_busy_worker_takes_over_a_dead_workers_session_before_its_own_ends(
 
         # The survivor, in this process: it claims A's session, which hangs on A's student.
         session_a = queue(pg_url, home_a)
-        notes: list[WorkerNote] = []
-        reports: list[Any] = []
-        survivor = threading.Thread(
-            target=lambda: reports.append(
-                work(pg_url, tmp_path / "survivor", open_runner=worker_opener, poll_seconds=0.1,
-                     idle_polls_before_exit=5, notes=notes.append)
-            )
-        )  # fmt: skip
+        survivor = WorkerThread(pg_url, tmp_path / "survivor", idle_polls_before_exit=5)
+        notes = survivor.notes
         survivor.start()
         wait_for(lambda: any(n.event == "claimed" and n.session_id == session_a for n in notes), "claim of A")
 
@@ -143,19 +118,14 @@ def test_a_busy_worker_takes_over_a_dead_workers_session_before_its_own_ends(
         survivor.join(timeout=120)
         assert not survivor.is_alive()
 
-    (report,) = reports
+    report = survivor.report
+    assert report is not None
     assert sorted(report.finished) == sorted([session_a, session_b])
     assert report.rescued == [session_b]
     claims_of_b = [n for n in notes if n.event == "claimed" and n.session_id == session_b]
     assert len(claims_of_b) == 1 and claims_of_b[0].status != "initiated"
-    store = EventStore(pg_url, create_tables=False)
-    try:
-        for session_id in (session_a, session_b):
-            events = store.domain_events(session_id)
-            assert [e.originator_version for e in events] == list(range(1, len(events) + 1))
-            assert sum(isinstance(e, RESTING_EVENTS) for e in events) == 1
-    finally:
-        store.close()
+    for session_id in (session_a, session_b):
+        rested_once(pg_url, session_id)
 
 
 @pytest.mark.slow
@@ -172,7 +142,7 @@ def test_ctrl_c_leaves_a_rescue_under_way_to_the_next_worker_at_once(
         assert release.wait(120), "never released"
         return world.toy_answer(request)
 
-    notes: list[WorkerNote] = []
+    survivor: WorkerThread | None = None
 
     def opener(home: Path, url: str) -> Any:
         if home.name != "a":
@@ -180,9 +150,9 @@ def test_ctrl_c_leaves_a_rescue_under_way_to_the_next_worker_at_once(
 
         class CtrlC:  # the worker's own session: interrupted once B is being rescued
             def run(self, session_id: str) -> Any:
-                wait_for(
-                    lambda: any(n.event == "claimed" and n.detail == RESCUE_NOTE for n in notes), "rescue"
-                )
+                assert survivor is not None
+                notes = survivor.notes
+                wait_for(lambda: any(n.detail == RESCUE_NOTE for n in notes), "the rescue")
                 raise KeyboardInterrupt
 
             def close(self) -> None:
@@ -199,24 +169,15 @@ def test_ctrl_c_leaves_a_rescue_under_way_to_the_next_worker_at_once(
         monkeypatch.setenv("ANTHROPIC_BASE_URL", teacher.base_url)
         monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
         session_a = queue(pg_url, home_a)
-        outcome: list[BaseException | None] = []
-
-        def survive() -> None:
-            try:
-                work(pg_url, tmp_path / "survivor", open_runner=opener, poll_seconds=0.1, notes=notes.append)
-                outcome.append(None)
-            except BaseException as exc:  # the KeyboardInterrupt, out of work()
-                outcome.append(exc)
-
-        survivor = threading.Thread(target=survive)
+        survivor = WorkerThread(pg_url, tmp_path / "survivor", open_runner=opener)
         survivor.start()
-        wait_for(lambda: any(n.event == "claimed" and n.session_id == session_a for n in notes), "claim of A")
+        wait_for(lambda: survivor.saw("claimed", session_a), "claim of A")
         session_b = queue(pg_url, home_b)
         kill_a_worker_in(session_b, pg_url, tmp_path / "victim")
         survivor.join(timeout=30)  # B's student answers only after this
         assert not survivor.is_alive(), "Ctrl-C waited for the rescued session"
-        assert isinstance(outcome[0], KeyboardInterrupt)
-        assert not any(n.event == "finished" and n.session_id == session_b for n in notes)
+        assert isinstance(survivor.raised, KeyboardInterrupt)
+        assert not survivor.saw("finished", session_b)
         release.set()  # the abandoned rescue's student answers; its thread ends with the test
         for thread in threading.enumerate():
             if thread.name == "distill_es-rescue":
