@@ -130,7 +130,7 @@ class Runner:
 
         session_id = str(session.id)
         while True:
-            locks.require_held()  # a lock lost with its connection: stop before the next effect
+            locks.require_held(session_id)  # a lock lost with its connection: stop before the next effect
             step = next_step(session)
             if isinstance(step, steps.Rest):
                 self._save_waiting(session)  # what the last reads-only steps recorded

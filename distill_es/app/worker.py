@@ -32,7 +32,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from distill_es.domain.errors import DamagedSession, DistillError, LockLost, SessionBusy, SessionInterrupted
+from distill_es.domain.errors import (
+    ConcurrentSessionWrite,
+    DamagedSession,
+    DistillError,
+    LockLost,
+    SessionBusy,
+    SessionInterrupted,
+)
 from distill_es.domain.layout import STATE_DIR
 from distill_es.domain.session.lifecycle import ACTIVE
 from distill_es.ports import RunnerOpener
@@ -164,7 +171,7 @@ def work(
     claims = Claims(store_url)
     report = WorkerReport()
     busy = _Busy()
-    rescuer = _Rescuer(store_url, index, open_runner, backoff, clock, say, poll_seconds, busy, claims)
+    rescuer = _Rescuer(store_url, index, open_runner, backoff, clock, say, poll_seconds, busy)
     rescuer.report.damaged = report.damaged  # one list: a session found damaged is skipped by both
     idle = 0
     interrupted = False
@@ -218,13 +225,11 @@ class _Rescuer(threading.Thread):
         say: _Say,
         poll_seconds: float,
         busy: _Busy,
-        heartbeat: Claims,
     ) -> None:
         super().__init__(name="distill_es-rescue", daemon=True)  # daemon: an interrupted worker exits
         self.store_url, self.index, self.open_runner = store_url, index, open_runner
         self.backoff, self.clock, self.say = backoff, clock, say
         self.poll_seconds, self.busy = max(poll_seconds, RESCUE_MIN_POLL_SECONDS), busy
-        self.heartbeat = heartbeat  # the worker's claim connection: pinged while its session runs
         self.report = WorkerReport()
         self._stopping = threading.Event()
 
@@ -241,8 +246,6 @@ class _Rescuer(threading.Thread):
                 own = self.busy.workspace
                 if own is None:
                     continue  # the worker is looking itself
-                if not self.heartbeat.ping():
-                    log.warning("the worker's claim connection is gone: its session stops at its next step")
                 try:
                     self._look(claims, own)
                     failing = ""
@@ -399,7 +402,7 @@ def _run_one(
         log.warning("session %s stopped: %s", session_id, exc)
         outcome, detail = "lock_lost", str(exc)
         return False
-    except SessionBusy as exc:  # not ours after all (a process outside the workers holds it)
+    except ConcurrentSessionWrite as exc:  # not ours after all: another process holds or wrote it
         report.busy_skips += 1
         outcome, detail = "busy", str(exc)
         return False

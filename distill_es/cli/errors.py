@@ -112,7 +112,8 @@ def _hint_for(exc: BaseException) -> str:
     if isinstance(exc, IllegalTransition):
         return f"`distill-es show {exc.session_id or 'SESSION'}` shows where the session stands"
     if isinstance(exc, LockLost):
-        return "`distill-es resume SESSION` goes on from the log once no other process runs it"
+        session = exc.session_id or "SESSION"
+        return f"`distill-es resume {session}` goes on from the log once no other process runs it"
     if isinstance(exc, ConcurrentSessionWrite):
         return "another distill-es process is working on this session; wait for it, then try again"
     if isinstance(exc, SettingsError):

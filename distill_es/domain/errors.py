@@ -132,7 +132,11 @@ class SessionBusy(ConcurrentSessionWrite):
 class LockLost(SessionBusy):
     """The locks a run held died with their connection to the store (the server ended it, a pooler or
     firewall dropped it): another process may run the session now, so this one stops before its next
-    step and records nothing more."""
+    step."""
+
+    def __init__(self, message: str, *, session_id: str | None = None) -> None:
+        super().__init__(message)
+        self.session_id = session_id
 
 
 class StoreError(DistillError):

@@ -13,8 +13,8 @@ those names already held (by this claim) and takes them again no more.
 A PostgreSQL lock lives as long as its connection, which sits idle while the session runs: a server
 timeout (`idle_session_timeout`), a pooler or a firewall can end it, and the session is free for
 another process while this one still runs it. `require_held` (the runner calls it before every step)
-asks the connection and raises LockLost when it is gone; a worker also pings its claim connection
-every poll while it runs a session (`Claims.ping`), so it never sits idle for long.
+asks the connection and raises LockLost when it is gone, and a heartbeat thread pings every
+connection that holds locks every HEARTBEAT_SECONDS, so none sits idle long enough to be ended.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import fcntl
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
@@ -63,20 +64,65 @@ def _held_on() -> list[tuple[Any, str]]:
     return held
 
 
+HEARTBEAT_SECONDS = 0.5  # how often a held lock's connection is pinged: below any sane idle timeout
+
+
+class _Heartbeat:
+    """Pings every connection that holds locks, every HEARTBEAT_SECONDS, from one daemon thread per
+    process: a connection that never sits idle is not ended by `idle_session_timeout`, a pooler or a
+    firewall while its session runs (psycopg serializes the pings with the owner's own queries)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._connections: dict[int, Any] = {}
+        self._thread: threading.Thread | None = None
+
+    def add(self, conn: Any) -> None:
+        with self._guard:
+            self._connections[id(conn)] = conn
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._beat, name="distill_es-lock-heartbeat", daemon=True
+                )
+                self._thread.start()
+
+    def discard(self, conn: Any) -> None:
+        with self._guard:
+            self._connections.pop(id(conn), None)
+
+    def _beat(self) -> None:
+        while True:
+            time.sleep(HEARTBEAT_SECONDS)
+            with self._guard:
+                connections = list(self._connections.values())
+            for conn in connections:
+                with suppress(Exception):  # a dead one is found by `require_held`, before the next step
+                    if not conn.closed:
+                        conn.execute("SELECT 1")
+
+
+_heartbeat = _Heartbeat()
+
+
 @contextmanager
 def _lease(conn: Any, what: str) -> Iterator[None]:
-    """While inside, `require_held` in this thread checks that `conn` (holding `what`) is alive."""
+    """While inside, `conn` (holding `what`) is kept from sitting idle, and `require_held` in this
+    thread checks that it is alive."""
     held = _held_on()
     held.append((conn, what))
+    _heartbeat.add(conn)
     try:
         yield
     finally:
         held.remove((conn, what))
+        if not any(other is conn for other, _ in held):
+            _heartbeat.discard(conn)
 
 
-def require_held() -> None:
+def require_held(session_id: str | None = None) -> None:
     """Raise LockLost when a PostgreSQL connection holding this thread's locks has died (one round trip
-    per connection; nothing on SQLite, whose locks die only with the process)."""
+    per connection; nothing on SQLite, whose locks die only with the process). `session_id`: the
+    session the caller runs (named in the error)."""
     for conn, what in list(_held_on()):
         try:
             alive = not conn.closed and conn.execute("SELECT 1").fetchone() is not None
@@ -85,7 +131,9 @@ def require_held() -> None:
         if not alive:
             raise LockLost(
                 f"the lock on {what} was lost with its connection to the store (the server or a pooler "
-                "ended it): another process may run it now, so this run stopped and recorded nothing more"
+                "ended it): another process may run the session now, so this run stopped before its "
+                "next step (the step under way when the connection died may be run again)",
+                session_id=session_id,
             )
 
 
@@ -231,16 +279,6 @@ class Claims:
             self._conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
         except Exception:
             self.close()
-
-    def ping(self) -> bool:
-        """Keep the claim connection from sitting idle while a session runs (a server's or pooler's
-        idle timeout would end it, and the claims with it); False when it is gone already."""
-        if self._conn is None:
-            return True  # nothing held on it
-        try:
-            return not self._conn.closed and self._conn.execute("SELECT 1").fetchone() is not None
-        except Exception:
-            return False
 
     def close(self) -> None:
         if self._conn is not None:

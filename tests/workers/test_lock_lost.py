@@ -5,6 +5,7 @@ rest once, by whoever claims it next. And `approve` keeps its locks from the app
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,7 @@ from distill_es.app import session_runner
 from distill_es.app.worker import migrate
 from distill_es.demo import world
 from distill_es.domain.session import events as ev
+from distill_es.store.app import EventStore
 from distill_es.store.locks import lock_key, session_lock
 from distill_es.testing.servers import ScriptedAnthropicServer, ScriptedStudentServer
 from tests.pg import fresh_database
@@ -114,3 +116,21 @@ def test_approve_takes_the_sessions_locks_once_for_the_approval_and_the_run(
     assert view.status.value == "completed"
     session_locks = [names for names in taken if names[0] == session_lock(pending["session_id"])[0]]
     assert len(session_locks) == 1, taken
+
+
+@pytest.mark.postgres
+def test_a_held_lock_survives_a_server_idle_timeout_shorter_than_the_step(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """The lock's connection is pinged while it is held (a terminal `run` holds it through steps of
+    minutes): the server's `idle_session_timeout` never ends it, and the run never sees LockLost."""
+    from distill_es.store.locks import exclusive, require_held
+
+    EventStore(pg_url, create_tables=True).close()
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(f"ALTER DATABASE {psycopg.conninfo.conninfo_to_dict(pg_url)['dbname']} "
+                      "SET idle_session_timeout = '1s'")  # fmt: skip
+    with exclusive(pg_url, tmp_path, *session_lock("s-idle")):
+        time.sleep(2.5)  # one long step: a teacher call, a training run
+        require_held("s-idle")
+        assert lock_holder(pg_url, "s-idle") is not None
