@@ -49,10 +49,12 @@ HANDLERS: Mapping[type[steps.Step], Handler] = MappingProxyType(
 # and nothing a session does changes what they read before the next step's save (the git steps that
 # do are in NEEDS_SAVED_HEAD). Their events wait and are saved with the next step's, in one store
 # transaction; a crash before that save makes the same reads again, so nothing is lost or doubled.
+# BeginDiagnosis is not among them although it only reads: its save puts the session under way in the
+# log before its first paid call, so a worker that dies during that call leaves a session every other
+# worker sees as abandoned (taken over at once) rather than as queued (docs/operations.md).
 READS_ONLY: frozenset[type[steps.Step]] = frozenset(
     {
         steps.CheckReadiness,
-        steps.BeginDiagnosis,
         steps.Fail,
         steps.SubmitDiagnosis,
         steps.FreezePlan,
