@@ -82,8 +82,7 @@ class WorkerReport:
         self.rescued += other.finished
         self.interrupted += other.interrupted
         self.busy_skips += other.busy_skips
-        self.backed_off.update(other.backed_off)
-        self.damaged += [sid for sid in other.damaged if sid not in self.damaged]  # (usually shared)
+        self.backed_off.update(other.backed_off)  # (`damaged` is one list, shared by both threads)
         self.claim_seconds += other.claim_seconds
         self.run_seconds += other.run_seconds
 
