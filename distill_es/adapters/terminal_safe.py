@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, ConsoleOptions, RenderableType
-from rich.segment import Segment
-from rich.text import Text
+# rich is imported only to build styled output (`safe_text`, `SafeConsole` in adapters/safe_console.py):
+# `inert` and `json_safe` serve every command, --json ones included, without it.
+if TYPE_CHECKING:
+    from rich.text import Text
 
 # Categories Cc, Cf, Zl, Zp, Cs (tests/cli/test_terminal_safe.py checks this against unicodedata), and
 # U+2065, unassigned but inside the block of invisible operators and bidi isolates.
@@ -72,6 +72,8 @@ def is_inert(text: str, *, multiline: bool = False) -> bool:
 
 def safe_text(text: object, style: str = "", *, multiline: bool = False) -> Text:
     """A rich `Text` (never parsed as markup) of outside `text`, made inert."""
+    from rich.text import Text
+
     return Text(inert(text, multiline=multiline), style=style)
 
 
@@ -96,20 +98,9 @@ class InertFormatter(logging.Formatter):
         return inert(super().format(record), multiline=True)
 
 
-class SafeConsole(Console):
-    """A rich console for outside text: no markup, no emoji codes, every rendered segment inert."""
+def __getattr__(name: str) -> Any:
+    if name == "SafeConsole":  # its old home: the class needs rich, so it lives beside it
+        from distill_es.adapters.safe_console import SafeConsole
 
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.update(markup=False, emoji=False, highlight=False)
-        super().__init__(**kwargs)
-
-    def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Iterable[Segment]:
-        for segment in super().render(renderable, options):
-            if segment.control or is_inert(segment.text, multiline=True):
-                yield segment
-            else:
-                yield Segment(inert(segment.text, multiline=True), segment.style)
-
-    def render_str(self, text: str, **kwargs: Any) -> Text:
-        # Strings printed or put in table cells are escaped before layout, so widths stay right.
-        return super().render_str(inert(text, multiline=True), **kwargs)
+        return SafeConsole
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

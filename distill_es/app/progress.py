@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from distill_es.domain.session.next_step import Step
-from distill_es.domain.vocabulary import LearningSession
+if TYPE_CHECKING:  # a read command opens an engine (and imports this) but never steps: no step classes
+    from distill_es.domain.session.next_step import Step
+    from distill_es.domain.vocabulary import LearningSession
 
-StepObserver = Callable[[LearningSession, Step], None]
+StepObserver = Callable[["LearningSession", "Step"], None]
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,7 @@ from distill_es.domain.errors import (
 )
 from distill_es.domain.layout import DESCRIPTIONS_FILE, STATE_DIR
 from distill_es.domain.session import lifecycle
-from distill_es.domain.session import next_step as steps
 from distill_es.domain.session.aggregate import Session
-from distill_es.domain.session.next_step import next_step
-from distill_es.domain.session.react import no_benchmark_error, react, skipped_by_cancel, unsettled_edits
 from distill_es.domain.vocabulary import AutonomyMode, LearningSession, Trigger
 from distill_es.ports import TraceSource
 from distill_es.store import locks
@@ -43,10 +40,12 @@ from distill_es.store.locks import exclusive
 from distill_es.store.projections import SessionIndex
 from distill_es.store.timeline import cost_ledger
 
-# The activities (phases, adapters, GitPython, tomlkit) are imported by the methods that drive a step:
-# an engine opened to read never imports them (docs/performance.md, "Cold start").
+# The activities (phases, adapters, GitPython, tomlkit), the step rules and the reactions are imported
+# by the methods that drive a step: an engine opened to read never imports them (docs/performance.md,
+# "Cold start").
 if TYPE_CHECKING:
     from distill_es.app.activities.context import Adapters, StepContext
+    from distill_es.domain.session import next_step as steps
 
 
 class Runner:
@@ -127,12 +126,13 @@ class Runner:
     def _drive(self, session: Session) -> LearningSession:
         """`run`'s loop, under the session's and the workspace's locks (held by the caller)."""
         from distill_es.app.activities import NEEDS_SAVED_HEAD, READS_ONLY
+        from distill_es.domain.session.next_step import Rest, next_step
 
         session_id = str(session.id)
         while True:
             locks.require_held(session_id)  # a lock lost with its connection: stop before the next effect
             step = next_step(session)
-            if isinstance(step, steps.Rest):
+            if isinstance(step, Rest):
                 self._save_waiting(session)  # what the last reads-only steps recorded
                 self.index.catch_up()  # once per run, not per step or event
                 return session.view()
@@ -170,6 +170,7 @@ class Runner:
     def perform(self, session: Session, step: steps.Step) -> None:
         """Perform `step` and record on `session` (in memory) what `react` decides of its outcome."""
         from distill_es.app.activities import HANDLERS
+        from distill_es.domain.session.react import react
 
         context = self._context(self.on_scoring)
         outcome = HANDLERS[type(step)](context, session, step)
@@ -209,6 +210,8 @@ class Runner:
         gated as rejected but not reverted yet) are reverted first, and a half-applied edit's files are
         restored, so a cancelled session leaves the workspace as its accepted edits made it; those stay,
         and `rollback` reverts them. See docs/engine.md "Cancel"."""
+        from distill_es.domain.session.react import unsettled_edits
+
         with exclusive(self.store.url, self.state_dir, *self.session_lock(session_id)):
             session = self.log.load(session_id)  # a damaged log gets nothing appended, not even this
             lifecycle.decide(session, "cancel", session_id=session_id)  # illegal from a resting state
@@ -226,6 +229,8 @@ class Runner:
         """Make the edit's effect on the workspace final before the cancel: put back the files of an
         apply never committed (the edit is skipped), else revert its commit (and skip it if it had no
         gate verdict yet). Several outside effects, each recorded as it is made."""
+        from distill_es.domain.session.react import skipped_by_cancel
+
         progress = session.edits[edit_id]
         workspace = self.adapters.workspace
         if progress.commit_sha is None:
@@ -327,6 +332,7 @@ class Runner:
         traces the session is recorded and rests failed as a cold start: it never calls the teacher.)"""
         self._require_readable_config()
         from distill_es.adapters.benchmark import load_benchmark
+        from distill_es.domain.session.react import no_benchmark_error
 
         traces = self.traces.count()  # parses every traces.jsonl line / queries traces.db
         benchmark = load_benchmark(self.home)

@@ -6,19 +6,22 @@ import json
 import os
 import sys
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
-from distill_es.adapters.terminal_safe import SafeConsole, inert, json_safe
+from distill_es.adapters.terminal_safe import inert, json_safe
+
+if TYPE_CHECKING:  # rich is imported when something is printed for a person: --json output never loads it
+    from rich.console import Console
 
 
 def _console(stderr: bool = False) -> Console:
     """A console on the current stream (CliRunner swaps them per call). Pipes and logs get 120
     columns unless $COLUMNS says otherwise: rich's 80 would squeeze the edits table's reasons out.
     Outside text is printed inert (no markup, control characters escaped): see terminal_safe."""
+    from distill_es.adapters.safe_console import SafeConsole
+
     stream = sys.stderr if stderr else sys.stdout
     wide = not stream.isatty() and "COLUMNS" not in os.environ
     return SafeConsole(file=stream, width=120 if wide else None)
@@ -69,6 +72,13 @@ def print_error(message: str, hint: str = "", code: int = 1) -> None:
             data["hint"] = hint
         typer.echo(json_safe(json.dumps(data, ensure_ascii=False, default=str)), err=True)
         return
-    err().print(Text(f"error: {inert(message)}", style="bold red"), soft_wrap=True)
+    print_note(f"error: {inert(message)}", style="bold red")
     if hint:
-        err().print(Text(f"hint: {inert(hint)}"), soft_wrap=True)
+        print_note(f"hint: {inert(hint)}", style="")
+
+
+def print_note(line: str, style: str = "dim") -> None:
+    """One styled line on stderr (never parsed as markup; outside text in it made inert by the caller)."""
+    from rich.text import Text
+
+    err().print(Text(line, style=style), soft_wrap=True)

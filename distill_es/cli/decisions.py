@@ -9,10 +9,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.text import Text
 
 from distill_es.adapters.terminal_safe import inert
-from distill_es.cli import render
 from distill_es.cli.console import out, print_json
 from distill_es.cli.driving import act_on_session, git_log, print_view, session_exit
 from distill_es.cli.engines import open_engine, resolve_home, resolve_session
@@ -42,6 +40,8 @@ def review(ctx: typer.Context, home: HomeOption = None, as_json: JsonOption = Fa
     if not items:
         out().print("nothing is waiting for review")
         return
+    from distill_es.cli import render  # rich: only for a person
+
     out().print(render.review_items(items))
     if notes := render.unworked_edits(sessions.values()):  # what the plan dropped, beside what waits
         out().print(notes)
@@ -131,6 +131,8 @@ def rollback(
         ctx, home, session, lambda e, sid: e.rollback(sid, requested_by=name), as_json=as_json
     )
     if not as_json:
+        from rich.text import Text
+
         out().print(Text("\nworkspace git log (newest first):", style="bold"))
         out().print(git_log(path), end="", soft_wrap=True)
 

@@ -11,16 +11,15 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from distill_es.cli import render
 from distill_es.cli.console import out, print_error, print_json
 from distill_es.cli.engines import is_demo, open_engine, resolve_home, resolve_session
 from distill_es.cli.errors import CliFailure
-from distill_es.cli.progress import StepProgress, step_progress
 from distill_es.domain.enums import SessionStatus
 from distill_es.domain.errors import SessionInterrupted, StoreUnavailable
 
 if TYPE_CHECKING:
     from distill_es.api import Engine
+    from distill_es.cli.progress import StepProgress
     from distill_es.domain.vocabulary import LearningSession
 
 
@@ -93,6 +92,8 @@ def act_on_session(
     """A review command's shared part: find the workspace and the session, `act` on it under the live
     progress display (the session may go on running), print the summary (the view under --json)."""
     path = resolve_home(ctx, home)
+    from distill_es.cli.progress import step_progress
+
     progress = step_progress(ctx)
     with open_engine(ctx, path, drives=True, progress=progress) as engine:
         session_id = resolve_session(engine, session)
@@ -107,4 +108,6 @@ def print_view(view: LearningSession, as_json: bool) -> None:
     if as_json:
         print_json(view.model_dump(mode="json"))
     else:
+        from distill_es.cli import render  # rich: only for a person
+
         out().print(render.session_summary(view))

@@ -12,9 +12,7 @@ from __future__ import annotations
 import traceback
 from pathlib import Path
 
-from rich.text import Text
-
-from distill_es.cli.console import err, print_error
+from distill_es.cli.console import print_error, print_note
 from distill_es.domain.benchmark_run.errors import UnknownRef
 from distill_es.domain.errors import (
     ConcurrentSessionWrite,
@@ -143,7 +141,7 @@ def report_error(exc: BaseException, *, debug: bool) -> int:
     """Print the error as one or two lines (plus the traceback with --debug); return the exit code."""
     exc = environment_fault(exc)
     if debug:
-        err().print(Text("".join(traceback.format_exception(exc)), style="dim"), soft_wrap=True)
+        print_note("".join(traceback.format_exception(exc)))
     message = exc.message if isinstance(exc, CliFailure) else str(exc)
     if isinstance(exc, IllegalTransition):
         message = transition_message(exc)

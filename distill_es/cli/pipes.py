@@ -9,9 +9,14 @@ import contextlib
 import errno
 import os
 import sys
+from importlib.machinery import ModuleSpec, PathFinder
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def closed_pipe(exc: BaseException) -> bool:
@@ -58,8 +63,35 @@ def _reraise(console: Console) -> None:
 
 def reraise_closed_pipes() -> None:
     """rich answers a closed pipe with exit 1 of its own (`Console.on_broken_pipe`): make every console
-    re-raise it instead, so the command line ends quietly with 0 (idempotent)."""
-    Console.on_broken_pipe = _reraise  # type: ignore[method-assign]
+    re-raise it instead, so the command line ends quietly (idempotent). rich is imported only when
+    something is printed for a person (typer imports it for help and errors), so the patch is made
+    when `rich.console` is first imported, or now if it already is."""
+    console = sys.modules.get("rich.console")
+    if console is not None:
+        console.Console.on_broken_pipe = _reraise  # type: ignore[method-assign]
+    elif not any(isinstance(finder, _PatchRichConsole) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _PatchRichConsole())
+
+
+class _PatchRichConsole:
+    """An import hook for one module: finds `rich.console` as the path finder does, and patches its
+    `Console` right after the module has run, before any code can make a console."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> ModuleSpec | None:
+        if fullname != "rich.console":
+            return None
+        sys.meta_path.remove(self)
+        spec = PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return spec
+        run_module = spec.loader.exec_module
+
+        def exec_module(module: ModuleType) -> None:
+            run_module(module)
+            module.Console.on_broken_pipe = _reraise
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]  # this spec's loader only
+        return spec
 
 
 def open_missing_streams() -> None:

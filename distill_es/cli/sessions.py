@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.text import Text
 
 from distill_es.adapters.terminal_safe import inert
-from distill_es.cli import render
-from distill_es.cli.console import err, out, print_error, print_json
-from distill_es.cli.driving import drive, print_view, session_exit
+from distill_es.cli.console import out, print_error, print_json, print_note
 from distill_es.cli.engines import checked_traces, is_demo, open_engine, resolve_home, resolve_session
 from distill_es.cli.errors import CliFailure
 from distill_es.cli.options import (
@@ -30,7 +28,6 @@ from distill_es.cli.options import (
     TriggerOption,
     globals_of,
 )
-from distill_es.cli.progress import step_progress
 from distill_es.cli.teachers import (
     TEACHER_METAVAR,
     LazyAnthropic,
@@ -42,8 +39,16 @@ from distill_es.cli.teachers import (
 from distill_es.config.paths import resolve
 from distill_es.domain.enums import SessionStatus, TriggerKind
 
+# rich (tables, styled text, the progress line) and the renderers are imported where a command prints
+# for a person: the --json reads never load them (docs/performance.md, "Cold start").
 if TYPE_CHECKING:
     from distill_es.domain.vocabulary import Trigger
+
+
+def _render() -> ModuleType:
+    from distill_es.cli import render
+
+    return render
 
 
 PAGE = 20  # `sessions` lists this many unless --limit or --all says otherwise
@@ -115,12 +120,15 @@ def run(
         from distill_es.demo.run import CASSETTE
 
         teacher = f"cassette:{CASSETTE}"
+    from distill_es.cli.driving import drive, print_view, session_exit
+    from distill_es.cli.progress import step_progress
+
     progress = step_progress(ctx)
     with open_engine(ctx, path, drives=True, teacher=build_teacher(teacher, record_cassette),
                      progress=progress, source=source) as engine:  # fmt: skip
         session_id = engine.start(chosen_trigger, autonomy=autonomy)
         if not progress.quiet:
-            err().print(Text(f"session {session_id} started on {path}", style="dim"), soft_wrap=True)
+            print_note(f"session {session_id} started on {path}")
         view = drive(engine, session_id, progress, path)
     print_view(view, as_json)
     session_exit(view, path)
@@ -143,6 +151,9 @@ def resume(
     A session that is already resting (awaiting_review, completed, failed) is just shown.
     """
     path = resolve_home(ctx, home)
+    from distill_es.cli.driving import drive, print_view, session_exit
+    from distill_es.cli.progress import step_progress
+
     progress = step_progress(ctx)
     chosen = build_teacher(teacher, None) if teacher else (None if is_demo(path) else LazyAnthropic())
     source = checked_traces(path, traces) if traces is not None else None  # else read when needed
@@ -203,20 +214,20 @@ def sessions(
         listed = [view.model_dump(mode="json") for view in views]
         if queue:
             for item, view in zip(listed, views, strict=True):
-                item["age_seconds"] = render.age_seconds(view, now)
+                item["age_seconds"] = _render().age_seconds(view, now)
         print_json(listed + [{"id": d.session_id, "status": "damaged", "error": str(d)} for d in damaged])
     elif not views and not damaged and offset:
         out().print(f"no sessions past the newest {offset}")
     elif not views and not damaged:
         out().print("no sessions yet: start one with `distill-es run` (or try `distill-es demo`)")
     elif views:
-        out().print(render.sessions_table(views, waiting_at=now if queue else None))
+        out().print(_render().sessions_table(views, waiting_at=now if queue else None))
     for problem in [] if as_json else damaged:
-        err().print(Text(f"damaged: {inert(problem)}", style="bold red"), soft_wrap=True)
+        print_note(f"damaged: {inert(problem)}", style="bold red")
     if total > offset + shown and not as_json and not globals_of(ctx).quiet:
         note = f"sessions {offset + 1}-{offset + shown} of {total} shown, newest first: "
         note += f"--offset {offset + shown} for the next page, --all for every one"
-        err().print(Text(note, style="dim"), soft_wrap=True)
+        print_note(note)
 
 
 def _parse_at(value: str) -> int | datetime:
@@ -255,11 +266,11 @@ def show(
             view = engine.get_at(session_id, moment)
         else:
             view = engine.get(session_id, version=moment)
-        unpriced = None if as_json else render.unpriced_models(engine.cost_ledger(session_id))
+        unpriced = None if as_json else _render().unpriced_models(engine.cost_ledger(session_id))
     if as_json:
         print_json(view.model_dump(mode="json"))
     else:
-        out().print(render.session_detail(view, unpriced))
+        out().print(_render().session_detail(view, unpriced))
 
 
 def history(
@@ -275,7 +286,7 @@ def history(
     if as_json:
         print_json(entries)
     else:
-        out().print(render.history_lines(entries), end="", soft_wrap=True)
+        out().print(_render().history_lines(entries), end="", soft_wrap=True)
 
 
 def verify(
@@ -301,7 +312,7 @@ def verify(
     if as_json:
         print_json([report.model_dump(mode="json") for report in reports])
     else:
-        out().print(render.verify_table(reports))
+        out().print(_render().verify_table(reports))
     if any(not report.ok for report in reports):
         where = "the reports on stdout" if as_json else "the table above"
         print_error(f"damage found in the event log (see {where})", code=1)

@@ -17,7 +17,11 @@ from tests.cli.conftest import Demo
 from tests.cli.test_subprocess import clean_env
 
 FORBIDDEN = ("anthropic", "openai", "git", "tomlkit")
-# Runs the command line in this interpreter, then reports the forbidden modules it imported and its exit.
+# Not forbidden, but a command that prints JSON for a script has no use for them: rich (tables, styled
+# text), the session's step rules and activities (an engine opened to read never steps).
+NOT_FOR_JSON_READS = ("rich", "distill_es.domain.session.next_step", "distill_es.app.activities")
+WATCHED = FORBIDDEN + NOT_FOR_JSON_READS
+# Runs the command line in this interpreter, then reports the watched modules it imported and its exit.
 CHILD = """
 import json, sys
 from distill_es.cli.main import main
@@ -27,9 +31,9 @@ try:
     main()
 except SystemExit as exc:
     code = exc.code
-loaded = [m for m in FORBIDDEN if m in sys.modules]
+loaded = [m for m in WATCHED if m in sys.modules]
 sys.stderr.write("\\nREPORT " + json.dumps({"code": code, "loaded": loaded}))
-""".replace("FORBIDDEN", repr(FORBIDDEN))
+""".replace("WATCHED", repr(WATCHED))
 
 
 def run_fresh(*args: str, home: Path) -> dict[str, object]:
@@ -64,15 +68,37 @@ def run_fresh(*args: str, home: Path) -> dict[str, object]:
 def test_read_commands_import_no_sdk_git_or_tomlkit(shared_demo: Demo, args: tuple[str, ...]) -> None:
     report = run_fresh(*(a.format(sid=shared_demo.session_id) for a in args), home=shared_demo.home)
     assert report["code"] == 0, report
-    assert report["loaded"] == [], f"distill-es {' '.join(args)} imported {report['loaded']}"
+    loaded = [m for m in report["loaded"] if m in FORBIDDEN]  # type: ignore[union-attr]
+    assert loaded == [], f"distill-es {' '.join(args)} imported {loaded}"
+    if "--json" in args:
+        assert report["loaded"] == [], f"distill-es {' '.join(args)} imported {report['loaded']}"
     if args == ("sessions", "--json"):  # it did read the store: the demo's session is listed
         assert [view["id"] for view in json.loads(str(report["stdout"]))] == [shared_demo.session_id]
 
 
 def test_the_check_sees_an_import(shared_demo: Demo) -> None:
-    """The child reports what a command imports: `doctor` reads the TOML files with tomlkit."""
+    """The child reports what a command imports: `doctor` reads the TOML files with tomlkit; a table
+    is drawn with rich."""
     report = run_fresh("doctor", "--json", home=shared_demo.home)
     assert "tomlkit" in report["loaded"]  # type: ignore[operator]
+    assert "rich" in run_fresh("sessions", home=shared_demo.home)["loaded"]  # type: ignore[operator]
+
+
+def test_rich_imported_after_start_still_reraises_a_closed_pipe() -> None:
+    """rich is imported late (a table, typer's help), after cli/main.py asked for the closed-pipe
+    patch: the import hook patches `Console` as the module is loaded, and only once."""
+    code = (
+        "import sys\n"
+        "from distill_es.cli import pipes\n"
+        "assert 'rich.console' not in sys.modules\n"
+        "pipes.reraise_closed_pipes(); pipes.reraise_closed_pipes()\n"
+        "from rich.console import Console\n"
+        "assert Console.on_broken_pipe is pipes._reraise\n"
+        "assert not any(isinstance(f, pipes._PatchRichConsole) for f in sys.meta_path)\n"
+        "print('ok')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.stdout.strip() == "ok", run.stderr
 
 
 def test_read_commands_see_the_anchors_gitpython_sees(shared_demo: Demo, tmp_path: Path) -> None:

@@ -23,7 +23,8 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from distill_es.adapters.terminal_safe import SafeConsole, inert, json_safe
+from distill_es.adapters.safe_console import SafeConsole
+from distill_es.adapters.terminal_safe import inert, json_safe
 from distill_es.api import Engine
 from distill_es.cli import render as render
 from distill_es.demo import world
