@@ -2,6 +2,6 @@
 
 import sys
 
-from distill_es.cli.main import main
+from distill_es.cli.entry import main
 
 sys.exit(main())

@@ -13,6 +13,7 @@ from uuid import UUID
 
 import typer
 
+from distill_es.cli import collector
 from distill_es.cli.errors import CliFailure
 from distill_es.cli.options import ROOT_CONTEXT, globals_of
 from distill_es.config.paths import resolve
@@ -174,6 +175,7 @@ def observers(progress: StepProgress | None) -> dict[str, Any]:
 def open_engine(ctx: typer.Context, home: Path, **options: Any) -> Iterator[Engine]:
     """`build_engine`, closed when the command is done."""
     engine = build_engine(ctx, home, **options)
+    collector.settle()  # the engine's modules are imported too
     try:
         yield engine
     finally:

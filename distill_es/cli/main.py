@@ -22,6 +22,7 @@ from typer.core import TyperGroup
 
 from distill_es import __version__
 from distill_es.adapters.terminal_safe import inert
+from distill_es.cli import collector
 from distill_es.cli.console import JSON_ERRORS, ErrorsWritten, errors_written, print_error
 from distill_es.cli.errors import report_error
 from distill_es.cli.help_format import hide_flag_values
@@ -55,6 +56,7 @@ class _Group(LazyCommands, TyperGroup):
             from distill_es.cli.global_flags import add_global_flags_to
 
             add_global_flags_to(command)
+            collector.settle()  # the command's modules are imported: freeze them, collect from here
         return command
 
     def main(self, args: Sequence[str] | None = None, *rest: Any, **options: Any) -> Any:
