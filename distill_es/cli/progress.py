@@ -10,8 +10,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.status import Status
 from rich.text import Text
 
 from distill_es.adapters.terminal_safe import inert
@@ -20,6 +18,9 @@ from distill_es.cli.options import globals_of
 from distill_es.domain.step_words import STEP_WORDS
 
 if TYPE_CHECKING:  # types only: importing the engine's modules here would slow every command's start
+    from rich.console import Console
+    from rich.status import Status
+
     from distill_es.adapters.retry import Wait
     from distill_es.app.progress import ScoringProgress
     from distill_es.domain.session.next_step import Step
@@ -90,7 +91,7 @@ class StepProgress:
         self._reused: dict[str, int] = {}  # per session: the reused count last shown
 
     def __enter__(self) -> StepProgress:
-        if self.console.is_terminal and not self.quiet and not self.verbose:
+        if self.console.is_terminal and not self.quiet and not self.verbose:  # the spinner (rich.live)
             self._status = self.console.status("starting…")
             self._status.start()
         return self

@@ -7,41 +7,63 @@ step's save (one store transaction for both); see docs/architecture.md "One tran
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from types import MappingProxyType
+import importlib
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
-from distill_es.app.activities import diagnose, execute, gate, plan
-from distill_es.app.activities.context import Handler
 from distill_es.domain.session import next_step as steps
 
-HANDLERS: Mapping[type[steps.Step], Handler] = MappingProxyType(
+if TYPE_CHECKING:
+    from distill_es.app.activities.context import Handler
+
+
+class _Handlers(Mapping[type[steps.Step], "Handler"]):
+    """Step type -> handler, each handler's module imported on first use: a `resume` whose next step
+    commits an edit never imports the diagnose tools, the trace readers or the HTTP stack behind them
+    (docs/performance.md, "Cold start")."""
+
+    def __init__(self, where: Mapping[type[steps.Step], str]) -> None:
+        self._where = dict(where)  # step type -> "module:function" under distill_es.app.activities
+
+    def __getitem__(self, step_type: type[steps.Step]) -> Handler:
+        module, _, name = self._where[step_type].partition(":")
+        return getattr(importlib.import_module(f"{__name__}.{module}"), name)  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[type[steps.Step]]:
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+
+HANDLERS: Mapping[type[steps.Step], Handler] = _Handlers(
     {
         # before the plan
-        steps.CheckReadiness: diagnose.check_readiness,
-        steps.BeginDiagnosis: diagnose.begin_diagnosis,
-        steps.Fail: diagnose.fail,
-        steps.CallTeacher: diagnose.call_teacher_step,
-        steps.RunTool: diagnose.run_tool,
-        steps.SubmitDiagnosis: diagnose.submit_diagnosis,
+        steps.CheckReadiness: "diagnose:check_readiness",
+        steps.BeginDiagnosis: "diagnose:begin_diagnosis",
+        steps.Fail: "diagnose:fail",
+        steps.CallTeacher: "diagnose:call_teacher_step",
+        steps.RunTool: "diagnose:run_tool",
+        steps.SubmitDiagnosis: "diagnose:submit_diagnosis",
         # the plan
-        steps.FreezePlan: plan.freeze_plan,
+        steps.FreezePlan: "plan:freeze_plan",
         # its edits
-        steps.RouteEdit: execute.route_edit,
-        steps.ValidateEdit: execute.validate_edit,
-        steps.SkipEdit: execute.skip_edit,
-        steps.TrainEdit: execute.train_edit,
-        steps.StartApply: execute.start_apply,
-        steps.ApplyEdit: execute.apply_edit,
-        steps.RevertEdit: execute.revert_edit,
-        steps.AwaitReview: execute.git_post,
-        steps.Complete: execute.git_post,
-        steps.RollBackEdit: execute.roll_back_edit,
-        steps.FinishRollback: execute.git_post,
+        steps.RouteEdit: "execute:route_edit",
+        steps.ValidateEdit: "execute:validate_edit",
+        steps.SkipEdit: "execute:skip_edit",
+        steps.TrainEdit: "execute:train_edit",
+        steps.StartApply: "execute:start_apply",
+        steps.ApplyEdit: "execute:apply_edit",
+        steps.RevertEdit: "execute:revert_edit",
+        steps.AwaitReview: "execute:git_post",
+        steps.Complete: "execute:git_post",
+        steps.RollBackEdit: "execute:roll_back_edit",
+        steps.FinishRollback: "execute:git_post",
         # the gate
-        steps.ChooseGateTasks: gate.choose_gate_tasks,
-        steps.ScoreTree: gate.score_tree,
-        steps.CaptureBenchmark: gate.capture_benchmark,
-        steps.EvaluateGate: gate.evaluate_gate,
+        steps.ChooseGateTasks: "gate:choose_gate_tasks",
+        steps.ScoreTree: "gate:score_tree",
+        steps.CaptureBenchmark: "gate:capture_benchmark",
+        steps.EvaluateGate: "gate:evaluate_gate",
     }
 )
 
