@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 # rich is imported only to build styled output (`safe_text`, `SafeConsole` in adapters/safe_console.py):
 # `inert` and `json_safe` serve every command, --json ones included, without it.
@@ -96,11 +96,3 @@ class InertFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return inert(super().format(record), multiline=True)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "SafeConsole":  # its old home: the class needs rich, so it lives beside it
-        from distill_es.adapters.safe_console import SafeConsole
-
-        return SafeConsole
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
