@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import Demo
-from tests.cli.test_subprocess import clean_env
+from tests.cli.test_subprocess import assert_fresh_python, clean_env
 
 FORBIDDEN = ("anthropic", "openai", "git", "tomlkit")
 # Not forbidden, but a command that prints JSON for a script has no use for them: rich (tables, styled
@@ -87,18 +87,15 @@ def test_the_check_sees_an_import(shared_demo: Demo) -> None:
 def test_rich_imported_after_start_still_reraises_a_closed_pipe() -> None:
     """rich is imported late (a table, typer's help), after cli/main.py asked for the closed-pipe
     patch: the import hook patches `Console` as the module is loaded, and only once."""
-    code = (
-        "import sys\n"
-        "from distill_es.cli import pipes\n"
-        "assert 'rich.console' not in sys.modules\n"
-        "pipes.reraise_closed_pipes(); pipes.reraise_closed_pipes()\n"
-        "from rich.console import Console\n"
-        "assert Console.on_broken_pipe is pipes._reraise\n"
-        "assert not any(isinstance(f, pipes._PatchRichConsole) for f in sys.meta_path)\n"
-        "print('ok')\n"
+    assert_fresh_python(
+        "import sys",
+        "from distill_es.cli import pipes",
+        "assert 'rich.console' not in sys.modules",
+        "pipes.reraise_closed_pipes(); pipes.reraise_closed_pipes()",
+        "from rich.console import Console",
+        "assert Console.on_broken_pipe is pipes._reraise",
+        "assert not any(isinstance(f, pipes._PatchRichConsole) for f in sys.meta_path)",
     )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert run.stdout.strip() == "ok", run.stderr
 
 
 def test_read_commands_see_the_anchors_gitpython_sees(shared_demo: Demo, tmp_path: Path) -> None:

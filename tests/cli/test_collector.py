@@ -11,7 +11,7 @@ import sys
 
 from distill_es.cli import collector
 from tests.cli.conftest import Demo
-from tests.cli.test_subprocess import clean_env
+from tests.cli.test_subprocess import assert_fresh_python, clean_env
 
 # Runs the program as its console script does, then reports the collector's state at exit.
 PROGRAM = """
@@ -39,17 +39,14 @@ def test_a_command_collects_again_once_its_modules_are_imported(shared_demo: Dem
 
 
 def test_the_program_pauses_the_collector_before_its_imports() -> None:
-    code = (
-        "import gc, sys\n"
-        "from distill_es.cli import collector\n"
-        "collector.pause()\n"
-        "assert not gc.isenabled() and 'typer' not in sys.modules\n"
-        "collector.settle()\n"
-        "assert gc.isenabled() and gc.get_freeze_count() > 0\n"
-        "print('ok')\n"
+    assert_fresh_python(
+        "import gc, sys",
+        "from distill_es.cli import collector",
+        "collector.pause()",
+        "assert not gc.isenabled() and 'typer' not in sys.modules",
+        "collector.settle()",
+        "assert gc.isenabled() and gc.get_freeze_count() > 0",
     )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert run.stdout.strip() == "ok", run.stderr
 
 
 def test_importing_the_command_line_leaves_the_collector_alone() -> None:

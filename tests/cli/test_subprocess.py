@@ -25,6 +25,14 @@ def clean_env() -> dict[str, str]:
     return env
 
 
+def assert_fresh_python(*lines: str) -> None:
+    """Run `lines` in a fresh interpreter (whose imports and collector no test has touched): every
+    assert in them must hold."""
+    code = "\n".join([*lines, "print('ok')"])
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.stdout.strip() == "ok", run.stderr
+
+
 def executable() -> list[str]:
     """The installed console script next to this interpreter (else on PATH)."""
     beside = Path(sys.executable).parent / "distill-es"
