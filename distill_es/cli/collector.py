@@ -1,7 +1,7 @@
 """CPython's cycle collector in the `distill-es` process (issue 15 item 3, docs/performance.md).
 
-A command imports typer, pydantic, eventsourcing and its own modules: hundreds of thousands of objects
-that live until the process exits. The collector rescans them at every older-generation collection:
+A command imports typer, pydantic, eventsourcing and its own modules: tens of thousands of objects
+(~57,000 by the time `sessions --json` is looked up) that live until the process exits. The collector rescans them at every older-generation collection:
 measured on `show --json`, 15–20 ms of collections on SQLite and 40–60 ms on PostgreSQL (psycopg's
 pool threads allocate enough to trigger a full one), a fifth of a read command. So the program pauses
 the collector from its first line (`cli/entry.py`) until the command it runs has been looked up, then
