@@ -32,11 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_lib import Figure, child_env, compiled_like_an_install, median
 
 DISTILL_ES = str(Path(sys.executable).parent / "distill-es")
-HEAVY = ("anthropic", "openai", "git", "tomlkit", "pydantic", "eventsourcing")
+HEAVY = ("anthropic", "openai", "git", "tomlkit", "pydantic", "eventsourcing", "rich")
 # Runs `distill-es ARGS` in this interpreter and prints which of HEAVY it imported, on stderr.
 _MODULES_CHILD = """
 import json, sys
-from distill_es.cli.main import main
+from distill_es.cli.entry import main
 sys.argv = ["distill-es", *sys.argv[1:]]
 try:
     main()

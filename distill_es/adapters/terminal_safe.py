@@ -24,13 +24,17 @@ that forgot. JSON output is data: `json_safe` escapes what `json.dumps(ensure_as
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-# rich is imported only to build styled output (`safe_text`, `SafeConsole` in adapters/safe_console.py):
-# `inert` and `json_safe` serve every command, --json ones included, without it.
+# rich is imported only to build styled output (`safe_text`, `SafeConsole`): `inert` and `json_safe`
+# serve every command, --json ones included, without it.
 if TYPE_CHECKING:
+    from rich.console import ConsoleOptions, RenderableType
+    from rich.segment import Segment
     from rich.text import Text
 
 # Categories Cc, Cf, Zl, Zp, Cs (tests/cli/test_terminal_safe.py checks this against unicodedata), and
@@ -96,3 +100,40 @@ class InertFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return inert(super().format(record), multiline=True)
+
+
+def __getattr__(name: str) -> Any:
+    """`SafeConsole`, the rich console for outside text, is made on first use (it subclasses rich's
+    `Console`, which a command printing JSON never imports)."""
+    if name != "SafeConsole":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _safe_console()
+
+
+@functools.cache
+def _safe_console() -> type:
+    from rich.console import Console
+    from rich.segment import Segment
+
+    class SafeConsole(Console):
+        """A rich console for outside text: no markup, no emoji codes, every rendered segment inert."""
+
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.update(markup=False, emoji=False, highlight=False)
+            super().__init__(**kwargs)
+
+        def render(
+            self, renderable: RenderableType, options: ConsoleOptions | None = None
+        ) -> Iterable[Segment]:
+            for segment in super().render(renderable, options):
+                if segment.control or is_inert(segment.text, multiline=True):
+                    yield segment
+                else:
+                    yield Segment(inert(segment.text, multiline=True), segment.style)
+
+        def render_str(self, text: str, **kwargs: Any) -> Text:
+            # Strings printed or put in table cells are escaped before layout, so widths stay right.
+            return super().render_str(inert(text, multiline=True), **kwargs)
+
+    SafeConsole.__module__, SafeConsole.__qualname__ = __name__, "SafeConsole"
+    return SafeConsole

@@ -20,7 +20,7 @@ def _console(stderr: bool = False) -> Console:
     """A console on the current stream (CliRunner swaps them per call). Pipes and logs get 120
     columns unless $COLUMNS says otherwise: rich's 80 would squeeze the edits table's reasons out.
     Outside text is printed inert (no markup, control characters escaped): see terminal_safe."""
-    from distill_es.adapters.safe_console import SafeConsole
+    from distill_es.adapters.terminal_safe import SafeConsole
 
     stream = sys.stderr if stderr else sys.stdout
     wide = not stream.isatty() and "COLUMNS" not in os.environ

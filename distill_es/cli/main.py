@@ -46,9 +46,9 @@ def wants_json(argv: Sequence[str]) -> bool:
 class _Group(LazyCommands, TyperGroup):
     """Turns any error escaping a command into its exit code and a short message (one JSON object on
     stderr under --json: every command, mounted groups and new ones included, gets it here); ends
-    quietly with 0 when the reader of stdout went away; and lets every command take the global flags
-    after its name too (`distill-es run --quiet`). The commands of `COMMANDS` are imported only when
-    they run (or `--help` lists them): cli/lazy.py."""
+    quietly with 141 when the reader of stdout (or of the error on stderr) went away; and lets every
+    command take the global flags after its name too (`distill-es run --quiet`). The commands of
+    `COMMANDS` are imported only when they run (or `--help` lists them): cli/lazy.py."""
 
     def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:
         command = super().get_command(ctx, cmd_name)
@@ -90,6 +90,14 @@ class _Group(LazyCommands, TyperGroup):
             raise
 
     def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return self._invoke_reporting(ctx)
+        except OSError as exc:  # the error itself could not be written: its reader went away too
+            if closed_pipe(exc):
+                raise quiet_exit() from None
+            raise
+
+    def _invoke_reporting(self, ctx: typer.Context) -> Any:
         token = ROOT_CONTEXT.set(ctx)
         try:
             return super().invoke(ctx)

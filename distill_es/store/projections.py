@@ -39,8 +39,9 @@ CREATE INDEX IF NOT EXISTS session_index_listing ON session_index (workspace, st
 -- newest first within a workspace, or within a status across the store: a page is read off the index
 -- (without them a page of 20 sorted every row of the workspace: 16 ms at 10,000 sessions)
 CREATE INDEX IF NOT EXISTS session_index_workspace_newest
-    ON session_index (workspace, started_epoch, session_id);
-CREATE INDEX IF NOT EXISTS session_index_status_newest ON session_index (status, started_epoch, session_id);
+    ON session_index (workspace, started_epoch DESC, session_id);
+CREATE INDEX IF NOT EXISTS session_index_status_newest
+    ON session_index (status, started_epoch DESC, session_id);
 CREATE TABLE IF NOT EXISTS tracking (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
 """
 _TRACKING_NAME = "session_index"

@@ -15,7 +15,8 @@ from pathlib import Path
 LAUNCHER = """
 import sys, time
 from pathlib import Path
-from distill_es.cli.main import main
+import distill_es.cli.main  # what the program imports at start-up
+from distill_es.cli.entry import main  # the program's own entry: it pauses the collector as installed
 ready, go = Path(sys.argv[1]), Path(sys.argv[2])
 ready.touch()
 while not go.exists():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,42 @@ def test_a_stdout_closed_before_the_start_discards_the_output_and_keeps_the_exit
     result = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=clean_env(), capture_output=True,
                             text=True, timeout=120)  # fmt: skip
     assert (result.returncode, result.stderr) == (0, "")  # the command ran to its end
+
+
+@pytest.mark.parametrize("flags", [(), ("--json",), ("--debug",)], ids=["plain", "json", "debug"])
+def test_an_error_whose_reader_is_gone_ends_quietly_too(shared_demo: Demo, flags: tuple[str, ...]) -> None:
+    """The reader of stderr left before the error could be written: 141, as for stdout (the error's
+    own code would claim it was said)."""
+    command = [*executable(), "--home", str(shared_demo.home), *flags, "show", "0000"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=clean_env())
+    assert process.stderr is not None
+    process.stderr.close()
+    assert process.wait(timeout=120) == CLOSED_PIPE
+
+
+@pytest.mark.parametrize("json_flag", [False, True], ids=["plain", "json"])
+def test_ctrl_c_while_the_program_is_still_importing_is_130_and_one_line(json_flag: bool) -> None:
+    """Ctrl-C before the command line can handle it (the program is importing typer): the same one
+    line and 130 as later on, never a traceback."""
+    child = (
+        "import builtins, sys\n"
+        "from distill_es.cli import entry\n"
+        "real_import = builtins.__import__\n"
+        "def interrupted(name, *args, **kwargs):\n"
+        "    if name == 'typer':\n"
+        "        raise KeyboardInterrupt\n"
+        "    return real_import(name, *args, **kwargs)\n"
+        "builtins.__import__ = interrupted\n"
+        "sys.argv = ['distill-es', 'sessions', *sys.argv[1:]]\n"
+        "entry.main()\n"
+    )
+    args = ["--json"] if json_flag else []
+    result = subprocess.run([sys.executable, "-c", child, *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 130
+    if json_flag:
+        assert json.loads(result.stderr) == {"error": "interrupted", "exit_code": 130}
+    else:
+        assert result.stderr == "error: interrupted\n"
 
 
 # --- one JSON error object for every non-zero exit ----------------------------------------------------

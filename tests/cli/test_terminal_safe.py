@@ -23,8 +23,7 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from distill_es.adapters.safe_console import SafeConsole
-from distill_es.adapters.terminal_safe import inert, json_safe
+from distill_es.adapters.terminal_safe import SafeConsole, inert, json_safe
 from distill_es.api import Engine
 from distill_es.cli import render as render
 from distill_es.demo import world
@@ -36,6 +35,7 @@ from distill_es.testing import ScriptedTeacher
 from distill_es.testing.servers import tool_uses_reply
 
 from .conftest import cli
+from .test_subprocess import assert_fresh_python
 
 UNSAFE_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs"}
 # What may reach a terminal: no control character but newline, no format character, no separator.
@@ -445,3 +445,18 @@ def test_log_lines_quoting_outside_errors_are_inert() -> None:
     )
     line = InertFormatter("%(message)s").format(record)
     assert line == r"session s1 interrupted: server said \x1b]0;pwned\x07"
+
+
+def test_the_safe_console_is_one_class_at_its_old_path_too() -> None:
+    """Made on first use (commands printing JSON never import rich), once, and still importable from
+    the module path earlier releases documented."""
+    assert_fresh_python(
+        "import sys, warnings",
+        "warnings.simplefilter('ignore', DeprecationWarning)",
+        "from distill_es.adapters import terminal_safe",
+        "assert 'rich' not in sys.modules",
+        "from distill_es.terminal_safe import SafeConsole",
+        "assert SafeConsole is terminal_safe.SafeConsole and 'rich.console' in sys.modules",
+        "from rich.console import Console",
+        "assert SafeConsole.__name__ == 'SafeConsole' and issubclass(SafeConsole, Console)",
+    )
