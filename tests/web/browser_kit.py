@@ -21,8 +21,13 @@ def open_page(driver: Any, url: str) -> None:
 
 
 def click(driver: Any, css: str) -> None:
+    """Click a link or a submit button and wait for the page it leads to. The old page goes stale
+    first: right after the click, `readyState` can still be the old page's "complete" (a flaky
+    `current_url` in a filter test showed it)."""
     element = WebDriverWait(driver, 30).until(ec.element_to_be_clickable((By.CSS_SELECTOR, css)))
+    page = driver.find_element(By.TAG_NAME, "html")
     element.click()
+    WebDriverWait(driver, 30).until(ec.staleness_of(page))
     wait_loaded(driver)
 
 
