@@ -66,8 +66,8 @@ Errors are one or two lines on stderr (what was wrong, what to do); `--debug` ad
 A reader that goes away (`distill-es export --all | head -1`) ends the command
 quietly with exit 141 (128 + SIGPIPE, as git and ls report it): never 0, so a `verify` whose
 reader left is not taken for a pass. The same holds for an error whose stderr reader left before it
-could be written. Ctrl-C is 130 with one line at any moment, while the program is still starting
-too.
+could be written. Ctrl-C is 130 with one line, also while the program is still importing its
+modules.
 
 ## Environment
 
