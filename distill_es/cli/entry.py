@@ -21,7 +21,7 @@ def main() -> None:
 
         run()
     except KeyboardInterrupt:
-        args = sys.argv[1:]
+        args = sys.argv[1:]  # cli/main.py's `wants_json`, which may be what was being imported
         if "--json" in (args[: args.index("--")] if "--" in args else args):
             sys.stderr.write(json.dumps({"error": "interrupted", "exit_code": INTERRUPTED}) + "\n")
         else:
