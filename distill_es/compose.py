@@ -233,6 +233,10 @@ def warm_up() -> None:
     delay a takeover and compete for the CPU with the other workers' sessions."""
     for name in SESSION_MODULES:
         importlib.import_module(name)
+    from distill_es.app.activities import HANDLERS
+
+    for _ in HANDLERS.values():  # each step's handler module (the table imports them on first use)
+        pass
     for name in SDK_INTERNALS:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)

@@ -12,7 +12,9 @@ from distill_es.compose import SESSION_MODULES, warm_up
 before = sorted(m for m in SESSION_MODULES if m in sys.modules)
 warm_up()
 after = sorted(m for m in SESSION_MODULES if m in sys.modules)
-print(json.dumps({"before": before, "after": after, "git": "git" in sys.modules}))
+handlers = [m for m in ("diagnose", "plan", "execute", "gate")
+            if f"distill_es.app.activities.{m}" in sys.modules]
+print(json.dumps({"before": before, "after": after, "git": "git" in sys.modules, "handlers": handlers}))
 """
 
 
@@ -23,3 +25,4 @@ def test_warm_up_imports_the_sdks_gitpython_and_the_phases_that_opening_a_worker
     assert "anthropic" not in seen["before"] and "openai" not in seen["before"]
     assert {"anthropic", "openai", "distill_es.app.session_runner"} <= set(seen["after"])
     assert seen["git"]  # GitPython, through the git workspace
+    assert seen["handlers"] == ["diagnose", "plan", "execute", "gate"]  # every step's handler module
