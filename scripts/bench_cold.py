@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_lib import Figure, child_env, compiled_like_an_install, median
+from bench_lib import Figure, child_env, compiled_like_an_install, median, read_libraries
 
 DISTILL_ES = str(Path(sys.executable).parent / "distill-es")
 HEAVY = ("anthropic", "openai", "git", "tomlkit", "pydantic", "eventsourcing", "rich")
@@ -47,10 +47,9 @@ sys.stderr.write("\\nMODULES " + json.dumps([m for m in HEAVY if m in sys.module
 
 Fig = Callable[..., Figure]
 
-# The libraries a read command cannot do without (the CLI parser, which builds pydantic adapters for
-# its options, and the event store), and those `resume` adds to commit an edit (GitPython, tomlkit):
-# imported alone, they are the floor under the targets.
-READ_LIBRARIES = "import typer, typer._adapters, eventsourcing.application, eventsourcing.sqlite"
+# The libraries a read command cannot do without, and those `resume` adds to commit an edit
+# (GitPython, tomlkit): imported alone, they are the floor under the targets.
+READ_LIBRARIES = read_libraries()
 COMMIT_LIBRARIES = READ_LIBRARIES + ", git, tomlkit"
 
 

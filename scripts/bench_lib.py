@@ -359,6 +359,13 @@ def compiled_like_an_install() -> str:
     return f"{package.name} bytecode written first, as pip does at install{'' if ok else ' (some failed)'}"
 
 
+def read_libraries(store_module: str = "eventsourcing.sqlite") -> str:
+    """The imports no read command can do without, as a `python -c` line: the CLI parser (typer 0.29
+    builds pydantic adapters for its options) and the event store on `store_module`. Imported alone,
+    they are the floor under the cold-start targets."""
+    return f"import typer, typer._adapters, eventsourcing.application, {store_module}"
+
+
 def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DISTILL_ES_", "ANTHROPIC_"))}
     env.update(extra)

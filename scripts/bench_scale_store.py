@@ -37,6 +37,7 @@ from bench_lib import (
     peak_rss_of,
     pg_database,
     pg_reachable,
+    read_libraries,
 )
 
 DISTILL_ES = str(Path(sys.executable).parent / "distill-es")
@@ -137,7 +138,7 @@ def measure(fig: Fig, backend: str, url: str, home: Path, sessions: int, events:
     # The libraries every read on this backend imports, alone: the floor under the 300 ms (PostgreSQL's
     # driver, psycopg, is most of the difference between the backends).
     store_module = "eventsourcing.postgres" if backend == "postgres" else "eventsourcing.sqlite"
-    libraries = f"import typer, typer._adapters, eventsourcing.application, {store_module}"
+    libraries = read_libraries(store_module)
     floor = min(peak_rss_of([sys.executable, "-c", libraries], env=env)["wall_s"] for _ in range(repeat))
     floor *= 1e3
     fig("15.4", "scale.read_libraries_ms", f"libraries under every read, imported alone (min of {repeat})",
