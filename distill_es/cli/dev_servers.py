@@ -19,9 +19,8 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-from rich.text import Text
 
-from distill_es.cli.console import err, print_json
+from distill_es.cli.console import print_json, print_note
 from distill_es.cli.errors import CliFailure
 from distill_es.demo.dev_servers import (
     DEFAULT_STUDENT_PORT,
@@ -115,7 +114,7 @@ def dev_servers(
             _announce(servers, init, json_output)
             signame = wait_for(received)
             served = f"{servers.teacher.served} teacher and {servers.student.completed} student requests"
-            err().print(Text(f"stopped by {signame}: served {served}", style="dim"), soft_wrap=True)
+            print_note(f"stopped by {signame}: served {served}")
         finally:
             servers.close()
 
@@ -129,4 +128,4 @@ def _announce(servers: DevServers, init: Path | None, json_output: bool) -> None
     else:
         typer.echo("\n".join(shell_lines(servers, home)))
     sys.stdout.flush()  # a script reading a pipe gets the lines now, not when the servers stop
-    err().print(Text("serving; Ctrl-C stops the servers", style="dim"), soft_wrap=True)
+    print_note("serving; Ctrl-C stops the servers")

@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from distill_es.adapters.terminal_safe import inert, json_safe
-from distill_es.cli.console import err, out, print_error
+from distill_es.cli.console import out, print_error, print_note
 from distill_es.cli.identity import who
 from distill_es.cli.options import ByOption, HomeOption, JsonOption, Number, TracesOption
 from distill_es.cli.render import score
@@ -175,7 +175,7 @@ def register(app: typer.Typer, open_engine: EngineOpener) -> None:
             loop_id = _resolve_loop(engine, resume) if resume else None
 
             def progress(message: str, _view: LoopView) -> None:
-                err().print(Text(f"▸ {inert(message)}"), soft_wrap=True)
+                print_note(f"▸ {inert(message)}", style="")
 
             view = engine.loop(
                 OnDemandTrigger({"source": "distill-es loop"}), stagnation_k=stagnation_k,
